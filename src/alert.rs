@@ -1,0 +1,179 @@
+//! Alerts to the team on Telegram. The only module that knows teloxide.
+//!
+//! Alerts never sit on a promotion's critical path: [`Alerter::send`] queues a message
+//! and returns at once; a background worker delivers the queue in order, retrying
+//! transient failures (network errors, 5xx, 429 with its `retry_after`) with backoff for
+//! a bounded time per message, and logs what it could not deliver. Only the closing
+//! alert (the `notify` step) waits for its delivery, with a deadline, to record whether it
+//! arrived. Every message starts with the node's name.
+//!
+//! teloxide puts the bot token in the request URL, so every error text is scrubbed of
+//! it before it reaches a log line.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use teloxide::requests::Requester;
+use teloxide::types::{ChatId, Recipient};
+use teloxide::{ApiError, Bot, RequestError};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::config::TelegramConfig;
+use crate::retry::{Backoff, Failure, retry_until};
+
+/// How long the worker keeps trying to deliver one message.
+const DELIVERY_BUDGET: Duration = Duration::from_secs(60);
+/// Longest a single request to Telegram may take (teloxide's own default waits much
+/// longer on a 5xx; we bring our own client).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum Job {
+    Message {
+        text: String,
+        delivered: Option<oneshot::Sender<Result<(), String>>>,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// The alert queue. Cheap to clone.
+#[derive(Clone)]
+pub struct Alerter {
+    node: String,
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+impl Alerter {
+    /// Starts the delivery worker. With no `[telegram]` config, alerts go to the log only.
+    pub fn start(node: &str, telegram: Option<&TelegramConfig>) -> anyhow::Result<Alerter> {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        let sender = match telegram {
+            Some(config) => Some(TelegramSender::new(config)?),
+            None => None,
+        };
+        tokio::spawn(deliver(jobs, sender));
+        Ok(Alerter {
+            node: node.to_string(),
+            queue,
+        })
+    }
+
+    /// Queues an alert; returns at once.
+    pub fn send(&self, text: &str) {
+        let _ = self.queue.send(Job::Message {
+            text: self.with_node(text),
+            delivered: None,
+        });
+    }
+
+    /// Queues an alert and waits up to `within` for it to be delivered.
+    pub async fn send_and_confirm(&self, text: &str, within: Duration) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(Job::Message {
+                text: self.with_node(text),
+                delivered: Some(tx),
+            })
+            .map_err(|_| "the alert worker has stopped".to_string())?;
+        match tokio::time::timeout(within, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the alert worker has stopped".to_string()),
+            Err(_) => Err(format!(
+                "not delivered within {}",
+                humantime::format_duration(within)
+            )),
+        }
+    }
+
+    /// Waits up to `within` for every queued alert to be delivered or given up on, so a
+    /// short-lived command does not exit with alerts unsent.
+    pub async fn flush(&self, within: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self.queue.send(Job::Flush(tx)).is_ok() {
+            let _ = tokio::time::timeout(within, rx).await;
+        }
+    }
+
+    fn with_node(&self, text: &str) -> String {
+        format!("[{}] {text}", self.node)
+    }
+}
+
+async fn deliver(mut jobs: mpsc::UnboundedReceiver<Job>, sender: Option<TelegramSender>) {
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Flush(done) => {
+                let _ = done.send(());
+            }
+            Job::Message { text, delivered } => {
+                let result = match &sender {
+                    None => {
+                        tracing::info!(alert = %text, "alert (no [telegram] configured)");
+                        Ok(())
+                    }
+                    Some(sender) => sender.send(&text).await.map_err(|e| format!("{e:#}")),
+                };
+                match &result {
+                    Ok(()) => tracing::debug!("alert delivered"),
+                    Err(e) => tracing::error!("alert not delivered: {e}; text was: {text}"),
+                }
+                if let Some(delivered) = delivered {
+                    let _ = delivered.send(result);
+                }
+            }
+        }
+    }
+}
+
+struct TelegramSender {
+    bot: Bot,
+    chat: Recipient,
+    token: String,
+}
+
+impl TelegramSender {
+    fn new(config: &TelegramConfig) -> anyhow::Result<Self> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(REQUEST_TIMEOUT)
+            .build()?;
+        let bot = Bot::with_client(config.bot_token.expose(), client).set_api_url(config.api_url.clone());
+        let chat = match config.chat_id.parse::<i64>() {
+            Ok(id) => Recipient::Id(ChatId(id)),
+            Err(_) => Recipient::ChannelUsername(config.chat_id.clone()),
+        };
+        Ok(Self {
+            bot,
+            chat,
+            token: config.bot_token.expose().to_string(),
+        })
+    }
+
+    async fn send(&self, text: &str) -> anyhow::Result<()> {
+        let deadline = Instant::now() + DELIVERY_BUDGET;
+        retry_until("sending the Telegram alert", deadline, Backoff::API, || async {
+            self.bot
+                .send_message(self.chat.clone(), text)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.classify(e))
+        })
+        .await
+    }
+
+    fn classify(&self, error: RequestError) -> Failure {
+        let text = crate::probe::error_chain(&error).replace(&self.token, "[redacted]");
+        match error {
+            RequestError::RetryAfter(after) => Failure::Transient {
+                error: anyhow!(text),
+                retry_after: Some(after.duration()),
+            },
+            RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
+                Failure::transient(anyhow!(text))
+            }
+            // Telegram's 5xx replies arrive as unknown API errors.
+            RequestError::Api(ApiError::Unknown(_)) => Failure::transient(anyhow!(text)),
+            RequestError::Api(_) | RequestError::MigrateToChatId(_) => Failure::fatal(anyhow!(text)),
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The command line, as the SPEC defines it (clap derive). Parsing only: the commands
+//! live in [`crate::cmd`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::DEFAULT_CONFIG_PATH;
+
+/// Watches a MariaDB primary from its standby and promotes the standby when the primary
+/// dies: stop the replica once applied, make it writable, start the application, point
+/// DNS at it, tell the team.
+#[derive(Debug, Parser)]
+#[command(name = "failover-watchdog", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "FAILOVER_WATCHDOG_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    /// Log format on stderr (`RUST_LOG` filters, default `info`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Promote this standby now, skipping detection (same steps as the daemon).
+    #[arg(long)]
+    pub promote_now: bool,
+
+    /// With --promote-now: do not ask for confirmation.
+    #[arg(long, requires = "promote_now")]
+    pub yes: bool,
+
+    /// With --promote-now: print the plan, run read-only checks, change nothing.
+    #[arg(long, requires = "promote_now")]
+    pub dry_run: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Parse and validate the config; print the effective config, secrets redacted.
+    CheckConfig,
+    /// Show the state, failure count, last probe and promotion journal.
+    Status {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop automatic promotion (probing and alerts go on; --promote-now still works).
+    Pause {
+        /// How long, e.g. "2h"; until `resume` when left out.
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<humantime::Duration>,
+        /// Why, shown in `status`.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Turn automatic promotion back on.
+    Resume,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

@@ -1,0 +1,193 @@
+//! Cloudflare's v4 API, the DNS edge: find a record, change its content, read it back.
+//!
+//! One HTTP attempt per call; every failure is classified for [`crate::retry`] (which owns
+//! retries): timeouts, connection errors, 5xx and 429 (with its `Retry-After`) are
+//! transient, any other error is fatal and carries Cloudflare's own error messages.
+//! Every reply is the v4 envelope `{success, errors[{code, message}], messages, result}`.
+//! The API token goes only into the `Authorization: Bearer` header.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::retry::Failure;
+use crate::secret::Secret;
+
+/// Longest a single request may take; the step's deadline bounds the retries.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A DNS record as Cloudflare returns it (the fields we use).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+pub struct DnsRecord {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub content: String,
+    pub ttl: u32,
+    #[serde(default)]
+    pub proxied: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    success: bool,
+    #[serde(default)]
+    errors: Vec<ApiMessage>,
+    result: Option<T>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ApiMessage {
+    code: i64,
+    message: String,
+}
+
+/// The Cloudflare client.
+#[derive(Debug, Clone)]
+pub struct Cloudflare {
+    http: reqwest::Client,
+    api_base: Url,
+    token: Secret,
+}
+
+impl Cloudflare {
+    pub fn new(http: reqwest::Client, api_base: Url, token: Secret) -> Self {
+        Self {
+            http,
+            api_base,
+            token,
+        }
+    }
+
+    /// The one record named `name` of type `record_type` in `zone_id`. None or several
+    /// is a fatal error: we never guess which record to move.
+    pub async fn find_record(
+        &self,
+        zone_id: &str,
+        name: &str,
+        record_type: &str,
+    ) -> Result<DnsRecord, Failure> {
+        let mut url = self.endpoint(&["zones", zone_id, "dns_records"]);
+        url.query_pairs_mut()
+            .append_pair("name", name)
+            .append_pair("type", record_type)
+            .append_pair("per_page", "100");
+        let found: Vec<DnsRecord> = self.call(Method::GET, url, None).await?;
+        match found.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => Err(Failure::fatal(anyhow!(
+                "no {record_type} record named {name} in zone {zone_id}"
+            ))),
+            many => Err(Failure::fatal(anyhow!(
+                "{} {record_type} records named {name} in zone {zone_id} (ids {}); expected exactly one",
+                many.len(),
+                many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// Reads one record by id.
+    pub async fn get_record(&self, zone_id: &str, record_id: &str) -> Result<DnsRecord, Failure> {
+        let url = self.endpoint(&["zones", zone_id, "dns_records", record_id]);
+        self.call(Method::GET, url, None).await
+    }
+
+    /// Changes only the record's `content` (PATCH), so its ttl, proxied flag and
+    /// comment stay as they are.
+    pub async fn set_content(
+        &self,
+        zone_id: &str,
+        record_id: &str,
+        content: &str,
+    ) -> Result<DnsRecord, Failure> {
+        let url = self.endpoint(&["zones", zone_id, "dns_records", record_id]);
+        let body = serde_json::json!({ "content": content });
+        self.call(Method::PATCH, url, Some(body)).await
+    }
+
+    fn endpoint(&self, segments: &[&str]) -> Url {
+        let mut url = self.api_base.clone();
+        url.path_segments_mut()
+            .expect("api_base is an http(s) URL")
+            .pop_if_empty()
+            .extend(segments);
+        url
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, Failure> {
+        let what = format!("{method} {}", url.path());
+        let mut request = self
+            .http
+            .request(method, url)
+            .bearer_auth(self.token.expose())
+            .timeout(REQUEST_TIMEOUT);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| {
+            Failure::transient(anyhow!("{what}: {}", crate::probe::error_chain(&e.without_url())))
+        })?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let text = response.text().await.map_err(|e| {
+            Failure::transient(anyhow!("{what}: reading the reply: {}", e.without_url()))
+        })?;
+        let envelope: Option<Envelope<T>> = serde_json::from_str(&text).ok();
+        let errors = envelope
+            .as_ref()
+            .map(|e| {
+                e.errors
+                    .iter()
+                    .map(|m| format!("{} (code {})", m.message, m.code))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| snippet(&text));
+        let error = anyhow!("{what}: HTTP {}: {errors}", status.as_u16());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Failure::Transient { error, retry_after });
+        }
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            return Err(Failure::transient(error));
+        }
+        match envelope {
+            Some(Envelope {
+                success: true,
+                result: Some(result),
+                ..
+            }) if status.is_success() => Ok(result),
+            // A 2xx that is not a v4 envelope: a proxy in the way, most likely passing.
+            None if status.is_success() => Err(Failure::transient(anyhow!(
+                "{what}: HTTP {} with a reply that is not Cloudflare's JSON envelope: {}",
+                status.as_u16(),
+                snippet(&text)
+            ))),
+            _ => Err(Failure::fatal(error)),
+        }
+    }
+}
+
+/// The start of a reply body, for an error message.
+fn snippet(text: &str) -> String {
+    let mut s: String = text.chars().take(200).collect();
+    if s.len() < text.len() {
+        s.push('…');
+    }
+    if s.trim().is_empty() { "(empty body)".to_string() } else { s }
+}

@@ -1,0 +1,37 @@
+//! One file per command. Each takes the parsed command line, loads the config and calls
+//! into the library; [`dispatch`] picks the command.
+
+mod check_config;
+mod pause;
+mod promote_now;
+mod run;
+mod status;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+
+/// Runs the command `cli` names and returns its exit code; errors carry theirs
+/// ([`crate::error::exit_code_for`]).
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = load(&cli)?;
+    if cli.promote_now {
+        return promote_now::run(&config, cli.yes, cli.dry_run).await;
+    }
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run::run(config).await,
+        Command::CheckConfig => check_config::run(&config),
+        Command::Status { json } => status::run(&config, json),
+        Command::Pause { duration, reason } => pause::pause(&config, duration.map(Into::into), reason),
+        Command::Resume => pause::resume(&config),
+    }
+}
+
+fn load(cli: &Cli) -> anyhow::Result<Config> {
+    let config = Config::load(&cli.config)?;
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    Ok(config)
+}

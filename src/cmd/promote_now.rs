@@ -1,0 +1,151 @@
+//! `--promote-now [--yes] [--dry-run]`: the daemon's promotion, once, without detection.
+//!
+//! The dry run prints every step with its concrete targets and what each target looks
+//! like now, from read-only checks; it changes nothing.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::alert::Alerter;
+use crate::config::Config;
+use crate::error::{Refused, UsageError};
+use crate::journal::{Outcome, Trigger};
+use crate::promote::Promoter;
+use crate::retry::Failure;
+use crate::status::StatusReport;
+use crate::store::StateDir;
+use crate::systemd;
+
+pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
+    let store = StateDir::new(config.state_dir());
+    if let Some(journal) = store.load_journal()?
+        && journal.outcome == Outcome::Promoted
+    {
+        return Err(Refused(format!(
+            "{} was already promoted at {}; failback is manual, then clear the state as the README describes",
+            config.node.name,
+            journal.finished_at.unwrap_or(journal.started_at)
+        ))
+        .into());
+    }
+    let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
+    let promoter = Promoter::new(config, alerter.clone())?;
+    if dry_run {
+        return dry_run_plan(config, &promoter).await;
+    }
+    if !yes {
+        confirm(config)?;
+    }
+    let journal = promoter
+        .promote(Trigger::Manual, "requested by an operator with --promote-now", || false)
+        .await?;
+    let report = StatusReport::gather(&store, config.probe.failures_before_promotion, jiff::Timestamp::now())?;
+    print!("{}", report.render());
+    // Alerts are queued; give them a moment to go out before the process ends.
+    alerter.flush(Duration::from_secs(65)).await;
+    Ok(match journal.outcome {
+        Outcome::Promoted => ExitCode::SUCCESS,
+        Outcome::Halted | Outcome::Running => ExitCode::FAILURE,
+    })
+}
+
+fn confirm(config: &Config) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(UsageError(
+            "--promote-now needs --yes when stdin is not a terminal (nobody to ask)".to_string(),
+        )
+        .into());
+    }
+    print!(
+        "Promote {} now? This stops replication, makes its database writable, starts {} unit(s) and points {} DNS record(s) here. Type 'yes': ",
+        config.node.name,
+        config.apps.units.len(),
+        config.dns.records.len()
+    );
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        return Err(Refused("not confirmed; nothing was changed".to_string()).into());
+    }
+    Ok(())
+}
+
+/// Prints the plan and the read-only checks; exit 1 when a check fails.
+async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<ExitCode> {
+    let mut failed = 0;
+    let mut check = |ok: bool, text: String| {
+        if !ok {
+            failed += 1;
+        }
+        println!("     {} {text}", if ok { "now:" } else { "CHECK FAILED:" });
+    };
+    println!("Promotion plan for {} (dry run: nothing is changed)", config.node.name);
+
+    let r = &config.replica;
+    println!(
+        " 1. stop_replica: on {} stop the IO thread, wait up to {} for everything received to be applied (MASTER_GTID_WAIT), STOP SLAVE{}",
+        promoter.replica().describe(),
+        humantime::format_duration(r.apply_timeout),
+        if r.reset_replica { ", RESET SLAVE ALL" } else { "" }
+    );
+    match promoter.replica().status().await {
+        Ok(Some(status)) => {
+            let error = status.sql_error();
+            check(error.is_none(), error.unwrap_or_else(|| status.summary()));
+        }
+        Ok(None) => check(false, format!("no replication connection {:?} on the replica", r.connection_name)),
+        Err(e) => check(false, format!("{e:#}")),
+    }
+
+    println!(" 2. make_writable: SET GLOBAL read_only = OFF on {}:{}, then read it back", r.host, r.port);
+    match promoter.replica().read_only().await {
+        Ok(read_only) => check(true, format!("read_only = {}", if read_only { "ON" } else { "OFF" })),
+        Err(e) => check(false, format!("{e:#}")),
+    }
+
+    println!(
+        " 3. start_apps: systemctl start, in order: {} (each within {})",
+        if config.apps.units.is_empty() { "(no units)".to_string() } else { config.apps.units.join(", ") },
+        humantime::format_duration(config.apps.start_timeout)
+    );
+    for unit in &config.apps.units {
+        match systemd::active_state(unit, Duration::from_secs(10)).await {
+            Ok(state) => check(true, format!("{unit} is {state}")),
+            Err(e) => check(false, format!("{unit}: {e:#}")),
+        }
+    }
+
+    println!(" 4. update_dns: via {}", config.dns.api_base);
+    for record in &config.dns.records {
+        println!(
+            "     {} {} in zone {} -> {}",
+            record.name, record.record_type, record.zone_id, record.content
+        );
+        match promoter
+            .cloudflare()
+            .find_record(&record.zone_id, &record.name, &record.record_type)
+            .await
+        {
+            Ok(found) => check(
+                true,
+                format!("{} (id {}, ttl {}, proxied {})", found.content, found.id, found.ttl, found.proxied),
+            ),
+            Err(Failure::Fatal(e) | Failure::Transient { error: e, .. }) => check(false, format!("{e:#}")),
+        }
+    }
+
+    match &config.telegram {
+        Some(t) => println!(" 5. notify: the closing alert to Telegram chat {} via {}", t.chat_id, t.api_url),
+        None => println!(" 5. notify: the closing alert to the log (no [telegram] configured)"),
+    }
+    if failed == 0 {
+        println!("All read-only checks passed.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("{failed} read-only check(s) failed: a promotion now would likely halt.");
+        Ok(ExitCode::FAILURE)
+    }
+}

@@ -1,0 +1,20 @@
+//! `status [--json]`: what the daemon and the journal say, read from `state_dir`.
+
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+
+use crate::config::Config;
+use crate::status::StatusReport;
+use crate::store::StateDir;
+
+pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+    let store = StateDir::new(config.state_dir());
+    let report = StatusReport::gather(&store, config.probe.failures_before_promotion, Timestamp::now())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("node: {}\n{}", config.node.name, report.render());
+    }
+    Ok(ExitCode::SUCCESS)
+}

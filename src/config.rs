@@ -1,0 +1,689 @@
+//! The configuration: read in two stages, the way the SPEC describes it.
+//!
+//! 1. [`raw`]: serde structs that mirror the TOML file exactly, with
+//!    `deny_unknown_fields`, so a typo is an error and not a silently ignored key.
+//! 2. [`Config::parse`]: validation into the types the program uses (durations parsed,
+//!    URLs parsed, secrets read from their files), with an error that names the file,
+//!    the key and the problem.
+//!
+//! Reading the file is split from parsing it ([`Config::load`] vs [`Config::parse`]) so
+//! parsing is unit-tested on strings.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use url::Url;
+
+use crate::secret::Secret;
+
+/// Where the config lives when neither `--config` nor `$FAILOVER_WATCHDOG_CONFIG` say.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/failover-watchdog/config.toml";
+
+/// A configuration error: names the file, the key (or line and column) and the problem.
+/// The binary maps it to exit code 78 (EX_CONFIG).
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {location}{problem}", file = file.display(), location = location_prefix(key, line_col))]
+pub struct ConfigError {
+    /// The config file (or secret file) at fault.
+    pub file: PathBuf,
+    /// The dotted key, such as `probe.checks[1].url`, when known.
+    pub key: Option<String>,
+    /// Line and column (1-based) in the file, when known.
+    pub line_col: Option<(usize, usize)>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn location_prefix(key: &Option<String>, line_col: &Option<(usize, usize)>) -> String {
+    let mut out = String::new();
+    if let Some((line, col)) = line_col {
+        out.push_str(&format!("line {line}, column {col}: "));
+    }
+    if let Some(key) = key {
+        out.push_str(&format!("{key}: "));
+    }
+    out
+}
+
+/// The validated configuration the program runs on.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The file this was read from (named in errors and `check-config`).
+    pub path: PathBuf,
+    pub node: NodeConfig,
+    pub probe: ProbeConfig,
+    pub replica: ReplicaConfig,
+    pub apps: AppsConfig,
+    pub dns: DnsConfig,
+    /// `None` when there is no `[telegram]` table: alerts then only go to the log.
+    pub telegram: Option<TelegramConfig>,
+    /// Things that are allowed but unwise (inline secrets, a world-readable file).
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeConfig {
+    /// Shown in every alert.
+    pub name: String,
+    /// Holds the promotion journal, the lock and the live state.
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeConfig {
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    pub failures_before_promotion: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub fail_when: FailWhen,
+    pub checks: Vec<CheckConfig>,
+}
+
+/// When a probe round counts as failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailWhen {
+    /// A round fails when any check fails.
+    Any,
+    /// A round fails only when every check fails.
+    All,
+}
+
+/// One check of the primary.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum CheckConfig {
+    Http {
+        url: Url,
+        /// `None`: any 2xx.
+        expect_status: Option<u16>,
+        /// When set, the body must contain this text.
+        expect_body: Option<String>,
+    },
+    Tcp {
+        address: String,
+    },
+    Mysql {
+        host: String,
+        port: u16,
+        user: String,
+        password: Secret,
+    },
+}
+
+impl CheckConfig {
+    /// The check's type as the config and `status` name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CheckConfig::Http { .. } => "http",
+            CheckConfig::Tcp { .. } => "tcp",
+            CheckConfig::Mysql { .. } => "mysql",
+        }
+    }
+
+    /// What the check talks to, for logs and alerts (never a secret).
+    pub fn target(&self) -> String {
+        match self {
+            CheckConfig::Http { url, .. } => url.to_string(),
+            CheckConfig::Tcp { address } => address.clone(),
+            CheckConfig::Mysql {
+                host, port, user, ..
+            } => format!("{user}@{host}:{port}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplicaConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub connection_name: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub apply_timeout: Duration,
+    pub reset_replica: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AppsConfig {
+    pub units: Vec<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub start_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DnsConfig {
+    pub provider: String,
+    pub api_token: Secret,
+    pub api_base: Url,
+    /// Longest time the `update_dns` step may take, retries included.
+    #[serde(serialize_with = "ser_duration")]
+    pub update_timeout: Duration,
+    pub records: Vec<DnsRecordConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DnsRecordConfig {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    /// The address the record must point to after promotion.
+    pub content: String,
+    /// The zone, the record's own override or `[dns] zone_id`.
+    pub zone_id: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TelegramConfig {
+    pub bot_token: Secret,
+    pub chat_id: String,
+    pub api_url: Url,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+/// The raw layer: the TOML file as written, with defaults, before validation.
+pub mod raw {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        #[serde(default)]
+        pub node: Node,
+        pub probe: Probe,
+        pub replica: Replica,
+        #[serde(default)]
+        pub apps: Apps,
+        pub dns: Dns,
+        pub telegram: Option<Telegram>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Node {
+        pub name: Option<String>,
+        pub state_dir: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Probe {
+        pub interval: Option<String>,
+        pub failures_before_promotion: Option<i64>,
+        pub timeout: Option<String>,
+        pub fail_when: Option<super::FailWhen>,
+        #[serde(default)]
+        pub checks: Vec<Check>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+    pub enum Check {
+        Http {
+            url: String,
+            expect_status: Option<i64>,
+            expect_body: Option<String>,
+        },
+        Tcp {
+            address: String,
+        },
+        Mysql {
+            host: String,
+            port: Option<i64>,
+            user: String,
+            password: Option<String>,
+            password_file: Option<String>,
+        },
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Replica {
+        pub host: Option<String>,
+        pub port: Option<i64>,
+        pub user: String,
+        pub password: Option<String>,
+        pub password_file: Option<String>,
+        pub connection_name: Option<String>,
+        pub apply_timeout: Option<String>,
+        pub reset_replica: Option<bool>,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Apps {
+        #[serde(default)]
+        pub units: Vec<String>,
+        pub start_timeout: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Dns {
+        pub provider: Option<String>,
+        pub api_token: Option<String>,
+        pub api_token_file: Option<String>,
+        pub api_base: Option<String>,
+        pub zone_id: Option<String>,
+        pub update_timeout: Option<String>,
+        #[serde(default)]
+        pub records: Vec<Record>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Record {
+        pub name: String,
+        #[serde(rename = "type")]
+        pub record_type: Option<String>,
+        pub content: String,
+        pub zone_id: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Telegram {
+        pub bot_token: Option<String>,
+        pub bot_token_file: Option<String>,
+        pub chat_id: ChatId,
+        pub api_url: Option<String>,
+    }
+
+    /// Telegram chat ids are numbers, but people write them both ways.
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    pub enum ChatId {
+        Number(i64),
+        Text(String),
+    }
+}
+
+/// Validation in progress: remembers the file, collects warnings.
+struct Validator<'a> {
+    file: &'a Path,
+    warnings: Vec<String>,
+}
+
+impl Validator<'_> {
+    fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: Some(key.to_string()),
+            line_col: None,
+            problem: problem.into(),
+        }
+    }
+
+    fn duration(&self, key: &str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+        let text = value.unwrap_or(default);
+        let parsed = humantime::parse_duration(text).map_err(|e| {
+            self.error(key, format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))
+        })?;
+        if parsed.is_zero() {
+            return Err(self.error(key, "must be longer than zero"));
+        }
+        Ok(parsed)
+    }
+
+    fn port(&self, key: &str, value: Option<i64>, default: u16) -> Result<u16, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| self.error(key, format!("{p} is not a TCP port (1-65535)"))),
+        }
+    }
+
+    fn url(&self, key: &str, text: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(text).map_err(|e| self.error(key, format!("{text:?} is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.error(key, format!("{text:?} must be an http:// or https:// URL")));
+        }
+        Ok(url)
+    }
+
+    fn non_empty(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(self.error(key, "must not be empty"));
+        }
+        Ok(trimmed.to_string())
+    }
+
+    /// A secret given as `key` (inline) or `key_file`; exactly one of them.
+    fn secret(
+        &mut self,
+        key: &str,
+        inline: Option<&str>,
+        file: Option<&str>,
+    ) -> Result<Secret, ConfigError> {
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(self.error(key, format!("give either {key} or {key}_file, not both"))),
+            (None, None) => Err(self.error(key, format!("missing: give {key}_file (a file holding it) or {key}"))),
+            (Some(value), None) => {
+                if value.is_empty() {
+                    return Err(self.error(key, "must not be empty"));
+                }
+                self.warnings.push(format!(
+                    "{}: {key} is written inline; prefer {key}_file with a file only the service can read",
+                    self.file.display()
+                ));
+                Ok(Secret::inline(value))
+            }
+            (None, Some(path)) => {
+                let file_key = format!("{key}_file");
+                let path = self.resolve(path);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    self.error(&file_key, format!("cannot read secret file {}: {e}", path.display()))
+                })?;
+                let value = text.trim();
+                if value.is_empty() {
+                    return Err(self.error(&file_key, format!("secret file {} is empty", path.display())));
+                }
+                Ok(Secret::from_file(value, path))
+            }
+        }
+    }
+
+    /// Relative paths are taken from the config file's directory, so a config and its
+    /// secrets can move together.
+    fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.file.parent().unwrap_or(Path::new(".")).join(path)
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            key: None,
+            line_col: None,
+            problem: format!("cannot read the config file: {e}"),
+        })?;
+        let mut config = Config::parse(&text, path)?;
+        if config_has_inline_secret(&config) && is_world_readable(path) {
+            config.warnings.push(format!(
+                "{}: the file holds secrets and is readable by every user; chmod 600 it",
+                path.display()
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates `text`, read from `file` (named in errors; secret files with a
+    /// relative path are looked up beside it).
+    pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
+        let raw = parse_raw(text, file)?;
+        let mut v = Validator {
+            file,
+            warnings: Vec::new(),
+        };
+
+        let node = NodeConfig {
+            name: match raw.node.name.as_deref() {
+                Some(name) => v.non_empty("node.name", name)?,
+                None => host_name(),
+            },
+            state_dir: PathBuf::from(raw.node.state_dir.as_deref().unwrap_or("/var/lib/failover-watchdog")),
+        };
+
+        let interval = v.duration("probe.interval", raw.probe.interval.as_deref(), "60s")?;
+        let timeout = v.duration("probe.timeout", raw.probe.timeout.as_deref(), "10s")?;
+        if timeout >= interval {
+            return Err(v.error(
+                "probe.timeout",
+                format!(
+                    "{} must be shorter than probe.interval ({})",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        let failures_before_promotion = match raw.probe.failures_before_promotion {
+            None => 5,
+            Some(n) if n >= 1 && n <= u32::MAX as i64 => n as u32,
+            Some(n) => {
+                return Err(v.error("probe.failures_before_promotion", format!("{n} must be at least 1")));
+            }
+        };
+        if raw.probe.checks.is_empty() {
+            return Err(v.error("probe.checks", "at least one [[probe.checks]] is needed"));
+        }
+        let mut checks = Vec::new();
+        for (i, check) in raw.probe.checks.iter().enumerate() {
+            let key = |field: &str| format!("probe.checks[{i}].{field}");
+            checks.push(match check {
+                raw::Check::Http {
+                    url,
+                    expect_status,
+                    expect_body,
+                } => CheckConfig::Http {
+                    url: v.url(&key("url"), url)?,
+                    expect_status: match expect_status {
+                        None => None,
+                        Some(s) if (100..=599).contains(s) => Some(*s as u16),
+                        Some(s) => return Err(v.error(&key("expect_status"), format!("{s} is not an HTTP status"))),
+                    },
+                    expect_body: expect_body.clone(),
+                },
+                raw::Check::Tcp { address } => {
+                    let address = v.non_empty(&key("address"), address)?;
+                    if !has_port(&address) {
+                        return Err(v.error(&key("address"), format!("{address:?} must be host:port")));
+                    }
+                    CheckConfig::Tcp { address }
+                }
+                raw::Check::Mysql {
+                    host,
+                    port,
+                    user,
+                    password,
+                    password_file,
+                } => CheckConfig::Mysql {
+                    host: v.non_empty(&key("host"), host)?,
+                    port: v.port(&key("port"), *port, 3306)?,
+                    user: v.non_empty(&key("user"), user)?,
+                    password: v.secret(&key("password"), password.as_deref(), password_file.as_deref())?,
+                },
+            });
+        }
+        let probe = ProbeConfig {
+            interval,
+            failures_before_promotion,
+            timeout,
+            fail_when: raw.probe.fail_when.unwrap_or(FailWhen::Any),
+            checks,
+        };
+
+        let r = &raw.replica;
+        let replica = ReplicaConfig {
+            host: v.non_empty("replica.host", r.host.as_deref().unwrap_or("127.0.0.1"))?,
+            port: v.port("replica.port", r.port, 3306)?,
+            user: v.non_empty("replica.user", &r.user)?,
+            password: v.secret("replica.password", r.password.as_deref(), r.password_file.as_deref())?,
+            connection_name: r.connection_name.clone().unwrap_or_default(),
+            apply_timeout: v.duration("replica.apply_timeout", r.apply_timeout.as_deref(), "120s")?,
+            reset_replica: r.reset_replica.unwrap_or(true),
+        };
+        if replica.connection_name.contains(['\'', '\\', '`']) {
+            return Err(v.error("replica.connection_name", "must not contain quotes or backslashes"));
+        }
+
+        let mut units = Vec::new();
+        for (i, unit) in raw.apps.units.iter().enumerate() {
+            let unit = v.non_empty(&format!("apps.units[{i}]"), unit)?;
+            if unit.starts_with('-') || unit.contains(char::is_whitespace) {
+                return Err(v.error(&format!("apps.units[{i}]"), format!("{unit:?} is not a unit name")));
+            }
+            units.push(unit);
+        }
+        let apps = AppsConfig {
+            units,
+            start_timeout: v.duration("apps.start_timeout", raw.apps.start_timeout.as_deref(), "90s")?,
+        };
+
+        let d = &raw.dns;
+        let provider = d.provider.clone().unwrap_or_else(|| "cloudflare".into());
+        if provider != "cloudflare" {
+            return Err(v.error("dns.provider", format!("{provider:?} is not supported; the only provider is \"cloudflare\"")));
+        }
+        let default_zone = d.zone_id.as_deref().map(|z| v.non_empty("dns.zone_id", z)).transpose()?;
+        if d.records.is_empty() {
+            return Err(v.error("dns.records", "at least one [[dns.records]] is needed"));
+        }
+        let mut records = Vec::new();
+        for (i, rec) in d.records.iter().enumerate() {
+            let key = |field: &str| format!("dns.records[{i}].{field}");
+            let name = v.non_empty(&key("name"), &rec.name)?.trim_end_matches('.').to_ascii_lowercase();
+            let record_type = rec.record_type.as_deref().unwrap_or("A").to_ascii_uppercase();
+            let content = v.non_empty(&key("content"), &rec.content)?;
+            match record_type.as_str() {
+                "A" if content.parse::<Ipv4Addr>().is_err() => {
+                    return Err(v.error(&key("content"), format!("{content:?} is not an IPv4 address (type A)")));
+                }
+                "AAAA" if content.parse::<Ipv6Addr>().is_err() => {
+                    return Err(v.error(&key("content"), format!("{content:?} is not an IPv6 address (type AAAA)")));
+                }
+                "A" | "AAAA" | "CNAME" => {}
+                other => {
+                    return Err(v.error(&key("type"), format!("{other:?} is not supported; use A, AAAA or CNAME")));
+                }
+            }
+            let zone_id = match (&rec.zone_id, &default_zone) {
+                (Some(z), _) => v.non_empty(&key("zone_id"), z)?,
+                (None, Some(z)) => z.clone(),
+                (None, None) => return Err(v.error(&key("zone_id"), "no zone: set dns.zone_id or this record's zone_id")),
+            };
+            let record = DnsRecordConfig {
+                name,
+                record_type,
+                content,
+                zone_id,
+            };
+            if records.iter().any(|r: &DnsRecordConfig| r.name == record.name && r.record_type == record.record_type && r.zone_id == record.zone_id) {
+                return Err(v.error(&key("name"), format!("{} {} is listed twice", record.name, record.record_type)));
+            }
+            records.push(record);
+        }
+        let dns = DnsConfig {
+            provider,
+            api_token: v.secret("dns.api_token", d.api_token.as_deref(), d.api_token_file.as_deref())?,
+            api_base: v.url("dns.api_base", d.api_base.as_deref().unwrap_or("https://api.cloudflare.com/client/v4"))?,
+            update_timeout: v.duration("dns.update_timeout", d.update_timeout.as_deref(), "120s")?,
+            records,
+        };
+
+        let telegram = match &raw.telegram {
+            None => None,
+            Some(t) => Some(TelegramConfig {
+                bot_token: v.secret("telegram.bot_token", t.bot_token.as_deref(), t.bot_token_file.as_deref())?,
+                chat_id: match &t.chat_id {
+                    raw::ChatId::Number(n) => n.to_string(),
+                    raw::ChatId::Text(s) => {
+                        let s = v.non_empty("telegram.chat_id", s)?;
+                        if s.parse::<i64>().is_err() && !s.starts_with('@') {
+                            return Err(v.error("telegram.chat_id", format!("{s:?} is neither a numeric chat id nor an @channel name")));
+                        }
+                        s
+                    }
+                },
+                api_url: v.url("telegram.api_url", t.api_url.as_deref().unwrap_or("https://api.telegram.org"))?,
+            }),
+        };
+        if telegram.is_none() {
+            v.warnings.push(format!(
+                "{}: no [telegram] table: alerts go to the log only",
+                file.display()
+            ));
+        }
+
+        Ok(Config {
+            path: file.to_path_buf(),
+            node,
+            probe,
+            replica,
+            apps,
+            dns,
+            telegram,
+            warnings: v.warnings,
+        })
+    }
+
+    /// Where the state files live.
+    pub fn state_dir(&self) -> &Path {
+        &self.node.state_dir
+    }
+}
+
+/// TOML -> raw structs, with the failing key path and line/column in the error.
+fn parse_raw(text: &str, file: &Path) -> Result<raw::File, ConfigError> {
+    let located = |e: &toml::de::Error, key: Option<String>| ConfigError {
+        file: file.to_path_buf(),
+        key,
+        line_col: e.span().map(|span| line_col(text, span.start)),
+        problem: e.message().trim().to_string(),
+    };
+    let de = toml::de::Deserializer::parse(text).map_err(|e| located(&e, None))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let key = (path != ".").then_some(path);
+        located(e.inner(), key)
+    })
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn has_port(address: &str) -> bool {
+    match address.rsplit_once(':') {
+        Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
+        None => false,
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "standby".to_string())
+}
+
+fn config_has_inline_secret(config: &Config) -> bool {
+    use crate::secret::SecretSource::Inline;
+    let mut secrets = vec![&config.replica.password, &config.dns.api_token];
+    secrets.extend(config.telegram.iter().map(|t| &t.bot_token));
+    for check in &config.probe.checks {
+        if let CheckConfig::Mysql { password, .. } = check {
+            secrets.push(password);
+        }
+    }
+    secrets.iter().any(|s| *s.source() == Inline)
+}
+
+fn is_world_readable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
+}
+
+#[cfg(test)]
+mod tests;

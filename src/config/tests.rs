@@ -1,0 +1,251 @@
+//! Config validation, data-driven: each bad config names the key and the problem.
+
+use super::*;
+
+/// A valid config; secret files are written beside it by [`Fixture`].
+const GOOD: &str = r#"
+[node]
+name = "standby-fra1"
+state_dir = "state"
+
+[probe]
+interval = "60s"
+failures_before_promotion = 5
+timeout = "10s"
+fail_when = "any"
+
+[[probe.checks]]
+type = "http"
+url = "https://primary.example.com/health"
+expect_status = 200
+
+[[probe.checks]]
+type = "tcp"
+address = "198.51.100.10:3306"
+
+[[probe.checks]]
+type = "mysql"
+host = "198.51.100.10"
+port = 3306
+user = "watchdog"
+password_file = "primary-db.password"
+
+[replica]
+host = "127.0.0.1"
+port = 3306
+user = "failover"
+password_file = "replica-db.password"
+connection_name = ""
+apply_timeout = "120s"
+reset_replica = true
+
+[apps]
+units = ["php-fpm.service", "app.service"]
+start_timeout = "90s"
+
+[dns]
+provider = "cloudflare"
+api_token_file = "cloudflare.token"
+api_base = "https://api.cloudflare.com/client/v4"
+zone_id = "023e105f4ecef8ad9ca31a8372d0c353"
+
+[[dns.records]]
+name = "app.example.com"
+type = "A"
+content = "203.0.113.20"
+
+[telegram]
+bot_token_file = "telegram.token"
+chat_id = "-1001234567890"
+api_url = "https://api.telegram.org"
+"#;
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, value) in [
+            ("primary-db.password", "probe-pw\n"),
+            ("replica-db.password", "replica-pw\n"),
+            ("cloudflare.token", "cf-token\n"),
+            ("telegram.token", "123:tg-token\n"),
+        ] {
+            std::fs::write(dir.path().join(name), value).unwrap();
+        }
+        Self { dir }
+    }
+
+    fn parse(&self, text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, &self.dir.path().join("config.toml"))
+    }
+}
+
+#[test]
+fn the_documented_example_is_valid_and_secrets_are_read_from_files() {
+    let fx = Fixture::new();
+    let config = fx.parse(GOOD).unwrap();
+    assert_eq!(config.node.name, "standby-fra1");
+    assert_eq!(config.probe.interval, Duration::from_secs(60));
+    assert_eq!(config.probe.failures_before_promotion, 5);
+    assert_eq!(config.probe.checks.len(), 3);
+    assert_eq!(config.replica.password.expose(), "replica-pw");
+    assert_eq!(config.dns.api_token.expose(), "cf-token");
+    assert_eq!(config.dns.records[0].zone_id, "023e105f4ecef8ad9ca31a8372d0c353");
+    assert_eq!(config.telegram.as_ref().unwrap().bot_token.expose(), "123:tg-token");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let text = include_str!("../../config/example.toml");
+    let fx = Fixture::new();
+    // The example points at absolute secret paths; swap them for the fixture's files.
+    let text = text.replace("/etc/failover-watchdog/", "");
+    let config = fx.parse(&text).unwrap();
+    assert!(!config.dns.records.is_empty());
+}
+
+#[test]
+fn defaults_apply_when_keys_are_left_out() {
+    let fx = Fixture::new();
+    let text = r#"
+[probe]
+[[probe.checks]]
+type = "tcp"
+address = "10.0.0.1:3306"
+[replica]
+user = "failover"
+password_file = "replica-db.password"
+[dns]
+api_token_file = "cloudflare.token"
+zone_id = "z"
+[[dns.records]]
+name = "App.Example.com."
+content = "203.0.113.20"
+"#;
+    let config = fx.parse(text).unwrap();
+    assert_eq!(config.probe.interval, Duration::from_secs(60));
+    assert_eq!(config.probe.timeout, Duration::from_secs(10));
+    assert_eq!(config.probe.failures_before_promotion, 5);
+    assert_eq!(config.probe.fail_when, FailWhen::Any);
+    assert_eq!(config.replica.host, "127.0.0.1");
+    assert_eq!(config.replica.port, 3306);
+    assert_eq!(config.replica.apply_timeout, Duration::from_secs(120));
+    assert!(config.replica.reset_replica);
+    assert_eq!(config.apps.start_timeout, Duration::from_secs(90));
+    assert_eq!(config.node.state_dir, PathBuf::from("/var/lib/failover-watchdog"));
+    assert_eq!(config.dns.records[0].name, "app.example.com");
+    assert_eq!(config.dns.records[0].record_type, "A");
+    assert!(config.telegram.is_none());
+    assert!(config.warnings.iter().any(|w| w.contains("[telegram]")));
+}
+
+#[test]
+fn inline_secrets_work_but_draw_a_warning() {
+    let fx = Fixture::new();
+    let text = GOOD.replace(
+        r#"password_file = "replica-db.password""#,
+        r#"password = "inline-pw""#,
+    );
+    let config = fx.parse(&text).unwrap();
+    assert_eq!(config.replica.password.expose(), "inline-pw");
+    assert!(
+        config.warnings.iter().any(|w| w.contains("replica.password") && w.contains("inline")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+/// Each case: (what to replace in GOOD, with what, the key the error must name, a part of
+/// the problem).
+const BAD: &[(&str, &str, &str, &str)] = &[
+    ("failures_before_promotion = 5", "failures_before_promotion = 0", "probe.failures_before_promotion", "at least 1"),
+    ("timeout = \"10s\"", "timeout = \"60s\"", "probe.timeout", "shorter than probe.interval"),
+    ("timeout = \"10s\"", "timeout = \"ten seconds\"", "probe.timeout", "not a duration"),
+    ("interval = \"60s\"", "interval = \"0s\"", "probe.interval", "longer than zero"),
+    ("url = \"https://primary.example.com/health\"", "url = \"not a url\"", "probe.checks[0].url", "not a URL"),
+    ("url = \"https://primary.example.com/health\"", "url = \"ftp://x/y\"", "probe.checks[0].url", "http"),
+    ("expect_status = 200", "expect_status = 99", "probe.checks[0].expect_status", "not an HTTP status"),
+    ("address = \"198.51.100.10:3306\"", "address = \"198.51.100.10\"", "probe.checks[1].address", "host:port"),
+    ("port = 3306\nuser = \"watchdog\"", "port = 70000\nuser = \"watchdog\"", "probe.checks[2].port", "not a TCP port"),
+    ("password_file = \"primary-db.password\"", "password_file = \"missing.password\"", "probe.checks[2].password_file", "cannot read secret file"),
+    ("password_file = \"primary-db.password\"", "password_file = \"empty.password\"", "probe.checks[2].password_file", "is empty"),
+    ("password_file = \"replica-db.password\"", "", "replica.password", "missing"),
+    ("password_file = \"replica-db.password\"", "password_file = \"replica-db.password\"\npassword = \"x\"", "replica.password", "not both"),
+    ("apply_timeout = \"120s\"", "apply_timeout = \"soon\"", "replica.apply_timeout", "not a duration"),
+    ("start_timeout = \"90s\"", "start_timeout = 90", "apps.start_timeout", "invalid type"),
+    ("provider = \"cloudflare\"", "provider = \"route53\"", "dns.provider", "not supported"),
+    ("api_base = \"https://api.cloudflare.com/client/v4\"", "api_base = \"::\"", "dns.api_base", "not a URL"),
+    ("content = \"203.0.113.20\"", "content = \"not-an-ip\"", "dns.records[0].content", "not an IPv4 address"),
+    ("type = \"A\"\ncontent", "type = \"MX\"\ncontent", "dns.records[0].type", "not supported"),
+    ("zone_id = \"023e105f4ecef8ad9ca31a8372d0c353\"", "", "dns.records[0].zone_id", "no zone"),
+    ("chat_id = \"-1001234567890\"", "chat_id = \"team\"", "telegram.chat_id", "numeric chat id"),
+    ("fail_when = \"any\"", "fail_when = \"most\"", "probe.fail_when", "unknown variant"),
+    ("reset_replica = true", "reset_replica = true\nreset_slave = true", "replica", "unknown field `reset_slave`"),
+    ("api_url = \"https://api.telegram.org\"", "api_url = \"https://api.telegram.org\"\ntoken = \"x\"", "telegram", "unknown field `token`"),
+];
+
+#[test]
+fn each_bad_config_names_the_key_and_the_problem() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("empty.password"), "  \n").unwrap();
+    for (from, to, key, problem) in BAD {
+        assert!(GOOD.contains(from), "fixture lacks {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        let err = match fx.parse(&text) {
+            Ok(_) => panic!("accepted a bad config: {from:?} -> {to:?}"),
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        assert!(message.contains("config.toml"), "no file in {message:?}");
+        assert!(message.contains(key), "case {to:?}: expected key {key:?} in {message:?}");
+        assert!(message.contains(problem), "case {to:?}: expected {problem:?} in {message:?}");
+    }
+}
+
+#[test]
+fn unknown_top_level_table_is_an_error_with_line_and_column() {
+    let fx = Fixture::new();
+    let text = format!("{GOOD}\n[extra]\nx = 1\n");
+    let err = fx.parse(&text).unwrap_err();
+    assert!(err.to_string().contains("unknown field `extra`"), "{err}");
+    let (line, _) = err.line_col.expect("line and column");
+    assert!(line > 50, "line {line}");
+}
+
+#[test]
+fn toml_syntax_error_gives_line_and_column() {
+    let fx = Fixture::new();
+    let err = fx.parse("[probe\ninterval = 1").unwrap_err();
+    assert_eq!(err.line_col.map(|(l, _)| l), Some(1), "{err}");
+}
+
+#[test]
+fn missing_checks_and_records_are_errors() {
+    let fx = Fixture::new();
+    let no_checks = GOOD
+        .split("[[probe.checks]]")
+        .next()
+        .unwrap()
+        .to_string()
+        + &GOOD[GOOD.find("[replica]").unwrap()..];
+    let err = fx.parse(&no_checks).unwrap_err();
+    assert!(err.to_string().contains("probe.checks"), "{err}");
+
+    let no_records = GOOD.replace("[[dns.records]]\nname = \"app.example.com\"\ntype = \"A\"\ncontent = \"203.0.113.20\"\n", "");
+    let err = fx.parse(&no_records).unwrap_err();
+    assert!(err.to_string().contains("dns.records"), "{err}");
+}
+
+#[test]
+fn secrets_never_appear_in_the_effective_config() {
+    let fx = Fixture::new();
+    let config = fx.parse(GOOD).unwrap();
+    let shown = toml::to_string(&config).unwrap() + &format!("{config:?}");
+    for secret in ["probe-pw", "replica-pw", "cf-token", "tg-token"] {
+        assert!(!shown.contains(secret), "{secret} leaked");
+    }
+}

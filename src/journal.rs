@@ -1,0 +1,364 @@
+//! The promotion journal: what a promotion has done, step by step. Pure data.
+//!
+//! The journal is the single source of truth for a promotion. The driver
+//! ([`crate::promote`]) asks it for the [`Journal::next_step`], marks the step
+//! [`begin`](Journal::begin) / [`finish`](Journal::finish) / [`fail`](Journal::fail),
+//! and persists it (write, fsync, rename: [`crate::store`]) after every change. Because
+//! a step is only ever skipped when the journal says `done`, a promotion that was killed
+//! resumes at the step it was in and never runs a finished step twice.
+//!
+//! Nothing here does I/O or reads a clock: times are passed in.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// The journal format version; a journal with another version is refused, not guessed at.
+pub const JOURNAL_VERSION: u32 = 1;
+
+/// The promotion's steps, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepName {
+    /// Stop the replica once everything it received is applied.
+    StopReplica,
+    /// `SET GLOBAL read_only = OFF`, read back.
+    MakeWritable,
+    /// `systemctl start` each application unit, in order.
+    StartApps,
+    /// Point every DNS record at the standby.
+    UpdateDns,
+    /// The closing alert.
+    Notify,
+}
+
+impl StepName {
+    /// Every step, in order.
+    pub const ALL: [StepName; 5] = [
+        StepName::StopReplica,
+        StepName::MakeWritable,
+        StepName::StartApps,
+        StepName::UpdateDns,
+        StepName::Notify,
+    ];
+
+    /// The name used in the journal, `status` and alerts.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepName::StopReplica => "stop_replica",
+            StepName::MakeWritable => "make_writable",
+            StepName::StartApps => "start_apps",
+            StepName::UpdateDns => "update_dns",
+            StepName::Notify => "notify",
+        }
+    }
+}
+
+impl std::fmt::Display for StepName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where a step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Done,
+    Failed,
+}
+
+/// What started the promotion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The daemon, after `failures_before_promotion` failed rounds.
+    Automatic,
+    /// An operator, with `--promote-now`.
+    Manual,
+}
+
+/// Where the promotion as a whole stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Steps are still to run (or a process running them was killed).
+    Running,
+    /// Every step up to `update_dns` is done: the standby serves.
+    Promoted,
+    /// A step failed; later steps were left undone.
+    Halted,
+}
+
+/// One step's record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: StepName,
+    pub status: StepStatus,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+    /// Times the step was started (more than one after a resume or a retry by hand).
+    pub attempts: u32,
+    /// What the step did, in words (shown in `status` and the closing alert).
+    pub detail: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The replica's GTID positions as `stop_replica` found and left them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GtidPositions {
+    /// `Gtid_IO_Pos` once the IO thread stopped: everything received from the primary.
+    pub received: String,
+    /// `@@gtid_slave_pos` once applied: everything the standby executed from the primary.
+    pub applied: String,
+    /// `@@gtid_current_pos` after the replica was stopped.
+    pub current: String,
+}
+
+/// One DNS record's change, kept for the failback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsChange {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub record_type: String,
+    pub zone_id: String,
+    pub record_id: String,
+    /// What it pointed to before (the old primary's address, for failback).
+    pub previous_content: String,
+    pub content: String,
+}
+
+/// The whole promotion.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    pub version: u32,
+    pub node: String,
+    pub trigger: Trigger,
+    /// Why the promotion started, in words (failed checks, or "requested by operator").
+    pub reason: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    pub outcome: Outcome,
+    pub steps: Vec<StepRecord>,
+    pub gtid: Option<GtidPositions>,
+    #[serde(default)]
+    pub dns_changes: Vec<DnsChange>,
+}
+
+impl Journal {
+    /// A new promotion with every step pending.
+    pub fn new(node: &str, trigger: Trigger, reason: &str, now: Timestamp) -> Self {
+        Self {
+            version: JOURNAL_VERSION,
+            node: node.to_string(),
+            trigger,
+            reason: reason.to_string(),
+            started_at: now,
+            finished_at: None,
+            outcome: Outcome::Running,
+            steps: StepName::ALL
+                .iter()
+                .map(|&name| StepRecord {
+                    name,
+                    status: StepStatus::Pending,
+                    started_at: None,
+                    finished_at: None,
+                    attempts: 0,
+                    detail: None,
+                    error: None,
+                })
+                .collect(),
+            gtid: None,
+            dns_changes: Vec::new(),
+        }
+    }
+
+    /// The step to run next: the first one not `done`. `None` once the promotion is over
+    /// or halted (a halted promotion is only taken up again by [`Journal::retry_halted`]).
+    pub fn next_step(&self) -> Option<StepName> {
+        if self.outcome != Outcome::Running {
+            return None;
+        }
+        self.steps
+            .iter()
+            .find(|s| s.status != StepStatus::Done)
+            .map(|s| s.name)
+    }
+
+    /// The step that was running when a process died, if any: a resume says so.
+    pub fn interrupted_step(&self) -> Option<StepName> {
+        self.steps
+            .iter()
+            .find(|s| s.status == StepStatus::Running)
+            .map(|s| s.name)
+    }
+
+    /// The record of `step`.
+    pub fn step(&self, step: StepName) -> &StepRecord {
+        self.steps
+            .iter()
+            .find(|s| s.name == step)
+            .expect("every step has a record")
+    }
+
+    fn step_mut(&mut self, step: StepName) -> &mut StepRecord {
+        self.steps
+            .iter_mut()
+            .find(|s| s.name == step)
+            .expect("every step has a record")
+    }
+
+    /// Marks `step` as running.
+    pub fn begin(&mut self, step: StepName, now: Timestamp) {
+        let record = self.step_mut(step);
+        record.status = StepStatus::Running;
+        record.started_at = Some(now);
+        record.finished_at = None;
+        record.attempts += 1;
+        record.error = None;
+    }
+
+    /// Marks `step` as done. The promotion is over once `notify` is done.
+    pub fn finish(&mut self, step: StepName, detail: String, now: Timestamp) {
+        let record = self.step_mut(step);
+        record.status = StepStatus::Done;
+        record.finished_at = Some(now);
+        record.detail = Some(detail);
+        if step == StepName::Notify {
+            self.outcome = Outcome::Promoted;
+            self.finished_at = Some(now);
+        }
+    }
+
+    /// Marks `step` as failed. Every step but `notify` halts the promotion; a failed
+    /// closing alert does not undo a promotion that is already serving.
+    pub fn fail(&mut self, step: StepName, error: String, now: Timestamp) {
+        let record = self.step_mut(step);
+        record.status = StepStatus::Failed;
+        record.finished_at = Some(now);
+        record.error = Some(error);
+        self.finished_at = Some(now);
+        self.outcome = if step == StepName::Notify {
+            Outcome::Promoted
+        } else {
+            Outcome::Halted
+        };
+    }
+
+    /// Takes a halted promotion up again (an operator's `--promote-now` after fixing the
+    /// cause): the failed step runs again, finished steps stay finished.
+    pub fn retry_halted(&mut self) {
+        if self.outcome == Outcome::Halted {
+            self.outcome = Outcome::Running;
+            self.finished_at = None;
+        }
+    }
+
+    /// The step that failed, if the promotion is halted.
+    pub fn failed_step(&self) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.status == StepStatus::Failed)
+    }
+
+    /// How long a finished step took.
+    pub fn step_duration(&self, step: StepName) -> Option<std::time::Duration> {
+        let record = self.step(step);
+        let span = record.finished_at?.duration_since(record.started_at?);
+        std::time::Duration::try_from(span).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    /// Drives a journal the way the driver does, with each step's result given.
+    fn drive(journal: &mut Journal, results: &[Result<(), &str>]) -> Vec<StepName> {
+        let mut ran = Vec::new();
+        let mut results = results.iter();
+        let mut now = 0;
+        while let Some(step) = journal.next_step() {
+            journal.begin(step, t(now));
+            now += 1;
+            ran.push(step);
+            match results.next().expect("a result for every step run") {
+                Ok(()) => journal.finish(step, "ok".into(), t(now)),
+                Err(e) => journal.fail(step, e.to_string(), t(now)),
+            }
+        }
+        ran
+    }
+
+    #[test]
+    fn a_promotion_runs_every_step_in_order_then_is_promoted() {
+        let mut journal = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
+        let ran = drive(&mut journal, &[Ok(()); 5]);
+        assert_eq!(ran, StepName::ALL);
+        assert_eq!(journal.outcome, Outcome::Promoted);
+        assert!(journal.finished_at.is_some());
+        assert_eq!(journal.step_duration(StepName::StopReplica), Some(std::time::Duration::from_secs(1)));
+        assert_eq!(journal.next_step(), None);
+    }
+
+    #[test]
+    fn a_failed_step_halts_and_leaves_later_steps_pending() {
+        let mut journal = Journal::new("standby", Trigger::Manual, "operator", t(0));
+        let ran = drive(&mut journal, &[Ok(()), Err("read_only still ON")]);
+        assert_eq!(ran, [StepName::StopReplica, StepName::MakeWritable]);
+        assert_eq!(journal.outcome, Outcome::Halted);
+        let failed = journal.failed_step().unwrap();
+        assert_eq!(failed.name, StepName::MakeWritable);
+        assert_eq!(failed.error.as_deref(), Some("read_only still ON"));
+        for later in [StepName::StartApps, StepName::UpdateDns, StepName::Notify] {
+            assert_eq!(journal.step(later).status, StepStatus::Pending);
+        }
+    }
+
+    #[test]
+    fn a_halted_promotion_retried_reruns_only_the_failed_step_and_later() {
+        let mut journal = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
+        drive(&mut journal, &[Ok(()), Ok(()), Err("unit failed")]);
+        journal.retry_halted();
+        let ran = drive(&mut journal, &[Ok(()), Ok(()), Ok(())]);
+        assert_eq!(ran, [StepName::StartApps, StepName::UpdateDns, StepName::Notify]);
+        assert_eq!(journal.step(StepName::StartApps).attempts, 2);
+        assert_eq!(journal.step(StepName::StopReplica).attempts, 1);
+        assert_eq!(journal.outcome, Outcome::Promoted);
+    }
+
+    #[test]
+    fn a_failed_closing_alert_does_not_halt_a_serving_promotion() {
+        let mut journal = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
+        drive(&mut journal, &[Ok(()), Ok(()), Ok(()), Ok(()), Err("telegram down")]);
+        assert_eq!(journal.outcome, Outcome::Promoted);
+        assert_eq!(journal.step(StepName::Notify).status, StepStatus::Failed);
+    }
+
+    #[test]
+    fn a_process_killed_mid_step_resumes_at_that_step() {
+        let mut journal = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
+        journal.begin(StepName::StopReplica, t(0));
+        journal.finish(StepName::StopReplica, "ok".into(), t(1));
+        journal.begin(StepName::MakeWritable, t(1));
+        // The process dies here; the journal on disk says make_writable is running.
+        let reloaded: Journal = serde_json::from_str(&serde_json::to_string(&journal).unwrap()).unwrap();
+        assert_eq!(reloaded.interrupted_step(), Some(StepName::MakeWritable));
+        assert_eq!(reloaded.next_step(), Some(StepName::MakeWritable));
+    }
+
+    #[test]
+    fn step_names_serialize_as_the_spec_names_them() {
+        let names: Vec<String> = StepName::ALL
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(names, ["stop_replica", "make_writable", "start_apps", "update_dns", "notify"]);
+        assert!(StepName::ALL.iter().all(|s| names.contains(&s.as_str().to_string())));
+    }
+}

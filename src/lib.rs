@@ -1,0 +1,31 @@
+//! failover-watchdog: watches a MariaDB primary from its standby and promotes the standby
+//! when the primary dies.
+//!
+//! The crate is a library with a thin binary (`src/main.rs`). ARCHITECTURE.md has the
+//! codemap and the invariants; in short:
+//!
+//! - pure core, no I/O: [`detect`] (counting failed rounds), [`journal`] (the promotion's
+//!   steps and their states), [`status`] (what `status` derives);
+//! - edges, one per outside system: [`probe`] (the primary), [`replica`] (the standby's
+//!   MariaDB), [`systemd`], [`cloudflare`], [`alert`] (Telegram), [`store`] (`state_dir`);
+//! - one retry owner: [`retry`];
+//! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
+//! - [`cli`] and [`cmd`]: the command line.
+
+pub mod alert;
+pub mod cli;
+pub mod cloudflare;
+pub mod cmd;
+pub mod config;
+pub mod daemon;
+pub mod detect;
+pub mod error;
+pub mod journal;
+pub mod probe;
+pub mod promote;
+pub mod replica;
+pub mod retry;
+pub mod secret;
+pub mod status;
+pub mod store;
+pub mod systemd;

@@ -1,0 +1,266 @@
+//! Probing the primary: one round runs every configured check concurrently, each bounded
+//! by `[probe] timeout`, and gives a verdict by `fail_when`.
+//!
+//! The timeout wraps the whole check (connect, handshake, query, body), so a primary that
+//! accepts TCP connections and then hangs (SIGSTOP, a wedged kernel) fails the round on
+//! time instead of stalling the daemon.
+
+use std::time::Duration;
+
+use futures::future::join_all;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::config::{CheckConfig, FailWhen, ProbeConfig};
+
+/// One check's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckReport {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub target: String,
+    pub ok: bool,
+    pub detail: String,
+    pub duration_ms: u64,
+}
+
+/// One round's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoundReport {
+    pub at: Timestamp,
+    pub ok: bool,
+    pub checks: Vec<CheckReport>,
+}
+
+impl RoundReport {
+    /// The failed checks in one line, for logs and the opening alert.
+    pub fn failures(&self) -> String {
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} {}: {}", c.kind, c.target, c.detail))
+            .collect();
+        if failed.is_empty() {
+            "no check failed".to_string()
+        } else {
+            failed.join("; ")
+        }
+    }
+}
+
+/// Runs probe rounds against the primary.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    checks: Vec<CheckConfig>,
+    timeout: Duration,
+    fail_when: FailWhen,
+    /// No connection pooling: every round opens a fresh connection, as a client of a
+    /// restarted or hung primary would.
+    http: reqwest::Client,
+}
+
+impl Prober {
+    pub fn new(config: &ProbeConfig) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(config.timeout)
+            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            checks: config.checks.clone(),
+            timeout: config.timeout,
+            fail_when: config.fail_when,
+            http,
+        })
+    }
+
+    /// Runs every check concurrently and returns the round's verdict.
+    pub async fn run_round(&self) -> RoundReport {
+        let at = Timestamp::now();
+        let checks = join_all(self.checks.iter().map(|check| self.run_check(check))).await;
+        let ok = round_ok(self.fail_when, checks.iter().map(|c| c.ok));
+        RoundReport { at, ok, checks }
+    }
+
+    async fn run_check(&self, check: &CheckConfig) -> CheckReport {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, self.check_once(check)).await {
+            Ok(result) => result,
+            Err(_) => Err(format!(
+                "no answer within {}",
+                humantime::format_duration(self.timeout)
+            )),
+        };
+        let (ok, detail) = match result {
+            Ok(detail) => (true, detail),
+            Err(detail) => (false, detail),
+        };
+        CheckReport {
+            kind: check.kind().to_string(),
+            target: check.target(),
+            ok,
+            detail,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    async fn check_once(&self, check: &CheckConfig) -> Result<String, String> {
+        match check {
+            CheckConfig::Http {
+                url,
+                expect_status,
+                expect_body,
+            } => {
+                let response = self
+                    .http
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                let status = response.status();
+                let status_ok = match expect_status {
+                    Some(expected) => status.as_u16() == *expected,
+                    None => status.is_success(),
+                };
+                if !status_ok {
+                    let wanted = expect_status.map_or("2xx".to_string(), |s| s.to_string());
+                    return Err(format!("HTTP {} (expected {wanted})", status.as_u16()));
+                }
+                if let Some(needle) = expect_body {
+                    let body = response.text().await.map_err(|e| error_chain(&e))?;
+                    if !body.contains(needle.as_str()) {
+                        return Err(format!("HTTP {}, body lacks {needle:?}", status.as_u16()));
+                    }
+                }
+                Ok(format!("HTTP {}", status.as_u16()))
+            }
+            CheckConfig::Tcp { address } => {
+                tokio::net::TcpStream::connect(address.as_str())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok("connected".to_string())
+            }
+            CheckConfig::Mysql {
+                host,
+                port,
+                user,
+                password,
+            } => {
+                use mysql_async::prelude::Queryable;
+                let opts = mysql_async::OptsBuilder::default()
+                    .ip_or_hostname(host.as_str())
+                    .tcp_port(*port)
+                    .user(Some(user.as_str()))
+                    .pass(Some(password.expose()))
+                    .prefer_socket(false);
+                let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| e.to_string())?;
+                let one: Option<i64> = conn.query_first("SELECT 1").await.map_err(|e| e.to_string())?;
+                let _ = conn.disconnect().await;
+                match one {
+                    Some(1) => Ok("SELECT 1 answered".to_string()),
+                    other => Err(format!("SELECT 1 returned {other:?}")),
+                }
+            }
+        }
+    }
+}
+
+/// The round's verdict from its checks' results.
+pub fn round_ok(fail_when: FailWhen, checks: impl IntoIterator<Item = bool>) -> bool {
+    let results: Vec<bool> = checks.into_iter().collect();
+    match fail_when {
+        FailWhen::Any => results.iter().all(|ok| *ok),
+        FailWhen::All => results.iter().any(|ok| *ok),
+    }
+}
+
+/// An error with its causes, on one line (reqwest's top-level message alone says little).
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn fail_when_any_and_all() {
+        assert!(round_ok(FailWhen::Any, [true, true]));
+        assert!(!round_ok(FailWhen::Any, [true, false]));
+        assert!(round_ok(FailWhen::All, [true, false]));
+        assert!(!round_ok(FailWhen::All, [false, false]));
+    }
+
+    fn prober(checks: Vec<CheckConfig>, timeout: Duration) -> Prober {
+        Prober::new(&ProbeConfig {
+            interval: timeout * 6,
+            failures_before_promotion: 3,
+            timeout,
+            fail_when: FailWhen::Any,
+            checks,
+        })
+        .unwrap()
+    }
+
+    /// A primary that accepts TCP and then says nothing (SIGSTOP) must fail the round
+    /// after `timeout`, not hang it. Paused time: the ten seconds pass instantly.
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_primary_fails_the_round_on_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // Accept and hold connections open without a byte of handshake.
+        let _server = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let prober = prober(
+            vec![
+                CheckConfig::Mysql {
+                    host: "127.0.0.1".into(),
+                    port,
+                    user: "watchdog".into(),
+                    password: Secret::inline("pw"),
+                },
+                CheckConfig::Tcp {
+                    address: format!("127.0.0.1:{port}"),
+                },
+            ],
+            Duration::from_secs(10),
+        );
+        let started = Instant::now();
+        let round = prober.run_round().await;
+        let took = started.elapsed();
+        assert!(!round.ok);
+        assert!(!round.checks[0].ok, "{:?}", round.checks[0]);
+        assert!(round.checks[0].detail.contains("no answer within 10s"), "{:?}", round.checks[0]);
+        assert!(round.checks[1].ok, "tcp connect alone succeeds against a hung server");
+        assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(11), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_fails_a_tcp_check() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let round = prober(vec![CheckConfig::Tcp { address }], Duration::from_secs(2))
+            .run_round()
+            .await;
+        assert!(!round.ok);
+        assert!(round.failures().contains("tcp 127.0.0.1:"), "{}", round.failures());
+    }
+}

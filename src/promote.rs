@@ -1,0 +1,327 @@
+//! The promotion driver: runs the journal's steps against the edges. The daemon and
+//! `--promote-now` both call [`Promoter::promote`]; there is no second copy.
+//!
+//! Order of business for every step: mark it running and persist the journal, run it
+//! within its deadline, mark it done or failed and persist again. A failed step halts the
+//! promotion and leaves every later step undone, so DNS never moves to a standby whose
+//! database is not writable. Alerts go through the queue and never block a step.
+
+use std::time::Duration;
+
+use anyhow::{Context, anyhow};
+use futures::future::join_all;
+use jiff::Timestamp;
+use tokio::time::Instant;
+
+use crate::alert::Alerter;
+use crate::cloudflare::Cloudflare;
+use crate::config::{Config, DnsRecordConfig};
+use crate::error::Refused;
+use crate::journal::{DnsChange, Journal, Outcome, StepName, StepStatus, Trigger};
+use crate::replica::{Replica, display_gtid};
+use crate::retry::{Backoff, retry_until};
+use crate::store::{LockHeld, StateDir};
+use crate::systemd;
+
+/// `make_writable` is two statements; it gets this long.
+const MAKE_WRITABLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time for `stop_replica` beyond `apply_timeout`: connecting, stopping, resetting.
+const STOP_REPLICA_SLACK: Duration = Duration::from_secs(30);
+/// How long the closing alert may take to be delivered before `notify` gives up.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Everything a promotion talks to.
+#[derive(Clone)]
+pub struct Promoter {
+    config: Config,
+    store: StateDir,
+    replica: Replica,
+    cloudflare: Cloudflare,
+    alerter: Alerter,
+}
+
+impl Promoter {
+    pub fn new(config: &Config, alerter: Alerter) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            config: config.clone(),
+            store: StateDir::new(config.state_dir()),
+            replica: Replica::new(&config.replica),
+            cloudflare: Cloudflare::new(http, config.dns.api_base.clone(), config.dns.api_token.clone()),
+            alerter,
+        })
+    }
+
+    pub fn replica(&self) -> &Replica {
+        &self.replica
+    }
+
+    pub fn cloudflare(&self) -> &Cloudflare {
+        &self.cloudflare
+    }
+
+    /// Runs (or resumes) the promotion. `reason` says why, in words, for the journal and
+    /// the opening alert. `stop_requested` is checked between steps: a daemon asked to
+    /// stop leaves the rest for its next start. Returns the journal as it ends.
+    ///
+    /// Refused (exit 3) when a promotion already finished, or another process holds the
+    /// lock. An automatic promotion does not take up a halted one: that is an operator's
+    /// call, with `--promote-now`.
+    pub async fn promote(
+        &self,
+        trigger: Trigger,
+        reason: &str,
+        stop_requested: impl Fn() -> bool,
+    ) -> anyhow::Result<Journal> {
+        let holder = format!(
+            "pid {} ({} promotion) since {}",
+            std::process::id(),
+            match trigger {
+                Trigger::Automatic => "the daemon's automatic",
+                Trigger::Manual => "a --promote-now",
+            },
+            Timestamp::now()
+        );
+        let _lock = self.store.lock_promotion(&holder).map_err(|e| match e.downcast::<LockHeld>() {
+            Ok(held) => anyhow!(Refused(held.to_string())),
+            Err(other) => other,
+        })?;
+        let node = &self.config.node.name;
+        let mut journal = match self.store.load_journal()? {
+            None => {
+                let journal = Journal::new(node, trigger, reason, Timestamp::now());
+                self.alerter.send(&format!("🚨 promoting {node} to primary: {reason}"));
+                journal
+            }
+            Some(journal) if journal.outcome == Outcome::Promoted => {
+                return Err(anyhow!(Refused(format!(
+                    "{node} was already promoted at {} ({:?} trigger); after a failback, clear it with the procedure in the README",
+                    journal.finished_at.unwrap_or(journal.started_at),
+                    journal.trigger
+                ))));
+            }
+            Some(mut journal) if journal.outcome == Outcome::Halted => {
+                if trigger == Trigger::Automatic {
+                    return Err(anyhow!(Refused(
+                        "a halted promotion is in the journal; an operator retries it with --promote-now".to_string()
+                    )));
+                }
+                let failed = journal.failed_step().map_or("?", |s| s.name.as_str());
+                tracing::warn!("retrying the halted promotion from step {failed}");
+                self.alerter.send(&format!("🔁 retrying the halted promotion of {node} from step {failed} (by an operator)"));
+                journal.retry_halted();
+                journal
+            }
+            Some(journal) => {
+                let step = journal.next_step().map_or("the end", StepName::as_str);
+                tracing::warn!("resuming the interrupted promotion at step {step}");
+                self.alerter.send(&format!("🔁 resuming the interrupted promotion of {node} at step {step}"));
+                journal
+            }
+        };
+        self.store.save_journal(&journal)?;
+
+        while let Some(step) = journal.next_step() {
+            if stop_requested() {
+                tracing::warn!("stopping before step {step}; the next start resumes there");
+                return Ok(journal);
+            }
+            journal.begin(step, Timestamp::now());
+            self.store.save_journal(&journal)?;
+            tracing::info!("step {step}: started");
+            let started = Instant::now();
+            let result = self.run_step(step, &mut journal).await;
+            match result {
+                Ok(detail) => {
+                    tracing::info!("step {step}: done in {} ms: {detail}", started.elapsed().as_millis());
+                    journal.finish(step, detail, Timestamp::now());
+                    self.store.save_journal(&journal)?;
+                }
+                Err(error) => {
+                    let error = format!("{error:#}");
+                    journal.fail(step, error.clone(), Timestamp::now());
+                    self.store.save_journal(&journal)?;
+                    if step == StepName::Notify {
+                        tracing::error!("the closing alert was not delivered: {error}");
+                    } else {
+                        tracing::error!("step {step} failed, promotion halted: {error}");
+                        self.alerter.send(&halted_alert(&journal, step, &error));
+                    }
+                }
+            }
+        }
+        Ok(journal)
+    }
+
+    async fn run_step(&self, step: StepName, journal: &mut Journal) -> anyhow::Result<String> {
+        let deadline = match step {
+            StepName::StopReplica => self.config.replica.apply_timeout + STOP_REPLICA_SLACK,
+            StepName::MakeWritable => MAKE_WRITABLE_TIMEOUT,
+            StepName::StartApps => self.config.apps.start_timeout * (self.config.apps.units.len().max(1) as u32),
+            StepName::UpdateDns => self.config.dns.update_timeout,
+            StepName::Notify => NOTIFY_TIMEOUT,
+        };
+        let work = async {
+            match step {
+                StepName::StopReplica => {
+                    let (positions, detail) = self.replica.stop_after_applying().await?;
+                    journal.gtid = Some(positions);
+                    Ok(detail)
+                }
+                StepName::MakeWritable => self.replica.make_writable().await,
+                StepName::StartApps => self.start_apps().await,
+                StepName::UpdateDns => self.point_dns_at_standby(journal).await,
+                StepName::Notify => {
+                    self.alerter
+                        .send_and_confirm(&closing_alert(journal), NOTIFY_TIMEOUT)
+                        .await
+                        .map_err(|e| anyhow!("closing alert: {e}"))?;
+                    Ok("closing alert delivered".to_string())
+                }
+            }
+        };
+        tokio::time::timeout(deadline, work).await.map_err(|_| {
+            anyhow!("step {step} did not finish within {}", humantime::format_duration(deadline))
+        })?
+    }
+
+    async fn start_apps(&self) -> anyhow::Result<String> {
+        let units = &self.config.apps.units;
+        for unit in units {
+            systemd::start_unit(unit, self.config.apps.start_timeout)
+                .await
+                .with_context(|| format!("starting {unit}"))?;
+            tracing::info!("{unit} is active");
+        }
+        Ok(if units.is_empty() {
+            "no units configured".to_string()
+        } else {
+            format!("active: {}", units.join(", "))
+        })
+    }
+
+    /// Every record at once; each is found, changed and read back with retries inside
+    /// the step's deadline.
+    async fn point_dns_at_standby(&self, journal: &mut Journal) -> anyhow::Result<String> {
+        let deadline = Instant::now() + self.config.dns.update_timeout;
+        let results = join_all(
+            self.config
+                .dns
+                .records
+                .iter()
+                .map(|record| self.point_record(record, deadline)),
+        )
+        .await;
+        let mut errors = Vec::new();
+        let mut done = Vec::new();
+        for (record, result) in self.config.dns.records.iter().zip(results) {
+            match result {
+                Ok(mut change) => {
+                    // A resumed step sees the record already moved; keep what it was before.
+                    if let Some(earlier) = journal
+                        .dns_changes
+                        .iter()
+                        .find(|c| c.record_id == change.record_id)
+                    {
+                        change.previous_content = earlier.previous_content.clone();
+                    }
+                    done.push(format!(
+                        "{} {} -> {} (was {})",
+                        change.name, change.record_type, change.content, change.previous_content
+                    ));
+                    journal.dns_changes.retain(|c| c.record_id != change.record_id);
+                    journal.dns_changes.push(change);
+                }
+                Err(e) => errors.push(format!("{} {}: {e:#}", record.name, record.record_type)),
+            }
+        }
+        if errors.is_empty() {
+            Ok(done.join("; "))
+        } else {
+            Err(anyhow!("{}", errors.join("; ")))
+        }
+    }
+
+    async fn point_record(&self, record: &DnsRecordConfig, deadline: Instant) -> anyhow::Result<DnsChange> {
+        let cf = &self.cloudflare;
+        let (zone, name, kind, target) = (&record.zone_id, &record.name, &record.record_type, &record.content);
+        let found = retry_until(&format!("finding {name} {kind}"), deadline, Backoff::API, || {
+            cf.find_record(zone, name, kind)
+        })
+        .await?;
+        if found.content != *target {
+            retry_until(&format!("updating {name} {kind}"), deadline, Backoff::API, || {
+                cf.set_content(zone, &found.id, target)
+            })
+            .await?;
+        }
+        let read_back = retry_until(&format!("reading back {name} {kind}"), deadline, Backoff::API, || {
+            cf.get_record(zone, &found.id)
+        })
+        .await?;
+        if read_back.content != *target {
+            anyhow::bail!("read back {} instead of {target}", read_back.content);
+        }
+        Ok(DnsChange {
+            name: name.clone(),
+            record_type: kind.clone(),
+            zone_id: zone.clone(),
+            record_id: found.id,
+            previous_content: found.content,
+            content: read_back.content,
+        })
+    }
+}
+
+/// The alert sent when a step fails.
+fn halted_alert(journal: &Journal, step: StepName, error: &str) -> String {
+    let undone: Vec<&str> = journal
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Pending)
+        .map(|s| s.name.as_str())
+        .collect();
+    format!(
+        "🛑 promotion HALTED at step {step}: {error}\nNot done: {}.\nTrigger: {}. Fix the cause, then retry with `failover-watchdog --promote-now --yes`.",
+        if undone.is_empty() { "nothing".to_string() } else { undone.join(", ") },
+        trigger_word(journal.trigger)
+    )
+}
+
+fn trigger_word(trigger: Trigger) -> &'static str {
+    match trigger {
+        Trigger::Automatic => "automatic",
+        Trigger::Manual => "manual (--promote-now)",
+    }
+}
+
+/// The closing alert: outcome, trigger, each step with its duration, GTID positions.
+pub fn closing_alert(journal: &Journal) -> String {
+    let mut text = format!(
+        "✅ PROMOTED: this standby is now the primary.\nTrigger: {}. Why: {}\n",
+        trigger_word(journal.trigger),
+        journal.reason
+    );
+    for step in journal.steps.iter().filter(|s| s.name != StepName::Notify) {
+        let took = journal
+            .step_duration(step.name)
+            .map_or("-".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
+        text.push_str(&format!(
+            "• {} {:?} {took}: {}\n",
+            step.name,
+            step.status,
+            step.detail.as_deref().unwrap_or("")
+        ));
+    }
+    if let Some(gtid) = &journal.gtid {
+        text.push_str(&format!(
+            "GTID: received {}, applied {}\n",
+            display_gtid(&gtid.received),
+            display_gtid(&gtid.applied)
+        ));
+    }
+    text.push_str("Failback is manual: see the README's failback procedure.");
+    text
+}

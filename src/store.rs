@@ -1,0 +1,248 @@
+//! The state directory: the promotion journal, the live state, the pause marker and the
+//! promotion lock. The only module that writes to `state_dir`.
+//!
+//! Every file is written atomically (write to a temporary file, fsync, rename, fsync the
+//! directory), so a reader or a restarted daemon sees the old content or the new one,
+//! never half of each. A journal that cannot be read is an error naming the file, never
+//! "no promotion": guessing either way could promote twice or refuse wrongly.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::journal::{JOURNAL_VERSION, Journal};
+
+const JOURNAL_FILE: &str = "promotion.json";
+const LIVE_FILE: &str = "live.json";
+const PAUSE_FILE: &str = "pause.json";
+const LOCK_FILE: &str = "promotion.lock";
+
+/// The state directory.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    path: PathBuf,
+}
+
+/// Another process holds the promotion lock.
+#[derive(Debug, thiserror::Error)]
+#[error("another promotion holds the lock {}: {holder}", path.display())]
+pub struct LockHeld {
+    pub path: PathBuf,
+    /// What the holder wrote into the lock file (pid, command, since when).
+    pub holder: String,
+}
+
+/// The promotion lock; released when dropped, or by the kernel when the process dies.
+#[derive(Debug)]
+pub struct PromotionLock {
+    _file: File,
+}
+
+impl StateDir {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Creates the directory (mode 0700) when missing.
+    pub fn ensure(&self) -> anyhow::Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.path)
+            .with_context(|| format!("cannot create state_dir {}", self.path.display()))
+    }
+
+    /// The journal file's path.
+    pub fn journal_path(&self) -> PathBuf {
+        self.path.join(JOURNAL_FILE)
+    }
+
+    /// The promotion journal, `None` when no promotion ever started.
+    pub fn load_journal(&self) -> anyhow::Result<Option<Journal>> {
+        let path = self.journal_path();
+        let Some(text) = read_if_exists(&path)? else {
+            return Ok(None);
+        };
+        let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the promotion journal {} is not valid JSON; inspect it, then move it away only if no promotion is in progress",
+                path.display()
+            )
+        })?;
+        let version = value.get("version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(JOURNAL_VERSION)) {
+            bail!(
+                "the promotion journal {} has version {:?}; this build reads version {JOURNAL_VERSION}",
+                path.display(),
+                version
+            );
+        }
+        let journal = serde_json::from_value(value)
+            .with_context(|| format!("the promotion journal {} cannot be read", path.display()))?;
+        Ok(Some(journal))
+    }
+
+    /// Persists the journal atomically.
+    pub fn save_journal(&self, journal: &Journal) -> anyhow::Result<()> {
+        self.save_json(JOURNAL_FILE, journal)
+    }
+
+    /// Removes the journal (after a failback, by `reset`).
+    pub fn remove_journal(&self) -> anyhow::Result<()> {
+        remove_if_exists(&self.journal_path())
+    }
+
+    /// The live state the daemon writes each round.
+    pub fn load_live<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        self.load_json(LIVE_FILE)
+    }
+
+    pub fn save_live<T: Serialize>(&self, live: &T) -> anyhow::Result<()> {
+        self.save_json(LIVE_FILE, live)
+    }
+
+    /// The pause marker, when automatic promotion is paused.
+    pub fn load_pause<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
+        self.load_json(PAUSE_FILE)
+    }
+
+    pub fn save_pause<T: Serialize>(&self, pause: &T) -> anyhow::Result<()> {
+        self.save_json(PAUSE_FILE, pause)
+    }
+
+    pub fn remove_pause(&self) -> anyhow::Result<()> {
+        remove_if_exists(&self.path.join(PAUSE_FILE))
+    }
+
+    /// Takes the promotion lock without waiting. `holder` says who we are; a loser reads
+    /// it back to name us.
+    pub fn lock_promotion(&self, holder: &str) -> anyhow::Result<PromotionLock> {
+        self.ensure()?;
+        let path = self.path.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                return Err(LockHeld {
+                    path,
+                    holder: holder.trim().to_string(),
+                }
+                .into());
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", path.display()));
+            }
+        }
+        file.set_len(0)?;
+        file.rewind()?;
+        writeln!(file, "{holder}")?;
+        file.sync_all()?;
+        Ok(PromotionLock { _file: file })
+    }
+
+    fn load_json<T: DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {
+        let path = self.path.join(name);
+        let Some(text) = read_if_exists(&path)? else {
+            return Ok(None);
+        };
+        let value =
+            serde_json::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+        Ok(Some(value))
+    }
+
+    fn save_json<T: Serialize>(&self, name: &str, value: &T) -> anyhow::Result<()> {
+        self.ensure()?;
+        let mut bytes = serde_json::to_vec_pretty(value)?;
+        bytes.push(b'\n');
+        write_atomic(&self.path.join(name), &bytes)
+    }
+}
+
+/// Write, fsync, rename, fsync the directory.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let result = (|| -> std::io::Result<()> {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    result.with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn read_if_exists(path: &Path) -> anyhow::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot remove {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::Trigger;
+
+    #[test]
+    fn journal_round_trips_and_a_missing_one_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path().join("state"));
+        assert!(store.load_journal().unwrap().is_none());
+        let journal = Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH);
+        store.save_journal(&journal).unwrap();
+        assert_eq!(store.load_journal().unwrap(), Some(journal));
+        assert!(!dir.path().join("state/promotion.tmp").exists());
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        for bad in ["{\"version\": 1, \"node\"", "{\"version\": 9}", "[]"] {
+            std::fs::write(store.journal_path(), bad).unwrap();
+            let err = format!("{:#}", store.load_journal().unwrap_err());
+            assert!(err.contains("promotion.json"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_lock_excludes_a_second_holder_and_names_the_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        let lock = store.lock_promotion("pid 42 (daemon)").unwrap();
+        let err = store.lock_promotion("pid 43").unwrap_err();
+        let held = err.downcast_ref::<LockHeld>().expect("LockHeld");
+        assert_eq!(held.holder, "pid 42 (daemon)");
+        drop(lock);
+        store.lock_promotion("pid 43").unwrap();
+    }
+}

@@ -1,0 +1,87 @@
+//! systemd, through `systemctl` from `PATH`: start the application's units and confirm
+//! they are active. The only module that runs `systemctl`.
+//!
+//! Each unit gets `start_timeout` for `systemctl start` plus the `is-active` confirmation;
+//! a `systemctl` that hangs is killed when its time is up.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::process::Command;
+use tokio::time::Instant;
+
+/// How often `is-active` is asked while a unit is still `activating`.
+const ACTIVE_POLL: Duration = Duration::from_millis(200);
+
+/// The result of one `systemctl` run.
+struct Output {
+    success: bool,
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+async fn systemctl(args: &[&str], within: Duration) -> anyhow::Result<Output> {
+    let child = Command::new("systemctl")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("cannot run systemctl (is it on PATH?)")?;
+    let output = tokio::time::timeout(within, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "`systemctl {}` did not finish within {}",
+                args.join(" "),
+                humantime::format_duration(within)
+            )
+        })?
+        .context("systemctl")?;
+    Ok(Output {
+        success: output.status.success(),
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).trim().to_string(),
+        stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    })
+}
+
+/// `systemctl is-active UNIT`: "active", "inactive", "activating", "failed", ...
+pub async fn active_state(unit: &str, within: Duration) -> anyhow::Result<String> {
+    let output = systemctl(&["is-active", unit], within).await?;
+    Ok(if output.stdout.is_empty() {
+        "unknown".to_string()
+    } else {
+        output.stdout
+    })
+}
+
+/// Starts `unit` and waits until it is active, all within `timeout`. Idempotent:
+/// starting an active unit changes nothing.
+pub async fn start_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let output = systemctl(&["start", unit], timeout).await?;
+    if !output.success {
+        bail!(
+            "`systemctl start {unit}` exited with {}: {}",
+            output.code.map_or("a signal".to_string(), |c| c.to_string()),
+            if output.stderr.is_empty() { &output.stdout } else { &output.stderr }
+        );
+    }
+    loop {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let state = active_state(unit, remaining.max(Duration::from_secs(1))).await?;
+        match state.as_str() {
+            "active" => return Ok(()),
+            "failed" | "inactive" => bail!("{unit} is {state} after `systemctl start`"),
+            _ if Instant::now() + ACTIVE_POLL >= deadline => bail!(
+                "{unit} is still {state} after {}",
+                humantime::format_duration(timeout)
+            ),
+            _ => tokio::time::sleep(ACTIVE_POLL).await,
+        }
+    }
+}
