@@ -23,10 +23,10 @@ use crate::config::TelegramConfig;
 use crate::retry::{Backoff, Failure, retry_until};
 
 /// How long the worker keeps trying to deliver one message.
-const DELIVERY_BUDGET: Duration = Duration::from_secs(60);
-/// Longest a single request to Telegram may take (teloxide's own default waits much
-/// longer on a 5xx; we bring our own client).
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
+/// Longest a single attempt may take. teloxide sleeps 10 s before it reads a 5xx reply;
+/// we cut the attempt short and let the backoff decide when to try again.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 enum Job {
     Message {
@@ -135,7 +135,7 @@ impl TelegramSender {
     fn new(config: &TelegramConfig) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(ATTEMPT_TIMEOUT)
             .build()?;
         let bot = Bot::with_client(config.bot_token.expose(), client).set_api_url(config.api_url.clone());
         let chat = match config.chat_id.parse::<i64>() {
@@ -152,11 +152,14 @@ impl TelegramSender {
     async fn send(&self, text: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + DELIVERY_BUDGET;
         retry_until("sending the Telegram alert", deadline, Backoff::API, || async {
-            self.bot
-                .send_message(self.chat.clone(), text)
-                .await
-                .map(|_| ())
-                .map_err(|e| self.classify(e))
+            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.bot.send_message(self.chat.clone(), text)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(self.classify(e)),
+                Err(_) => Err(Failure::transient(anyhow!(
+                    "no reply from Telegram within {}",
+                    humantime::format_duration(ATTEMPT_TIMEOUT)
+                ))),
+            }
         })
         .await
     }

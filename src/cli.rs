@@ -11,7 +11,7 @@ use crate::config::DEFAULT_CONFIG_PATH;
 /// dies: stop the replica once applied, make it writable, start the application, point
 /// DNS at it, tell the team.
 #[derive(Debug, Parser)]
-#[command(name = "failover-watchdog", version, args_conflicts_with_subcommands = true)]
+#[command(name = "failover-watchdog", version)]
 pub struct Cli {
     /// The config file.
     #[arg(long, global = true, env = "FAILOVER_WATCHDOG_CONFIG", default_value = DEFAULT_CONFIG_PATH)]

@@ -439,7 +439,7 @@ impl Config {
                 Some(name) => v.non_empty("node.name", name)?,
                 None => host_name(),
             },
-            state_dir: PathBuf::from(raw.node.state_dir.as_deref().unwrap_or("/var/lib/failover-watchdog")),
+            state_dir: v.resolve(raw.node.state_dir.as_deref().unwrap_or("/var/lib/failover-watchdog")),
         };
 
         let interval = v.duration("probe.interval", raw.probe.interval.as_deref(), "60s")?;

@@ -27,8 +27,9 @@ use crate::systemd;
 const MAKE_WRITABLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time for `stop_replica` beyond `apply_timeout`: connecting, stopping, resetting.
 const STOP_REPLICA_SLACK: Duration = Duration::from_secs(30);
-/// How long the closing alert may take to be delivered before `notify` gives up.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long `notify` waits for the closing alert: room for the alert queued before it
+/// (the opening one) and its own delivery budget.
+const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2 * crate::alert::DELIVERY_BUDGET.as_secs() + 5);
 
 /// Everything a promotion talks to.
 #[derive(Clone)]

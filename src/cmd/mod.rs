@@ -11,10 +11,14 @@ use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 use crate::config::Config;
+use crate::error::UsageError;
 
 /// Runs the command `cli` names and returns its exit code; errors carry theirs
 /// ([`crate::error::exit_code_for`]).
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    if cli.promote_now && cli.command.is_some() {
+        return Err(UsageError("--promote-now is not used with a command".to_string()).into());
+    }
     let config = load(&cli)?;
     if cli.promote_now {
         return promote_now::run(&config, cli.yes, cli.dry_run).await;

@@ -43,7 +43,7 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
     let report = StatusReport::gather(&store, config.probe.failures_before_promotion, jiff::Timestamp::now())?;
     print!("{}", report.render());
     // Alerts are queued; give them a moment to go out before the process ends.
-    alerter.flush(Duration::from_secs(65)).await;
+    alerter.flush(2 * crate::alert::DELIVERY_BUDGET).await;
     Ok(match journal.outcome {
         Outcome::Promoted => ExitCode::SUCCESS,
         Outcome::Halted | Outcome::Running => ExitCode::FAILURE,

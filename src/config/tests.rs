@@ -88,6 +88,7 @@ fn the_documented_example_is_valid_and_secrets_are_read_from_files() {
     let fx = Fixture::new();
     let config = fx.parse(GOOD).unwrap();
     assert_eq!(config.node.name, "standby-fra1");
+    assert_eq!(config.node.state_dir, fx.dir.path().join("state"), "relative to the config file");
     assert_eq!(config.probe.interval, Duration::from_secs(60));
     assert_eq!(config.probe.failures_before_promotion, 5);
     assert_eq!(config.probe.checks.len(), 3);

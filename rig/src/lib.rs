@@ -1,0 +1,16 @@
+//! The test rig for failover-watchdog: real parts where we can run them, faithful
+//! stand-ins where we cannot.
+//!
+//! - [`mariadb`]: a real MariaDB primary/replica pair with GTID replication, in a
+//!   temporary directory on free loopback ports.
+//! - [`cloudflare`]: a local HTTP server that follows Cloudflare's v4 DNS API.
+//! - [`telegram`]: a local HTTP server that follows the Telegram Bot API.
+//! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
+//!
+//! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
+//! written once.
+
+pub mod cloudflare;
+pub mod mariadb;
+pub mod systemctl;
+pub mod telegram;

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the tests and the rehearsal need: MariaDB server and client from
+# Debian's packages (when missing), and systemd-analyze for checking the units.
+set -euo pipefail
+
+need=()
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}"
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+  # policy-rc.d keeps the package from starting its own server; the tests start theirs.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Fail, not skip, when the server cannot be found after the install.
+PATH="$PATH:/usr/sbin" mariadbd --version

@@ -1,0 +1,143 @@
+//! The command line without the rig: configuration errors exit 78 and name the file,
+//! key and problem; `check-config` redacts secrets; usage errors exit 2.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::BIN;
+
+const VALID: &str = r#"
+[node]
+name = "standby-cli"
+state_dir = "state"
+[probe]
+interval = "5s"
+timeout = "1s"
+[[probe.checks]]
+type = "tcp"
+address = "127.0.0.1:9"
+[replica]
+user = "failover"
+password = "inline-replica-secret"
+[dns]
+api_token_file = "cf.token"
+zone_id = "zone"
+[[dns.records]]
+name = "app.example.com"
+content = "203.0.113.20"
+[telegram]
+bot_token_file = "tg.token"
+chat_id = -100123
+"#;
+
+fn run(dir: &Path, config: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let path = dir.join("config.toml");
+    std::fs::write(&path, config).unwrap();
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cf.token"), "cf-file-secret\n").unwrap();
+    std::fs::write(dir.path().join("tg.token"), "42:tg-file-secret\n").unwrap();
+    dir
+}
+
+#[test]
+fn check_config_prints_the_effective_config_with_secrets_redacted() {
+    let dir = fixture();
+    let (code, stdout, stderr) = run(dir.path(), VALID, &["check-config"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(stdout.contains("failures_before_promotion = 5"), "defaults shown: {stdout}");
+    assert!(stdout.contains("[redacted]"), "{stdout}");
+    for secret in ["inline-replica-secret", "cf-file-secret", "tg-file-secret"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked");
+    }
+    assert!(stderr.contains("replica.password is written inline"), "{stderr}");
+}
+
+/// Each bad config, through the real binary and every command: exit 78, and the
+/// message names the file, the key and the problem.
+#[test]
+fn each_bad_config_exits_78_naming_file_key_and_problem() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        ("timeout = \"1s\"", "timeout = \"5s\"", "probe.timeout", "shorter than probe.interval"),
+        ("[probe]", "[probe]\nfailures_before_promotion = 0", "probe.failures_before_promotion", "at least 1"),
+        ("api_token_file = \"cf.token\"", "api_token_file = \"nope.token\"", "dns.api_token_file", "cannot read secret file"),
+        ("zone_id = \"zone\"", "zone_id = \"zone\"\nzone = \"x\"", "dns", "unknown field `zone`"),
+        ("content = \"203.0.113.20\"", "content = \"example\"", "dns.records[0].content", "not an IPv4 address"),
+        ("[[probe.checks]]\ntype = \"tcp\"\naddress = \"127.0.0.1:9\"", "", "probe.checks", "at least one"),
+        ("[node]", "[node\n", "line 2, column 6", "unclosed table"),
+    ];
+    let dir = fixture();
+    for (from, to, key, problem) in cases {
+        assert!(VALID.contains(from), "fixture lacks {from:?}");
+        let config = VALID.replacen(from, to, 1);
+        for args in [&["check-config"][..], &["status"], &["--promote-now", "--dry-run"], &["run"]] {
+            let (code, stdout, stderr) = run(dir.path(), &config, args);
+            assert_eq!(code, Some(78), "{args:?} with {to:?}: {stdout}{stderr}");
+            assert!(stderr.contains("config.toml"), "{stderr}");
+            assert!(stderr.contains(key), "expected {key:?} in {stderr}");
+            assert!(stderr.contains(problem), "expected {problem:?} in {stderr}");
+        }
+    }
+    assert!(!dir.path().join("state").exists(), "a bad config changed nothing");
+}
+
+#[test]
+fn a_missing_config_file_exits_78() {
+    let output = Command::new(BIN)
+        .args(["--config", "/nonexistent/failover-watchdog.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/failover-watchdog.toml"));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [&["--no-such-flag"][..], &["--yes"], &["status", "--bogus"]] {
+        let output = Command::new(BIN).args(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+    }
+}
+
+#[test]
+fn status_before_the_daemon_ever_ran_says_so() {
+    let dir = fixture();
+    let (code, stdout, _) = run(dir.path(), VALID, &["status", "--json"]);
+    assert_eq!(code, Some(0));
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["state"], "monitoring");
+    assert_eq!(status["consecutive_failures"], 0);
+    assert!(status["promotion"].is_null() && status["last_probe"].is_null());
+    let (_, text, _) = run(dir.path(), VALID, &["status"]);
+    assert!(text.contains("no live state yet"), "{text}");
+}
+
+#[test]
+fn pause_and_resume_show_in_status() {
+    let dir = fixture();
+    let (code, _, stderr) = run(dir.path(), VALID, &["pause", "--for", "2h", "--reason", "maintenance"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (_, stdout, _) = run(dir.path(), VALID, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["state"], "paused");
+    assert_eq!(status["paused"]["reason"], "maintenance");
+    assert!(status["paused"]["until"].is_string());
+    run(dir.path(), VALID, &["resume"]);
+    let (_, stdout, _) = run(dir.path(), VALID, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["state"], "monitoring");
+}
