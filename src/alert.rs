@@ -137,7 +137,8 @@ impl TelegramSender {
             .connect_timeout(Duration::from_secs(5))
             .timeout(ATTEMPT_TIMEOUT)
             .build()?;
-        let bot = Bot::with_client(config.bot_token.expose(), client).set_api_url(config.api_url.clone());
+        let bot =
+            Bot::with_client(config.bot_token.expose(), client).set_api_url(config.api_url.clone());
         let chat = match config.chat_id.parse::<i64>() {
             Ok(id) => Recipient::Id(ChatId(id)),
             Err(_) => Recipient::ChannelUsername(config.chat_id.clone()),
@@ -151,16 +152,26 @@ impl TelegramSender {
 
     async fn send(&self, text: &str) -> anyhow::Result<()> {
         let deadline = Instant::now() + DELIVERY_BUDGET;
-        retry_until("sending the Telegram alert", deadline, Backoff::API, || async {
-            match tokio::time::timeout(ATTEMPT_TIMEOUT, self.bot.send_message(self.chat.clone(), text)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(self.classify(e)),
-                Err(_) => Err(Failure::transient(anyhow!(
-                    "no reply from Telegram within {}",
-                    humantime::format_duration(ATTEMPT_TIMEOUT)
-                ))),
-            }
-        })
+        retry_until(
+            "sending the Telegram alert",
+            deadline,
+            Backoff::API,
+            || async {
+                match tokio::time::timeout(
+                    ATTEMPT_TIMEOUT,
+                    self.bot.send_message(self.chat.clone(), text),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(self.classify(e)),
+                    Err(_) => Err(Failure::transient(anyhow!(
+                        "no reply from Telegram within {}",
+                        humantime::format_duration(ATTEMPT_TIMEOUT)
+                    ))),
+                }
+            },
+        )
         .await
     }
 
@@ -176,7 +187,9 @@ impl TelegramSender {
             }
             // Telegram's 5xx replies arrive as unknown API errors.
             RequestError::Api(ApiError::Unknown(_)) => Failure::transient(anyhow!(text)),
-            RequestError::Api(_) | RequestError::MigrateToChatId(_) => Failure::fatal(anyhow!(text)),
+            RequestError::Api(_) | RequestError::MigrateToChatId(_) => {
+                Failure::fatal(anyhow!(text))
+            }
         }
     }
 }

@@ -86,7 +86,10 @@ impl Cloudflare {
             many => Err(Failure::fatal(anyhow!(
                 "{} {record_type} records named {name} in zone {zone_id} (ids {}); expected exactly one",
                 many.len(),
-                many.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                many.iter()
+                    .map(|r| r.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
@@ -135,7 +138,10 @@ impl Cloudflare {
             request = request.json(&body);
         }
         let response = request.send().await.map_err(|e| {
-            Failure::transient(anyhow!("{what}: {}", crate::probe::error_chain(&e.without_url())))
+            Failure::transient(anyhow!(
+                "{what}: {}",
+                crate::probe::error_chain(&e.without_url())
+            ))
         })?;
         let status = response.status();
         let retry_after = response
@@ -189,5 +195,9 @@ fn snippet(text: &str) -> String {
     if s.len() < text.len() {
         s.push('…');
     }
-    if s.trim().is_empty() { "(empty body)".to_string() } else { s }
+    if s.trim().is_empty() {
+        "(empty body)".to_string()
+    } else {
+        s
+    }
 }

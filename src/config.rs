@@ -322,10 +322,18 @@ impl Validator<'_> {
         }
     }
 
-    fn duration(&self, key: &str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let text = value.unwrap_or(default);
         let parsed = humantime::parse_duration(text).map_err(|e| {
-            self.error(key, format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""))
+            self.error(
+                key,
+                format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""),
+            )
         })?;
         if parsed.is_zero() {
             return Err(self.error(key, "must be longer than zero"));
@@ -344,7 +352,8 @@ impl Validator<'_> {
     }
 
     fn url(&self, key: &str, text: &str) -> Result<Url, ConfigError> {
-        let url = Url::parse(text).map_err(|e| self.error(key, format!("{text:?} is not a URL ({e})")))?;
+        let url = Url::parse(text)
+            .map_err(|e| self.error(key, format!("{text:?} is not a URL ({e})")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(self.error(key, format!("{text:?} must be an http:// or https:// URL")));
         }
@@ -367,8 +376,13 @@ impl Validator<'_> {
         file: Option<&str>,
     ) -> Result<Secret, ConfigError> {
         match (inline, file) {
-            (Some(_), Some(_)) => Err(self.error(key, format!("give either {key} or {key}_file, not both"))),
-            (None, None) => Err(self.error(key, format!("missing: give {key}_file (a file holding it) or {key}"))),
+            (Some(_), Some(_)) => {
+                Err(self.error(key, format!("give either {key} or {key}_file, not both")))
+            }
+            (None, None) => Err(self.error(
+                key,
+                format!("missing: give {key}_file (a file holding it) or {key}"),
+            )),
             (Some(value), None) => {
                 if value.is_empty() {
                     return Err(self.error(key, "must not be empty"));
@@ -383,11 +397,17 @@ impl Validator<'_> {
                 let file_key = format!("{key}_file");
                 let path = self.resolve(path);
                 let text = std::fs::read_to_string(&path).map_err(|e| {
-                    self.error(&file_key, format!("cannot read secret file {}: {e}", path.display()))
+                    self.error(
+                        &file_key,
+                        format!("cannot read secret file {}: {e}", path.display()),
+                    )
                 })?;
                 let value = text.trim();
                 if value.is_empty() {
-                    return Err(self.error(&file_key, format!("secret file {} is empty", path.display())));
+                    return Err(self.error(
+                        &file_key,
+                        format!("secret file {} is empty", path.display()),
+                    ));
                 }
                 Ok(Secret::from_file(value, path))
             }
@@ -439,7 +459,12 @@ impl Config {
                 Some(name) => v.non_empty("node.name", name)?,
                 None => host_name(),
             },
-            state_dir: v.resolve(raw.node.state_dir.as_deref().unwrap_or("/var/lib/failover-watchdog")),
+            state_dir: v.resolve(
+                raw.node
+                    .state_dir
+                    .as_deref()
+                    .unwrap_or("/var/lib/failover-watchdog"),
+            ),
         };
 
         let interval = v.duration("probe.interval", raw.probe.interval.as_deref(), "60s")?;
@@ -458,7 +483,10 @@ impl Config {
             None => 5,
             Some(n) if n >= 1 && n <= u32::MAX as i64 => n as u32,
             Some(n) => {
-                return Err(v.error("probe.failures_before_promotion", format!("{n} must be at least 1")));
+                return Err(v.error(
+                    "probe.failures_before_promotion",
+                    format!("{n} must be at least 1"),
+                ));
             }
         };
         if raw.probe.checks.is_empty() {
@@ -477,14 +505,21 @@ impl Config {
                     expect_status: match expect_status {
                         None => None,
                         Some(s) if (100..=599).contains(s) => Some(*s as u16),
-                        Some(s) => return Err(v.error(&key("expect_status"), format!("{s} is not an HTTP status"))),
+                        Some(s) => {
+                            return Err(v.error(
+                                &key("expect_status"),
+                                format!("{s} is not an HTTP status"),
+                            ));
+                        }
                     },
                     expect_body: expect_body.clone(),
                 },
                 raw::Check::Tcp { address } => {
                     let address = v.non_empty(&key("address"), address)?;
                     if !has_port(&address) {
-                        return Err(v.error(&key("address"), format!("{address:?} must be host:port")));
+                        return Err(
+                            v.error(&key("address"), format!("{address:?} must be host:port"))
+                        );
                     }
                     CheckConfig::Tcp { address }
                 }
@@ -498,7 +533,11 @@ impl Config {
                     host: v.non_empty(&key("host"), host)?,
                     port: v.port(&key("port"), *port, 3306)?,
                     user: v.non_empty(&key("user"), user)?,
-                    password: v.secret(&key("password"), password.as_deref(), password_file.as_deref())?,
+                    password: v.secret(
+                        &key("password"),
+                        password.as_deref(),
+                        password_file.as_deref(),
+                    )?,
                 },
             });
         }
@@ -515,59 +554,105 @@ impl Config {
             host: v.non_empty("replica.host", r.host.as_deref().unwrap_or("127.0.0.1"))?,
             port: v.port("replica.port", r.port, 3306)?,
             user: v.non_empty("replica.user", &r.user)?,
-            password: v.secret("replica.password", r.password.as_deref(), r.password_file.as_deref())?,
+            password: v.secret(
+                "replica.password",
+                r.password.as_deref(),
+                r.password_file.as_deref(),
+            )?,
             connection_name: r.connection_name.clone().unwrap_or_default(),
-            apply_timeout: v.duration("replica.apply_timeout", r.apply_timeout.as_deref(), "120s")?,
+            apply_timeout: v.duration(
+                "replica.apply_timeout",
+                r.apply_timeout.as_deref(),
+                "120s",
+            )?,
             reset_replica: r.reset_replica.unwrap_or(true),
         };
         if replica.connection_name.contains(['\'', '\\', '`']) {
-            return Err(v.error("replica.connection_name", "must not contain quotes or backslashes"));
+            return Err(v.error(
+                "replica.connection_name",
+                "must not contain quotes or backslashes",
+            ));
         }
 
         let mut units = Vec::new();
         for (i, unit) in raw.apps.units.iter().enumerate() {
             let unit = v.non_empty(&format!("apps.units[{i}]"), unit)?;
             if unit.starts_with('-') || unit.contains(char::is_whitespace) {
-                return Err(v.error(&format!("apps.units[{i}]"), format!("{unit:?} is not a unit name")));
+                return Err(v.error(
+                    &format!("apps.units[{i}]"),
+                    format!("{unit:?} is not a unit name"),
+                ));
             }
             units.push(unit);
         }
         let apps = AppsConfig {
             units,
-            start_timeout: v.duration("apps.start_timeout", raw.apps.start_timeout.as_deref(), "90s")?,
+            start_timeout: v.duration(
+                "apps.start_timeout",
+                raw.apps.start_timeout.as_deref(),
+                "90s",
+            )?,
         };
 
         let d = &raw.dns;
         let provider = d.provider.clone().unwrap_or_else(|| "cloudflare".into());
         if provider != "cloudflare" {
-            return Err(v.error("dns.provider", format!("{provider:?} is not supported; the only provider is \"cloudflare\"")));
+            return Err(v.error(
+                "dns.provider",
+                format!("{provider:?} is not supported; the only provider is \"cloudflare\""),
+            ));
         }
-        let default_zone = d.zone_id.as_deref().map(|z| v.non_empty("dns.zone_id", z)).transpose()?;
+        let default_zone = d
+            .zone_id
+            .as_deref()
+            .map(|z| v.non_empty("dns.zone_id", z))
+            .transpose()?;
         if d.records.is_empty() {
             return Err(v.error("dns.records", "at least one [[dns.records]] is needed"));
         }
         let mut records = Vec::new();
         for (i, rec) in d.records.iter().enumerate() {
             let key = |field: &str| format!("dns.records[{i}].{field}");
-            let name = v.non_empty(&key("name"), &rec.name)?.trim_end_matches('.').to_ascii_lowercase();
-            let record_type = rec.record_type.as_deref().unwrap_or("A").to_ascii_uppercase();
+            let name = v
+                .non_empty(&key("name"), &rec.name)?
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let record_type = rec
+                .record_type
+                .as_deref()
+                .unwrap_or("A")
+                .to_ascii_uppercase();
             let content = v.non_empty(&key("content"), &rec.content)?;
             match record_type.as_str() {
                 "A" if content.parse::<Ipv4Addr>().is_err() => {
-                    return Err(v.error(&key("content"), format!("{content:?} is not an IPv4 address (type A)")));
+                    return Err(v.error(
+                        &key("content"),
+                        format!("{content:?} is not an IPv4 address (type A)"),
+                    ));
                 }
                 "AAAA" if content.parse::<Ipv6Addr>().is_err() => {
-                    return Err(v.error(&key("content"), format!("{content:?} is not an IPv6 address (type AAAA)")));
+                    return Err(v.error(
+                        &key("content"),
+                        format!("{content:?} is not an IPv6 address (type AAAA)"),
+                    ));
                 }
                 "A" | "AAAA" | "CNAME" => {}
                 other => {
-                    return Err(v.error(&key("type"), format!("{other:?} is not supported; use A, AAAA or CNAME")));
+                    return Err(v.error(
+                        &key("type"),
+                        format!("{other:?} is not supported; use A, AAAA or CNAME"),
+                    ));
                 }
             }
             let zone_id = match (&rec.zone_id, &default_zone) {
                 (Some(z), _) => v.non_empty(&key("zone_id"), z)?,
                 (None, Some(z)) => z.clone(),
-                (None, None) => return Err(v.error(&key("zone_id"), "no zone: set dns.zone_id or this record's zone_id")),
+                (None, None) => {
+                    return Err(v.error(
+                        &key("zone_id"),
+                        "no zone: set dns.zone_id or this record's zone_id",
+                    ));
+                }
             };
             let record = DnsRecordConfig {
                 name,
@@ -575,34 +660,64 @@ impl Config {
                 content,
                 zone_id,
             };
-            if records.iter().any(|r: &DnsRecordConfig| r.name == record.name && r.record_type == record.record_type && r.zone_id == record.zone_id) {
-                return Err(v.error(&key("name"), format!("{} {} is listed twice", record.name, record.record_type)));
+            if records.iter().any(|r: &DnsRecordConfig| {
+                r.name == record.name
+                    && r.record_type == record.record_type
+                    && r.zone_id == record.zone_id
+            }) {
+                return Err(v.error(
+                    &key("name"),
+                    format!("{} {} is listed twice", record.name, record.record_type),
+                ));
             }
             records.push(record);
         }
         let dns = DnsConfig {
             provider,
-            api_token: v.secret("dns.api_token", d.api_token.as_deref(), d.api_token_file.as_deref())?,
-            api_base: v.url("dns.api_base", d.api_base.as_deref().unwrap_or("https://api.cloudflare.com/client/v4"))?,
-            update_timeout: v.duration("dns.update_timeout", d.update_timeout.as_deref(), "120s")?,
+            api_token: v.secret(
+                "dns.api_token",
+                d.api_token.as_deref(),
+                d.api_token_file.as_deref(),
+            )?,
+            api_base: v.url(
+                "dns.api_base",
+                d.api_base
+                    .as_deref()
+                    .unwrap_or("https://api.cloudflare.com/client/v4"),
+            )?,
+            update_timeout: v.duration(
+                "dns.update_timeout",
+                d.update_timeout.as_deref(),
+                "120s",
+            )?,
             records,
         };
 
         let telegram = match &raw.telegram {
             None => None,
             Some(t) => Some(TelegramConfig {
-                bot_token: v.secret("telegram.bot_token", t.bot_token.as_deref(), t.bot_token_file.as_deref())?,
+                bot_token: v.secret(
+                    "telegram.bot_token",
+                    t.bot_token.as_deref(),
+                    t.bot_token_file.as_deref(),
+                )?,
                 chat_id: match &t.chat_id {
                     raw::ChatId::Number(n) => n.to_string(),
                     raw::ChatId::Text(s) => {
                         let s = v.non_empty("telegram.chat_id", s)?;
                         if s.parse::<i64>().is_err() && !s.starts_with('@') {
-                            return Err(v.error("telegram.chat_id", format!("{s:?} is neither a numeric chat id nor an @channel name")));
+                            return Err(v.error(
+                                "telegram.chat_id",
+                                format!("{s:?} is neither a numeric chat id nor an @channel name"),
+                            ));
                         }
                         s
                     }
                 },
-                api_url: v.url("telegram.api_url", t.api_url.as_deref().unwrap_or("https://api.telegram.org"))?,
+                api_url: v.url(
+                    "telegram.api_url",
+                    t.api_url.as_deref().unwrap_or("https://api.telegram.org"),
+                )?,
             }),
         };
         if telegram.is_none() {

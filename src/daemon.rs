@@ -33,7 +33,11 @@ enum Mode {
 
 /// Runs the daemon until `shutdown` resolves. `ready` is called once the first round is
 /// about to start (systemd's `READY=1`).
-pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl FnOnce()) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    ready: impl FnOnce(),
+) -> anyhow::Result<()> {
     let store = StateDir::new(config.state_dir());
     store.ensure()?;
     let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
@@ -50,17 +54,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         None => Mode::Monitoring,
         Some(journal) => match journal.outcome {
             Outcome::Promoted => {
-                tracing::info!("this node was promoted at {}; not monitoring for promotion", journal.finished_at.unwrap_or(journal.started_at));
+                tracing::info!(
+                    "this node was promoted at {}; not monitoring for promotion",
+                    journal.finished_at.unwrap_or(journal.started_at)
+                );
                 Mode::Promoted
             }
             Outcome::Halted => {
-                tracing::warn!("a halted promotion is in the journal; waiting for an operator (--promote-now retries it)");
+                tracing::warn!(
+                    "a halted promotion is in the journal; waiting for an operator (--promote-now retries it)"
+                );
                 Mode::Halted
             }
             Outcome::Running => {
                 write_live(&store, "promoting", &detector, &config, None);
                 let journal = promoter
-                    .promote(Trigger::Automatic, &journal.reason, || stop.load(Ordering::Relaxed))
+                    .promote(Trigger::Automatic, &journal.reason, || {
+                        stop.load(Ordering::Relaxed)
+                    })
                     .await?;
                 mode_after(&journal)
             }
@@ -92,7 +103,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>, ready: impl
         if mode == Mode::Monitoring && outcome.threshold_reached {
             if let Some(pause) = &paused {
                 if !pause_logged {
-                    tracing::warn!("the primary failed {} rounds, but automatic promotion is paused{}", outcome.consecutive_failures, pause.reason.as_ref().map_or(String::new(), |r| format!(": {r}")));
+                    tracing::warn!(
+                        "the primary failed {} rounds, but automatic promotion is paused{}",
+                        outcome.consecutive_failures,
+                        pause
+                            .reason
+                            .as_ref()
+                            .map_or(String::new(), |r| format!(": {r}"))
+                    );
                     pause_logged = true;
                 }
             } else {
@@ -149,13 +167,19 @@ fn log_transition(transition: Option<Transition>, round: &RoundReport, config: &
     match transition {
         None => {}
         Some(Transition::FirstFailure) => {
-            tracing::warn!("primary check failed (1 of {threshold}): {}", round.failures());
+            tracing::warn!(
+                "primary check failed (1 of {threshold}): {}",
+                round.failures()
+            );
         }
         Some(Transition::Recovered { after_failures }) => {
             tracing::info!("primary recovered after {after_failures} failed rounds");
         }
         Some(Transition::ThresholdReached) => {
-            tracing::error!("primary failed {threshold} rounds in a row: {}", round.failures());
+            tracing::error!(
+                "primary failed {threshold} rounds in a row: {}",
+                round.failures()
+            );
         }
     }
 }
@@ -183,7 +207,13 @@ fn active_pause(store: &StateDir) -> Option<Pause> {
     }
 }
 
-fn write_live(store: &StateDir, state: &str, detector: &Detector, config: &Config, round: Option<RoundReport>) {
+fn write_live(
+    store: &StateDir,
+    state: &str,
+    detector: &Detector,
+    config: &Config,
+    round: Option<RoundReport>,
+) {
     let live = LiveState {
         state: state.to_string(),
         consecutive_failures: detector.consecutive_failures(),

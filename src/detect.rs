@@ -82,7 +82,10 @@ mod tests {
     /// Runs a sequence of verdicts ('.' ok, 'x' failed) and returns the outcomes.
     fn run(threshold: u32, rounds: &str) -> Vec<RoundOutcome> {
         let mut detector = Detector::new(threshold);
-        rounds.chars().map(|c| detector.on_round(c == '.')).collect()
+        rounds
+            .chars()
+            .map(|c| detector.on_round(c == '.'))
+            .collect()
     }
 
     #[test]
@@ -107,7 +110,10 @@ mod tests {
     fn one_good_round_resets_the_count() {
         let outcomes = run(3, "xx.xx.xx.");
         assert!(outcomes.iter().all(|o| !o.threshold_reached));
-        assert_eq!(outcomes[2].transition, Some(Transition::Recovered { after_failures: 2 }));
+        assert_eq!(
+            outcomes[2].transition,
+            Some(Transition::Recovered { after_failures: 2 })
+        );
         assert_eq!(outcomes[3].consecutive_failures, 1);
         assert_eq!(outcomes[3].transition, Some(Transition::FirstFailure));
     }
@@ -121,7 +127,11 @@ mod tests {
 
     #[test]
     fn healthy_rounds_log_nothing() {
-        assert!(run(5, ".....").iter().all(|o| o.transition.is_none() && o.consecutive_failures == 0));
+        assert!(
+            run(5, ".....")
+                .iter()
+                .all(|o| o.transition.is_none() && o.consecutive_failures == 0)
+        );
     }
 
     #[test]

@@ -69,6 +69,18 @@ pub enum StepStatus {
     Failed,
 }
 
+impl StepStatus {
+    /// The name used in the journal and `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Done => "done",
+            StepStatus::Failed => "failed",
+        }
+    }
+}
+
 /// What started the promotion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -77,6 +89,16 @@ pub enum Trigger {
     Automatic,
     /// An operator, with `--promote-now`.
     Manual,
+}
+
+impl Trigger {
+    /// The name used in the journal and `status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Automatic => "automatic",
+            Trigger::Manual => "manual",
+        }
+    }
 }
 
 /// Where the promotion as a whole stands.
@@ -302,7 +324,10 @@ mod tests {
         assert_eq!(ran, StepName::ALL);
         assert_eq!(journal.outcome, Outcome::Promoted);
         assert!(journal.finished_at.is_some());
-        assert_eq!(journal.step_duration(StepName::StopReplica), Some(std::time::Duration::from_secs(1)));
+        assert_eq!(
+            journal.step_duration(StepName::StopReplica),
+            Some(std::time::Duration::from_secs(1))
+        );
         assert_eq!(journal.next_step(), None);
     }
 
@@ -326,7 +351,10 @@ mod tests {
         drive(&mut journal, &[Ok(()), Ok(()), Err("unit failed")]);
         journal.retry_halted();
         let ran = drive(&mut journal, &[Ok(()), Ok(()), Ok(())]);
-        assert_eq!(ran, [StepName::StartApps, StepName::UpdateDns, StepName::Notify]);
+        assert_eq!(
+            ran,
+            [StepName::StartApps, StepName::UpdateDns, StepName::Notify]
+        );
         assert_eq!(journal.step(StepName::StartApps).attempts, 2);
         assert_eq!(journal.step(StepName::StopReplica).attempts, 1);
         assert_eq!(journal.outcome, Outcome::Promoted);
@@ -335,7 +363,10 @@ mod tests {
     #[test]
     fn a_failed_closing_alert_does_not_halt_a_serving_promotion() {
         let mut journal = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
-        drive(&mut journal, &[Ok(()), Ok(()), Ok(()), Ok(()), Err("telegram down")]);
+        drive(
+            &mut journal,
+            &[Ok(()), Ok(()), Ok(()), Ok(()), Err("telegram down")],
+        );
         assert_eq!(journal.outcome, Outcome::Promoted);
         assert_eq!(journal.step(StepName::Notify).status, StepStatus::Failed);
     }
@@ -347,7 +378,8 @@ mod tests {
         journal.finish(StepName::StopReplica, "ok".into(), t(1));
         journal.begin(StepName::MakeWritable, t(1));
         // The process dies here; the journal on disk says make_writable is running.
-        let reloaded: Journal = serde_json::from_str(&serde_json::to_string(&journal).unwrap()).unwrap();
+        let reloaded: Journal =
+            serde_json::from_str(&serde_json::to_string(&journal).unwrap()).unwrap();
         assert_eq!(reloaded.interrupted_step(), Some(StepName::MakeWritable));
         assert_eq!(reloaded.next_step(), Some(StepName::MakeWritable));
     }
@@ -356,9 +388,28 @@ mod tests {
     fn step_names_serialize_as_the_spec_names_them() {
         let names: Vec<String> = StepName::ALL
             .iter()
-            .map(|s| serde_json::to_value(s).unwrap().as_str().unwrap().to_string())
+            .map(|s| {
+                serde_json::to_value(s)
+                    .unwrap()
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect();
-        assert_eq!(names, ["stop_replica", "make_writable", "start_apps", "update_dns", "notify"]);
-        assert!(StepName::ALL.iter().all(|s| names.contains(&s.as_str().to_string())));
+        assert_eq!(
+            names,
+            [
+                "stop_replica",
+                "make_writable",
+                "start_apps",
+                "update_dns",
+                "notify"
+            ]
+        );
+        assert!(
+            StepName::ALL
+                .iter()
+                .all(|s| names.contains(&s.as_str().to_string()))
+        );
     }
 }

@@ -155,8 +155,13 @@ impl Prober {
                     .user(Some(user.as_str()))
                     .pass(Some(password.expose()))
                     .prefer_socket(false);
-                let mut conn = mysql_async::Conn::new(opts).await.map_err(|e| e.to_string())?;
-                let one: Option<i64> = conn.query_first("SELECT 1").await.map_err(|e| e.to_string())?;
+                let mut conn = mysql_async::Conn::new(opts)
+                    .await
+                    .map_err(|e| error_chain(&e))?;
+                let one: Option<i64> = conn
+                    .query_first("SELECT 1")
+                    .await
+                    .map_err(|e| error_chain(&e))?;
                 let _ = conn.disconnect().await;
                 match one {
                     Some(1) => Ok("SELECT 1 answered".to_string()),
@@ -176,25 +181,57 @@ pub fn round_ok(fail_when: FailWhen, checks: impl IntoIterator<Item = bool>) -> 
     }
 }
 
-/// An error with its causes, on one line (reqwest's top-level message alone says little).
+/// An error with its causes, on one line (reqwest's top-level message alone says
+/// little), without the repetitions some crates put in their own messages.
 pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        for part in cause.to_string().split(": ") {
+            if parts.last().is_none_or(|last| last != part)
+                && !parts.iter().any(|p| p.contains(part))
+            {
+                parts.push(part.to_string());
+            }
         }
-        source = cause.source();
+        next = cause.source();
     }
-    text
+    parts.join(": ")
+}
+
+/// A duration for people: "8 ms", "1.2 s".
+pub fn human_duration(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::secret::Secret;
+
+    #[test]
+    fn error_chains_drop_repeated_parts() {
+        let io = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        );
+        let wrapped =
+            std::io::Error::other(format!("Input/output error: Input/output error: {io}"));
+        assert_eq!(
+            error_chain(&wrapped),
+            "Input/output error: Connection refused (os error 111)"
+        );
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(8)), "8 ms");
+        assert_eq!(human_duration(Duration::from_millis(1234)), "1.2 s");
+    }
 
     #[test]
     fn fail_when_any_and_all() {
@@ -247,9 +284,19 @@ mod tests {
         let took = started.elapsed();
         assert!(!round.ok);
         assert!(!round.checks[0].ok, "{:?}", round.checks[0]);
-        assert!(round.checks[0].detail.contains("no answer within 10s"), "{:?}", round.checks[0]);
-        assert!(round.checks[1].ok, "tcp connect alone succeeds against a hung server");
-        assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(11), "{took:?}");
+        assert!(
+            round.checks[0].detail.contains("no answer within 10s"),
+            "{:?}",
+            round.checks[0]
+        );
+        assert!(
+            round.checks[1].ok,
+            "tcp connect alone succeeds against a hung server"
+        );
+        assert!(
+            took >= Duration::from_secs(10) && took < Duration::from_secs(11),
+            "{took:?}"
+        );
     }
 
     #[tokio::test]
@@ -261,6 +308,10 @@ mod tests {
             .run_round()
             .await;
         assert!(!round.ok);
-        assert!(round.failures().contains("tcp 127.0.0.1:"), "{}", round.failures());
+        assert!(
+            round.failures().contains("tcp 127.0.0.1:"),
+            "{}",
+            round.failures()
+        );
     }
 }

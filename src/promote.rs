@@ -18,6 +18,7 @@ use crate::cloudflare::Cloudflare;
 use crate::config::{Config, DnsRecordConfig};
 use crate::error::Refused;
 use crate::journal::{DnsChange, Journal, Outcome, StepName, StepStatus, Trigger};
+use crate::probe::human_duration;
 use crate::replica::{Replica, display_gtid};
 use crate::retry::{Backoff, retry_until};
 use crate::store::{LockHeld, StateDir};
@@ -29,7 +30,8 @@ const MAKE_WRITABLE_TIMEOUT: Duration = Duration::from_secs(30);
 const STOP_REPLICA_SLACK: Duration = Duration::from_secs(30);
 /// How long `notify` waits for the closing alert: room for the alert queued before it
 /// (the opening one) and its own delivery budget.
-const NOTIFY_TIMEOUT: Duration = Duration::from_secs(2 * crate::alert::DELIVERY_BUDGET.as_secs() + 5);
+const NOTIFY_TIMEOUT: Duration =
+    Duration::from_secs(2 * crate::alert::DELIVERY_BUDGET.as_secs() + 5);
 
 /// Everything a promotion talks to.
 #[derive(Clone)]
@@ -50,7 +52,11 @@ impl Promoter {
             config: config.clone(),
             store: StateDir::new(config.state_dir()),
             replica: Replica::new(&config.replica),
-            cloudflare: Cloudflare::new(http, config.dns.api_base.clone(), config.dns.api_token.clone()),
+            cloudflare: Cloudflare::new(
+                http,
+                config.dns.api_base.clone(),
+                config.dns.api_token.clone(),
+            ),
             alerter,
         })
     }
@@ -85,15 +91,19 @@ impl Promoter {
             },
             Timestamp::now()
         );
-        let _lock = self.store.lock_promotion(&holder).map_err(|e| match e.downcast::<LockHeld>() {
-            Ok(held) => anyhow!(Refused(held.to_string())),
-            Err(other) => other,
-        })?;
+        let _lock =
+            self.store
+                .lock_promotion(&holder)
+                .map_err(|e| match e.downcast::<LockHeld>() {
+                    Ok(held) => anyhow!(Refused(held.to_string())),
+                    Err(other) => other,
+                })?;
         let node = &self.config.node.name;
         let mut journal = match self.store.load_journal()? {
             None => {
                 let journal = Journal::new(node, trigger, reason, Timestamp::now());
-                self.alerter.send(&format!("🚨 promoting {node} to primary: {reason}"));
+                self.alerter
+                    .send(&format!("🚨 promoting {node} to primary: {reason}"));
                 journal
             }
             Some(journal) if journal.outcome == Outcome::Promoted => {
@@ -111,14 +121,18 @@ impl Promoter {
                 }
                 let failed = journal.failed_step().map_or("?", |s| s.name.as_str());
                 tracing::warn!("retrying the halted promotion from step {failed}");
-                self.alerter.send(&format!("🔁 retrying the halted promotion of {node} from step {failed} (by an operator)"));
+                self.alerter.send(&format!(
+                    "🔁 retrying the halted promotion of {node} from step {failed} (by an operator)"
+                ));
                 journal.retry_halted();
                 journal
             }
             Some(journal) => {
                 let step = journal.next_step().map_or("the end", StepName::as_str);
                 tracing::warn!("resuming the interrupted promotion at step {step}");
-                self.alerter.send(&format!("🔁 resuming the interrupted promotion of {node} at step {step}"));
+                self.alerter.send(&format!(
+                    "🔁 resuming the interrupted promotion of {node} at step {step}"
+                ));
                 journal
             }
         };
@@ -136,7 +150,10 @@ impl Promoter {
             let result = self.run_step(step, &mut journal).await;
             match result {
                 Ok(detail) => {
-                    tracing::info!("step {step}: done in {} ms: {detail}", started.elapsed().as_millis());
+                    tracing::info!(
+                        "step {step}: done in {} ms: {detail}",
+                        started.elapsed().as_millis()
+                    );
                     journal.finish(step, detail, Timestamp::now());
                     self.store.save_journal(&journal)?;
                 }
@@ -160,7 +177,9 @@ impl Promoter {
         let deadline = match step {
             StepName::StopReplica => self.config.replica.apply_timeout + STOP_REPLICA_SLACK,
             StepName::MakeWritable => MAKE_WRITABLE_TIMEOUT,
-            StepName::StartApps => self.config.apps.start_timeout * (self.config.apps.units.len().max(1) as u32),
+            StepName::StartApps => {
+                self.config.apps.start_timeout * (self.config.apps.units.len().max(1) as u32)
+            }
             StepName::UpdateDns => self.config.dns.update_timeout,
             StepName::Notify => NOTIFY_TIMEOUT,
         };
@@ -184,7 +203,10 @@ impl Promoter {
             }
         };
         tokio::time::timeout(deadline, work).await.map_err(|_| {
-            anyhow!("step {step} did not finish within {}", humantime::format_duration(deadline))
+            anyhow!(
+                "step {step} did not finish within {}",
+                humantime::format_duration(deadline)
+            )
         })?
     }
 
@@ -232,7 +254,9 @@ impl Promoter {
                         "{} {} -> {} (was {})",
                         change.name, change.record_type, change.content, change.previous_content
                     ));
-                    journal.dns_changes.retain(|c| c.record_id != change.record_id);
+                    journal
+                        .dns_changes
+                        .retain(|c| c.record_id != change.record_id);
                     journal.dns_changes.push(change);
                 }
                 Err(e) => errors.push(format!("{} {}: {e:#}", record.name, record.record_type)),
@@ -245,22 +269,40 @@ impl Promoter {
         }
     }
 
-    async fn point_record(&self, record: &DnsRecordConfig, deadline: Instant) -> anyhow::Result<DnsChange> {
+    async fn point_record(
+        &self,
+        record: &DnsRecordConfig,
+        deadline: Instant,
+    ) -> anyhow::Result<DnsChange> {
         let cf = &self.cloudflare;
-        let (zone, name, kind, target) = (&record.zone_id, &record.name, &record.record_type, &record.content);
-        let found = retry_until(&format!("finding {name} {kind}"), deadline, Backoff::API, || {
-            cf.find_record(zone, name, kind)
-        })
+        let (zone, name, kind, target) = (
+            &record.zone_id,
+            &record.name,
+            &record.record_type,
+            &record.content,
+        );
+        let found = retry_until(
+            &format!("finding {name} {kind}"),
+            deadline,
+            Backoff::API,
+            || cf.find_record(zone, name, kind),
+        )
         .await?;
         if found.content != *target {
-            retry_until(&format!("updating {name} {kind}"), deadline, Backoff::API, || {
-                cf.set_content(zone, &found.id, target)
-            })
+            retry_until(
+                &format!("updating {name} {kind}"),
+                deadline,
+                Backoff::API,
+                || cf.set_content(zone, &found.id, target),
+            )
             .await?;
         }
-        let read_back = retry_until(&format!("reading back {name} {kind}"), deadline, Backoff::API, || {
-            cf.get_record(zone, &found.id)
-        })
+        let read_back = retry_until(
+            &format!("reading back {name} {kind}"),
+            deadline,
+            Backoff::API,
+            || cf.get_record(zone, &found.id),
+        )
         .await?;
         if read_back.content != *target {
             anyhow::bail!("read back {} instead of {target}", read_back.content);
@@ -286,7 +328,11 @@ fn halted_alert(journal: &Journal, step: StepName, error: &str) -> String {
         .collect();
     format!(
         "🛑 promotion HALTED at step {step}: {error}\nNot done: {}.\nTrigger: {}. Fix the cause, then retry with `failover-watchdog --promote-now --yes`.",
-        if undone.is_empty() { "nothing".to_string() } else { undone.join(", ") },
+        if undone.is_empty() {
+            "nothing".to_string()
+        } else {
+            undone.join(", ")
+        },
         trigger_word(journal.trigger)
     )
 }
@@ -308,11 +354,11 @@ pub fn closing_alert(journal: &Journal) -> String {
     for step in journal.steps.iter().filter(|s| s.name != StepName::Notify) {
         let took = journal
             .step_duration(step.name)
-            .map_or("-".to_string(), |d| format!("{:.1}s", d.as_secs_f64()));
+            .map_or("-".to_string(), human_duration);
         text.push_str(&format!(
-            "• {} {:?} {took}: {}\n",
+            "• {} {} in {took}: {}\n",
             step.name,
-            step.status,
+            step.status.as_str(),
             step.detail.as_deref().unwrap_or("")
         ));
     }

@@ -143,7 +143,9 @@ impl Replica {
             ));
         };
         if let Some(error) = status.sql_error() {
-            bail!("the replica's SQL thread stopped with an error; nothing was made writable: {error}");
+            bail!(
+                "the replica's SQL thread stopped with an error; nothing was made writable: {error}"
+            );
         }
         conn.query_drop("STOP SLAVE IO_THREAD")
             .await
@@ -153,14 +155,19 @@ impl Replica {
             .await?
             .ok_or_else(|| anyhow!("the replication connection {name:?} vanished"))?;
         let received = status.gtid_io_pos().to_string();
-        tracing::info!("replica IO thread stopped; received up to {}", display_gtid(&received));
+        tracing::info!(
+            "replica IO thread stopped; received up to {}",
+            display_gtid(&received)
+        );
 
         self.wait_until_applied(&mut conn, &received).await?;
 
         conn.query_drop("STOP SLAVE").await.context("STOP SLAVE")?;
         let mut detail = format!("received {} and applied it", display_gtid(&received));
         if self.config.reset_replica {
-            conn.query_drop("RESET SLAVE ALL").await.context("RESET SLAVE ALL")?;
+            conn.query_drop("RESET SLAVE ALL")
+                .await
+                .context("RESET SLAVE ALL")?;
             detail.push_str("; RESET SLAVE ALL done");
         }
         let positions = read_positions(&mut conn, &received).await?;
@@ -180,7 +187,10 @@ impl Replica {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let slice = remaining.min(Duration::from_secs(1));
             let reached: Option<i64> = conn
-                .exec_first("SELECT MASTER_GTID_WAIT(?, ?)", (received, slice.as_secs_f64()))
+                .exec_first(
+                    "SELECT MASTER_GTID_WAIT(?, ?)",
+                    (received, slice.as_secs_f64()),
+                )
                 .await
                 .context("MASTER_GTID_WAIT")?;
             if reached == Some(0) {
@@ -196,14 +206,17 @@ impl Replica {
                 );
             }
             if status.sql_running() != "Yes" && !started_sql_thread {
-                tracing::warn!("the replica's SQL thread was stopped; starting it to apply the relay log");
+                tracing::warn!(
+                    "the replica's SQL thread was stopped; starting it to apply the relay log"
+                );
                 conn.query_drop("START SLAVE SQL_THREAD")
                     .await
                     .context("START SLAVE SQL_THREAD")?;
                 started_sql_thread = true;
             }
             if Instant::now() >= deadline {
-                let applied: Option<String> = conn.query_first("SELECT @@global.gtid_slave_pos").await?;
+                let applied: Option<String> =
+                    conn.query_first("SELECT @@global.gtid_slave_pos").await?;
                 bail!(
                     "the relay log was not applied within apply_timeout ({}): received {}, applied {}; nothing was made writable",
                     humantime::format_duration(self.config.apply_timeout),
@@ -241,7 +254,9 @@ async fn read_status(conn: &mut Conn, name: &str) -> anyhow::Result<Option<Repli
             .enumerate()
             .map(|(i, column)| {
                 let value = match row.as_ref(i) {
-                    Some(mysql_async::Value::Bytes(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+                    Some(mysql_async::Value::Bytes(bytes)) => {
+                        String::from_utf8_lossy(bytes).into_owned()
+                    }
                     Some(mysql_async::Value::Int(n)) => n.to_string(),
                     Some(mysql_async::Value::UInt(n)) => n.to_string(),
                     _ => String::new(),

@@ -71,12 +71,16 @@ where
         let remaining = deadline.saturating_duration_since(Instant::now());
         let result = match tokio::time::timeout(remaining, attempt()).await {
             Ok(result) => result,
-            Err(_) => Err(Failure::Fatal(anyhow::anyhow!("deadline reached during the attempt"))),
+            Err(_) => Err(Failure::Fatal(anyhow::anyhow!(
+                "deadline reached during the attempt"
+            ))),
         };
         match result {
             Ok(value) => return Ok(value),
             Err(Failure::Fatal(error)) => {
-                return Err(error.context(format!("{what} failed (attempt {attempts}, not retried)")));
+                return Err(
+                    error.context(format!("{what} failed (attempt {attempts}, not retried)"))
+                );
             }
             Err(Failure::Transient { error, retry_after }) => {
                 let wait = retry_after.map_or(delay, |server| server.max(delay));
@@ -156,15 +160,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fatal_failures_are_not_retried() {
         let calls = Cell::new(0);
-        let err = retry_until("update record", Instant::now() + Duration::from_secs(60), backoff(), || {
-            calls.set(calls.get() + 1);
-            async { Err::<(), _>(Failure::fatal(anyhow::anyhow!("HTTP 403: Authentication error"))) }
-        })
+        let err = retry_until(
+            "update record",
+            Instant::now() + Duration::from_secs(60),
+            backoff(),
+            || {
+                calls.set(calls.get() + 1);
+                async {
+                    Err::<(), _>(Failure::fatal(anyhow::anyhow!(
+                        "HTTP 403: Authentication error"
+                    )))
+                }
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(calls.get(), 1);
         let message = format!("{err:#}");
-        assert!(message.contains("update record failed") && message.contains("403"), "{message}");
+        assert!(
+            message.contains("update record failed") && message.contains("403"),
+            "{message}"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -186,9 +202,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_attempt_that_hangs_is_cut_at_the_deadline() {
         let started = Instant::now();
-        let err = retry_until("op", started + Duration::from_secs(5), backoff(), || async {
-            std::future::pending::<Result<(), Failure>>().await
-        })
+        let err = retry_until(
+            "op",
+            started + Duration::from_secs(5),
+            backoff(),
+            || async { std::future::pending::<Result<(), Failure>>().await },
+        )
         .await
         .unwrap_err();
         assert_eq!(started.elapsed(), Duration::from_secs(5));

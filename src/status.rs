@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{Journal, Outcome};
-use crate::probe::RoundReport;
+use crate::probe::{RoundReport, human_duration};
 use crate::store::StateDir;
 
 /// The daemon's view, written to `state_dir` after every round.
@@ -57,7 +57,11 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
-    pub fn gather(store: &StateDir, failures_before_promotion: u32, now: Timestamp) -> anyhow::Result<Self> {
+    pub fn gather(
+        store: &StateDir,
+        failures_before_promotion: u32,
+        now: Timestamp,
+    ) -> anyhow::Result<Self> {
         let live: Option<LiveState> = store.load_live()?;
         let journal = store.load_journal()?;
         let pause: Option<Pause> = store.load_pause()?.filter(|p: &Pause| p.active_at(now));
@@ -65,7 +69,9 @@ impl StatusReport {
         Ok(Self {
             state,
             consecutive_failures: live.as_ref().map_or(0, |l| l.consecutive_failures),
-            failures_before_promotion: live.as_ref().map_or(failures_before_promotion, |l| l.failures_before_promotion),
+            failures_before_promotion: live
+                .as_ref()
+                .map_or(failures_before_promotion, |l| l.failures_before_promotion),
             last_probe: live.as_ref().and_then(|l| l.last_probe.clone()),
             promotion: journal,
             paused: pause,
@@ -82,7 +88,9 @@ impl StatusReport {
             self.consecutive_failures, self.failures_before_promotion
         ));
         match (&self.daemon_updated_at, &self.daemon_pid) {
-            (Some(at), Some(pid)) => out.push_str(&format!("daemon: pid {pid}, last wrote its state at {at}\n")),
+            (Some(at), Some(pid)) => out.push_str(&format!(
+                "daemon: pid {pid}, last wrote its state at {at}\n"
+            )),
             _ => out.push_str("daemon: no live state yet (has `failover-watchdog run` started?)\n"),
         }
         if let Some(pause) = &self.paused {
@@ -90,7 +98,10 @@ impl StatusReport {
                 "paused since {} until {}{}\n",
                 pause.since,
                 pause.until.map_or("resume".to_string(), |u| u.to_string()),
-                pause.reason.as_ref().map_or(String::new(), |r| format!(": {r}"))
+                pause
+                    .reason
+                    .as_ref()
+                    .map_or(String::new(), |r| format!(": {r}"))
             ));
         }
         match &self.last_probe {
@@ -117,23 +128,26 @@ impl StatusReport {
             None => out.push_str("promotion: none\n"),
             Some(j) => {
                 out.push_str(&format!(
-                    "promotion: {:?}, trigger {:?}, started {}{}\n  why: {}\n",
-                    j.outcome,
-                    j.trigger,
+                    "promotion: {}, trigger {}, started {}{}\n  why: {}\n",
+                    derive_state(Some(j), None, None),
+                    j.trigger.as_str(),
                     j.started_at,
-                    j.finished_at.map_or(String::new(), |f| format!(", finished {f}")),
+                    j.finished_at
+                        .map_or(String::new(), |f| format!(", finished {f}")),
                     j.reason
                 ));
                 for step in &j.steps {
                     let took = j
                         .step_duration(step.name)
-                        .map_or(String::new(), |d| format!(" in {:.1}s", d.as_secs_f64()));
+                        .map_or(String::new(), |d| format!(" in {}", human_duration(d)));
                     out.push_str(&format!(
                         "  {:<14} {:<8}{took} {}{}\n",
                         step.name.as_str(),
-                        format!("{:?}", step.status).to_lowercase(),
+                        step.status.as_str(),
                         step.detail.as_deref().unwrap_or(""),
-                        step.error.as_ref().map_or(String::new(), |e| format!("ERROR: {e}"))
+                        step.error
+                            .as_ref()
+                            .map_or(String::new(), |e| format!("ERROR: {e}"))
                     ));
                 }
                 if let Some(g) = &j.gtid {
@@ -149,7 +163,11 @@ impl StatusReport {
 }
 
 /// The state name, from the most decisive source down.
-pub fn derive_state(journal: Option<&Journal>, pause: Option<&Pause>, live: Option<&LiveState>) -> String {
+pub fn derive_state(
+    journal: Option<&Journal>,
+    pause: Option<&Pause>,
+    live: Option<&LiveState>,
+) -> String {
     match journal.map(|j| j.outcome) {
         Some(Outcome::Running) => "promoting".into(),
         Some(Outcome::Promoted) => "promoted".into(),
@@ -187,12 +205,21 @@ mod tests {
             reason: None,
         };
         assert_eq!(derive_state(None, None, Some(&live("suspect"))), "suspect");
-        assert_eq!(derive_state(None, Some(&pause), Some(&live("suspect"))), "paused");
-        assert_eq!(derive_state(Some(&journal), Some(&pause), None), "promoting");
+        assert_eq!(
+            derive_state(None, Some(&pause), Some(&live("suspect"))),
+            "paused"
+        );
+        assert_eq!(
+            derive_state(Some(&journal), Some(&pause), None),
+            "promoting"
+        );
         journal.outcome = Outcome::Halted;
         assert_eq!(derive_state(Some(&journal), None, None), "halted");
         journal.outcome = Outcome::Promoted;
-        assert_eq!(derive_state(Some(&journal), None, Some(&live("monitoring"))), "promoted");
+        assert_eq!(
+            derive_state(Some(&journal), None, Some(&live("monitoring"))),
+            "promoted"
+        );
         assert_eq!(derive_state(None, None, None), "monitoring");
     }
 

@@ -162,8 +162,8 @@ impl StateDir {
         let Some(text) = read_if_exists(&path)? else {
             return Ok(None);
         };
-        let value =
-            serde_json::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))?;
+        let value = serde_json::from_str(&text)
+            .with_context(|| format!("cannot parse {}", path.display()))?;
         Ok(Some(value))
     }
 

@@ -67,8 +67,14 @@ pub async fn start_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
     if !output.success {
         bail!(
             "`systemctl start {unit}` exited with {}: {}",
-            output.code.map_or("a signal".to_string(), |c| c.to_string()),
-            if output.stderr.is_empty() { &output.stdout } else { &output.stderr }
+            output
+                .code
+                .map_or("a signal".to_string(), |c| c.to_string()),
+            if output.stderr.is_empty() {
+                &output.stdout
+            } else {
+                &output.stderr
+            }
         );
     }
     loop {

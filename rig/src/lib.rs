@@ -6,11 +6,13 @@
 //! - [`cloudflare`]: a local HTTP server that follows Cloudflare's v4 DNS API.
 //! - [`telegram`]: a local HTTP server that follows the Telegram Bot API.
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
+//! - [`stage`]: all of the above plus a config pointing the real binary at them.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
 //! written once.
 
 pub mod cloudflare;
 pub mod mariadb;
+pub mod stage;
 pub mod systemctl;
 pub mod telegram;

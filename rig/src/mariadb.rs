@@ -523,8 +523,14 @@ impl MariaDb {
             // (AFTER_SYNC), so "no acknowledged write lost" is a guarantee the tests can
             // hold the watchdog to. The primary (started writable) waits for the
             // replica's acknowledgement; the replica (started read-only) gives it.
-            .arg(format!("--rpl-semi-sync-master-enabled={}", u8::from(!self.read_only)))
-            .arg(format!("--rpl-semi-sync-slave-enabled={}", u8::from(self.read_only)))
+            .arg(format!(
+                "--rpl-semi-sync-master-enabled={}",
+                u8::from(!self.read_only)
+            ))
+            .arg(format!(
+                "--rpl-semi-sync-slave-enabled={}",
+                u8::from(self.read_only)
+            ))
             .arg("--rpl-semi-sync-master-wait-point=AFTER_SYNC")
             .arg("--rpl-semi-sync-master-timeout=30000")
             .arg(format!("--read-only={}", u8::from(self.read_only)))

@@ -5,7 +5,10 @@ use std::process::ExitCode;
 use crate::config::Config;
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    println!("# {} is valid. Effective configuration (secrets redacted):", config.path.display());
+    println!(
+        "# {} is valid. Effective configuration (secrets redacted):",
+        config.path.display()
+    );
     for warning in &config.warnings {
         println!("# warning: {warning}");
     }

@@ -27,7 +27,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => run::run(config).await,
         Command::CheckConfig => check_config::run(&config),
         Command::Status { json } => status::run(&config, json),
-        Command::Pause { duration, reason } => pause::pause(&config, duration.map(Into::into), reason),
+        Command::Pause { duration, reason } => {
+            pause::pause(&config, duration.map(Into::into), reason)
+        }
         Command::Resume => pause::resume(&config),
     }
 }

@@ -10,13 +10,21 @@ use crate::config::Config;
 use crate::status::Pause;
 use crate::store::StateDir;
 
-pub fn pause(config: &Config, duration: Option<Duration>, reason: Option<String>) -> anyhow::Result<ExitCode> {
+pub fn pause(
+    config: &Config,
+    duration: Option<Duration>,
+    reason: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now();
     let until = duration
         .map(|d| jiff::SignedDuration::try_from(d).and_then(|d| now.checked_add(d)))
         .transpose()
         .map_err(|e| anyhow::anyhow!("--for is too long: {e}"))?;
-    let pause = Pause { since: now, until, reason };
+    let pause = Pause {
+        since: now,
+        until,
+        reason,
+    };
     StateDir::new(config.state_dir()).save_pause(&pause)?;
     match until {
         Some(until) => println!("automatic promotion paused until {until}"),

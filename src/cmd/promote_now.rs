@@ -38,9 +38,17 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
         confirm(config)?;
     }
     let journal = promoter
-        .promote(Trigger::Manual, "requested by an operator with --promote-now", || false)
+        .promote(
+            Trigger::Manual,
+            "requested by an operator with --promote-now",
+            || false,
+        )
         .await?;
-    let report = StatusReport::gather(&store, config.probe.failures_before_promotion, jiff::Timestamp::now())?;
+    let report = StatusReport::gather(
+        &store,
+        config.probe.failures_before_promotion,
+        jiff::Timestamp::now(),
+    )?;
     print!("{}", report.render());
     // Alerts are queued; give them a moment to go out before the process ends.
     alerter.flush(2 * crate::alert::DELIVERY_BUDGET).await;
@@ -82,33 +90,56 @@ async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<Ex
         }
         println!("     {} {text}", if ok { "now:" } else { "CHECK FAILED:" });
     };
-    println!("Promotion plan for {} (dry run: nothing is changed)", config.node.name);
+    println!(
+        "Promotion plan for {} (dry run: nothing is changed)",
+        config.node.name
+    );
 
     let r = &config.replica;
     println!(
         " 1. stop_replica: on {} stop the IO thread, wait up to {} for everything received to be applied (MASTER_GTID_WAIT), STOP SLAVE{}",
         promoter.replica().describe(),
         humantime::format_duration(r.apply_timeout),
-        if r.reset_replica { ", RESET SLAVE ALL" } else { "" }
+        if r.reset_replica {
+            ", RESET SLAVE ALL"
+        } else {
+            ""
+        }
     );
     match promoter.replica().status().await {
         Ok(Some(status)) => {
             let error = status.sql_error();
             check(error.is_none(), error.unwrap_or_else(|| status.summary()));
         }
-        Ok(None) => check(false, format!("no replication connection {:?} on the replica", r.connection_name)),
+        Ok(None) => check(
+            false,
+            format!(
+                "no replication connection {:?} on the replica",
+                r.connection_name
+            ),
+        ),
         Err(e) => check(false, format!("{e:#}")),
     }
 
-    println!(" 2. make_writable: SET GLOBAL read_only = OFF on {}:{}, then read it back", r.host, r.port);
+    println!(
+        " 2. make_writable: SET GLOBAL read_only = OFF on {}:{}, then read it back",
+        r.host, r.port
+    );
     match promoter.replica().read_only().await {
-        Ok(read_only) => check(true, format!("read_only = {}", if read_only { "ON" } else { "OFF" })),
+        Ok(read_only) => check(
+            true,
+            format!("read_only = {}", if read_only { "ON" } else { "OFF" }),
+        ),
         Err(e) => check(false, format!("{e:#}")),
     }
 
     println!(
         " 3. start_apps: systemctl start, in order: {} (each within {})",
-        if config.apps.units.is_empty() { "(no units)".to_string() } else { config.apps.units.join(", ") },
+        if config.apps.units.is_empty() {
+            "(no units)".to_string()
+        } else {
+            config.apps.units.join(", ")
+        },
         humantime::format_duration(config.apps.start_timeout)
     );
     for unit in &config.apps.units {
@@ -131,14 +162,22 @@ async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<Ex
         {
             Ok(found) => check(
                 true,
-                format!("{} (id {}, ttl {}, proxied {})", found.content, found.id, found.ttl, found.proxied),
+                format!(
+                    "{} (id {}, ttl {}, proxied {})",
+                    found.content, found.id, found.ttl, found.proxied
+                ),
             ),
-            Err(Failure::Fatal(e) | Failure::Transient { error: e, .. }) => check(false, format!("{e:#}")),
+            Err(Failure::Fatal(e) | Failure::Transient { error: e, .. }) => {
+                check(false, format!("{e:#}"))
+            }
         }
     }
 
     match &config.telegram {
-        Some(t) => println!(" 5. notify: the closing alert to Telegram chat {} via {}", t.chat_id, t.api_url),
+        Some(t) => println!(
+            " 5. notify: the closing alert to Telegram chat {} via {}",
+            t.chat_id, t.api_url
+        ),
         None => println!(" 5. notify: the closing alert to the log (no [telegram] configured)"),
     }
     if failed == 0 {

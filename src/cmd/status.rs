@@ -10,7 +10,11 @@ use crate::store::StateDir;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let store = StateDir::new(config.state_dir());
-    let report = StatusReport::gather(&store, config.probe.failures_before_promotion, Timestamp::now())?;
+    let report = StatusReport::gather(
+        &store,
+        config.probe.failures_before_promotion,
+        Timestamp::now(),
+    )?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -88,14 +88,24 @@ fn the_documented_example_is_valid_and_secrets_are_read_from_files() {
     let fx = Fixture::new();
     let config = fx.parse(GOOD).unwrap();
     assert_eq!(config.node.name, "standby-fra1");
-    assert_eq!(config.node.state_dir, fx.dir.path().join("state"), "relative to the config file");
+    assert_eq!(
+        config.node.state_dir,
+        fx.dir.path().join("state"),
+        "relative to the config file"
+    );
     assert_eq!(config.probe.interval, Duration::from_secs(60));
     assert_eq!(config.probe.failures_before_promotion, 5);
     assert_eq!(config.probe.checks.len(), 3);
     assert_eq!(config.replica.password.expose(), "replica-pw");
     assert_eq!(config.dns.api_token.expose(), "cf-token");
-    assert_eq!(config.dns.records[0].zone_id, "023e105f4ecef8ad9ca31a8372d0c353");
-    assert_eq!(config.telegram.as_ref().unwrap().bot_token.expose(), "123:tg-token");
+    assert_eq!(
+        config.dns.records[0].zone_id,
+        "023e105f4ecef8ad9ca31a8372d0c353"
+    );
+    assert_eq!(
+        config.telegram.as_ref().unwrap().bot_token.expose(),
+        "123:tg-token"
+    );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
 }
 
@@ -137,7 +147,10 @@ content = "203.0.113.20"
     assert_eq!(config.replica.apply_timeout, Duration::from_secs(120));
     assert!(config.replica.reset_replica);
     assert_eq!(config.apps.start_timeout, Duration::from_secs(90));
-    assert_eq!(config.node.state_dir, PathBuf::from("/var/lib/failover-watchdog"));
+    assert_eq!(
+        config.node.state_dir,
+        PathBuf::from("/var/lib/failover-watchdog")
+    );
     assert_eq!(config.dns.records[0].name, "app.example.com");
     assert_eq!(config.dns.records[0].record_type, "A");
     assert!(config.telegram.is_none());
@@ -154,7 +167,10 @@ fn inline_secrets_work_but_draw_a_warning() {
     let config = fx.parse(&text).unwrap();
     assert_eq!(config.replica.password.expose(), "inline-pw");
     assert!(
-        config.warnings.iter().any(|w| w.contains("replica.password") && w.contains("inline")),
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("replica.password") && w.contains("inline")),
         "{:?}",
         config.warnings
     );
@@ -163,30 +179,150 @@ fn inline_secrets_work_but_draw_a_warning() {
 /// Each case: (what to replace in GOOD, with what, the key the error must name, a part of
 /// the problem).
 const BAD: &[(&str, &str, &str, &str)] = &[
-    ("failures_before_promotion = 5", "failures_before_promotion = 0", "probe.failures_before_promotion", "at least 1"),
-    ("timeout = \"10s\"", "timeout = \"60s\"", "probe.timeout", "shorter than probe.interval"),
-    ("timeout = \"10s\"", "timeout = \"ten seconds\"", "probe.timeout", "not a duration"),
-    ("interval = \"60s\"", "interval = \"0s\"", "probe.interval", "longer than zero"),
-    ("url = \"https://primary.example.com/health\"", "url = \"not a url\"", "probe.checks[0].url", "not a URL"),
-    ("url = \"https://primary.example.com/health\"", "url = \"ftp://x/y\"", "probe.checks[0].url", "http"),
-    ("expect_status = 200", "expect_status = 99", "probe.checks[0].expect_status", "not an HTTP status"),
-    ("address = \"198.51.100.10:3306\"", "address = \"198.51.100.10\"", "probe.checks[1].address", "host:port"),
-    ("port = 3306\nuser = \"watchdog\"", "port = 70000\nuser = \"watchdog\"", "probe.checks[2].port", "not a TCP port"),
-    ("password_file = \"primary-db.password\"", "password_file = \"missing.password\"", "probe.checks[2].password_file", "cannot read secret file"),
-    ("password_file = \"primary-db.password\"", "password_file = \"empty.password\"", "probe.checks[2].password_file", "is empty"),
-    ("password_file = \"replica-db.password\"", "", "replica.password", "missing"),
-    ("password_file = \"replica-db.password\"", "password_file = \"replica-db.password\"\npassword = \"x\"", "replica.password", "not both"),
-    ("apply_timeout = \"120s\"", "apply_timeout = \"soon\"", "replica.apply_timeout", "not a duration"),
-    ("start_timeout = \"90s\"", "start_timeout = 90", "apps.start_timeout", "invalid type"),
-    ("provider = \"cloudflare\"", "provider = \"route53\"", "dns.provider", "not supported"),
-    ("api_base = \"https://api.cloudflare.com/client/v4\"", "api_base = \"::\"", "dns.api_base", "not a URL"),
-    ("content = \"203.0.113.20\"", "content = \"not-an-ip\"", "dns.records[0].content", "not an IPv4 address"),
-    ("type = \"A\"\ncontent", "type = \"MX\"\ncontent", "dns.records[0].type", "not supported"),
-    ("zone_id = \"023e105f4ecef8ad9ca31a8372d0c353\"", "", "dns.records[0].zone_id", "no zone"),
-    ("chat_id = \"-1001234567890\"", "chat_id = \"team\"", "telegram.chat_id", "numeric chat id"),
-    ("fail_when = \"any\"", "fail_when = \"most\"", "probe.fail_when", "unknown variant"),
-    ("reset_replica = true", "reset_replica = true\nreset_slave = true", "replica", "unknown field `reset_slave`"),
-    ("api_url = \"https://api.telegram.org\"", "api_url = \"https://api.telegram.org\"\ntoken = \"x\"", "telegram", "unknown field `token`"),
+    (
+        "failures_before_promotion = 5",
+        "failures_before_promotion = 0",
+        "probe.failures_before_promotion",
+        "at least 1",
+    ),
+    (
+        "timeout = \"10s\"",
+        "timeout = \"60s\"",
+        "probe.timeout",
+        "shorter than probe.interval",
+    ),
+    (
+        "timeout = \"10s\"",
+        "timeout = \"ten seconds\"",
+        "probe.timeout",
+        "not a duration",
+    ),
+    (
+        "interval = \"60s\"",
+        "interval = \"0s\"",
+        "probe.interval",
+        "longer than zero",
+    ),
+    (
+        "url = \"https://primary.example.com/health\"",
+        "url = \"not a url\"",
+        "probe.checks[0].url",
+        "not a URL",
+    ),
+    (
+        "url = \"https://primary.example.com/health\"",
+        "url = \"ftp://x/y\"",
+        "probe.checks[0].url",
+        "http",
+    ),
+    (
+        "expect_status = 200",
+        "expect_status = 99",
+        "probe.checks[0].expect_status",
+        "not an HTTP status",
+    ),
+    (
+        "address = \"198.51.100.10:3306\"",
+        "address = \"198.51.100.10\"",
+        "probe.checks[1].address",
+        "host:port",
+    ),
+    (
+        "port = 3306\nuser = \"watchdog\"",
+        "port = 70000\nuser = \"watchdog\"",
+        "probe.checks[2].port",
+        "not a TCP port",
+    ),
+    (
+        "password_file = \"primary-db.password\"",
+        "password_file = \"missing.password\"",
+        "probe.checks[2].password_file",
+        "cannot read secret file",
+    ),
+    (
+        "password_file = \"primary-db.password\"",
+        "password_file = \"empty.password\"",
+        "probe.checks[2].password_file",
+        "is empty",
+    ),
+    (
+        "password_file = \"replica-db.password\"",
+        "",
+        "replica.password",
+        "missing",
+    ),
+    (
+        "password_file = \"replica-db.password\"",
+        "password_file = \"replica-db.password\"\npassword = \"x\"",
+        "replica.password",
+        "not both",
+    ),
+    (
+        "apply_timeout = \"120s\"",
+        "apply_timeout = \"soon\"",
+        "replica.apply_timeout",
+        "not a duration",
+    ),
+    (
+        "start_timeout = \"90s\"",
+        "start_timeout = 90",
+        "apps.start_timeout",
+        "invalid type",
+    ),
+    (
+        "provider = \"cloudflare\"",
+        "provider = \"route53\"",
+        "dns.provider",
+        "not supported",
+    ),
+    (
+        "api_base = \"https://api.cloudflare.com/client/v4\"",
+        "api_base = \"::\"",
+        "dns.api_base",
+        "not a URL",
+    ),
+    (
+        "content = \"203.0.113.20\"",
+        "content = \"not-an-ip\"",
+        "dns.records[0].content",
+        "not an IPv4 address",
+    ),
+    (
+        "type = \"A\"\ncontent",
+        "type = \"MX\"\ncontent",
+        "dns.records[0].type",
+        "not supported",
+    ),
+    (
+        "zone_id = \"023e105f4ecef8ad9ca31a8372d0c353\"",
+        "",
+        "dns.records[0].zone_id",
+        "no zone",
+    ),
+    (
+        "chat_id = \"-1001234567890\"",
+        "chat_id = \"team\"",
+        "telegram.chat_id",
+        "numeric chat id",
+    ),
+    (
+        "fail_when = \"any\"",
+        "fail_when = \"most\"",
+        "probe.fail_when",
+        "unknown variant",
+    ),
+    (
+        "reset_replica = true",
+        "reset_replica = true\nreset_slave = true",
+        "replica",
+        "unknown field `reset_slave`",
+    ),
+    (
+        "api_url = \"https://api.telegram.org\"",
+        "api_url = \"https://api.telegram.org\"\ntoken = \"x\"",
+        "telegram",
+        "unknown field `token`",
+    ),
 ];
 
 #[test]
@@ -202,8 +338,14 @@ fn each_bad_config_names_the_key_and_the_problem() {
         };
         let message = err.to_string();
         assert!(message.contains("config.toml"), "no file in {message:?}");
-        assert!(message.contains(key), "case {to:?}: expected key {key:?} in {message:?}");
-        assert!(message.contains(problem), "case {to:?}: expected {problem:?} in {message:?}");
+        assert!(
+            message.contains(key),
+            "case {to:?}: expected key {key:?} in {message:?}"
+        );
+        assert!(
+            message.contains(problem),
+            "case {to:?}: expected {problem:?} in {message:?}"
+        );
     }
 }
 
@@ -227,16 +369,15 @@ fn toml_syntax_error_gives_line_and_column() {
 #[test]
 fn missing_checks_and_records_are_errors() {
     let fx = Fixture::new();
-    let no_checks = GOOD
-        .split("[[probe.checks]]")
-        .next()
-        .unwrap()
-        .to_string()
+    let no_checks = GOOD.split("[[probe.checks]]").next().unwrap().to_string()
         + &GOOD[GOOD.find("[replica]").unwrap()..];
     let err = fx.parse(&no_checks).unwrap_err();
     assert!(err.to_string().contains("probe.checks"), "{err}");
 
-    let no_records = GOOD.replace("[[dns.records]]\nname = \"app.example.com\"\ntype = \"A\"\ncontent = \"203.0.113.20\"\n", "");
+    let no_records = GOOD.replace(
+        "[[dns.records]]\nname = \"app.example.com\"\ntype = \"A\"\ncontent = \"203.0.113.20\"\n",
+        "",
+    );
     let err = fx.parse(&no_records).unwrap_err();
     assert!(err.to_string().contains("dns.records"), "{err}");
 }

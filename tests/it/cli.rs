@@ -59,12 +59,21 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
     let (code, stdout, stderr) = run(dir.path(), VALID, &["check-config"]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("is valid"), "{stdout}");
-    assert!(stdout.contains("failures_before_promotion = 5"), "defaults shown: {stdout}");
+    assert!(
+        stdout.contains("failures_before_promotion = 5"),
+        "defaults shown: {stdout}"
+    );
     assert!(stdout.contains("[redacted]"), "{stdout}");
     for secret in ["inline-replica-secret", "cf-file-secret", "tg-file-secret"] {
-        assert!(!stdout.contains(secret) && !stderr.contains(secret), "{secret} leaked");
+        assert!(
+            !stdout.contains(secret) && !stderr.contains(secret),
+            "{secret} leaked"
+        );
     }
-    assert!(stderr.contains("replica.password is written inline"), "{stderr}");
+    assert!(
+        stderr.contains("replica.password is written inline"),
+        "{stderr}"
+    );
 }
 
 /// Each bad config, through the real binary and every command: exit 78, and the
@@ -72,19 +81,54 @@ fn check_config_prints_the_effective_config_with_secrets_redacted() {
 #[test]
 fn each_bad_config_exits_78_naming_file_key_and_problem() {
     let cases: &[(&str, &str, &str, &str)] = &[
-        ("timeout = \"1s\"", "timeout = \"5s\"", "probe.timeout", "shorter than probe.interval"),
-        ("[probe]", "[probe]\nfailures_before_promotion = 0", "probe.failures_before_promotion", "at least 1"),
-        ("api_token_file = \"cf.token\"", "api_token_file = \"nope.token\"", "dns.api_token_file", "cannot read secret file"),
-        ("zone_id = \"zone\"", "zone_id = \"zone\"\nzone = \"x\"", "dns", "unknown field `zone`"),
-        ("content = \"203.0.113.20\"", "content = \"example\"", "dns.records[0].content", "not an IPv4 address"),
-        ("[[probe.checks]]\ntype = \"tcp\"\naddress = \"127.0.0.1:9\"", "", "probe.checks", "at least one"),
+        (
+            "timeout = \"1s\"",
+            "timeout = \"5s\"",
+            "probe.timeout",
+            "shorter than probe.interval",
+        ),
+        (
+            "[probe]",
+            "[probe]\nfailures_before_promotion = 0",
+            "probe.failures_before_promotion",
+            "at least 1",
+        ),
+        (
+            "api_token_file = \"cf.token\"",
+            "api_token_file = \"nope.token\"",
+            "dns.api_token_file",
+            "cannot read secret file",
+        ),
+        (
+            "zone_id = \"zone\"",
+            "zone_id = \"zone\"\nzone = \"x\"",
+            "dns",
+            "unknown field `zone`",
+        ),
+        (
+            "content = \"203.0.113.20\"",
+            "content = \"example\"",
+            "dns.records[0].content",
+            "not an IPv4 address",
+        ),
+        (
+            "[[probe.checks]]\ntype = \"tcp\"\naddress = \"127.0.0.1:9\"",
+            "",
+            "probe.checks",
+            "at least one",
+        ),
         ("[node]", "[node\n", "line 2, column 6", "unclosed table"),
     ];
     let dir = fixture();
     for (from, to, key, problem) in cases {
         assert!(VALID.contains(from), "fixture lacks {from:?}");
         let config = VALID.replacen(from, to, 1);
-        for args in [&["check-config"][..], &["status"], &["--promote-now", "--dry-run"], &["run"]] {
+        for args in [
+            &["check-config"][..],
+            &["status"],
+            &["--promote-now", "--dry-run"],
+            &["run"],
+        ] {
             let (code, stdout, stderr) = run(dir.path(), &config, args);
             assert_eq!(code, Some(78), "{args:?} with {to:?}: {stdout}{stderr}");
             assert!(stderr.contains("config.toml"), "{stderr}");
@@ -92,17 +136,26 @@ fn each_bad_config_exits_78_naming_file_key_and_problem() {
             assert!(stderr.contains(problem), "expected {problem:?} in {stderr}");
         }
     }
-    assert!(!dir.path().join("state").exists(), "a bad config changed nothing");
+    assert!(
+        !dir.path().join("state").exists(),
+        "a bad config changed nothing"
+    );
 }
 
 #[test]
 fn a_missing_config_file_exits_78() {
     let output = Command::new(BIN)
-        .args(["--config", "/nonexistent/failover-watchdog.toml", "check-config"])
+        .args([
+            "--config",
+            "/nonexistent/failover-watchdog.toml",
+            "check-config",
+        ])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("/nonexistent/failover-watchdog.toml"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("/nonexistent/failover-watchdog.toml")
+    );
 }
 
 #[test]
@@ -129,7 +182,11 @@ fn status_before_the_daemon_ever_ran_says_so() {
 #[test]
 fn pause_and_resume_show_in_status() {
     let dir = fixture();
-    let (code, _, stderr) = run(dir.path(), VALID, &["pause", "--for", "2h", "--reason", "maintenance"]);
+    let (code, _, stderr) = run(
+        dir.path(),
+        VALID,
+        &["pause", "--for", "2h", "--reason", "maintenance"],
+    );
     assert_eq!(code, Some(0), "{stderr}");
     let (_, stdout, _) = run(dir.path(), VALID, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();

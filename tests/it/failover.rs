@@ -12,9 +12,11 @@ use crate::support::*;
 /// alerts; a record not in the config stays as it was.
 #[tokio::test(flavor = "multi_thread")]
 async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
-    let mut rig = Rig::start().await;
+    let mut rig = stage().await;
     let load = WriteLoad::start(&rig.db.primary);
-    load.wait_for_acks(200, Duration::from_secs(30)).await.unwrap();
+    load.wait_for_acks(200, Duration::from_secs(30))
+        .await
+        .unwrap();
     let daemon = rig.spawn_daemon();
     rig.wait_for_status("a healthy first round", Duration::from_secs(20), |s| {
         s["last_probe"]["ok"] == true && s["state"] == "monitoring"
@@ -26,7 +28,9 @@ async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
     assert!(acked.len() >= 200);
 
     let status = rig
-        .wait_for_status("the promotion", Duration::from_secs(60), |s| s["state"] == "promoted")
+        .wait_for_status("the promotion", Duration::from_secs(60), |s| {
+            s["state"] == "promoted"
+        })
         .await;
     assert_eq!(steps(&status), all_steps("done"), "{status:#}");
     assert_eq!(status["promotion"]["trigger"], "automatic");
@@ -35,31 +39,65 @@ async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
 
     // No acknowledged write lost.
     let on_standby = rig.db.replica.app_write_ids().await.unwrap();
-    let missing: Vec<u64> = acked.iter().filter(|id| !on_standby.contains(id)).copied().collect();
-    assert!(missing.is_empty(), "{} acknowledged writes missing on the standby: {missing:?}", missing.len());
+    let missing: Vec<u64> = acked
+        .iter()
+        .filter(|id| !on_standby.contains(id))
+        .copied()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged writes missing on the standby: {missing:?}",
+        missing.len()
+    );
 
     // The standby is writable and no longer replicates.
     assert_eq!(rig.replica_read_only().await, "0");
-    assert!(rig.db.replica.slave_status().await.unwrap().is_none(), "RESET SLAVE ALL expected");
+    assert!(
+        rig.db.replica.slave_status().await.unwrap().is_none(),
+        "RESET SLAVE ALL expected"
+    );
 
     // DNS points at the standby; ttl and proxied kept; the unrelated record untouched.
     let app = rig.cloudflare.record(&rig.records.app).unwrap();
-    assert_eq!((app.content.as_str(), app.ttl, app.proxied), (STANDBY_ADDRESS, 300, true));
+    assert_eq!(
+        (app.content.as_str(), app.ttl, app.proxied),
+        (STANDBY_ADDRESS, 300, true)
+    );
     let www = rig.cloudflare.record(&rig.records.www).unwrap();
-    assert_eq!((www.content.as_str(), www.ttl, www.proxied), (STANDBY_ADDRESS, 120, false));
+    assert_eq!(
+        (www.content.as_str(), www.ttl, www.proxied),
+        (STANDBY_ADDRESS, 120, false)
+    );
     assert_eq!(rig.dns(&rig.records.unrelated), UNRELATED_ADDRESS);
-    assert_eq!(status["promotion"]["dns_changes"][0]["previous_content"], OLD_PRIMARY_ADDRESS);
+    assert_eq!(
+        status["promotion"]["dns_changes"][0]["previous_content"],
+        OLD_PRIMARY_ADDRESS
+    );
 
     // Units started in order.
     assert_eq!(rig.systemctl.started(), UNITS);
 
     // Alerts: the opening one, then the closing one, both naming the node.
-    let messages = rig.telegram.wait_for_messages(2, Duration::from_secs(10)).await;
+    let messages = rig
+        .telegram
+        .wait_for_messages(2, Duration::from_secs(10))
+        .await;
     assert!(messages.len() >= 2, "{messages:?}");
-    assert!(messages[0].text.contains(NODE) && messages[0].text.contains("promoting"), "{:?}", messages[0]);
-    assert!(messages[0].text.contains("3 consecutive probe rounds"), "{:?}", messages[0]);
+    assert!(
+        messages[0].text.contains(NODE) && messages[0].text.contains("promoting"),
+        "{:?}",
+        messages[0]
+    );
+    assert!(
+        messages[0].text.contains("3 consecutive probe rounds"),
+        "{:?}",
+        messages[0]
+    );
     let closing = &messages.last().unwrap().text;
-    assert!(closing.contains(NODE) && closing.contains("PROMOTED"), "{closing}");
+    assert!(
+        closing.contains(NODE) && closing.contains("PROMOTED"),
+        "{closing}"
+    );
     for step in ["stop_replica", "make_writable", "start_apps", "update_dns"] {
         assert!(closing.contains(step), "{step} missing in {closing}");
     }
@@ -70,9 +108,17 @@ async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
     let (code, log) = daemon.stop().await;
     assert_eq!(code, Some(0), "{log}");
     assert!(log.contains("primary failed 3 rounds in a row"), "{log}");
-    assert_eq!(log.matches("primary check failed (1 of 3)").count(), 1, "first failure logged once: {log}");
+    assert_eq!(
+        log.matches("primary check failed (1 of 3)").count(),
+        1,
+        "first failure logged once: {log}"
+    );
     assert_eq!(rig.cloudflare.patch_count(), 2);
-    for secret in [CF_TOKEN, TG_TOKEN, failover_watchdog_rig::mariadb::FAILOVER_PASSWORD] {
+    for secret in [
+        CF_TOKEN,
+        TG_TOKEN,
+        failover_watchdog_rig::mariadb::FAILOVER_PASSWORD,
+    ] {
         assert!(!log.contains(secret), "a secret reached the log");
     }
 }
@@ -81,13 +127,17 @@ async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
 /// the checks' timeout must fail the rounds and the standby takes over.
 #[tokio::test(flavor = "multi_thread")]
 async fn primary_hung_with_sigstop_is_replaced_by_the_standby() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     let daemon = rig.spawn_daemon();
-    rig.wait_for_status("a healthy first round", Duration::from_secs(20), |s| s["last_probe"]["ok"] == true)
-        .await;
+    rig.wait_for_status("a healthy first round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true
+    })
+    .await;
     rig.db.primary.sigstop();
     let status = rig
-        .wait_for_status("the promotion", Duration::from_secs(60), |s| s["state"] == "promoted")
+        .wait_for_status("the promotion", Duration::from_secs(60), |s| {
+            s["state"] == "promoted"
+        })
         .await;
     rig.db.primary.sigcont();
     assert_eq!(steps(&status), all_steps("done"), "{status:#}");
@@ -101,24 +151,32 @@ async fn primary_hung_with_sigstop_is_replaced_by_the_standby() {
 /// (3 rounds of 1 s), must never be replaced: failures are counted only in a row.
 #[tokio::test(flavor = "multi_thread")]
 async fn primary_stalling_briefly_and_repeatedly_is_never_replaced() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     let daemon = rig.spawn_daemon();
-    rig.wait_for_status("a healthy first round", Duration::from_secs(20), |s| s["last_probe"]["ok"] == true)
-        .await;
+    rig.wait_for_status("a healthy first round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true
+    })
+    .await;
     let mut max_failures = 0;
     for _ in 0..4 {
         // The stall and the pause between stalls are the scenario, not a race fix.
         rig.db.primary.sigstop();
         tokio::time::sleep(Duration::from_millis(1700)).await;
-        max_failures = max_failures.max(rig.status().await["consecutive_failures"].as_u64().unwrap());
+        max_failures =
+            max_failures.max(rig.status().await["consecutive_failures"].as_u64().unwrap());
         rig.db.primary.sigcont();
-        rig.wait_for_status("a recovery", Duration::from_secs(10), |s| s["consecutive_failures"] == 0)
-            .await;
+        rig.wait_for_status("a recovery", Duration::from_secs(10), |s| {
+            s["consecutive_failures"] == 0
+        })
+        .await;
     }
     let status = rig.status().await;
     assert_eq!(status["state"], "monitoring", "{status:#}");
     assert!(status["promotion"].is_null());
-    assert!(max_failures >= 1, "the stalls were never seen: the test proves nothing");
+    assert!(
+        max_failures >= 1,
+        "the stalls were never seen: the test proves nothing"
+    );
     assert_eq!(rig.dns(&rig.records.app), OLD_PRIMARY_ADDRESS);
     assert_eq!(rig.replica_read_only().await, "1");
     assert!(rig.systemctl.started().is_empty());

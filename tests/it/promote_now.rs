@@ -10,7 +10,7 @@ use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_prints_the_plan_and_changes_nothing() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     let run = rig.run(&["--promote-now", "--dry-run"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     let plan = &run.stdout;
@@ -43,7 +43,7 @@ async fn dry_run_prints_the_plan_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn promote_now_needs_yes_without_a_terminal() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     let run = rig.run(&["--promote-now"]).await;
     assert_eq!(run.code, Some(2), "{run:?}");
     assert!(run.stderr.contains("--yes"), "{}", run.stderr);
@@ -54,8 +54,11 @@ async fn promote_now_needs_yes_without_a_terminal() {
 /// and a second promotion afterwards is refused with exit 3.
 #[tokio::test(flavor = "multi_thread")]
 async fn promote_now_promotes_once_and_refuses_a_second_time() {
-    let rig = Rig::start().await;
-    rig.db.wait_replica_caught_up(Duration::from_secs(20)).await.unwrap();
+    let rig = stage().await;
+    rig.db
+        .wait_replica_caught_up(Duration::from_secs(20))
+        .await
+        .unwrap();
     let run = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert!(run.stdout.contains("state: promoted"), "{}", run.stdout);
@@ -70,11 +73,19 @@ async fn promote_now_promotes_once_and_refuses_a_second_time() {
     assert_eq!(rig.systemctl.started(), UNITS);
     let messages = rig.telegram.messages();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages[0].text.contains("requested by an operator"), "{:?}", messages[0]);
+    assert!(
+        messages[0].text.contains("requested by an operator"),
+        "{:?}",
+        messages[0]
+    );
 
     let again = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(again.code, Some(3), "{again:?}");
-    assert!(again.stderr.contains("already promoted"), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("already promoted"),
+        "{}",
+        again.stderr
+    );
     let dry = rig.run(&["--promote-now", "--dry-run"]).await;
     assert_eq!(dry.code, Some(3), "{dry:?}");
     assert_eq!(rig.systemctl.started(), UNITS, "no step ran twice");
@@ -85,17 +96,23 @@ async fn promote_now_promotes_once_and_refuses_a_second_time() {
 /// step retries inside its deadline and the promotion completes.
 #[tokio::test(flavor = "multi_thread")]
 async fn cloudflare_errors_are_retried_until_the_update_lands() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     rig.cloudflare.inject([
         Fault::Status(500),
         Fault::Status(502),
-        Fault::RateLimited { retry_after_secs: 1 },
+        Fault::RateLimited {
+            retry_after_secs: 1,
+        },
     ]);
     let run = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(rig.dns(&rig.records.app), STANDBY_ADDRESS);
     assert_eq!(rig.dns(&rig.records.www), STANDBY_ADDRESS);
-    assert!(run.stderr.contains("HTTP 500") && run.stderr.contains("HTTP 429"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("HTTP 500") && run.stderr.contains("HTTP 429"),
+        "{}",
+        run.stderr
+    );
     assert!(!run.stderr.contains(CF_TOKEN));
 }
 
@@ -103,23 +120,42 @@ async fn cloudflare_errors_are_retried_until_the_update_lands() {
 /// halts with the error named, and an alert says so.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_cloudflare_token_halts_the_promotion_at_update_dns() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     std::fs::write(rig.dir.path().join("cloudflare.token"), "wrong-token\n").unwrap();
     let run = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(run.code, Some(1), "{run:?}");
     let status = rig.status().await;
     assert_eq!(status["state"], "halted");
     let steps = steps(&status);
-    assert_eq!(steps[3], ("update_dns".to_string(), "failed".to_string()), "{status:#}");
+    assert_eq!(
+        steps[3],
+        ("update_dns".to_string(), "failed".to_string()),
+        "{status:#}"
+    );
     assert_eq!(steps[4], ("notify".to_string(), "pending".to_string()));
     let error = status["promotion"]["steps"][3]["error"].as_str().unwrap();
-    assert!(error.contains("HTTP 403") || error.contains("HTTP 401"), "{error}");
-    let messages = rig.telegram.wait_for_messages(2, Duration::from_secs(10)).await;
-    assert!(messages.iter().any(|m| m.text.contains("HALTED at step update_dns")), "{messages:?}");
+    assert!(
+        error.contains("HTTP 403") || error.contains("HTTP 401"),
+        "{error}"
+    );
+    let messages = rig
+        .telegram
+        .wait_for_messages(2, Duration::from_secs(10))
+        .await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.text.contains("HALTED at step update_dns")),
+        "{messages:?}"
+    );
     assert_eq!(rig.dns(&rig.records.app), OLD_PRIMARY_ADDRESS);
 
     // Fixed by the operator, a retry runs only update_dns and notify.
-    std::fs::write(rig.dir.path().join("cloudflare.token"), format!("{CF_TOKEN}\n")).unwrap();
+    std::fs::write(
+        rig.dir.path().join("cloudflare.token"),
+        format!("{CF_TOKEN}\n"),
+    )
+    .unwrap();
     let retry = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(retry.code, Some(0), "{retry:?}");
     let status = rig.status().await;
@@ -133,7 +169,7 @@ async fn a_rejected_cloudflare_token_halts_the_promotion_at_update_dns() {
 /// are retried and the failure is recorded on the `notify` step.
 #[tokio::test(flavor = "multi_thread")]
 async fn telegram_down_does_not_stop_the_promotion() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     rig.telegram.set_mode(Mode::Down(502));
     let run = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(run.code, Some(0), "{run:?}");
@@ -145,13 +181,16 @@ async fn telegram_down_does_not_stop_the_promotion() {
     assert_eq!(rig.dns(&rig.records.app), STANDBY_ADDRESS);
     assert!(rig.telegram.attempts() > 2, "alerts were retried");
     assert!(rig.telegram.messages().is_empty());
-    assert!(!run.stderr.contains(TG_TOKEN), "the bot token leaked into the log");
+    assert!(
+        !run.stderr.contains(TG_TOKEN),
+        "the bot token leaked into the log"
+    );
 }
 
 /// A step that fails (a unit that does not start) halts the promotion before DNS moves.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_unit_that_fails_to_start_halts_before_dns_moves() {
-    let rig = Rig::start().await;
+    let rig = stage().await;
     rig.systemctl.fail_start(UNITS[1]);
     let run = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(run.code, Some(1), "{run:?}");

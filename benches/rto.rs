@@ -1,0 +1,150 @@
+//! The recovery-time benchmark: `cargo bench --bench rto` (runs: `RTO_RUNS`, default 5).
+//!
+//! Each run starts a fresh stage (a real MariaDB pair, the stand-ins), runs the real
+//! daemon with interval 1 s and threshold 3, measures its idle RSS, kills the primary
+//! with SIGKILL and measures:
+//!
+//! - RTO: from the kill to both DNS records pointing at the standby (the stand-in's own
+//!   state, polled every 5 ms);
+//! - overhead: RTO minus the detection window (interval x threshold = 3 s);
+//! - promotion: from the decision (journal `started_at`) to `update_dns` done, which
+//!   includes reading the records back.
+//!
+//! It prints figures; it asserts no target.
+
+use std::path::Path;
+use std::time::Duration;
+
+use failover_watchdog_rig::stage::Stage;
+use jiff::Timestamp;
+use tokio::time::Instant;
+
+const WINDOW: Duration = Duration::from_secs(3);
+
+struct Figures {
+    rto: Duration,
+    promotion: Duration,
+    idle_rss_kib: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; nothing else to parse.
+    let runs: usize = std::env::var("RTO_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let bin = Path::new(env!("CARGO_BIN_EXE_failover-watchdog"));
+    println!(
+        "RTO benchmark: {runs} runs, interval 1 s, threshold 3 (detection window {} s)",
+        WINDOW.as_secs()
+    );
+    println!(
+        "{:>4} {:>9} {:>12} {:>13} {:>13}",
+        "run", "RTO (s)", "overhead (s)", "promotion (s)", "idle RSS (MiB)"
+    );
+    let mut all = Vec::new();
+    for run in 1..=runs {
+        let figures = one_run(bin).await?;
+        println!(
+            "{run:>4} {:>9.3} {:>12.3} {:>13.3} {:>13.1}",
+            figures.rto.as_secs_f64(),
+            figures.rto.saturating_sub(WINDOW).as_secs_f64(),
+            figures.promotion.as_secs_f64(),
+            figures.idle_rss_kib as f64 / 1024.0
+        );
+        all.push(figures);
+    }
+    let summary = |name: &str, mut values: Vec<f64>, unit: &str| {
+        values.sort_by(f64::total_cmp);
+        println!(
+            "{name:<28} min {:>7.3}  median {:>7.3}  max {:>7.3} {unit}",
+            values[0],
+            values[values.len() / 2],
+            values[values.len() - 1]
+        );
+    };
+    println!();
+    summary(
+        "RTO (kill -9 to DNS)",
+        all.iter().map(|f| f.rto.as_secs_f64()).collect(),
+        "s",
+    );
+    summary(
+        "overhead above the window",
+        all.iter()
+            .map(|f| f.rto.saturating_sub(WINDOW).as_secs_f64())
+            .collect(),
+        "s",
+    );
+    summary(
+        "promotion (decision to DNS)",
+        all.iter().map(|f| f.promotion.as_secs_f64()).collect(),
+        "s",
+    );
+    summary(
+        "daemon idle RSS",
+        all.iter().map(|f| f.idle_rss_kib as f64 / 1024.0).collect(),
+        "MiB",
+    );
+    Ok(())
+}
+
+async fn one_run(bin: &Path) -> anyhow::Result<Figures> {
+    let mut stage = Stage::start(bin).await;
+    let daemon = stage.spawn_daemon();
+    stage
+        .wait_for_status("a healthy round", Duration::from_secs(30), |s| {
+            s["last_probe"]["ok"] == true
+        })
+        .await;
+    // A few idle rounds, then the resident set.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pid = daemon
+        .pid()
+        .ok_or_else(|| anyhow::anyhow!("the daemon exited"))?;
+    let idle_rss_kib = rss_kib(pid)?;
+
+    let killed = Instant::now();
+    stage.db.primary.kill9();
+    let deadline = killed + Duration::from_secs(60);
+    while !stage.dns_points_at_standby() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no DNS change within 60 s:\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let rto = killed.elapsed();
+    let status = stage
+        .wait_for_status("the promotion", Duration::from_secs(60), |s| {
+            s["state"] == "promoted"
+        })
+        .await;
+    let started: Timestamp = status["promotion"]["started_at"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let dns_done: Timestamp = status["promotion"]["steps"][3]["finished_at"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    let promotion = Duration::try_from(dns_done.duration_since(started))?;
+    daemon.stop().await;
+    Ok(Figures {
+        rto,
+        promotion,
+        idle_rss_kib,
+    })
+}
+
+/// VmRSS of a process, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for pid {pid}"))
+}

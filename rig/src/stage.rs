@@ -1,0 +1,343 @@
+//! The stage: the whole rig (a real MariaDB pair, the Cloudflare and Telegram stand-ins,
+//! the systemctl shim) plus a config that points the real `failover-watchdog` binary at
+//! it. The integration tests, the local rehearsal and the benchmark all play on it.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::cloudflare::CloudflareStandIn;
+use crate::mariadb::{self, MariaDbPair};
+use crate::systemctl::SystemctlShim;
+use crate::telegram::TelegramStandIn;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+pub const NODE: &str = "standby-test";
+pub const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+pub const STANDBY_ADDRESS: &str = "203.0.113.20";
+pub const OLD_PRIMARY_ADDRESS: &str = "198.51.100.10";
+pub const UNRELATED_ADDRESS: &str = "192.0.2.7";
+pub const UNITS: [&str; 2] = ["php-fpm.service", "app.service"];
+pub const CF_TOKEN: &str = "cf-secret-token-0123456789";
+pub const TG_TOKEN: &str = "123456:tg-secret-token-abcdef";
+pub const CHAT_ID: &str = "-1001234567890";
+
+/// The ids of the records the scenario uses.
+pub struct Records {
+    pub app: String,
+    pub www: String,
+    /// In the same zone, not in the config: must never change.
+    pub unrelated: String,
+}
+
+/// Everything a scenario needs.
+pub struct Stage {
+    /// The `failover-watchdog` binary under test.
+    pub bin: PathBuf,
+    pub db: MariaDbPair,
+    pub cloudflare: CloudflareStandIn,
+    pub telegram: TelegramStandIn,
+    pub systemctl: SystemctlShim,
+    pub records: Records,
+    pub dir: tempfile::TempDir,
+}
+
+/// A finished run of the binary.
+#[derive(Debug)]
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Stage {
+    /// Starts the rig, writes the secrets and the config, for the binary at `bin`.
+    pub async fn start(bin: &Path) -> Stage {
+        let db = MariaDbPair::start()
+            .await
+            .expect("the MariaDB pair must start");
+        let cloudflare = CloudflareStandIn::start(CF_TOKEN).await.unwrap();
+        let telegram = TelegramStandIn::start(TG_TOKEN).await.unwrap();
+        let systemctl = SystemctlShim::new(&UNITS).unwrap();
+        let records = Records {
+            app: cloudflare.add_record(
+                ZONE,
+                "app.example.com",
+                "A",
+                OLD_PRIMARY_ADDRESS,
+                300,
+                true,
+            ),
+            www: cloudflare.add_record(
+                ZONE,
+                "www.example.com",
+                "A",
+                OLD_PRIMARY_ADDRESS,
+                120,
+                false,
+            ),
+            unrelated: cloudflare.add_record(
+                ZONE,
+                "mail.example.com",
+                "A",
+                UNRELATED_ADDRESS,
+                300,
+                false,
+            ),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for (name, secret) in [
+            ("replica.password", mariadb::FAILOVER_PASSWORD),
+            ("primary.password", mariadb::WATCHDOG_PASSWORD),
+            ("cloudflare.token", CF_TOKEN),
+            ("telegram.token", TG_TOKEN),
+        ] {
+            std::fs::write(dir.path().join(name), format!("{secret}\n")).unwrap();
+        }
+        let rig = Stage {
+            bin: bin.to_path_buf(),
+            db,
+            cloudflare,
+            telegram,
+            systemctl,
+            records,
+            dir,
+        };
+        rig.write_config(&rig.config());
+        rig
+    }
+
+    /// The scenario's config: interval 1 s, threshold 3, the real pair and the stand-ins.
+    pub fn config(&self) -> String {
+        let primary = &self.db.primary;
+        let replica = &self.db.replica;
+        format!(
+            r#"
+[node]
+name = "{NODE}"
+state_dir = "state"
+
+[probe]
+interval = "1s"
+failures_before_promotion = 3
+timeout = "500ms"
+fail_when = "any"
+
+[[probe.checks]]
+type = "tcp"
+address = "{host}:{primary_port}"
+
+[[probe.checks]]
+type = "mysql"
+host = "{host}"
+port = {primary_port}
+user = "{watchdog}"
+password_file = "primary.password"
+
+[replica]
+host = "{host}"
+port = {replica_port}
+user = "{failover}"
+password_file = "replica.password"
+apply_timeout = "20s"
+
+[apps]
+units = ["{u0}", "{u1}"]
+start_timeout = "10s"
+
+[dns]
+api_token_file = "cloudflare.token"
+api_base = "{api_base}"
+zone_id = "{ZONE}"
+update_timeout = "30s"
+
+[[dns.records]]
+name = "app.example.com"
+type = "A"
+content = "{STANDBY_ADDRESS}"
+
+[[dns.records]]
+name = "www.example.com"
+content = "{STANDBY_ADDRESS}"
+
+[telegram]
+bot_token_file = "telegram.token"
+chat_id = "{CHAT_ID}"
+api_url = "{api_url}"
+"#,
+            host = primary.host(),
+            primary_port = primary.port(),
+            replica_port = replica.port(),
+            watchdog = mariadb::WATCHDOG_USER,
+            failover = mariadb::FAILOVER_USER,
+            u0 = UNITS[0],
+            u1 = UNITS[1],
+            api_base = self.cloudflare.api_base(),
+            api_url = self.telegram.api_url(),
+        )
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// The binary, with the shim first on PATH and the config in the environment.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.bin);
+        command
+            .args(args)
+            .env("PATH", self.systemctl.path_env())
+            .env("FAILOVER_WATCHDOG_CONFIG", self.config_path())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs the binary to completion.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let output = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
+            .await
+            .expect("the command finished within 120 s")
+            .unwrap();
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts the daemon; its log goes to a file the caller can read while it runs.
+    pub fn spawn_daemon(&self) -> Daemon {
+        let log = self.dir.path().join("daemon.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command(&["run"])
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Daemon { child, log }
+    }
+
+    /// Whether every configured record points at the standby.
+    pub fn dns_points_at_standby(&self) -> bool {
+        [&self.records.app, &self.records.www]
+            .iter()
+            .all(|id| self.dns(id) == STANDBY_ADDRESS)
+    }
+
+    /// `status --json`.
+    pub async fn status(&self) -> Value {
+        let run = self.run(&["status", "--json"]).await;
+        assert_eq!(run.code, Some(0), "status failed: {run:?}");
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", run.stdout))
+    }
+
+    /// Polls `status --json` until `done` holds, or fails the test after `timeout`.
+    pub async fn wait_for_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status().await;
+            if done(&status) {
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out waiting for {what}; last status: {status:#}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Content of a record at the Cloudflare stand-in.
+    pub fn dns(&self, id: &str) -> String {
+        self.cloudflare.record(id).expect("record exists").content
+    }
+
+    /// `@@global.read_only` on the replica.
+    pub async fn replica_read_only(&self) -> String {
+        self.db.replica.global_var("read_only").await.unwrap()
+    }
+}
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// The daemon's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// The log file's path.
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits for a clean exit; returns the exit code and the log.
+    pub async fn stop(mut self) -> (Option<i32>, String) {
+        if let Some(pid) = self.child.id() {
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("the daemon stops within 20 s of SIGTERM")
+            .unwrap();
+        (status.code(), self.log())
+    }
+}
+
+/// The promotion's steps in a `status --json` object, as (name, status).
+pub fn steps(status: &Value) -> Vec<(String, String)> {
+    status["promotion"]["steps"]
+        .as_array()
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|s| {
+                    (
+                        s["name"].as_str().unwrap().to_string(),
+                        s["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every step with the same status, to compare with [`steps`].
+pub fn all_steps(status: &str) -> Vec<(String, String)> {
+    [
+        "stop_replica",
+        "make_writable",
+        "start_apps",
+        "update_dns",
+        "notify",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), status.to_string()))
+    .collect()
+}
