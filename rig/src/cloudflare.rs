@@ -318,13 +318,13 @@ impl Inner {
 
         let path = uri.path();
         let Some(route) = path.strip_prefix("/client/v4") else {
-            return Reply::Now(no_route(path));
+            return Reply::Now(no_route(path).into_response());
         };
         let segments: Vec<&str> = route.split('/').filter(|s| !s.is_empty()).collect();
         let verify = segments == ["user", "tokens", "verify"];
 
-        if let Err(response) = self.authenticate(headers, verify) {
-            return Reply::Now(response);
+        if let Err(failure) = self.authenticate(headers, verify) {
+            return Reply::Now(failure.into_response());
         }
         let remaining = match self.take_rate_limit_slot() {
             Ok(remaining) => remaining,
@@ -345,9 +345,10 @@ impl Inner {
                 }]);
                 (StatusCode::OK, axum::Json(body)).into_response()
             }
-            (&Method::GET, ["zones", zone, "dns_records"]) => self
-                .check_zone(zone, path)
-                .map_or_else(|e| e, |()| self.list(zone, uri.query())),
+            (&Method::GET, ["zones", zone, "dns_records"]) => match self.check_zone(zone, path) {
+                Ok(()) => self.list(zone, uri.query()),
+                Err(failure) => failure.into_response(),
+            },
             (m, ["zones", zone, "dns_records", id])
                 if m == Method::GET || m == Method::PATCH || m == Method::PUT =>
             {
@@ -355,12 +356,14 @@ impl Inner {
                     .check_zone(zone, path)
                     .and_then(|()| self.find(zone, id, path))
                 {
-                    Err(response) => response,
                     Ok(index) if m == Method::GET => ok(self.records[index].to_json()),
-                    Ok(index) => self.update(index, m == Method::PATCH, headers, body),
+                    Ok(index) => self
+                        .update(index, m == Method::PATCH, headers, body)
+                        .unwrap_or_else(IntoResponse::into_response),
+                    Err(failure) => failure.into_response(),
                 }
             }
-            _ => no_route(path),
+            _ => no_route(path).into_response(),
         };
         let limits = response.headers_mut();
         limits.insert(
@@ -380,7 +383,7 @@ impl Inner {
         Reply::Now(response)
     }
 
-    fn authenticate(&self, headers: &HeaderMap, verify: bool) -> Result<(), Response> {
+    fn authenticate(&self, headers: &HeaderMap, verify: bool) -> Result<(), Failure> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
             return Err(if verify {
                 error(
@@ -447,7 +450,7 @@ impl Inner {
         Ok(RATE_LIMIT_REQUESTS - self.window.len())
     }
 
-    fn check_zone(&self, zone: &str, path: &str) -> Result<(), Response> {
+    fn check_zone(&self, zone: &str, path: &str) -> Result<(), Failure> {
         if self.records.iter().any(|s| s.record.zone_id == zone) {
             Ok(())
         } else if is_cloudflare_id(zone) {
@@ -457,7 +460,7 @@ impl Inner {
         }
     }
 
-    fn find(&self, zone: &str, id: &str, path: &str) -> Result<usize, Response> {
+    fn find(&self, zone: &str, id: &str, path: &str) -> Result<usize, Failure> {
         if let Some(index) = self
             .records
             .iter()
@@ -527,7 +530,7 @@ impl Inner {
         partial: bool,
         headers: &HeaderMap,
         body: &[u8],
-    ) -> Response {
+    ) -> Result<Response, Failure> {
         let is_json = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -537,10 +540,10 @@ impl Inner {
                     .starts_with("application/json")
             });
         if !is_json {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 json!([{"code": 9207, "message": "Content-type must be application/json."}]),
-            );
+            ));
         }
         let invalid_body = || {
             error(
@@ -549,15 +552,15 @@ impl Inner {
             )
         };
         let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
-            return invalid_body();
+            return Err(invalid_body());
         };
         let Some(change) = Change::parse(&fields) else {
-            return invalid_body();
+            return Err(invalid_body());
         };
         if !partial
             && (change.r#type.is_none() || change.name.is_none() || change.content.is_none())
         {
-            return invalid_body();
+            return Err(invalid_body());
         }
 
         let current = &self.records[index];
@@ -590,16 +593,14 @@ impl Inner {
         }
         if let Some(ttl) = change.ttl {
             if ttl != 1 && !(60..=86_400).contains(&ttl) {
-                return validation_error(
+                return Err(validation_error(
                     9021,
                     "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for automatic.",
-                );
+                ));
             }
             record.ttl = ttl as u32;
         }
-        if let Err(response) = validate(&record) {
-            return response;
-        }
+        validate(&record)?;
 
         let now = now_rfc3339();
         let stored = &mut self.records[index];
@@ -611,7 +612,7 @@ impl Inner {
         if partial {
             self.patches += 1;
         }
-        ok(self.records[index].to_json())
+        Ok(ok(self.records[index].to_json()))
     }
 }
 
@@ -667,7 +668,7 @@ impl Change {
     }
 }
 
-fn validate(record: &Record) -> Result<(), Response> {
+fn validate(record: &Record) -> Result<(), Failure> {
     match record.r#type.as_str() {
         "A" if record.content.parse::<std::net::Ipv4Addr>().is_err() => Err(validation_error(
             9005,
@@ -735,18 +736,35 @@ fn envelope(success: bool, errors: Value, result: Value) -> Value {
     })
 }
 
-fn error(status: StatusCode, errors: Value) -> Response {
-    (status, axum::Json(envelope(false, errors, Value::Null))).into_response()
+/// A Cloudflare error answer: an HTTP status and the envelope's `errors` array. Kept
+/// small (rather than a built `Response`) so `Result`s carrying it stay cheap.
+struct Failure {
+    status: StatusCode,
+    errors: Value,
 }
 
-fn authentication_error() -> Response {
+impl IntoResponse for Failure {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            axum::Json(envelope(false, self.errors, Value::Null)),
+        )
+            .into_response()
+    }
+}
+
+fn error(status: StatusCode, errors: Value) -> Failure {
+    Failure { status, errors }
+}
+
+fn authentication_error() -> Failure {
     error(
         StatusCode::FORBIDDEN,
         json!([{"code": 10000, "message": "Authentication error"}]),
     )
 }
 
-fn validation_error(code: u32, message: &str) -> Response {
+fn validation_error(code: u32, message: &str) -> Failure {
     error(
         StatusCode::BAD_REQUEST,
         json!([{
@@ -757,7 +775,7 @@ fn validation_error(code: u32, message: &str) -> Response {
     )
 }
 
-fn no_route(path: &str) -> Response {
+fn no_route(path: &str) -> Failure {
     error(
         StatusCode::BAD_REQUEST,
         json!([
@@ -779,7 +797,8 @@ fn rate_limited(retry_after_secs: Option<u64>) -> Response {
             "code": 971,
             "message": "Please wait and consider throttling your request speed",
         }]),
-    );
+    )
+    .into_response();
     if let Some(secs) = retry_after_secs {
         response
             .headers_mut()
@@ -797,6 +816,7 @@ fn server_error(code: u16) -> Response {
             "message": status.canonical_reason().unwrap_or("Internal Server Error"),
         }]),
     )
+    .into_response()
 }
 
 fn header_value(value: &str) -> HeaderValue {

@@ -399,10 +399,10 @@ fn parameters(uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Map<String, Value>
         .to_ascii_lowercase();
     if content_type.starts_with("application/x-www-form-urlencoded") {
         add_form(body);
-    } else if content_type.starts_with("application/json") {
-        if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
-            params.extend(fields);
-        }
+    } else if content_type.starts_with("application/json")
+        && let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body)
+    {
+        params.extend(fields);
     }
     params
 }

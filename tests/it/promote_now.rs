@@ -201,3 +201,52 @@ async fn a_unit_that_fails_to_start_halts_before_dns_moves() {
     assert_eq!(rig.dns(&rig.records.app), OLD_PRIMARY_ADDRESS);
     assert_eq!(rig.cloudflare.patch_count(), 0);
 }
+
+/// The replica's SQL thread stopped on an error (a row written on the standby by hand
+/// collides with one from the primary): the promotion halts in `stop_replica`, and the
+/// standby is not made writable.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replica_sql_error_halts_before_anything_is_writable() {
+    use mysql_async::prelude::Queryable;
+    let rig = stage().await;
+    let mut replica = rig.db.replica.root_conn().await.unwrap();
+    replica
+        .query_drop("INSERT INTO app.writes (id, payload) VALUES (4242, 'standby only')")
+        .await
+        .unwrap();
+    let mut primary = rig.db.primary.root_conn().await.unwrap();
+    primary
+        .query_drop("INSERT INTO app.writes (id, payload) VALUES (4242, 'from the primary')")
+        .await
+        .unwrap();
+    // The collision stops the replica's SQL thread (gtid_strict_mode reports it first).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let errno = loop {
+        let errno = rig.db.replica_status().await.unwrap()["Last_SQL_Errno"].clone();
+        if errno != "0" {
+            break errno;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the SQL thread never failed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let run = rig.run(&["--promote-now", "--yes"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let status = rig.status().await;
+    assert_eq!(status["state"], "halted");
+    let error = status["promotion"]["steps"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains(&format!("SQL thread error {errno}")),
+        "{error}"
+    );
+    assert!(error.contains("nothing was made writable"), "{error}");
+    assert_eq!(
+        steps(&status)[1],
+        ("make_writable".to_string(), "pending".to_string())
+    );
+    assert_eq!(rig.replica_read_only().await, "1");
+    assert_eq!(rig.cloudflare.patch_count(), 0);
+}
