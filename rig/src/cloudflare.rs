@@ -59,7 +59,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// How many authenticated requests Cloudflare allows per token in [`RATE_LIMIT_WINDOW`].
 pub const RATE_LIMIT_REQUESTS: usize = 1200;
@@ -167,7 +167,7 @@ impl CloudflareStandIn {
             ids,
         }));
         let app = Router::new().fallback(handle).with_state(state.clone());
-        let server = tokio::spawn(serve(listener, app));
+        let server = tokio::spawn(crate::http::serve(listener, app));
         tracing::debug!(%addr, "Cloudflare stand-in listening");
         Ok(CloudflareStandIn {
             addr,
@@ -261,28 +261,6 @@ impl Drop for CloudflareStandIn {
 fn lock(state: &Shared) -> MutexGuard<'_, Inner> {
     // A panic elsewhere cannot leave `Inner` half-updated in a way that matters to a test.
     state.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Accepts connections and serves each on its own task. The tasks live in a `JoinSet`
-/// owned by this future, so aborting it (on drop) closes every connection, including ones
-/// held open by [`Fault::Hang`].
-async fn serve(listener: TcpListener, app: Router) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let service = hyper_util::service::TowerToHyperService::new(app.clone());
-                connections.spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
-    }
 }
 
 async fn handle(

@@ -12,6 +12,7 @@
 //! written once.
 
 pub mod cloudflare;
+mod http;
 pub mod mariadb;
 pub mod stage;
 pub mod systemctl;

@@ -42,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// The `retry_after` (seconds) the stand-in announces when in `Mode::Down(429)`.
 pub const DOWN_RETRY_AFTER_SECS: u64 = 1;
@@ -144,7 +144,7 @@ impl TelegramStandIn {
             delivered: Notify::new(),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let server = tokio::spawn(serve(listener, app));
+        let server = tokio::spawn(crate::http::serve(listener, app));
         tracing::debug!(%addr, "Telegram stand-in listening");
         Ok(TelegramStandIn {
             addr,
@@ -204,28 +204,6 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // A panic elsewhere cannot leave `Inner` half-updated in a way that matters to a test.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Accepts connections and serves each on its own task. The tasks live in a `JoinSet`
-/// owned by this future, so aborting it (on drop) closes every connection, including ones
-/// held open by [`Mode::Hang`] or [`Mode::Slow`].
-async fn serve(listener: TcpListener, app: Router) {
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                let service = hyper_util::service::TowerToHyperService::new(app.clone());
-                connections.spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(stream);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-        }
     }
 }
 
