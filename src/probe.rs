@@ -299,6 +299,75 @@ mod tests {
         );
     }
 
+    /// A one-connection-at-a-time HTTP server that answers every request with `status`
+    /// and `body`; returns its URL.
+    async fn http_server(status: &'static str, body: &'static str) -> url::Url {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/health", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 1024];
+                let _ = socket.read(&mut request).await;
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            }
+        });
+        url.parse().unwrap()
+    }
+
+    fn http_check(
+        url: url::Url,
+        expect_status: Option<u16>,
+        expect_body: Option<&str>,
+    ) -> CheckConfig {
+        CheckConfig::Http {
+            url,
+            expect_status,
+            expect_body: expect_body.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_checks_match_status_and_body() {
+        let healthy = http_server("200 OK", "status: ok").await;
+        let failing = http_server("503 Service Unavailable", "maintenance").await;
+        let cases = [
+            (http_check(healthy.clone(), None, None), true, "HTTP 200"),
+            (
+                http_check(healthy.clone(), Some(200), Some("ok")),
+                true,
+                "HTTP 200",
+            ),
+            (
+                http_check(healthy.clone(), None, Some("database up")),
+                false,
+                "body lacks",
+            ),
+            (http_check(healthy, Some(204), None), false, "expected 204"),
+            (
+                http_check(failing.clone(), None, None),
+                false,
+                "HTTP 503 (expected 2xx)",
+            ),
+            (http_check(failing, Some(503), None), true, "HTTP 503"),
+        ];
+        for (check, ok, detail) in cases {
+            let round = prober(vec![check.clone()], Duration::from_secs(2))
+                .run_round()
+                .await;
+            assert_eq!(round.ok, ok, "{check:?}: {:?}", round.checks[0]);
+            assert!(
+                round.checks[0].detail.contains(detail),
+                "{check:?}: {:?}",
+                round.checks[0]
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_closed_port_fails_a_tcp_check() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

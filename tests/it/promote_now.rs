@@ -97,6 +97,14 @@ async fn promote_now_promotes_once_and_refuses_a_second_time() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cloudflare_errors_are_retried_until_the_update_lands() {
     let rig = stage().await;
+    // One record already points at the standby: that counts as done, with no PATCH.
+    rig.cloudflare
+        .add_record(ZONE, "api.example.com", "A", STANDBY_ADDRESS, 60, false);
+    let mut config = rig.config();
+    config.push_str(&format!(
+        "\n[[dns.records]]\nname = \"api.example.com\"\ncontent = \"{STANDBY_ADDRESS}\"\n"
+    ));
+    rig.write_config(&config);
     rig.cloudflare.inject([
         Fault::Status(500),
         Fault::Status(502),
@@ -108,6 +116,11 @@ async fn cloudflare_errors_are_retried_until_the_update_lands() {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(rig.dns(&rig.records.app), STANDBY_ADDRESS);
     assert_eq!(rig.dns(&rig.records.www), STANDBY_ADDRESS);
+    assert_eq!(
+        rig.cloudflare.patch_count(),
+        2,
+        "the record already at the standby was not patched"
+    );
     assert!(
         run.stderr.contains("HTTP 500") && run.stderr.contains("HTTP 429"),
         "{}",
