@@ -17,6 +17,7 @@ pub mod cli;
 pub mod cloudflare;
 pub mod cmd;
 pub mod config;
+pub mod crashpoint;
 pub mod daemon;
 pub mod detect;
 pub mod error;

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::alert::Alerter;
 use crate::cloudflare::Cloudflare;
 use crate::config::{Config, DnsRecordConfig};
+use crate::crashpoint;
 use crate::error::Refused;
 use crate::journal::{DnsChange, Journal, Outcome, StepName, StepStatus, Trigger};
 use crate::probe::human_duration;
@@ -146,8 +147,10 @@ impl Promoter {
             journal.begin(step, Timestamp::now());
             self.store.save_journal(&journal)?;
             tracing::info!("step {step}: started");
+            crashpoint::reached(&format!("before:{step}"));
             let started = Instant::now();
             let result = self.run_step(step, &mut journal).await;
+            crashpoint::reached(&format!("after:{step}"));
             match result {
                 Ok(detail) => {
                     tracing::info!(

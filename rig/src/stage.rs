@@ -297,6 +297,21 @@ impl Daemon {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGKILL, as a crash or the OOM killer would; waits for it to be gone.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().expect("the daemon can be killed");
+        let _ = self.child.wait().await;
+    }
+
+    /// Waits for the daemon to exit by itself; returns its exit code.
+    pub async fn wait(&mut self, timeout: Duration) -> Option<i32> {
+        tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("the daemon exited in time")
+            .unwrap()
+            .code()
+    }
+
     /// SIGTERM, then waits for a clean exit; returns the exit code and the log.
     pub async fn stop(mut self) -> (Option<i32>, String) {
         if let Some(pid) = self.child.id() {
