@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::alert::Alerter;
 use crate::config::Config;
 use crate::error::{Refused, UsageError};
-use crate::journal::{Outcome, Trigger};
+use crate::journal::{Journal, Outcome, StepName, StepStatus, Trigger};
 use crate::promote::Promoter;
 use crate::retry::Failure;
 use crate::status::StatusReport;
@@ -32,7 +32,7 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
     let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
     let promoter = Promoter::new(config, alerter.clone())?;
     if dry_run {
-        return dry_run_plan(config, &promoter).await;
+        return dry_run_plan(config, &promoter, store.load_journal()?.as_ref()).await;
     }
     if !yes {
         confirm(config)?;
@@ -82,8 +82,23 @@ fn confirm(config: &Config) -> anyhow::Result<()> {
 }
 
 /// Prints the plan and the read-only checks; exit 1 when a check fails.
-async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<ExitCode> {
+async fn dry_run_plan(
+    config: &Config,
+    promoter: &Promoter,
+    journal: Option<&Journal>,
+) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
+    // A step the journal has done is not run again: show what it did, check nothing.
+    let already_done = |step: StepName| match journal.map(|j| j.step(step)) {
+        Some(record) if record.status == StepStatus::Done => {
+            println!(
+                "     already done: {}",
+                record.detail.as_deref().unwrap_or("")
+            );
+            true
+        }
+        _ => false,
+    };
     let mut check = |ok: bool, text: String| {
         if !ok {
             failed += 1;
@@ -94,6 +109,22 @@ async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<Ex
         "Promotion plan for {} (dry run: nothing is changed)",
         config.node.name
     );
+    if let Some(journal) = journal {
+        println!(
+            "A {} promotion ({} trigger, started {}) is in the journal: --promote-now resumes it at step {}.",
+            if journal.outcome == Outcome::Halted {
+                "halted"
+            } else {
+                "running or interrupted"
+            },
+            journal.trigger.as_str(),
+            journal.started_at,
+            journal
+                .next_step()
+                .or(journal.failed_step().map(|s| s.name))
+                .map_or("-", StepName::as_str)
+        );
+    }
 
     let r = &config.replica;
     println!(
@@ -106,31 +137,39 @@ async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<Ex
             ""
         }
     );
-    match promoter.replica().status().await {
-        Ok(Some(status)) => {
+    let replica_status = if already_done(StepName::StopReplica) {
+        None
+    } else {
+        Some(promoter.replica().status().await)
+    };
+    match replica_status {
+        None => {}
+        Some(Ok(Some(status))) => {
             let error = status.sql_error();
             check(error.is_none(), error.unwrap_or_else(|| status.summary()));
         }
-        Ok(None) => check(
+        Some(Ok(None)) => check(
             false,
             format!(
                 "no replication connection {:?} on the replica",
                 r.connection_name
             ),
         ),
-        Err(e) => check(false, format!("{e:#}")),
+        Some(Err(e)) => check(false, format!("{e:#}")),
     }
 
     println!(
         " 2. make_writable: SET GLOBAL read_only = OFF on {}:{}, then read it back",
         r.host, r.port
     );
-    match promoter.replica().read_only().await {
-        Ok(read_only) => check(
-            true,
-            format!("read_only = {}", if read_only { "ON" } else { "OFF" }),
-        ),
-        Err(e) => check(false, format!("{e:#}")),
+    if !already_done(StepName::MakeWritable) {
+        match promoter.replica().read_only().await {
+            Ok(read_only) => check(
+                true,
+                format!("read_only = {}", if read_only { "ON" } else { "OFF" }),
+            ),
+            Err(e) => check(false, format!("{e:#}")),
+        }
     }
 
     println!(
@@ -142,7 +181,8 @@ async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<Ex
         },
         humantime::format_duration(config.apps.start_timeout)
     );
-    for unit in &config.apps.units {
+    let apps_done = already_done(StepName::StartApps);
+    for unit in config.apps.units.iter().filter(|_| !apps_done) {
         match systemd::active_state(unit, Duration::from_secs(10)).await {
             Ok(state) => check(true, format!("{unit} is {state}")),
             Err(e) => check(false, format!("{unit}: {e:#}")),
@@ -150,11 +190,15 @@ async fn dry_run_plan(config: &Config, promoter: &Promoter) -> anyhow::Result<Ex
     }
 
     println!(" 4. update_dns: via {}", config.dns.api_base);
+    let dns_done = already_done(StepName::UpdateDns);
     for record in &config.dns.records {
         println!(
             "     {} {} in zone {} -> {}",
             record.name, record.record_type, record.zone_id, record.content
         );
+        if dns_done {
+            continue;
+        }
         match promoter
             .cloudflare()
             .find_record(&record.zone_id, &record.name, &record.record_type)

@@ -4,6 +4,7 @@
 
 mod cli;
 mod failover;
+mod one_promoter;
 mod promote_now;
 mod resume;
 mod support;
