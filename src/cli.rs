@@ -60,6 +60,13 @@ pub enum Command {
     },
     /// Turn automatic promotion back on.
     Resume,
+    /// After a failback: clear the finished promotion so the daemon guards the primary
+    /// again (the journal is kept beside it). Refused while the daemon runs.
+    Reset {
+        /// Confirm: the journal is moved aside.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -40,6 +40,12 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = StateDir::new(config.state_dir());
     store.ensure()?;
+    // One daemon per state_dir, and `reset` waits until it is stopped.
+    let _daemon_lock = store.lock_daemon(&format!(
+        "pid {} (daemon) since {}",
+        std::process::id(),
+        Timestamp::now()
+    ))?;
     let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
     let promoter = Promoter::new(&config, alerter.clone())?;
     let prober = Prober::new(&config.probe)?;

@@ -4,7 +4,7 @@
 //! | error | exit code |
 //! | --- | --- |
 //! | [`crate::config::ConfigError`] | 78 (EX_CONFIG) |
-//! | [`Refused`] | 3 |
+//! | [`Refused`], [`crate::store::LockHeld`] | 3 |
 //! | [`UsageError`] | 2 |
 
 /// The command was refused: a promotion already finished, or another one holds the lock.
@@ -24,7 +24,7 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         if cause.is::<crate::config::ConfigError>() {
             return 78;
         }
-        if cause.is::<Refused>() {
+        if cause.is::<Refused>() || cause.is::<crate::store::LockHeld>() {
             return 3;
         }
         if cause.is::<UsageError>() {

@@ -22,7 +22,7 @@ use crate::journal::{DnsChange, Journal, Outcome, StepName, StepStatus, Trigger}
 use crate::probe::human_duration;
 use crate::replica::{Replica, display_gtid};
 use crate::retry::{Backoff, retry_until};
-use crate::store::{LockHeld, StateDir};
+use crate::store::StateDir;
 use crate::systemd;
 
 /// `make_writable` is two statements; it gets this long.
@@ -92,13 +92,7 @@ impl Promoter {
             },
             Timestamp::now()
         );
-        let _lock =
-            self.store
-                .lock_promotion(&holder)
-                .map_err(|e| match e.downcast::<LockHeld>() {
-                    Ok(held) => anyhow!(Refused(held.to_string())),
-                    Err(other) => other,
-                })?;
+        let _lock = self.store.lock_promotion(&holder)?;
         let node = &self.config.node.name;
         let mut journal = match self.store.load_journal()? {
             None => {

@@ -20,6 +20,7 @@ const JOURNAL_FILE: &str = "promotion.json";
 const LIVE_FILE: &str = "live.json";
 const PAUSE_FILE: &str = "pause.json";
 const LOCK_FILE: &str = "promotion.lock";
+const DAEMON_LOCK_FILE: &str = "daemon.lock";
 
 /// The state directory.
 #[derive(Debug, Clone)]
@@ -27,18 +28,20 @@ pub struct StateDir {
     path: PathBuf,
 }
 
-/// Another process holds the promotion lock.
+/// Another process holds a lock in `state_dir`.
 #[derive(Debug, thiserror::Error)]
-#[error("another promotion holds the lock {}: {holder}", path.display())]
+#[error("{what} holds the lock {}: {holder}", path.display())]
 pub struct LockHeld {
+    /// Who holds it, in words ("another promotion", "a running daemon").
+    pub what: &'static str,
     pub path: PathBuf,
     /// What the holder wrote into the lock file (pid, command, since when).
     pub holder: String,
 }
 
-/// The promotion lock; released when dropped, or by the kernel when the process dies.
+/// A lock in `state_dir`; released when dropped, or by the kernel when the process dies.
 #[derive(Debug)]
-pub struct PromotionLock {
+pub struct StateLock {
     _file: File,
 }
 
@@ -96,11 +99,6 @@ impl StateDir {
         self.save_json(JOURNAL_FILE, journal)
     }
 
-    /// Removes the journal (after a failback, by `reset`).
-    pub fn remove_journal(&self) -> anyhow::Result<()> {
-        remove_if_exists(&self.journal_path())
-    }
-
     /// The live state the daemon writes each round.
     pub fn load_live<T: DeserializeOwned>(&self) -> anyhow::Result<Option<T>> {
         self.load_json(LIVE_FILE)
@@ -125,9 +123,19 @@ impl StateDir {
 
     /// Takes the promotion lock without waiting. `holder` says who we are; a loser reads
     /// it back to name us.
-    pub fn lock_promotion(&self, holder: &str) -> anyhow::Result<PromotionLock> {
+    pub fn lock_promotion(&self, holder: &str) -> anyhow::Result<StateLock> {
+        self.lock(LOCK_FILE, "another promotion", holder)
+    }
+
+    /// Taken by the daemon for as long as it runs: a second daemon on the same
+    /// `state_dir`, or `reset`, is refused while it is held.
+    pub fn lock_daemon(&self, holder: &str) -> anyhow::Result<StateLock> {
+        self.lock(DAEMON_LOCK_FILE, "a running daemon", holder)
+    }
+
+    fn lock(&self, name: &str, what: &'static str, holder: &str) -> anyhow::Result<StateLock> {
         self.ensure()?;
-        let path = self.path.join(LOCK_FILE);
+        let path = self.path.join(name);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -141,6 +149,7 @@ impl StateDir {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
                 return Err(LockHeld {
+                    what,
                     path,
                     holder: holder.trim().to_string(),
                 }
@@ -154,7 +163,22 @@ impl StateDir {
         file.rewind()?;
         writeln!(file, "{holder}")?;
         file.sync_all()?;
-        Ok(PromotionLock { _file: file })
+        Ok(StateLock { _file: file })
+    }
+
+    /// Moves the journal aside as `promotion.<time>.json` (kept: it records what the
+    /// promotion did). Returns the new path, `None` when there was no journal.
+    pub fn archive_journal(&self, now: jiff::Timestamp) -> anyhow::Result<Option<PathBuf>> {
+        let from = self.journal_path();
+        if !from.exists() {
+            return Ok(None);
+        }
+        let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let to = self.path.join(format!("promotion.{stamp}.json"));
+        std::fs::rename(&from, &to)
+            .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        File::open(&self.path)?.sync_all()?;
+        Ok(Some(to))
     }
 
     fn load_json<T: DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {
@@ -244,5 +268,45 @@ mod tests {
         assert_eq!(held.holder, "pid 42 (daemon)");
         drop(lock);
         store.lock_promotion("pid 43").unwrap();
+    }
+
+    #[test]
+    fn the_daemon_lock_is_separate_from_the_promotion_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        let _daemon = store.lock_daemon("pid 7 (daemon)").unwrap();
+        let _promotion = store.lock_promotion("pid 7").unwrap();
+        let err = store.lock_daemon("pid 8").unwrap_err();
+        assert!(
+            err.to_string().contains("a running daemon holds the lock"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn archiving_moves_the_journal_aside() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        assert_eq!(
+            store.archive_journal(jiff::Timestamp::UNIX_EPOCH).unwrap(),
+            None
+        );
+        store
+            .save_journal(&Journal::new(
+                "n",
+                Trigger::Manual,
+                "r",
+                jiff::Timestamp::UNIX_EPOCH,
+            ))
+            .unwrap();
+        let archived = store
+            .archive_journal(jiff::Timestamp::UNIX_EPOCH)
+            .unwrap()
+            .unwrap();
+        assert!(
+            archived.ends_with("promotion.19700101T000000Z.json"),
+            "{archived:?}"
+        );
+        assert!(store.load_journal().unwrap().is_none());
     }
 }

@@ -4,6 +4,7 @@
 mod check_config;
 mod pause;
 mod promote_now;
+mod reset;
 mod run;
 mod status;
 
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             pause::pause(&config, duration.map(Into::into), reason)
         }
         Command::Resume => pause::resume(&config),
+        Command::Reset { yes } => reset::run(&config, yes),
     }
 }
 

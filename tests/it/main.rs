@@ -3,6 +3,7 @@
 //! one-time setup (the MariaDB template data directory) is shared.
 
 mod cli;
+mod failback;
 mod failover;
 mod one_promoter;
 mod promote_now;
