@@ -14,7 +14,7 @@ use tokio::time::MissedTickBehavior;
 use crate::alert::Alerter;
 use crate::config::Config;
 use crate::detect::{Detector, Transition};
-use crate::journal::{Outcome, Trigger};
+use crate::journal::{Outcome, PrimarySeen, Trigger};
 use crate::probe::{Prober, RoundReport};
 use crate::promote::Promoter;
 use crate::status::{LiveState, Pause};
@@ -50,6 +50,12 @@ pub async fn run(
     let promoter = Promoter::new(&config, alerter.clone())?;
     let prober = Prober::new(&config.probe)?;
     let mut detector = Detector::new(config.probe.failures_before_promotion);
+    // Carried over a restart: the primary may be dead by the time we are back.
+    let mut primary_last_seen = store
+        .load_live::<LiveState>()
+        .ok()
+        .flatten()
+        .and_then(|live| live.primary_last_seen);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut shutdown = std::pin::pin!(shutdown);
@@ -73,9 +79,16 @@ pub async fn run(
                 Mode::Halted
             }
             Outcome::Running => {
-                write_live(&store, "promoting", &detector, &config, None);
+                write_live(
+                    &store,
+                    "promoting",
+                    &detector,
+                    &config,
+                    None,
+                    primary_last_seen.clone(),
+                );
                 let journal = promoter
-                    .promote(Trigger::Automatic, &journal.reason, || {
+                    .promote(Trigger::Automatic, &journal.reason, None, || {
                         stop.load(Ordering::Relaxed)
                     })
                     .await?;
@@ -102,6 +115,12 @@ pub async fn run(
             round = async { ticker.tick().await; prober.run_round().await } => round,
         };
         let outcome = detector.on_round(round.ok);
+        if let Some(gtid) = round.primary_gtid() {
+            primary_last_seen = Some(PrimarySeen {
+                gtid: gtid.to_string(),
+                at: round.at,
+            });
+        }
         if mode == Mode::Monitoring {
             log_transition(outcome.transition, &round, &config);
         }
@@ -125,9 +144,21 @@ pub async fn run(
                     outcome.consecutive_failures,
                     round.failures()
                 );
-                write_live(&store, "promoting", &detector, &config, Some(round.clone()));
+                write_live(
+                    &store,
+                    "promoting",
+                    &detector,
+                    &config,
+                    Some(round.clone()),
+                    primary_last_seen.clone(),
+                );
                 match promoter
-                    .promote(Trigger::Automatic, &reason, || stop.load(Ordering::Relaxed))
+                    .promote(
+                        Trigger::Automatic,
+                        &reason,
+                        primary_last_seen.clone(),
+                        || stop.load(Ordering::Relaxed),
+                    )
                     .await
                 {
                     Ok(journal) => mode = mode_after(&journal),
@@ -151,7 +182,14 @@ pub async fn run(
             (Mode::Monitoring, None) if outcome.consecutive_failures > 0 => "suspect",
             (Mode::Monitoring, None) => "monitoring",
         };
-        write_live(&store, state, &detector, &config, Some(round));
+        write_live(
+            &store,
+            state,
+            &detector,
+            &config,
+            Some(round),
+            primary_last_seen.clone(),
+        );
     }
     stop.store(true, Ordering::Relaxed);
     tracing::info!("stopping");
@@ -219,6 +257,7 @@ fn write_live(
     detector: &Detector,
     config: &Config,
     round: Option<RoundReport>,
+    primary_last_seen: Option<PrimarySeen>,
 ) {
     let live = LiveState {
         state: state.to_string(),
@@ -227,6 +266,7 @@ fn write_live(
         last_probe: round,
         updated_at: Timestamp::now(),
         pid: std::process::id(),
+        primary_last_seen,
     };
     if let Err(e) = store.save_live(&live) {
         tracing::warn!("cannot write the live state: {e:#}");

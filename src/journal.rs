@@ -139,6 +139,55 @@ pub struct GtidPositions {
     pub current: String,
 }
 
+impl GtidPositions {
+    /// What was lost or saved, in words: whether everything received was applied, and
+    /// whether the standby had received what the primary had when it was last seen.
+    pub fn accounting(&self, primary_last_seen: Option<&PrimarySeen>) -> String {
+        let shown = |pos: &str| {
+            if pos.is_empty() {
+                "(empty)".to_string()
+            } else {
+                pos.to_string()
+            }
+        };
+        let applied = if crate::gtid::covers(&self.applied, &self.received) {
+            format!(
+                "everything received ({}) was applied",
+                shown(&self.received)
+            )
+        } else {
+            format!(
+                "received {} but applied only {}",
+                shown(&self.received),
+                shown(&self.applied)
+            )
+        };
+        let seen = match primary_last_seen {
+            None => "the primary's position was never read (no mysql check answered): whether it had more cannot be told".to_string(),
+            Some(seen) if crate::gtid::covers(&self.received, &seen.gtid) => format!(
+                "the primary's last position seen ({} at {}) was received: nothing it had then was lost",
+                shown(&seen.gtid),
+                seen.at
+            ),
+            Some(seen) => format!(
+                "the primary had {} at {} but the standby received only {}: those transactions may exist only on the old primary (see the failback runbook)",
+                shown(&seen.gtid),
+                seen.at,
+                shown(&self.received)
+            ),
+        };
+        format!("{applied}; {seen}")
+    }
+}
+
+/// The primary's GTID position as the standby last read it, while it answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PrimarySeen {
+    /// The primary's `@@gtid_binlog_pos`.
+    pub gtid: String,
+    pub at: Timestamp,
+}
+
 /// One DNS record's change, kept for the failback.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsChange {
@@ -168,6 +217,9 @@ pub struct Journal {
     pub gtid: Option<GtidPositions>,
     #[serde(default)]
     pub dns_changes: Vec<DnsChange>,
+    /// Where the primary was when last seen, for the data-loss accounting.
+    #[serde(default)]
+    pub primary_last_seen: Option<PrimarySeen>,
 }
 
 impl Journal {
@@ -195,7 +247,15 @@ impl Journal {
                 .collect(),
             gtid: None,
             dns_changes: Vec::new(),
+            primary_last_seen: None,
         }
+    }
+
+    /// The data-loss accounting, once `stop_replica` has recorded the positions.
+    pub fn accounting(&self) -> Option<String> {
+        self.gtid
+            .as_ref()
+            .map(|g| g.accounting(self.primary_last_seen.as_ref()))
     }
 
     /// The step to run next: the first one not `done`. `None` once the promotion is over
@@ -382,6 +442,33 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&journal).unwrap()).unwrap();
         assert_eq!(reloaded.interrupted_step(), Some(StepName::MakeWritable));
         assert_eq!(reloaded.next_step(), Some(StepName::MakeWritable));
+    }
+
+    #[test]
+    fn the_accounting_says_whether_anything_was_lost() {
+        let positions = |received: &str, applied: &str| GtidPositions {
+            received: received.into(),
+            applied: applied.into(),
+            current: applied.into(),
+        };
+        let seen = |gtid: &str| PrimarySeen {
+            gtid: gtid.into(),
+            at: t(0),
+        };
+        let all = positions("0-1-10", "0-1-10").accounting(Some(&seen("0-1-9")));
+        assert!(
+            all.contains("everything received (0-1-10) was applied"),
+            "{all}"
+        );
+        assert!(all.contains("nothing it had then was lost"), "{all}");
+        let behind = positions("0-1-7", "0-1-7").accounting(Some(&seen("0-1-9")));
+        assert!(
+            behind.contains("the primary had 0-1-9") && behind.contains("received only 0-1-7"),
+            "{behind}"
+        );
+        let unapplied = positions("0-1-10", "0-1-8").accounting(None);
+        assert!(unapplied.contains("applied only 0-1-8"), "{unapplied}");
+        assert!(unapplied.contains("never read"), "{unapplied}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod crashpoint;
 pub mod daemon;
 pub mod detect;
 pub mod error;
+pub mod gtid;
 pub mod journal;
 pub mod probe;
 pub mod promote;

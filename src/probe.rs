@@ -23,6 +23,25 @@ pub struct CheckReport {
     pub ok: bool,
     pub detail: String,
     pub duration_ms: u64,
+    /// The primary's `@@gtid_binlog_pos`, read by a `mysql` check that answered: what the
+    /// primary had committed at that moment (for the data-loss accounting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gtid_binlog_pos: Option<String>,
+}
+
+/// What a check that passed learned.
+struct Answer {
+    detail: String,
+    gtid_binlog_pos: Option<String>,
+}
+
+impl From<String> for Answer {
+    fn from(detail: String) -> Self {
+        Answer {
+            detail,
+            gtid_binlog_pos: None,
+        }
+    }
 }
 
 /// One round's result.
@@ -34,6 +53,13 @@ pub struct RoundReport {
 }
 
 impl RoundReport {
+    /// The primary's GTID position, if a `mysql` check read it this round.
+    pub fn primary_gtid(&self) -> Option<&str> {
+        self.checks
+            .iter()
+            .find_map(|c| c.gtid_binlog_pos.as_deref())
+    }
+
     /// The failed checks in one line, for logs and the opening alert.
     pub fn failures(&self) -> String {
         let failed: Vec<String> = self
@@ -93,20 +119,21 @@ impl Prober {
                 humantime::format_duration(self.timeout)
             )),
         };
-        let (ok, detail) = match result {
-            Ok(detail) => (true, detail),
-            Err(detail) => (false, detail),
+        let (ok, answer) = match result {
+            Ok(answer) => (true, answer),
+            Err(detail) => (false, Answer::from(detail)),
         };
         CheckReport {
             kind: check.kind().to_string(),
             target: check.target(),
             ok,
-            detail,
+            detail: answer.detail,
             duration_ms: started.elapsed().as_millis() as u64,
+            gtid_binlog_pos: answer.gtid_binlog_pos,
         }
     }
 
-    async fn check_once(&self, check: &CheckConfig) -> Result<String, String> {
+    async fn check_once(&self, check: &CheckConfig) -> Result<Answer, String> {
         match check {
             CheckConfig::Http {
                 url,
@@ -134,13 +161,13 @@ impl Prober {
                         return Err(format!("HTTP {}, body lacks {needle:?}", status.as_u16()));
                     }
                 }
-                Ok(format!("HTTP {}", status.as_u16()))
+                Ok(format!("HTTP {}", status.as_u16()).into())
             }
             CheckConfig::Tcp { address } => {
                 tokio::net::TcpStream::connect(address.as_str())
                     .await
                     .map_err(|e| e.to_string())?;
-                Ok("connected".to_string())
+                Ok("connected".to_string().into())
             }
             CheckConfig::Mysql {
                 host,
@@ -158,13 +185,17 @@ impl Prober {
                 let mut conn = mysql_async::Conn::new(opts)
                     .await
                     .map_err(|e| error_chain(&e))?;
-                let one: Option<i64> = conn
-                    .query_first("SELECT 1")
+                // SELECT 1, and what the primary has committed (no privilege needed).
+                let row: Option<(i64, Option<String>)> = conn
+                    .query_first("SELECT 1, @@global.gtid_binlog_pos")
                     .await
                     .map_err(|e| error_chain(&e))?;
                 let _ = conn.disconnect().await;
-                match one {
-                    Some(1) => Ok("SELECT 1 answered".to_string()),
+                match row {
+                    Some((1, gtid)) => Ok(Answer {
+                        detail: "SELECT 1 answered".to_string(),
+                        gtid_binlog_pos: gtid,
+                    }),
                     other => Err(format!("SELECT 1 returned {other:?}")),
                 }
             }

@@ -18,9 +18,9 @@ use crate::cloudflare::Cloudflare;
 use crate::config::{Config, DnsRecordConfig};
 use crate::crashpoint;
 use crate::error::Refused;
-use crate::journal::{DnsChange, Journal, Outcome, StepName, StepStatus, Trigger};
+use crate::journal::{DnsChange, Journal, Outcome, PrimarySeen, StepName, StepStatus, Trigger};
 use crate::probe::human_duration;
-use crate::replica::{Replica, display_gtid};
+use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
 use crate::store::StateDir;
 use crate::systemd;
@@ -71,7 +71,8 @@ impl Promoter {
     }
 
     /// Runs (or resumes) the promotion. `reason` says why, in words, for the journal and
-    /// the opening alert. `stop_requested` is checked between steps: a daemon asked to
+    /// the opening alert; `primary_last_seen` is where the primary was when last read,
+    /// for the data-loss accounting. `stop_requested` is checked between steps: a daemon asked to
     /// stop leaves the rest for its next start. Returns the journal as it ends.
     ///
     /// Refused (exit 3) when a promotion already finished, or another process holds the
@@ -81,6 +82,7 @@ impl Promoter {
         &self,
         trigger: Trigger,
         reason: &str,
+        primary_last_seen: Option<PrimarySeen>,
         stop_requested: impl Fn() -> bool,
     ) -> anyhow::Result<Journal> {
         let holder = format!(
@@ -96,7 +98,8 @@ impl Promoter {
         let node = &self.config.node.name;
         let mut journal = match self.store.load_journal()? {
             None => {
-                let journal = Journal::new(node, trigger, reason, Timestamp::now());
+                let mut journal = Journal::new(node, trigger, reason, Timestamp::now());
+                journal.primary_last_seen = primary_last_seen;
                 self.alerter
                     .send(&format!("🚨 promoting {node} to primary: {reason}"));
                 journal
@@ -359,12 +362,8 @@ pub fn closing_alert(journal: &Journal) -> String {
             step.detail.as_deref().unwrap_or("")
         ));
     }
-    if let Some(gtid) = &journal.gtid {
-        text.push_str(&format!(
-            "GTID: received {}, applied {}\n",
-            display_gtid(&gtid.received),
-            display_gtid(&gtid.applied)
-        ));
+    if let Some(accounting) = journal.accounting() {
+        text.push_str(&format!("Data: {accounting}\n"));
     }
     text.push_str("Failback is manual: see the README's failback procedure.");
     text

@@ -9,7 +9,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::{Journal, Outcome};
+use crate::journal::{Journal, Outcome, PrimarySeen};
 use crate::probe::{RoundReport, human_duration};
 use crate::store::StateDir;
 
@@ -24,6 +24,9 @@ pub struct LiveState {
     pub updated_at: Timestamp,
     /// The daemon's process id.
     pub pid: u32,
+    /// The primary's GTID position when a `mysql` check last read it.
+    #[serde(default)]
+    pub primary_last_seen: Option<PrimarySeen>,
 }
 
 /// An operator's pause of automatic promotion.
@@ -156,6 +159,9 @@ impl StatusReport {
                         g.received, g.applied, g.current
                     ));
                 }
+                if let Some(accounting) = j.accounting() {
+                    out.push_str(&format!("  data: {accounting}\n"));
+                }
             }
         }
         out
@@ -193,6 +199,7 @@ mod tests {
             last_probe: None,
             updated_at: Timestamp::UNIX_EPOCH,
             pid: 1,
+            primary_last_seen: None,
         }
     }
 

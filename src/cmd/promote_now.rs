@@ -13,7 +13,7 @@ use crate::error::{Refused, UsageError};
 use crate::journal::{Journal, Outcome, StepName, StepStatus, Trigger};
 use crate::promote::Promoter;
 use crate::retry::Failure;
-use crate::status::StatusReport;
+use crate::status::{LiveState, StatusReport};
 use crate::store::StateDir;
 use crate::systemd;
 
@@ -41,6 +41,12 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
         .promote(
             Trigger::Manual,
             "requested by an operator with --promote-now",
+            // The daemon's last reading of the primary, if it ran here.
+            store
+                .load_live::<LiveState>()
+                .ok()
+                .flatten()
+                .and_then(|live| live.primary_last_seen),
             || false,
         )
         .await?;

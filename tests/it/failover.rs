@@ -36,6 +36,13 @@ async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
     assert_eq!(status["promotion"]["trigger"], "automatic");
     let gtid = &status["promotion"]["gtid"];
     assert_eq!(gtid["received"], gtid["applied"], "{status:#}");
+    let seen = status["promotion"]["primary_last_seen"]["gtid"]
+        .as_str()
+        .unwrap();
+    assert!(
+        seen.starts_with("0-1-"),
+        "the primary's position was tracked: {status:#}"
+    );
 
     // No acknowledged write lost.
     let on_standby = rig.db.replica.app_write_ids().await.unwrap();
@@ -101,7 +108,12 @@ async fn primary_killed_under_write_load_is_replaced_by_the_standby() {
     for step in ["stop_replica", "make_writable", "start_apps", "update_dns"] {
         assert!(closing.contains(step), "{step} missing in {closing}");
     }
-    assert!(closing.contains("GTID"), "{closing}");
+    // The data-loss accounting: the primary's last position seen was received.
+    assert!(
+        closing.contains("nothing it had then was lost"),
+        "{closing}"
+    );
+    assert!(closing.contains("everything received"), "{closing}");
     assert!(messages.iter().all(|m| m.chat_id == CHAT_ID));
 
     // The daemon stays up, promoted, and stops cleanly; it never promotes twice.
@@ -183,4 +195,67 @@ async fn primary_stalling_briefly_and_repeatedly_is_never_replaced() {
     let (code, log) = daemon.stop().await;
     assert_eq!(code, Some(0));
     assert!(log.contains("primary recovered after"), "{log}");
+}
+
+/// The standby had stopped receiving (its IO thread stopped, semi-sync off) while the
+/// primary went on committing. The promotion still runs (that is the lag guard's job),
+/// but the closing alert and `status` say plainly what the old primary may alone have.
+#[tokio::test(flavor = "multi_thread")]
+async fn transactions_the_standby_never_received_are_reported() {
+    use mysql_async::prelude::Queryable;
+    let mut rig = stage().await;
+    let mut primary = rig.db.primary.root_conn().await.unwrap();
+    primary
+        .query_drop("SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+        .await
+        .unwrap();
+    let mut replica = rig.db.replica.root_conn().await.unwrap();
+    replica.query_drop("STOP SLAVE IO_THREAD").await.unwrap();
+    for id in 1..=5u64 {
+        primary
+            .exec_drop(
+                "INSERT INTO app.writes (id, payload) VALUES (?, 'primary only')",
+                (id,),
+            )
+            .await
+            .unwrap();
+    }
+    drop(primary);
+
+    let daemon = rig.spawn_daemon();
+    rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true
+    })
+    .await;
+    rig.db.primary.kill9();
+    let status = rig
+        .wait_for_status("the promotion", Duration::from_secs(60), |s| {
+            s["state"] == "promoted"
+        })
+        .await;
+    let seen = status["promotion"]["primary_last_seen"]["gtid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let received = status["promotion"]["gtid"]["received"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(seen, received, "{status:#}");
+    let closing = rig
+        .telegram
+        .wait_for_messages(2, Duration::from_secs(10))
+        .await;
+    let closing = &closing.last().unwrap().text;
+    assert!(
+        closing.contains(&format!("the primary had {seen}")),
+        "{closing}"
+    );
+    assert!(
+        closing.contains("may exist only on the old primary"),
+        "{closing}"
+    );
+    let text = rig.run(&["status"]).await.stdout;
+    assert!(text.contains("may exist only on the old primary"), "{text}");
+    daemon.stop().await;
 }
