@@ -139,10 +139,33 @@ pub async fn run(
                     pause_logged = true;
                 }
             } else {
+                // A last look right before the first step: a primary that answers now is
+                // not dead, whatever the rounds before said.
+                let last_look = prober.run_round().await;
+                if last_look.ok {
+                    tracing::warn!(
+                        "the primary recovered at the last moment (it failed {} rounds, then answered the last look): not promoting",
+                        outcome.consecutive_failures
+                    );
+                    alerter.send(&format!(
+                        "✋ the primary recovered at the last moment: it failed {} rounds in a row, then answered the last look before promotion. Not promoting; watching it again.",
+                        outcome.consecutive_failures
+                    ));
+                    detector.on_round(true);
+                    write_live(
+                        &store,
+                        "monitoring",
+                        &detector,
+                        &config,
+                        Some(last_look),
+                        primary_last_seen.clone(),
+                    );
+                    continue;
+                }
                 let reason = format!(
-                    "the primary failed {} consecutive probe rounds ({})",
+                    "the primary failed {} consecutive probe rounds and the last look ({})",
                     outcome.consecutive_failures,
-                    round.failures()
+                    last_look.failures()
                 );
                 write_live(
                     &store,

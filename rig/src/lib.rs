@@ -6,12 +6,14 @@
 //! - [`cloudflare`]: a local HTTP server that follows Cloudflare's v4 DNS API.
 //! - [`telegram`]: a local HTTP server that follows the Telegram Bot API.
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
+//! - [`health`]: an HTTP health endpoint whose answers a test scripts.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
 //! written once.
 
 pub mod cloudflare;
+pub mod health;
 mod http;
 pub mod mariadb;
 pub mod stage;

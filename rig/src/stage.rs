@@ -111,6 +111,33 @@ impl Stage {
 
     /// The scenario's config: interval 1 s, threshold 3, the real pair and the stand-ins.
     pub fn config(&self) -> String {
+        self.config_with_checks(&self.primary_checks())
+    }
+
+    /// The default checks of the primary: its MariaDB port (tcp) and a login (mysql).
+    pub fn primary_checks(&self) -> String {
+        let primary = &self.db.primary;
+        format!(
+            r#"
+[[probe.checks]]
+type = "tcp"
+address = "{host}:{port}"
+
+[[probe.checks]]
+type = "mysql"
+host = "{host}"
+port = {port}
+user = "{watchdog}"
+password_file = "primary.password"
+"#,
+            host = primary.host(),
+            port = primary.port(),
+            watchdog = mariadb::WATCHDOG_USER,
+        )
+    }
+
+    /// The scenario's config with other `[[probe.checks]]` tables.
+    pub fn config_with_checks(&self, checks: &str) -> String {
         let primary = &self.db.primary;
         let replica = &self.db.replica;
         format!(
@@ -124,18 +151,7 @@ interval = "1s"
 failures_before_promotion = 3
 timeout = "500ms"
 fail_when = "any"
-
-[[probe.checks]]
-type = "tcp"
-address = "{host}:{primary_port}"
-
-[[probe.checks]]
-type = "mysql"
-host = "{host}"
-port = {primary_port}
-user = "{watchdog}"
-password_file = "primary.password"
-
+{checks}
 [replica]
 host = "{host}"
 port = {replica_port}
@@ -168,9 +184,7 @@ chat_id = "{CHAT_ID}"
 api_url = "{api_url}"
 "#,
             host = primary.host(),
-            primary_port = primary.port(),
             replica_port = replica.port(),
-            watchdog = mariadb::WATCHDOG_USER,
             failover = mariadb::FAILOVER_USER,
             u0 = UNITS[0],
             u1 = UNITS[1],

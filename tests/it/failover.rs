@@ -259,3 +259,45 @@ async fn transactions_the_standby_never_received_are_reported() {
     assert!(text.contains("may exist only on the old primary"), "{text}");
     daemon.stop().await;
 }
+
+/// The primary fails exactly the threshold of rounds and answers the last look taken
+/// right before the first step: no promotion, an alert, back to monitoring.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_that_answers_the_last_look_is_not_replaced() {
+    let rig = stage().await;
+    let health = failover_watchdog_rig::health::ScriptedHealth::start(&[503, 503, 503], 200)
+        .await
+        .unwrap();
+    rig.write_config(&rig.config_with_checks(&format!(
+        "\n[[probe.checks]]\ntype = \"http\"\nurl = \"{}\"\n",
+        health.url()
+    )));
+    let daemon = rig.spawn_daemon();
+    let messages = rig
+        .telegram
+        .wait_for_messages(1, Duration::from_secs(20))
+        .await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert!(
+        messages[0].text.contains("recovered at the last moment"),
+        "{:?}",
+        messages[0]
+    );
+    let status = rig
+        .wait_for_status("monitoring again", Duration::from_secs(20), |s| {
+            s["state"] == "monitoring" && s["last_probe"]["ok"] == true
+        })
+        .await;
+    assert!(status["promotion"].is_null(), "{status:#}");
+    assert!(
+        health.requests() >= 4,
+        "three failed rounds and the last look"
+    );
+    assert_eq!(rig.dns(&rig.records.app), OLD_PRIMARY_ADDRESS);
+    assert_eq!(rig.replica_read_only().await, "1");
+    assert!(rig.systemctl.calls().is_empty());
+    let (code, log) = daemon.stop().await;
+    assert_eq!(code, Some(0));
+    assert!(log.contains("primary failed 3 rounds in a row"), "{log}");
+    assert!(log.contains("recovered at the last moment"), "{log}");
+}
