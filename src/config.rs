@@ -147,6 +147,10 @@ pub struct ReplicaConfig {
     #[serde(serialize_with = "ser_duration")]
     pub apply_timeout: Duration,
     pub reset_replica: bool,
+    /// The lag guard: an automatic promotion is held when the replica was further behind
+    /// than this (or not replicating) when last seen with a healthy primary.
+    #[serde(serialize_with = "ser_duration")]
+    pub max_lag: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -255,6 +259,7 @@ pub mod raw {
         pub connection_name: Option<String>,
         pub apply_timeout: Option<String>,
         pub reset_replica: Option<bool>,
+        pub max_lag: Option<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -566,6 +571,7 @@ impl Config {
                 "120s",
             )?,
             reset_replica: r.reset_replica.unwrap_or(true),
+            max_lag: v.duration("replica.max_lag", r.max_lag.as_deref(), "30s")?,
         };
         if replica.connection_name.contains(['\'', '\\', '`']) {
             return Err(v.error(

@@ -1,8 +1,10 @@
 //! The daemon: probe every `interval`, count failed rounds, promote once at the threshold,
 //! then stay up in state `promoted`. Shutdown is passed in as a future.
 //!
-//! This is the driver around the pure pieces: [`crate::detect`] decides, the prober and
-//! the promoter do the I/O, [`crate::store`] keeps the live state for `status`.
+//! This is the driver around the pure pieces: [`crate::detect`] decides (the failure
+//! count and the lag guard), the prober and the promoter do the I/O, [`crate::store`]
+//! keeps the live state for `status`. Before an automatic promotion, in order: the pause,
+//! the lag guard, then a last look at the primary.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,8 +15,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::alert::Alerter;
 use crate::config::Config;
-use crate::detect::{Detector, Transition};
-use crate::journal::{Outcome, PrimarySeen, Trigger};
+use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
+use crate::journal::{Journal, Outcome, PrimarySeen, Trigger};
 use crate::probe::{Prober, RoundReport};
 use crate::promote::Promoter;
 use crate::status::{LiveState, Pause};
@@ -47,24 +49,69 @@ pub async fn run(
         Timestamp::now()
     ))?;
     let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
-    let promoter = Promoter::new(&config, alerter.clone())?;
-    let prober = Prober::new(&config.probe)?;
-    let mut detector = Detector::new(config.probe.failures_before_promotion);
-    // Carried over a restart: the primary may be dead by the time we are back.
-    let mut primary_last_seen = store
-        .load_live::<LiveState>()
-        .ok()
-        .flatten()
-        .and_then(|live| live.primary_last_seen);
+    let mut watch = Watch {
+        promoter: Promoter::new(&config, alerter.clone())?,
+        prober: Prober::new(&config.probe)?,
+        detector: Detector::new(config.probe.failures_before_promotion),
+        live: starting_live_state(&store, &config),
+        stop: Arc::new(AtomicBool::new(false)),
+        mode: Mode::Monitoring,
+        pause_logged: false,
+        alerter: alerter.clone(),
+        store,
+        config,
+    };
+    watch.mode = watch.starting_mode().await?;
 
-    let stop = Arc::new(AtomicBool::new(false));
+    let config = &watch.config;
+    tracing::info!(
+        node = %config.node.name,
+        "watching the primary: {} checks every {}, promotion after {} failed rounds",
+        config.probe.checks.len(),
+        humantime::format_duration(config.probe.interval),
+        config.probe.failures_before_promotion
+    );
+    ready();
+    let mut ticker = tokio::time::interval(config.probe.interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let round = tokio::select! {
+            _ = &mut shutdown => break,
+            round = async { ticker.tick().await; watch.prober.run_round().await } => round,
+        };
+        watch.on_round(round).await?;
+    }
+    watch.stop.store(true, Ordering::Relaxed);
+    tracing::info!("stopping");
+    alerter.flush(std::time::Duration::from_secs(5)).await;
+    Ok(())
+}
 
-    // A journal decides where we start; one that cannot be read stops us (no blind
-    // promotion, no blind refusal).
-    let mut mode = match store.load_journal()? {
-        None => Mode::Monitoring,
-        Some(journal) => match journal.outcome {
+/// The daemon's state between rounds.
+struct Watch {
+    config: Config,
+    store: StateDir,
+    promoter: Promoter,
+    prober: Prober,
+    alerter: Alerter,
+    detector: Detector,
+    /// What `status` reads; kept here and saved after every change.
+    live: LiveState,
+    mode: Mode,
+    /// Set on shutdown: a promotion stops before its next step.
+    stop: Arc<AtomicBool>,
+    pause_logged: bool,
+}
+
+impl Watch {
+    /// A journal decides where we start; one that cannot be read stops us (no blind
+    /// promotion, no blind refusal). An interrupted promotion is resumed at once.
+    async fn starting_mode(&mut self) -> anyhow::Result<Mode> {
+        let Some(journal) = self.store.load_journal()? else {
+            return Ok(Mode::Monitoring);
+        };
+        Ok(match journal.outcome {
             Outcome::Promoted => {
                 tracing::info!(
                     "this node was promoted at {}; not monitoring for promotion",
@@ -79,55 +126,44 @@ pub async fn run(
                 Mode::Halted
             }
             Outcome::Running => {
-                write_live(
-                    &store,
-                    "promoting",
-                    &detector,
-                    &config,
-                    None,
-                    primary_last_seen.clone(),
-                );
-                let journal = promoter
+                self.save("promoting", None);
+                let stop = self.stop.clone();
+                let journal = self
+                    .promoter
                     .promote(Trigger::Automatic, &journal.reason, None, || {
                         stop.load(Ordering::Relaxed)
                     })
                     .await?;
                 mode_after(&journal)
             }
-        },
-    };
+        })
+    }
 
-    tracing::info!(
-        node = %config.node.name,
-        "watching the primary: {} checks every {}, promotion after {} failed rounds",
-        config.probe.checks.len(),
-        humantime::format_duration(config.probe.interval),
-        config.probe.failures_before_promotion
-    );
-    ready();
-    let mut ticker = tokio::time::interval(config.probe.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut pause_logged = false;
-
-    loop {
-        let round = tokio::select! {
-            _ = &mut shutdown => break,
-            round = async { ticker.tick().await; prober.run_round().await } => round,
-        };
-        let outcome = detector.on_round(round.ok);
+    async fn on_round(&mut self, round: RoundReport) -> anyhow::Result<()> {
+        let outcome = self.detector.on_round(round.ok);
         if let Some(gtid) = round.primary_gtid() {
-            primary_last_seen = Some(PrimarySeen {
+            self.live.primary_last_seen = Some(PrimarySeen {
                 gtid: gtid.to_string(),
                 at: round.at,
             });
         }
-        if mode == Mode::Monitoring {
-            log_transition(outcome.transition, &round, &config);
+        if self.mode == Mode::Monitoring {
+            log_transition(outcome.transition, &round, &self.config);
+            if round.ok {
+                self.live.replication_seen = Some(self.read_replication().await);
+                if let Some(reason) = self.live.held.take() {
+                    tracing::info!(
+                        "the primary answers again; automatic promotion is armed again (it was held: {reason})"
+                    );
+                    self.alerter
+                        .send("✅ the primary answers again; automatic promotion is armed again.");
+                }
+            }
         }
-        let paused = active_pause(&store);
-        if mode == Mode::Monitoring && outcome.threshold_reached {
-            if let Some(pause) = &paused {
-                if !pause_logged {
+        let paused = active_pause(&self.store);
+        if self.mode == Mode::Monitoring && outcome.threshold_reached && self.live.held.is_none() {
+            match &paused {
+                Some(pause) if !self.pause_logged => {
                     tracing::warn!(
                         "the primary failed {} rounds, but automatic promotion is paused{}",
                         outcome.consecutive_failures,
@@ -136,91 +172,166 @@ pub async fn run(
                             .as_ref()
                             .map_or(String::new(), |r| format!(": {r}"))
                     );
-                    pause_logged = true;
+                    self.pause_logged = true;
                 }
-            } else {
-                // A last look right before the first step: a primary that answers now is
-                // not dead, whatever the rounds before said.
-                let last_look = prober.run_round().await;
-                if last_look.ok {
-                    tracing::warn!(
-                        "the primary recovered at the last moment (it failed {} rounds, then answered the last look): not promoting",
-                        outcome.consecutive_failures
-                    );
-                    alerter.send(&format!(
-                        "✋ the primary recovered at the last moment: it failed {} rounds in a row, then answered the last look before promotion. Not promoting; watching it again.",
-                        outcome.consecutive_failures
-                    ));
-                    detector.on_round(true);
-                    write_live(
-                        &store,
-                        "monitoring",
-                        &detector,
-                        &config,
-                        Some(last_look),
-                        primary_last_seen.clone(),
-                    );
-                    continue;
-                }
-                let reason = format!(
-                    "the primary failed {} consecutive probe rounds and the last look ({})",
-                    outcome.consecutive_failures,
-                    last_look.failures()
-                );
-                write_live(
-                    &store,
-                    "promoting",
-                    &detector,
-                    &config,
-                    Some(round.clone()),
-                    primary_last_seen.clone(),
-                );
-                match promoter
-                    .promote(
-                        Trigger::Automatic,
-                        &reason,
-                        primary_last_seen.clone(),
-                        || stop.load(Ordering::Relaxed),
-                    )
-                    .await
-                {
-                    Ok(journal) => mode = mode_after(&journal),
-                    Err(e) => {
-                        // Refused: a --promote-now got there first, or finished already.
-                        tracing::error!("automatic promotion not run: {e:#}");
-                        mode = match store.load_journal()? {
-                            Some(j) => mode_after(&j),
-                            None => Mode::Monitoring,
-                        };
-                    }
-                }
+                Some(_) => {}
+                None => return self.on_threshold(outcome, round).await,
             }
-        } else {
-            pause_logged = false;
+        } else if !outcome.threshold_reached {
+            self.pause_logged = false;
         }
-        let state = match (mode, &paused) {
+        let state = match (self.mode, &paused) {
             (Mode::Promoted, _) => "promoted",
             (Mode::Halted, _) => "halted",
+            (Mode::Monitoring, _) if self.live.held.is_some() => "halted",
             (Mode::Monitoring, Some(_)) => "paused",
             (Mode::Monitoring, None) if outcome.consecutive_failures > 0 => "suspect",
             (Mode::Monitoring, None) => "monitoring",
         };
-        write_live(
-            &store,
-            state,
-            &detector,
-            &config,
-            Some(round),
-            primary_last_seen.clone(),
-        );
+        self.save(state, Some(round));
+        Ok(())
     }
-    stop.store(true, Ordering::Relaxed);
-    tracing::info!("stopping");
-    alerter.flush(std::time::Duration::from_secs(5)).await;
-    Ok(())
+
+    /// The threshold is reached and nothing is paused: the lag guard, a last look, then
+    /// the promotion.
+    async fn on_threshold(
+        &mut self,
+        outcome: RoundOutcome,
+        round: RoundReport,
+    ) -> anyhow::Result<()> {
+        if let Err(risk) = lag_guard(
+            self.live.replication_seen.as_ref(),
+            self.config.replica.max_lag,
+        ) {
+            tracing::error!(
+                "the primary failed {} rounds, but automatic promotion is held: {risk}",
+                outcome.consecutive_failures
+            );
+            self.alerter.send(&format!(
+                "🛑 NOT promoting automatically: the primary failed {} rounds in a row, but {risk}. Promoting now could lose what the standby never received. If you accept that: failover-watchdog --promote-now --yes",
+                outcome.consecutive_failures
+            ));
+            self.live.held = Some(risk);
+            self.save("halted", Some(round));
+            return Ok(());
+        }
+
+        // A last look right before the first step: a primary that answers now is not
+        // dead, whatever the rounds before said.
+        let last_look = self.prober.run_round().await;
+        if last_look.ok {
+            tracing::warn!(
+                "the primary recovered at the last moment (it failed {} rounds, then answered the last look): not promoting",
+                outcome.consecutive_failures
+            );
+            self.alerter.send(&format!(
+                "✋ the primary recovered at the last moment: it failed {} rounds in a row, then answered the last look before promotion. Not promoting; watching it again.",
+                outcome.consecutive_failures
+            ));
+            self.detector.on_round(true);
+            self.save("monitoring", Some(last_look));
+            return Ok(());
+        }
+
+        let reason = format!(
+            "the primary failed {} consecutive probe rounds and the last look ({})",
+            outcome.consecutive_failures,
+            last_look.failures()
+        );
+        self.save("promoting", Some(last_look));
+        let stop = self.stop.clone();
+        let result = self
+            .promoter
+            .promote(
+                Trigger::Automatic,
+                &reason,
+                self.live.primary_last_seen.clone(),
+                || stop.load(Ordering::Relaxed),
+            )
+            .await;
+        self.mode = match result {
+            Ok(journal) => mode_after(&journal),
+            Err(e) => {
+                // Refused: a --promote-now got there first, or finished already.
+                tracing::error!("automatic promotion not run: {e:#}");
+                self.store
+                    .load_journal()?
+                    .as_ref()
+                    .map_or(Mode::Monitoring, mode_after)
+            }
+        };
+        let state = match self.mode {
+            Mode::Promoted => "promoted",
+            Mode::Halted => "halted",
+            Mode::Monitoring => "monitoring",
+        };
+        // The last look stays the last probe shown.
+        self.save(state, None);
+        Ok(())
+    }
+
+    /// The replica's replication state, read while the primary is healthy (for the lag
+    /// guard), bounded by the probe timeout.
+    async fn read_replication(&self) -> ReplicationSeen {
+        let at = Timestamp::now();
+        let read =
+            tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
+        let unreadable = |detail: String| ReplicationSeen {
+            at,
+            replicating: false,
+            lag_seconds: None,
+            detail,
+        };
+        match read {
+            Ok(Ok(Some(status))) => ReplicationSeen {
+                at,
+                replicating: status.io_running() == "Yes"
+                    && status.sql_running() == "Yes"
+                    && status.sql_error().is_none(),
+                lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
+                detail: status.summary(),
+            },
+            Ok(Ok(None)) => unreadable(format!(
+                "no replication connection {:?} on the replica",
+                self.config.replica.connection_name
+            )),
+            Ok(Err(e)) => unreadable(format!("cannot read the replica's status: {e:#}")),
+            Err(_) => unreadable("the replica did not answer within the probe timeout".to_string()),
+        }
+    }
+
+    /// Updates and saves the live state for `status`.
+    fn save(&mut self, state: &str, round: Option<RoundReport>) {
+        self.live.state = state.to_string();
+        self.live.consecutive_failures = self.detector.consecutive_failures();
+        if round.is_some() {
+            self.live.last_probe = round;
+        }
+        self.live.updated_at = Timestamp::now();
+        if let Err(e) = self.store.save_live(&self.live) {
+            tracing::warn!("cannot write the live state: {e:#}");
+        }
+    }
 }
 
-fn mode_after(journal: &crate::journal::Journal) -> Mode {
+/// A fresh live state, keeping what the last run learned about the primary and the
+/// replica: the primary may be dead by the time we are back.
+fn starting_live_state(store: &StateDir, config: &Config) -> LiveState {
+    let before = store.load_live::<LiveState>().ok().flatten();
+    LiveState {
+        state: "monitoring".to_string(),
+        consecutive_failures: 0,
+        failures_before_promotion: config.probe.failures_before_promotion,
+        last_probe: None,
+        updated_at: Timestamp::now(),
+        pid: std::process::id(),
+        primary_last_seen: before.as_ref().and_then(|b| b.primary_last_seen.clone()),
+        replication_seen: before.as_ref().and_then(|b| b.replication_seen.clone()),
+        held: None,
+    }
+}
+
+fn mode_after(journal: &Journal) -> Mode {
     match journal.outcome {
         Outcome::Promoted => Mode::Promoted,
         Outcome::Halted => Mode::Halted,
@@ -271,27 +382,5 @@ fn active_pause(store: &StateDir) -> Option<Pause> {
                 reason: Some("unreadable pause marker".into()),
             })
         }
-    }
-}
-
-fn write_live(
-    store: &StateDir,
-    state: &str,
-    detector: &Detector,
-    config: &Config,
-    round: Option<RoundReport>,
-    primary_last_seen: Option<PrimarySeen>,
-) {
-    let live = LiveState {
-        state: state.to_string(),
-        consecutive_failures: detector.consecutive_failures(),
-        failures_before_promotion: config.probe.failures_before_promotion,
-        last_probe: round,
-        updated_at: Timestamp::now(),
-        pid: std::process::id(),
-        primary_last_seen,
-    };
-    if let Err(e) = store.save_live(&live) {
-        tracing::warn!("cannot write the live state: {e:#}");
     }
 }

@@ -75,9 +75,71 @@ impl Detector {
     }
 }
 
+/// The replica as the daemon last saw it while the primary was healthy.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicationSeen {
+    pub at: jiff::Timestamp,
+    /// Both replication threads running, no error.
+    pub replicating: bool,
+    /// `Seconds_Behind_Master`, when the server reported one.
+    pub lag_seconds: Option<u64>,
+    /// A one-line summary (threads, position, lag) or the error reading it.
+    pub detail: String,
+}
+
+/// The lag guard: may an automatic promotion go on, given the replica's last state seen
+/// while the primary was healthy? `Err` says why not, with the figures.
+pub fn lag_guard(
+    seen: Option<&ReplicationSeen>,
+    max_lag: std::time::Duration,
+) -> Result<(), String> {
+    let Some(seen) = seen else {
+        return Err("the replica's state was never read while the primary was healthy, so its lag is unknown".to_string());
+    };
+    if !seen.replicating {
+        return Err(format!(
+            "the replica was not replicating when last seen with a healthy primary ({}): {}",
+            seen.at, seen.detail
+        ));
+    }
+    match seen.lag_seconds {
+        Some(lag) if lag > max_lag.as_secs() => Err(format!(
+            "the replica was {lag} s behind the primary at {} (max_lag {} s): {}",
+            seen.at,
+            max_lag.as_secs(),
+            seen.detail
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lag_guard_refuses_a_stopped_lagging_or_unknown_replica() {
+        let max = std::time::Duration::from_secs(30);
+        let seen = |replicating, lag| ReplicationSeen {
+            at: jiff::Timestamp::UNIX_EPOCH,
+            replicating,
+            lag_seconds: lag,
+            detail: "IO thread Yes".into(),
+        };
+        assert!(lag_guard(Some(&seen(true, Some(0))), max).is_ok());
+        assert!(lag_guard(Some(&seen(true, Some(30))), max).is_ok());
+        let lagging = lag_guard(Some(&seen(true, Some(31))), max).unwrap_err();
+        assert!(
+            lagging.contains("31 s behind") && lagging.contains("max_lag 30 s"),
+            "{lagging}"
+        );
+        assert!(
+            lag_guard(Some(&seen(false, None)), max)
+                .unwrap_err()
+                .contains("not replicating")
+        );
+        assert!(lag_guard(None, max).unwrap_err().contains("never read"));
+    }
 
     /// Runs a sequence of verdicts ('.' ok, 'x' failed) and returns the outcomes.
     fn run(threshold: u32, rounds: &str) -> Vec<RoundOutcome> {

@@ -9,6 +9,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::detect::ReplicationSeen;
 use crate::journal::{Journal, Outcome, PrimarySeen};
 use crate::probe::{RoundReport, human_duration};
 use crate::store::StateDir;
@@ -27,6 +28,12 @@ pub struct LiveState {
     /// The primary's GTID position when a `mysql` check last read it.
     #[serde(default)]
     pub primary_last_seen: Option<PrimarySeen>,
+    /// The replica's state when last read with a healthy primary (for the lag guard).
+    #[serde(default)]
+    pub replication_seen: Option<ReplicationSeen>,
+    /// Why the lag guard holds automatic promotion, while it does.
+    #[serde(default)]
+    pub held: Option<String>,
 }
 
 /// An operator's pause of automatic promotion.
@@ -54,6 +61,10 @@ pub struct StatusReport {
     pub last_probe: Option<RoundReport>,
     pub promotion: Option<Journal>,
     pub paused: Option<Pause>,
+    /// Why automatic promotion is held by the lag guard (state `halted`, no journal).
+    pub held: Option<String>,
+    /// The replica's state when last read with a healthy primary.
+    pub replication_seen: Option<ReplicationSeen>,
     /// When the daemon last wrote its live state; `None` if it never ran here.
     pub daemon_updated_at: Option<Timestamp>,
     pub daemon_pid: Option<u32>,
@@ -78,6 +89,8 @@ impl StatusReport {
             last_probe: live.as_ref().and_then(|l| l.last_probe.clone()),
             promotion: journal,
             paused: pause,
+            held: live.as_ref().and_then(|l| l.held.clone()),
+            replication_seen: live.as_ref().and_then(|l| l.replication_seen.clone()),
             daemon_updated_at: live.as_ref().map(|l| l.updated_at),
             daemon_pid: live.as_ref().map(|l| l.pid),
         })
@@ -105,6 +118,17 @@ impl StatusReport {
                     .reason
                     .as_ref()
                     .map_or(String::new(), |r| format!(": {r}"))
+            ));
+        }
+        if let Some(held) = &self.held {
+            out.push_str(&format!(
+                "automatic promotion HELD by the lag guard: {held}\n"
+            ));
+        }
+        if let Some(seen) = &self.replication_seen {
+            out.push_str(&format!(
+                "replica when last seen with a healthy primary ({}): {}\n",
+                seen.at, seen.detail
             ));
         }
         match &self.last_probe {
@@ -181,7 +205,7 @@ pub fn derive_state(
         None if pause.is_some() => "paused".into(),
         None => live
             .map(|l| l.state.clone())
-            .filter(|s| s == "monitoring" || s == "suspect")
+            .filter(|s| matches!(s.as_str(), "monitoring" | "suspect" | "halted"))
             .unwrap_or_else(|| "monitoring".into()),
     }
 }
@@ -200,6 +224,8 @@ mod tests {
             updated_at: Timestamp::UNIX_EPOCH,
             pid: 1,
             primary_last_seen: None,
+            replication_seen: None,
+            held: None,
         }
     }
 

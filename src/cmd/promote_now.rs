@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::alert::Alerter;
 use crate::config::Config;
+use crate::detect::lag_guard;
 use crate::error::{Refused, UsageError};
 use crate::journal::{Journal, Outcome, StepName, StepStatus, Trigger};
 use crate::promote::Promoter;
@@ -34,6 +35,18 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
     if dry_run {
         return dry_run_plan(config, &promoter, store.load_journal()?.as_ref()).await;
     }
+    // The lag guard holds the daemon; an operator may go on, knowingly.
+    let live = store.load_live::<LiveState>().ok().flatten();
+    let seen = live.as_ref().and_then(|l| l.replication_seen.as_ref());
+    if let Err(risk) = lag_guard(seen, config.replica.max_lag) {
+        eprintln!("warning: {risk}; promoting now may lose what the standby never received");
+        if !yes {
+            return Err(UsageError(
+                "despite this risk, a promotion needs --yes on the command line".to_string(),
+            )
+            .into());
+        }
+    }
     if !yes {
         confirm(config)?;
     }
@@ -42,11 +55,7 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
             Trigger::Manual,
             "requested by an operator with --promote-now",
             // The daemon's last reading of the primary, if it ran here.
-            store
-                .load_live::<LiveState>()
-                .ok()
-                .flatten()
-                .and_then(|live| live.primary_last_seen),
+            live.and_then(|l| l.primary_last_seen),
             || false,
         )
         .await?;

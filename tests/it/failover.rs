@@ -198,10 +198,11 @@ async fn primary_stalling_briefly_and_repeatedly_is_never_replaced() {
 }
 
 /// The standby had stopped receiving (its IO thread stopped, semi-sync off) while the
-/// primary went on committing. The promotion still runs (that is the lag guard's job),
-/// but the closing alert and `status` say plainly what the old primary may alone have.
+/// primary went on committing. The lag guard holds the automatic promotion and says
+/// why; an operator's `--promote-now --yes` goes on, warned, and the closing alert and
+/// `status` say plainly what the old primary may alone have.
 #[tokio::test(flavor = "multi_thread")]
-async fn transactions_the_standby_never_received_are_reported() {
+async fn a_replica_that_stopped_replicating_holds_the_automatic_promotion() {
     use mysql_async::prelude::Queryable;
     let mut rig = stage().await;
     let mut primary = rig.db.primary.root_conn().await.unwrap();
@@ -224,15 +225,49 @@ async fn transactions_the_standby_never_received_are_reported() {
 
     let daemon = rig.spawn_daemon();
     rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
-        s["last_probe"]["ok"] == true
+        s["last_probe"]["ok"] == true && !s["replication_seen"].is_null()
     })
     .await;
     rig.db.primary.kill9();
     let status = rig
-        .wait_for_status("the promotion", Duration::from_secs(60), |s| {
-            s["state"] == "promoted"
+        .wait_for_status("the lag guard", Duration::from_secs(30), |s| {
+            s["state"] == "halted"
         })
         .await;
+    assert!(
+        status["promotion"].is_null(),
+        "held, not started: {status:#}"
+    );
+    let held = status["held"].as_str().unwrap();
+    assert!(held.contains("not replicating"), "{held}");
+    let alert = rig
+        .telegram
+        .wait_for_messages(1, Duration::from_secs(10))
+        .await;
+    assert!(
+        alert[0].text.contains("NOT promoting automatically"),
+        "{alert:?}"
+    );
+    assert!(
+        alert[0].text.contains("IO thread No"),
+        "the figures: {alert:?}"
+    );
+    assert_eq!(rig.replica_read_only().await, "1");
+    assert_eq!(rig.dns(&rig.records.app), OLD_PRIMARY_ADDRESS);
+    let (code, _) = daemon.stop().await;
+    assert_eq!(code, Some(0));
+
+    // The operator decides to go on: warned, and it needs --yes.
+    let run = rig.run(&["--promote-now", "--yes"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("warning: the replica was not replicating"),
+        "{}",
+        run.stderr
+    );
+    let status = rig.status().await;
+    assert_eq!(status["state"], "promoted");
     let seen = status["promotion"]["primary_last_seen"]["gtid"]
         .as_str()
         .unwrap()
@@ -242,11 +277,8 @@ async fn transactions_the_standby_never_received_are_reported() {
         .unwrap()
         .to_string();
     assert_ne!(seen, received, "{status:#}");
-    let closing = rig
-        .telegram
-        .wait_for_messages(2, Duration::from_secs(10))
-        .await;
-    let closing = &closing.last().unwrap().text;
+    let messages = rig.telegram.messages();
+    let closing = &messages.last().unwrap().text;
     assert!(
         closing.contains(&format!("the primary had {seen}")),
         "{closing}"
@@ -257,15 +289,15 @@ async fn transactions_the_standby_never_received_are_reported() {
     );
     let text = rig.run(&["status"]).await.stdout;
     assert!(text.contains("may exist only on the old primary"), "{text}");
-    daemon.stop().await;
 }
 
-/// The primary fails exactly the threshold of rounds and answers the last look taken
-/// right before the first step: no promotion, an alert, back to monitoring.
+/// The primary answers once (so the replica's state is known), then fails exactly the
+/// threshold of rounds and answers the last look taken right before the first step:
+/// no promotion, an alert, back to monitoring.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_primary_that_answers_the_last_look_is_not_replaced() {
     let rig = stage().await;
-    let health = failover_watchdog_rig::health::ScriptedHealth::start(&[503, 503, 503], 200)
+    let health = failover_watchdog_rig::health::ScriptedHealth::start(&[200, 503, 503, 503], 200)
         .await
         .unwrap();
     rig.write_config(&rig.config_with_checks(&format!(
