@@ -59,6 +59,7 @@ pub struct Config {
     pub dns: DnsConfig,
     /// `None` when there is no `[telegram]` table: alerts then only go to the log.
     pub telegram: Option<TelegramConfig>,
+    pub promotion: PromotionConfig,
     /// Things that are allowed but unwise (inline secrets, a world-readable file).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -182,6 +183,29 @@ pub struct DnsRecordConfig {
     pub zone_id: String,
 }
 
+/// `[promotion]`: fencing the old primary, hooks, the split-brain watch.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromotionConfig {
+    /// Run (with `sh -c`) before `make_writable`, e.g. a provider API call that powers
+    /// the old primary off. Must be safe to run twice.
+    pub fence_command: Option<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub fence_timeout: Duration,
+    /// Halt the promotion when fencing fails (default: alert and go on).
+    pub require_fence: bool,
+    /// Run before a new promotion's first step; a non-zero exit stops the promotion.
+    pub pre_promote: Option<String>,
+    /// Run once a promotion has finished.
+    pub post_promote: Option<String>,
+    /// Run when a promotion halts.
+    pub on_failure: Option<String>,
+    #[serde(serialize_with = "ser_duration")]
+    pub hook_timeout: Duration,
+    /// After promotion, how often to repeat the alert while the old primary answers.
+    #[serde(serialize_with = "ser_duration")]
+    pub split_brain_alert_every: Duration,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TelegramConfig {
     pub bot_token: Secret,
@@ -208,6 +232,21 @@ pub mod raw {
         pub apps: Apps,
         pub dns: Dns,
         pub telegram: Option<Telegram>,
+        #[serde(default)]
+        pub promotion: Promotion,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Promotion {
+        pub fence_command: Option<String>,
+        pub fence_timeout: Option<String>,
+        pub require_fence: Option<bool>,
+        pub pre_promote: Option<String>,
+        pub post_promote: Option<String>,
+        pub on_failure: Option<String>,
+        pub hook_timeout: Option<String>,
+        pub split_brain_alert_every: Option<String>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -733,6 +772,41 @@ impl Config {
             ));
         }
 
+        let p = &raw.promotion;
+        let command = |key: &str, value: &Option<String>| -> Result<Option<String>, ConfigError> {
+            value.as_deref().map(|c| v.non_empty(key, c)).transpose()
+        };
+        let promotion = PromotionConfig {
+            fence_command: command("promotion.fence_command", &p.fence_command)?,
+            fence_timeout: v.duration(
+                "promotion.fence_timeout",
+                p.fence_timeout.as_deref(),
+                "30s",
+            )?,
+            require_fence: p.require_fence.unwrap_or(false),
+            pre_promote: command("promotion.pre_promote", &p.pre_promote)?,
+            post_promote: command("promotion.post_promote", &p.post_promote)?,
+            on_failure: command("promotion.on_failure", &p.on_failure)?,
+            hook_timeout: v.duration("promotion.hook_timeout", p.hook_timeout.as_deref(), "60s")?,
+            split_brain_alert_every: v.duration(
+                "promotion.split_brain_alert_every",
+                p.split_brain_alert_every.as_deref(),
+                "15m",
+            )?,
+        };
+        if promotion.require_fence
+            && promotion.fence_command.is_none()
+            && !probe
+                .checks
+                .iter()
+                .any(|c| matches!(c, CheckConfig::Mysql { .. }))
+        {
+            return Err(v.error(
+                "promotion.require_fence",
+                "needs a fence_command or a mysql check (its account fences the old primary's database)",
+            ));
+        }
+
         Ok(Config {
             path: file.to_path_buf(),
             node,
@@ -741,6 +815,7 @@ impl Config {
             apps,
             dns,
             telegram,
+            promotion,
             warnings: v.warnings,
         })
     }
@@ -748,6 +823,36 @@ impl Config {
     /// Where the state files live.
     pub fn state_dir(&self) -> &Path {
         &self.node.state_dir
+    }
+
+    /// Every secret in the config.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets = vec![&self.replica.password, &self.dns.api_token];
+        secrets.extend(self.telegram.iter().map(|t| &t.bot_token));
+        for check in &self.probe.checks {
+            if let CheckConfig::Mysql { password, .. } = check {
+                secrets.push(password);
+            }
+        }
+        secrets
+    }
+
+    /// Every secret's value, to scrub from text we did not write (command output).
+    pub fn secret_values(&self) -> Vec<&str> {
+        self.secrets().into_iter().map(Secret::expose).collect()
+    }
+
+    /// The first `mysql` check: the account that reads the primary, and fences it.
+    pub fn primary_database(&self) -> Option<(&str, u16, &str, &Secret)> {
+        self.probe.checks.iter().find_map(|check| match check {
+            CheckConfig::Mysql {
+                host,
+                port,
+                user,
+                password,
+            } => Some((host.as_str(), *port, user.as_str(), password)),
+            _ => None,
+        })
     }
 }
 
@@ -791,14 +896,7 @@ fn host_name() -> String {
 
 fn config_has_inline_secret(config: &Config) -> bool {
     use crate::secret::SecretSource::Inline;
-    let mut secrets = vec![&config.replica.password, &config.dns.api_token];
-    secrets.extend(config.telegram.iter().map(|t| &t.bot_token));
-    for check in &config.probe.checks {
-        if let CheckConfig::Mysql { password, .. } = check {
-            secrets.push(password);
-        }
-    }
-    secrets.iter().any(|s| *s.source() == Inline)
+    config.secrets().iter().any(|s| *s.source() == Inline)
 }
 
 fn is_world_readable(path: &Path) -> bool {

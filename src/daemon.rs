@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
 use crate::journal::{Journal, Outcome, PrimarySeen, Trigger};
 use crate::probe::{Prober, RoundReport};
-use crate::promote::Promoter;
+use crate::promote::{PrePromoteRefused, Promoter};
 use crate::status::{LiveState, Pause};
 use crate::store::StateDir;
 
@@ -57,6 +57,7 @@ pub async fn run(
         stop: Arc::new(AtomicBool::new(false)),
         mode: Mode::Monitoring,
         pause_logged: false,
+        split_brain_alerted: None,
         alerter: alerter.clone(),
         store,
         config,
@@ -102,6 +103,8 @@ struct Watch {
     /// Set on shutdown: a promotion stops before its next step.
     stop: Arc<AtomicBool>,
     pause_logged: bool,
+    /// When the split-brain alert last went out, while the old primary answers.
+    split_brain_alerted: Option<tokio::time::Instant>,
 }
 
 impl Watch {
@@ -146,6 +149,9 @@ impl Watch {
                 gtid: gtid.to_string(),
                 at: round.at,
             });
+        }
+        if self.mode == Mode::Promoted {
+            self.watch_for_split_brain(&round);
         }
         if self.mode == Mode::Monitoring {
             log_transition(outcome.transition, &round, &self.config);
@@ -251,6 +257,15 @@ impl Watch {
             .await;
         self.mode = match result {
             Ok(journal) => mode_after(&journal),
+            Err(e) if e.is::<PrePromoteRefused>() => {
+                // Held like the lag guard: once, until the primary answers again.
+                tracing::error!("{e:#}");
+                self.alerter
+                    .send(&format!("🛑 NOT promoting automatically: {e:#}"));
+                self.live.held = Some(format!("{e:#}"));
+                self.save("halted", None);
+                return Ok(());
+            }
             Err(e) => {
                 // Refused: a --promote-now got there first, or finished already.
                 tracing::error!("automatic promotion not run: {e:#}");
@@ -268,6 +283,45 @@ impl Watch {
         // The last look stays the last probe shown.
         self.save(state, None);
         Ok(())
+    }
+
+    /// After promotion the old primary is still probed: if anything of it answers, two
+    /// nodes may take writes. Alert at once and then every `split_brain_alert_every`
+    /// while it stays up, louder when its database is writable. Never touch DNS or
+    /// stop anything: that is an operator's call.
+    fn watch_for_split_brain(&mut self, round: &RoundReport) {
+        let back = round.checks.iter().any(|c| c.ok);
+        if !back {
+            if self.split_brain_alerted.take().is_some() {
+                tracing::warn!("the old primary is unreachable again");
+            }
+            return;
+        }
+        let every = self.config.promotion.split_brain_alert_every;
+        if self
+            .split_brain_alerted
+            .is_some_and(|at| at.elapsed() < every)
+        {
+            return;
+        }
+        self.split_brain_alerted = Some(tokio::time::Instant::now());
+        let text = match round.primary_writable() {
+            Some(true) => format!(
+                "🚨🚨 SPLIT BRAIN: the old primary is back ({}) and its database is WRITABLE: two databases can take writes. DNS stays on this standby and nothing is stopped automatically. Fence it now (SET GLOBAL read_only = ON, stop its application), then follow the failback runbook.",
+                round.answers()
+            ),
+            writable => format!(
+                "⚠️ the old primary is back ({}); its database is {}. DNS stays on this standby. Keep it out of service and follow the failback runbook.",
+                round.answers(),
+                if writable == Some(false) {
+                    "read-only"
+                } else {
+                    "not reachable by the mysql check"
+                }
+            ),
+        };
+        tracing::error!("{text}");
+        self.alerter.send(&text);
     }
 
     /// The replica's replication state, read while the primary is healthy (for the lag

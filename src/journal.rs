@@ -180,6 +180,27 @@ impl GtidPositions {
     }
 }
 
+/// What fencing the old primary did (in `make_writable`, before `read_only = OFF`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FenceRecord {
+    /// What happened to the old primary's database.
+    pub database: String,
+    /// What the `fence_command` did, if one is configured.
+    pub command: Option<String>,
+    /// False when something that was tried failed.
+    pub ok: bool,
+}
+
+impl FenceRecord {
+    /// One line for the step's detail and alerts.
+    pub fn summary(&self) -> String {
+        match &self.command {
+            Some(command) => format!("{}; {command}", self.database),
+            None => self.database.clone(),
+        }
+    }
+}
+
 /// The primary's GTID position as the standby last read it, while it answered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PrimarySeen {
@@ -220,6 +241,9 @@ pub struct Journal {
     /// Where the primary was when last seen, for the data-loss accounting.
     #[serde(default)]
     pub primary_last_seen: Option<PrimarySeen>,
+    /// What fencing the old primary did.
+    #[serde(default)]
+    pub fence: Option<FenceRecord>,
 }
 
 impl Journal {
@@ -248,6 +272,7 @@ impl Journal {
             gtid: None,
             dns_changes: Vec::new(),
             primary_last_seen: None,
+            fence: None,
         }
     }
 

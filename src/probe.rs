@@ -27,19 +27,24 @@ pub struct CheckReport {
     /// primary had committed at that moment (for the data-loss accounting).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gtid_binlog_pos: Option<String>,
+    /// The primary's `@@global.read_only`, read by a `mysql` check that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
 }
 
 /// What a check that passed learned.
+#[derive(Default)]
 struct Answer {
     detail: String,
     gtid_binlog_pos: Option<String>,
+    read_only: Option<bool>,
 }
 
 impl From<String> for Answer {
     fn from(detail: String) -> Self {
         Answer {
             detail,
-            gtid_binlog_pos: None,
+            ..Answer::default()
         }
     }
 }
@@ -53,6 +58,22 @@ pub struct RoundReport {
 }
 
 impl RoundReport {
+    /// Whether the primary's database takes writes, if a `mysql` check read it.
+    pub fn primary_writable(&self) -> Option<bool> {
+        self.checks.iter().find_map(|c| c.read_only.map(|r| !r))
+    }
+
+    /// The checks that passed, in one line.
+    pub fn answers(&self) -> String {
+        let answered: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.ok)
+            .map(|c| format!("{} {}", c.kind, c.target))
+            .collect();
+        answered.join(", ")
+    }
+
     /// The primary's GTID position, if a `mysql` check read it this round.
     pub fn primary_gtid(&self) -> Option<&str> {
         self.checks
@@ -130,6 +151,7 @@ impl Prober {
             detail: answer.detail,
             duration_ms: started.elapsed().as_millis() as u64,
             gtid_binlog_pos: answer.gtid_binlog_pos,
+            read_only: answer.read_only,
         }
     }
 
@@ -185,16 +207,18 @@ impl Prober {
                 let mut conn = mysql_async::Conn::new(opts)
                     .await
                     .map_err(|e| error_chain(&e))?;
-                // SELECT 1, and what the primary has committed (no privilege needed).
-                let row: Option<(i64, Option<String>)> = conn
-                    .query_first("SELECT 1, @@global.gtid_binlog_pos")
+                // SELECT 1, what the primary has committed and whether it takes writes
+                // (no privilege needed for either variable).
+                let row: Option<(i64, Option<String>, Option<i64>)> = conn
+                    .query_first("SELECT 1, @@global.gtid_binlog_pos, @@global.read_only")
                     .await
                     .map_err(|e| error_chain(&e))?;
                 let _ = conn.disconnect().await;
                 match row {
-                    Some((1, gtid)) => Ok(Answer {
+                    Some((1, gtid, read_only)) => Ok(Answer {
                         detail: "SELECT 1 answered".to_string(),
                         gtid_binlog_pos: gtid,
+                        read_only: read_only.map(|r| r != 0),
                     }),
                     other => Err(format!("SELECT 1 returned {other:?}")),
                 }

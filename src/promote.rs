@@ -18,10 +18,12 @@ use crate::cloudflare::Cloudflare;
 use crate::config::{Config, DnsRecordConfig};
 use crate::crashpoint;
 use crate::error::Refused;
+use crate::fence;
 use crate::journal::{DnsChange, Journal, Outcome, PrimarySeen, StepName, StepStatus, Trigger};
 use crate::probe::human_duration;
 use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
+use crate::shell;
 use crate::store::StateDir;
 use crate::systemd;
 
@@ -100,6 +102,7 @@ impl Promoter {
             None => {
                 let mut journal = Journal::new(node, trigger, reason, Timestamp::now());
                 journal.primary_last_seen = primary_last_seen;
+                self.pre_promote(&journal).await?;
                 self.alerter
                     .send(&format!("🚨 promoting {node} to primary: {reason}"));
                 journal
@@ -166,11 +169,99 @@ impl Promoter {
                     } else {
                         tracing::error!("step {step} failed, promotion halted: {error}");
                         self.alerter.send(&halted_alert(&journal, step, &error));
+                        self.hook(
+                            "on_failure",
+                            &self.config.promotion.on_failure,
+                            &journal,
+                            Some(step),
+                        )
+                        .await;
                     }
                 }
             }
         }
+        if journal.outcome == Outcome::Promoted {
+            self.hook(
+                "post_promote",
+                &self.config.promotion.post_promote,
+                &journal,
+                None,
+            )
+            .await;
+        }
         Ok(journal)
+    }
+
+    /// The `pre_promote` hook, before a new promotion's first step: a non-zero exit (or
+    /// a hook that cannot run) stops the promotion before anything is changed.
+    async fn pre_promote(&self, journal: &Journal) -> anyhow::Result<()> {
+        let Some(command) = &self.config.promotion.pre_promote else {
+            return Ok(());
+        };
+        let env = command_env(journal, None);
+        let timeout = self.config.promotion.hook_timeout;
+        match shell::run(
+            "pre_promote",
+            command,
+            &env,
+            timeout,
+            &self.config.secret_values(),
+        )
+        .await
+        {
+            Ok(done) if done.success() => Ok(()),
+            Ok(done) => {
+                Err(PrePromoteRefused(format!("{}: {}", done.describe(), done.tail)).into())
+            }
+            Err(e) => Err(PrePromoteRefused(format!("{e:#}")).into()),
+        }
+    }
+
+    /// Runs `post_promote` or `on_failure`; a failure is logged and alerted, nothing more.
+    async fn hook(
+        &self,
+        name: &str,
+        command: &Option<String>,
+        journal: &Journal,
+        step: Option<StepName>,
+    ) {
+        let Some(command) = command else { return };
+        let env = command_env(journal, step);
+        let timeout = self.config.promotion.hook_timeout;
+        let problem =
+            match shell::run(name, command, &env, timeout, &self.config.secret_values()).await {
+                Ok(done) if done.success() => return,
+                Ok(done) => format!("{}: {}", done.describe(), done.tail),
+                Err(e) => format!("{e:#}"),
+            };
+        tracing::error!("the {name} hook failed: {problem}");
+        self.alerter
+            .send(&format!("⚠️ the {name} hook failed: {problem}"));
+    }
+
+    /// `make_writable`: fence the old primary, then `read_only = OFF` here.
+    async fn make_writable(&self, journal: &mut Journal) -> anyhow::Result<String> {
+        let env = command_env(journal, Some(StepName::MakeWritable));
+        let fence = fence::fence_old_primary(&self.config, &env).await;
+        journal.fence = Some(fence.clone());
+        if !fence.ok {
+            if self.config.promotion.require_fence {
+                anyhow::bail!(
+                    "fencing the old primary failed and require_fence is set, so nothing was made writable: {}",
+                    fence.summary()
+                );
+            }
+            tracing::error!(
+                "fencing the old primary failed; going on: {}",
+                fence.summary()
+            );
+            self.alerter.send(&format!(
+                "⚠️ fencing the old primary failed; the promotion goes on (require_fence is off): {}",
+                fence.summary()
+            ));
+        }
+        let writable = self.replica.make_writable().await?;
+        Ok(format!("fence: {}; {writable}", fence.summary()))
     }
 
     async fn run_step(&self, step: StepName, journal: &mut Journal) -> anyhow::Result<String> {
@@ -190,7 +281,7 @@ impl Promoter {
                     journal.gtid = Some(positions);
                     Ok(detail)
                 }
-                StepName::MakeWritable => self.replica.make_writable().await,
+                StepName::MakeWritable => self.make_writable(journal).await,
                 StepName::StartApps => self.start_apps().await,
                 StepName::UpdateDns => self.point_dns_at_standby(journal).await,
                 StepName::Notify => {
@@ -316,6 +407,34 @@ impl Promoter {
             content: read_back.content,
         })
     }
+}
+
+/// A `pre_promote` hook said no (or could not run): nothing was changed.
+#[derive(Debug, thiserror::Error)]
+#[error("the pre_promote hook stopped the promotion before its first step: {0}")]
+pub struct PrePromoteRefused(pub String);
+
+/// What operator commands are told, as `FAILOVER_*` environment variables.
+fn command_env(journal: &Journal, step: Option<StepName>) -> Vec<(&'static str, String)> {
+    let gtid = journal.gtid.clone().unwrap_or_default();
+    vec![
+        ("FAILOVER_NODE", journal.node.clone()),
+        ("FAILOVER_TRIGGER", journal.trigger.as_str().to_string()),
+        ("FAILOVER_REASON", journal.reason.clone()),
+        (
+            "FAILOVER_STEP",
+            step.map_or(String::new(), |s| s.as_str().to_string()),
+        ),
+        ("FAILOVER_GTID_RECEIVED", gtid.received),
+        ("FAILOVER_GTID_APPLIED", gtid.applied),
+        (
+            "FAILOVER_PRIMARY_LAST_SEEN_GTID",
+            journal
+                .primary_last_seen
+                .as_ref()
+                .map_or(String::new(), |p| p.gtid.clone()),
+        ),
+    ]
 }
 
 /// The alert sent when a step fails.

@@ -5,6 +5,7 @@
 mod cli;
 mod failback;
 mod failover;
+mod fencing;
 mod one_promoter;
 mod promote_now;
 mod resume;
