@@ -21,6 +21,9 @@ use crate::shell;
 /// worked, and `ok` whether anything that was tried failed.
 pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> FenceRecord {
     let timeout = config.promotion.fence_timeout;
+    // A database that does not answer its handshake within the probe timeout counts as
+    // not answering, as it does for detection: a hung primary must not stall this step.
+    let connect_timeout = config.probe.timeout;
     let (database, database_ok) = match config.primary_database() {
         None => (
             "no mysql check: the old primary's database was not fenced".to_string(),

@@ -267,7 +267,12 @@ impl Promoter {
     async fn run_step(&self, step: StepName, journal: &mut Journal) -> anyhow::Result<String> {
         let deadline = match step {
             StepName::StopReplica => self.config.replica.apply_timeout + STOP_REPLICA_SLACK,
-            StepName::MakeWritable => MAKE_WRITABLE_TIMEOUT,
+            // Fencing first: the database (connect, then its own timeout), the command.
+            StepName::MakeWritable => {
+                MAKE_WRITABLE_TIMEOUT
+                    + self.config.probe.timeout
+                    + 2 * self.config.promotion.fence_timeout
+            }
             StepName::StartApps => {
                 self.config.apps.start_timeout * (self.config.apps.units.len().max(1) as u32)
             }

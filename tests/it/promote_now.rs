@@ -71,13 +71,17 @@ async fn promote_now_promotes_once_and_refuses_a_second_time() {
     assert_eq!(rig.dns(&rig.records.app), STANDBY_ADDRESS);
     assert_eq!(rig.dns(&rig.records.www), STANDBY_ADDRESS);
     assert_eq!(rig.systemctl.started(), UNITS);
+    // Opening, the failed fence (the primary answers, its probe account may not fence
+    // it), closing.
     let messages = rig.telegram.messages();
-    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert_eq!(messages.len(), 3, "{messages:?}");
     assert!(
         messages[0].text.contains("requested by an operator"),
         "{:?}",
         messages[0]
     );
+    assert!(messages[1].text.contains("fencing the old primary failed"));
+    assert!(messages[2].text.contains("PROMOTED"));
 
     let again = rig.run(&["--promote-now", "--yes"]).await;
     assert_eq!(again.code, Some(3), "{again:?}");
