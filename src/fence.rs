@@ -36,11 +36,11 @@ pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> Fence
                 .user(Some(user))
                 .pass(Some(password.expose()))
                 .prefer_socket(false);
-            match tokio::time::timeout(timeout, Conn::new(opts)).await {
+            match tokio::time::timeout(connect_timeout, Conn::new(opts)).await {
                 Err(_) => (
                     format!(
                         "the old primary's database ({host}:{port}) did not answer within {}: nothing to fence there",
-                        humantime::format_duration(timeout)
+                        humantime::format_duration(connect_timeout)
                     ),
                     true,
                 ),

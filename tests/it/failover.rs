@@ -153,6 +153,9 @@ async fn primary_hung_with_sigstop_is_replaced_by_the_standby() {
         .await;
     rig.db.primary.sigcont();
     assert_eq!(steps(&status), all_steps("done"), "{status:#}");
+    // The fence treats the frozen database as not answering, within the probe timeout.
+    let fence = status["promotion"]["fence"]["database"].as_str().unwrap();
+    assert!(fence.contains("did not answer within 500ms"), "{fence}");
     assert_eq!(rig.dns(&rig.records.app), STANDBY_ADDRESS);
     assert_eq!(rig.replica_read_only().await, "0");
     let (_, log) = daemon.stop().await;
