@@ -202,3 +202,41 @@ async fn pre_promote_can_stop_a_promotion_and_post_promote_runs_after() {
         format!("manual {received}\n")
     );
 }
+
+/// The primary dies, the daemon promotes the standby, then the old primary is started
+/// again, writable: the split-brain alert goes out at once, DNS stays on the standby.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_old_primary_restarted_after_promotion_draws_the_split_brain_alert() {
+    let mut rig = stage().await;
+    let daemon = rig.spawn_daemon();
+    rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true
+    })
+    .await;
+    rig.db.primary.kill9();
+    rig.wait_for_status("the promotion", Duration::from_secs(60), |s| {
+        s["state"] == "promoted"
+    })
+    .await;
+    let before = rig
+        .telegram
+        .wait_for_messages(2, Duration::from_secs(10))
+        .await
+        .len();
+
+    rig.db.primary.start_again().await.unwrap();
+    let messages = rig
+        .telegram
+        .wait_for_messages(before + 1, Duration::from_secs(20))
+        .await;
+    let alert = messages.last().unwrap();
+    assert!(
+        alert.text.contains("SPLIT BRAIN") && alert.text.contains("WRITABLE"),
+        "{alert:?}"
+    );
+    assert!(rig.dns_points_at_standby());
+    assert_eq!(rig.cloudflare.patch_count(), 2);
+    let (code, log) = daemon.stop().await;
+    assert_eq!(code, Some(0));
+    assert!(log.contains("SPLIT BRAIN"), "{log}");
+}

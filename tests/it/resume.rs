@@ -209,3 +209,41 @@ async fn an_unreadable_journal_stops_the_daemon_and_names_the_file() {
     assert_eq!(rig.replica_read_only().await, "1");
     assert!(rig.systemctl.calls().is_empty());
 }
+
+/// The relay log cannot be applied in time (a table locked on the replica): the
+/// promotion halts in `stop_replica` with the positions, and nothing is made writable.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_apply_timeout_halts_before_anything_is_writable() {
+    let rig = stage().await;
+    rig.write_config(
+        &rig.config()
+            .replace("apply_timeout = \"20s\"", "apply_timeout = \"2s\""),
+    );
+    let mut blocker = rig.db.replica.root_conn().await.unwrap();
+    blocker
+        .query_drop("LOCK TABLES app.writes WRITE")
+        .await
+        .unwrap();
+    let mut primary = rig.db.primary.root_conn().await.unwrap();
+    primary
+        .query_drop("INSERT INTO app.writes (id, payload) VALUES (1, 'relayed, not applied')")
+        .await
+        .unwrap();
+
+    let run = rig.run(&["--promote-now", "--yes"]).await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    let status = rig.status().await;
+    assert_eq!(status["state"], "halted");
+    let error = status["promotion"]["steps"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("not applied within apply_timeout (2s)"),
+        "{error}"
+    );
+    assert!(
+        error.contains("received 0-1-") && error.contains("nothing was made writable"),
+        "{error}"
+    );
+    assert_eq!(rig.replica_read_only().await, "1");
+    assert_eq!(rig.cloudflare.patch_count(), 0);
+    blocker.query_drop("UNLOCK TABLES").await.unwrap();
+}
