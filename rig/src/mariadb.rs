@@ -693,6 +693,16 @@ impl MariaDb {
         self.conn("root", ROOT_PASSWORD).await
     }
 
+    /// Runs one statement as `root` on a connection of its own.
+    pub async fn execute(&self, statement: &str) -> anyhow::Result<()> {
+        let mut conn = self.root_conn().await?;
+        conn.query_drop(statement)
+            .await
+            .with_context(|| format!("{statement} on {}", self.name))?;
+        let _ = conn.disconnect().await;
+        Ok(())
+    }
+
     /// Reads a global variable as text, e.g. `global_var("gtid_binlog_pos")`; NULL is "".
     pub async fn global_var(&self, name: &str) -> anyhow::Result<String> {
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {

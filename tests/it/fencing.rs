@@ -182,9 +182,9 @@ async fn pre_promote_can_stop_a_promotion_and_post_promote_runs_after() {
     assert_eq!(rig.replica_read_only().await, "1");
 
     std::fs::write(&allow, "").unwrap();
-    let mut primary = rig.db.primary.root_conn().await.unwrap();
-    primary
-        .query_drop("INSERT INTO app.writes (id, payload) VALUES (1, 'x')")
+    rig.db
+        .primary
+        .execute("INSERT INTO app.writes (id, payload) VALUES (1, 'x')")
         .await
         .unwrap();
     rig.db

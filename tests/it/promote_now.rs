@@ -231,9 +231,9 @@ async fn a_replica_sql_error_halts_before_anything_is_writable() {
         .query_drop("INSERT INTO app.writes (id, payload) VALUES (4242, 'standby only')")
         .await
         .unwrap();
-    let mut primary = rig.db.primary.root_conn().await.unwrap();
-    primary
-        .query_drop("INSERT INTO app.writes (id, payload) VALUES (4242, 'from the primary')")
+    rig.db
+        .primary
+        .execute("INSERT INTO app.writes (id, payload) VALUES (4242, 'from the primary')")
         .await
         .unwrap();
     // The collision stops the replica's SQL thread (gtid_strict_mode reports it first).

@@ -224,9 +224,9 @@ async fn an_apply_timeout_halts_before_anything_is_writable() {
         .query_drop("LOCK TABLES app.writes WRITE")
         .await
         .unwrap();
-    let mut primary = rig.db.primary.root_conn().await.unwrap();
-    primary
-        .query_drop("INSERT INTO app.writes (id, payload) VALUES (1, 'relayed, not applied')")
+    rig.db
+        .primary
+        .execute("INSERT INTO app.writes (id, payload) VALUES (1, 'relayed, not applied')")
         .await
         .unwrap();
 
