@@ -5,6 +5,7 @@ mod check_config;
 mod pause;
 mod promote_now;
 mod run;
+mod smoke_test;
 mod status;
 
 use std::process::ExitCode;
@@ -31,6 +32,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             pause::pause(&config, duration.map(Into::into), reason)
         }
         Command::Resume => pause::resume(&config),
+        Command::SmokeTest { json, no_notify } => smoke_test::run(&config, json, !no_notify).await,
     }
 }
 
