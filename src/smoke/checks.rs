@@ -410,8 +410,17 @@ pub async fn promotion_plan(config: &Config) -> Finding {
     );
     let store = StateDir::new(config.state_dir());
     let state_dir = store.path().display().to_string();
-    let on_disk =
-        tokio::task::spawn_blocking(move || (store.check_writable(), store.load_journal())).await;
+    let on_disk = tokio::task::spawn_blocking(move || {
+        let writable = if store.path().is_dir() {
+            store.check_writable()
+        } else {
+            Err(anyhow::anyhow!(
+                "it does not exist (the daemon creates it when it first starts)"
+            ))
+        };
+        (writable, store.load_journal())
+    })
+    .await;
     let (writable, journal) = match on_disk {
         Ok(found) => found,
         Err(e) => return Finding::fail(format!("examining {state_dir} failed: {e}")),
@@ -438,7 +447,7 @@ pub async fn promotion_plan(config: &Config) -> Finding {
     });
     parts.push(match writable {
         Ok(()) => Ok(format!("state_dir {state_dir} writable")),
-        Err(e) => Err(format!("state_dir is not writable: {e:#}")),
+        Err(e) => Err(format!("state_dir {state_dir} is not writable: {e:#}")),
     });
     parts.push(match journal {
         Ok(journal) => assess::journal(journal.as_ref()),

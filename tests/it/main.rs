@@ -5,4 +5,5 @@
 mod cli;
 mod failover;
 mod promote_now;
+mod smoke;
 mod support;
