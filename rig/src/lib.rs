@@ -6,6 +6,7 @@
 //! - [`cloudflare`]: a local HTTP server that follows Cloudflare's v4 DNS API.
 //! - [`telegram`]: a local HTTP server that follows the Telegram Bot API.
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
+//! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
@@ -14,6 +15,7 @@
 pub mod cloudflare;
 mod http;
 pub mod mariadb;
+pub mod panel;
 pub mod stage;
 pub mod systemctl;
 pub mod telegram;

@@ -525,39 +525,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_trial_boot_that_exits_0_passes_with_its_output_tail() {
-        let smoke = SmokeConfig {
-            trial_boot: shell("for i in 1 2 3 4 5 6 7; do echo line $i; done; echo ready >&2"),
-            ..smoke()
-        };
-        let finding = trial_boot(&smoke).await;
-        assert_eq!(finding.verdict, Verdict::Pass, "{finding:?}");
-        assert!(finding.detail.contains("exited 0"), "{finding:?}");
-        assert!(
-            finding
-                .detail
-                .ends_with("output: line 4 | line 5 | line 6 | line 7 | ready"),
-            "stdout and stderr, the last lines: {finding:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_trial_boot_that_fails_names_its_exit_code_and_output() {
-        let smoke = SmokeConfig {
-            trial_boot: shell(
-                "echo booting; echo 'SQLSTATE[HY000] [2002] Connection refused' >&2; exit 3",
+    async fn a_trial_boot_is_judged_by_its_exit_code_and_shows_its_output_tail() {
+        let cases = [
+            (
+                "for i in 1 2 3 4 5 6 7; do echo line $i; done; echo ready >&2",
+                Verdict::Pass,
+                "exited 0",
+                // stdout and stderr in order, the last lines only.
+                "output: line 4 | line 5 | line 6 | line 7 | ready",
             ),
-            ..smoke()
-        };
-        let finding = trial_boot(&smoke).await;
-        assert_eq!(finding.verdict, Verdict::Fail, "{finding:?}");
-        assert!(finding.detail.contains("exited with 3"), "{finding:?}");
-        assert!(
-            finding
-                .detail
-                .ends_with("booting | SQLSTATE[HY000] [2002] Connection refused"),
-            "{finding:?}"
-        );
+            (
+                "echo booting; echo 'SQLSTATE[HY000] [2002] Connection refused' >&2; exit 3",
+                Verdict::Fail,
+                "exited with 3",
+                "output: booting | SQLSTATE[HY000] [2002] Connection refused",
+            ),
+            (
+                "kill -TERM $$",
+                Verdict::Fail,
+                "killed by a signal",
+                "output: (none)",
+            ),
+        ];
+        for (script, verdict, ending, tail) in cases {
+            let smoke = SmokeConfig {
+                trial_boot: shell(script),
+                ..smoke()
+            };
+            let finding = trial_boot(&smoke).await;
+            assert_eq!(finding.verdict, verdict, "{script}: {finding:?}");
+            assert!(finding.detail.contains(ending), "{script}: {finding:?}");
+            assert!(finding.detail.ends_with(tail), "{script}: {finding:?}");
+        }
     }
 
     #[tokio::test]
@@ -703,36 +702,19 @@ mod tests {
         );
     }
 
-    /// An HTTP server that answers by path: `/ok` 200, `/login` 302, anything else 503.
-    async fn panel() -> Url {
-        use tokio::io::AsyncWriteExt;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}/", listener.local_addr().unwrap());
-        tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let mut request = [0u8; 1024];
-                let read = socket.read(&mut request).await.unwrap_or(0);
-                let request = String::from_utf8_lossy(&request[..read]);
-                let status = match request.split_whitespace().nth(1) {
-                    Some("/ok") => "200 OK",
-                    Some("/login") => "302 Found\r\nlocation: /nowhere",
-                    _ => "503 Service Unavailable",
-                };
-                let reply =
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                let _ = socket.write_all(reply.as_bytes()).await;
-            }
-        });
-        base.parse().unwrap()
-    }
-
     #[tokio::test]
     async fn endpoints_pass_on_2xx_and_3xx_and_fail_otherwise() {
-        let base = panel().await;
-        let urls =
-            |paths: &[&str]| -> Vec<Url> { paths.iter().map(|p| base.join(p).unwrap()).collect() };
+        let panel = failover_watchdog_rig::panel::PanelStandIn::start()
+            .await
+            .unwrap();
+        let urls = |paths: &[&str]| -> Vec<Url> {
+            paths
+                .iter()
+                .map(|p| panel.url(p).parse().unwrap())
+                .collect()
+        };
         let up = SmokeConfig {
-            urls: urls(&["ok", "login"]),
+            urls: urls(&["/health", "/login"]),
             ..smoke()
         };
         let finding = endpoints(&up).await;
@@ -745,15 +727,13 @@ mod tests {
         let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let refused = format!("http://{}/", closed.local_addr().unwrap());
         drop(closed);
-        let down = SmokeConfig {
-            urls: vec![
-                base.join("ok").unwrap(),
-                base.join("maintenance").unwrap(),
-                refused.parse().unwrap(),
-            ],
+        let mut down = urls(&["/health", "/maintenance"]);
+        down.push(refused.parse().unwrap());
+        let finding = endpoints(&SmokeConfig {
+            urls: down,
             ..smoke()
-        };
-        let finding = endpoints(&down).await;
+        })
+        .await;
         assert_eq!(finding.verdict, Verdict::Fail);
         assert!(
             finding
@@ -763,7 +743,7 @@ mod tests {
         );
         assert!(finding.detail.contains("Connection refused"), "{finding:?}");
         assert!(
-            !finding.detail.contains("/ok"),
+            !finding.detail.contains("/health"),
             "only failures: {finding:?}"
         );
     }

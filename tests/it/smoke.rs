@@ -2,9 +2,9 @@
 //! nothing changes; each regression fails the check that should catch it, and the team
 //! hears which.
 
-use std::path::Path;
 use std::time::Duration;
 
+use failover_watchdog_rig::panel::PanelStandIn;
 use mysql_async::prelude::Queryable;
 use serde_json::Value;
 
@@ -21,26 +21,10 @@ const CHECKS: [&str; 8] = [
     "watchdog_alive",
 ];
 
-/// A local panel that answers every request with 204.
-async fn panel() -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/health", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let mut request = [0u8; 1024];
-            let _ = socket.read(&mut request).await;
-            let _ = socket
-                .write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
-                .await;
-        }
-    });
-    url
-}
-
 /// Configures every smoke check against the rig: a running lsyncd, a fresh build, a
-/// trial boot that works, a panel that answers.
-async fn configure_every_check(rig: &Stage) {
+/// trial boot that works, a panel that answers (returned: it serves while it lives).
+async fn configure_every_check(rig: &Stage) -> PanelStandIn {
+    let panel = PanelStandIn::start().await.unwrap();
     rig.systemctl.add_unit("lsyncd.service");
     rig.systemctl.set_active("lsyncd.service", true);
     let build = rig.dir.path().join("build/current");
@@ -56,12 +40,14 @@ build_paths = ["build/current"]
 build_max_age = "1d"
 trial_boot = ["/bin/sh", "-c", "echo booting in check mode; echo app ok"]
 trial_boot_timeout = "20s"
-urls = ["{}"]
+urls = ["{}", "{}"]
 "#,
         rig.config(),
-        panel().await
+        panel.url("/health"),
+        panel.url("/login")
     );
     rig.write_config(&config);
+    panel
 }
 
 /// Starts the daemon and waits for a healthy round.
@@ -175,7 +161,7 @@ async fn assert_nothing_changed(rig: &Stage) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
     let rig = stage().await;
-    configure_every_check(&rig).await;
+    let _panel = configure_every_check(&rig).await;
     let daemon = running_daemon(&rig).await;
 
     let run = rig.run(&["smoke-test"]).await;
@@ -194,7 +180,8 @@ async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
         "lsyncd.service active",
         "newest file public/app.js",
         "output: booting in check mode | app ok",
-        "/health HTTP 204",
+        "/health HTTP 200",
+        "/login HTTP 302",
         "Cloudflare API token active",
         "app.example.com A found (198.51.100.10)",
         "Telegram bot @watchdog_bot",
@@ -489,46 +476,4 @@ async fn the_telegram_summary_names_each_failed_check_first() {
         "⏭ skipped (not configured): sync_daemons, build_present, trial_boot, endpoints"
     );
     assert_no_secret(summary);
-}
-
-/// A bad `[smoke]` key is a configuration error like any other: exit 78, nothing run.
-#[test]
-fn a_bad_smoke_key_exits_78_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        r#"
-[node]
-state_dir = "state"
-[probe]
-interval = "5s"
-timeout = "1s"
-[[probe.checks]]
-type = "tcp"
-address = "127.0.0.1:9"
-[replica]
-user = "failover"
-password = "pw"
-[dns]
-api_token = "token"
-zone_id = "zone"
-[[dns.records]]
-name = "app.example.com"
-content = "203.0.113.20"
-[smoke]
-build_max_age = "a month"
-"#,
-    )
-    .unwrap();
-    let output = std::process::Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("smoke-test")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(78), "{stderr}");
-    assert!(stderr.contains("smoke.build_max_age") && stderr.contains("not a duration"));
-    assert!(!Path::new(&dir.path().join("state")).exists());
 }
