@@ -7,6 +7,9 @@
 //! alert (the `notify` step) waits for its delivery, with a deadline, to record whether it
 //! arrived. Every message starts with the node's name.
 //!
+//! [`verify_bot`] asks Telegram who the bot is (`getMe`): the smoke test's proof that the
+//! token works, without a message.
+//!
 //! teloxide puts the bot token in the request URL, so every error text is scrubbed of
 //! it before it reaches a log line.
 
@@ -125,6 +128,24 @@ async fn deliver(mut jobs: mpsc::UnboundedReceiver<Job>, sender: Option<Telegram
     }
 }
 
+/// Asks Telegram who the bot is (`getMe`), which proves the bot token works without
+/// sending anything; for the smoke test. Returns the bot's `@username`. Transient
+/// failures are retried until `deadline`.
+pub async fn verify_bot(config: &TelegramConfig, deadline: Instant) -> anyhow::Result<String> {
+    let sender = TelegramSender::new(config)?;
+    let me = retry_until(
+        "asking Telegram who the bot is (getMe)",
+        deadline,
+        Backoff::API,
+        || sender.attempt(sender.bot.get_me()),
+    )
+    .await?;
+    Ok(match &me.user.username {
+        Some(username) => format!("@{username}"),
+        None => me.user.first_name.clone(),
+    })
+}
+
 struct TelegramSender {
     bot: Bot,
     chat: Recipient,
@@ -157,22 +178,28 @@ impl TelegramSender {
             deadline,
             Backoff::API,
             || async {
-                match tokio::time::timeout(
-                    ATTEMPT_TIMEOUT,
-                    self.bot.send_message(self.chat.clone(), text),
-                )
-                .await
-                {
-                    Ok(Ok(_)) => Ok(()),
-                    Ok(Err(e)) => Err(self.classify(e)),
-                    Err(_) => Err(Failure::transient(anyhow!(
-                        "no reply from Telegram within {}",
-                        humantime::format_duration(ATTEMPT_TIMEOUT)
-                    ))),
-                }
+                self.attempt(self.bot.send_message(self.chat.clone(), text))
+                    .await
+                    .map(drop)
             },
         )
         .await
+    }
+
+    /// One request to Telegram, cut short after [`ATTEMPT_TIMEOUT`], its failure
+    /// classified (and scrubbed of the token) for [`retry_until`].
+    async fn attempt<T>(
+        &self,
+        request: impl std::future::IntoFuture<Output = Result<T, RequestError>>,
+    ) -> Result<T, Failure> {
+        match tokio::time::timeout(ATTEMPT_TIMEOUT, request).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(self.classify(e)),
+            Err(_) => Err(Failure::transient(anyhow!(
+                "no reply from Telegram within {}",
+                humantime::format_duration(ATTEMPT_TIMEOUT)
+            ))),
+        }
     }
 
     fn classify(&self, error: RequestError) -> Failure {

@@ -49,6 +49,16 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Prove a takeover would work now: the standby's readiness checks, read-only.
+    /// Exit 1 when a check fails.
+    SmokeTest {
+        /// One JSON object instead of the table.
+        #[arg(long)]
+        json: bool,
+        /// Do not post the summary to Telegram.
+        #[arg(long)]
+        no_notify: bool,
+    },
     /// Stop automatic promotion (probing and alerts go on; --promote-now still works).
     Pause {
         /// How long, e.g. "2h"; until `resume` when left out.

@@ -1,4 +1,5 @@
-//! Cloudflare's v4 API, the DNS edge: find a record, change its content, read it back.
+//! Cloudflare's v4 API, the DNS edge: find a record, change its content, read it back;
+//! verify the token (for the smoke test).
 //!
 //! One HTTP attempt per call; every failure is classified for [`crate::retry`] (which owns
 //! retries): timeouts, connection errors, 5xx and 429 (with its `Retry-After`) are
@@ -111,6 +112,18 @@ impl Cloudflare {
         let url = self.endpoint(&["zones", zone_id, "dns_records", record_id]);
         let body = serde_json::json!({ "content": content });
         self.call(Method::PATCH, url, Some(body)).await
+    }
+
+    /// `GET /user/tokens/verify`: the token's status, "active" when it can be used.
+    /// Changes nothing; for the smoke test.
+    pub async fn verify_token(&self) -> Result<String, Failure> {
+        #[derive(Deserialize)]
+        struct TokenStatus {
+            status: String,
+        }
+        let url = self.endpoint(&["user", "tokens", "verify"]);
+        let token: TokenStatus = self.call(Method::GET, url, None).await?;
+        Ok(token.status)
     }
 
     fn endpoint(&self, segments: &[&str]) -> Url {

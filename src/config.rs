@@ -60,6 +60,8 @@ pub struct Config {
     /// `None` when there is no `[telegram]` table: alerts then only go to the log.
     pub telegram: Option<TelegramConfig>,
     pub promotion: PromotionConfig,
+    /// `[smoke]`: the readiness checks of `smoke-test`; every key is optional.
+    pub smoke: SmokeConfig,
     /// Things that are allowed but unwise (inline secrets, a world-readable file).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -213,8 +215,61 @@ pub struct TelegramConfig {
     pub api_url: Url,
 }
 
+/// `[smoke]`: the standby's readiness checks (`smoke-test`). Every key is optional; a
+/// check with nothing configured is skipped, never passed.
+#[derive(Debug, Clone, Serialize)]
+pub struct SmokeConfig {
+    /// Each check's time limit, except the trial boot's.
+    #[serde(serialize_with = "ser_duration")]
+    pub check_timeout: Duration,
+    /// The replication check fails when the replica is further behind than this.
+    #[serde(serialize_with = "ser_duration")]
+    pub max_lag: Duration,
+    /// Units that keep the standby's files in sync (lsyncd); each must be active.
+    pub sync_units: Vec<String>,
+    /// The application's build on the standby; each must exist.
+    pub build_paths: Vec<PathBuf>,
+    /// When set, each build path's newest file must be younger than this.
+    #[serde(
+        serialize_with = "ser_optional_days",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub build_max_age: Option<Duration>,
+    /// A command (program and arguments, no shell) that boots the application in a
+    /// check mode and exits; it must exit 0 within `trial_boot_timeout`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trial_boot: Option<Vec<String>>,
+    #[serde(serialize_with = "ser_duration")]
+    pub trial_boot_timeout: Duration,
+    /// Each must answer with a 2xx or 3xx status (redirects are not followed).
+    pub urls: Vec<Url>,
+}
+
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_optional_days<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_days(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// A long duration for people, in days from one day up: humantime's months (30.44
+/// days) turn "35d" into "1month 4days 13h 26m 24s".
+pub fn format_days(d: Duration) -> String {
+    const DAY: u64 = 86400;
+    let (days, rest) = (
+        d.as_secs() / DAY,
+        d - Duration::from_secs(d.as_secs() / DAY * DAY),
+    );
+    match (days, rest.is_zero()) {
+        (0, _) => humantime::format_duration(d).to_string(),
+        (1, true) => "1day".to_string(),
+        (days, true) => format!("{days}days"),
+        (days, false) => format!("{days}days {}", humantime::format_duration(rest)),
+    }
 }
 
 /// The raw layer: the TOML file as written, with defaults, before validation.
@@ -234,6 +289,8 @@ pub mod raw {
         pub telegram: Option<Telegram>,
         #[serde(default)]
         pub promotion: Promotion,
+        #[serde(default)]
+        pub smoke: Smoke,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -341,6 +398,22 @@ pub mod raw {
         pub api_url: Option<String>,
     }
 
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Smoke {
+        pub check_timeout: Option<String>,
+        pub max_lag: Option<String>,
+        #[serde(default)]
+        pub sync_units: Vec<String>,
+        #[serde(default)]
+        pub build_paths: Vec<String>,
+        pub build_max_age: Option<String>,
+        pub trial_boot: Option<Vec<String>>,
+        pub trial_boot_timeout: Option<String>,
+        #[serde(default)]
+        pub urls: Vec<String>,
+    }
+
     /// Telegram chat ids are numbers, but people write them both ways.
     #[derive(Debug, Deserialize)]
     #[serde(untagged)]
@@ -410,6 +483,15 @@ impl Validator<'_> {
             return Err(self.error(key, "must not be empty"));
         }
         Ok(trimmed.to_string())
+    }
+
+    /// A systemd unit name, as `systemctl` takes it (never an option).
+    fn unit_name(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        let unit = self.non_empty(key, text)?;
+        if unit.starts_with('-') || unit.contains(char::is_whitespace) {
+            return Err(self.error(key, format!("{unit:?} is not a unit name")));
+        }
+        Ok(unit)
     }
 
     /// A secret given as `key` (inline) or `key_file`; exactly one of them.
@@ -621,14 +703,7 @@ impl Config {
 
         let mut units = Vec::new();
         for (i, unit) in raw.apps.units.iter().enumerate() {
-            let unit = v.non_empty(&format!("apps.units[{i}]"), unit)?;
-            if unit.starts_with('-') || unit.contains(char::is_whitespace) {
-                return Err(v.error(
-                    &format!("apps.units[{i}]"),
-                    format!("{unit:?} is not a unit name"),
-                ));
-            }
-            units.push(unit);
+            units.push(v.unit_name(&format!("apps.units[{i}]"), unit)?);
         }
         let apps = AppsConfig {
             units,
@@ -765,6 +840,7 @@ impl Config {
                 )?,
             }),
         };
+        let smoke = smoke_config(&v, &raw.smoke)?;
         if telegram.is_none() {
             v.warnings.push(format!(
                 "{}: no [telegram] table: alerts go to the log only",
@@ -816,6 +892,7 @@ impl Config {
             dns,
             telegram,
             promotion,
+            smoke,
             warnings: v.warnings,
         })
     }
@@ -854,6 +931,51 @@ impl Config {
             _ => None,
         })
     }
+}
+
+/// Validates `[smoke]`. Nothing in it is required: a check left unconfigured is skipped.
+fn smoke_config(v: &Validator, raw: &raw::Smoke) -> Result<SmokeConfig, ConfigError> {
+    let mut sync_units = Vec::new();
+    for (i, unit) in raw.sync_units.iter().enumerate() {
+        sync_units.push(v.unit_name(&format!("smoke.sync_units[{i}]"), unit)?);
+    }
+    let mut build_paths = Vec::new();
+    for (i, path) in raw.build_paths.iter().enumerate() {
+        let path = v.non_empty(&format!("smoke.build_paths[{i}]"), path)?;
+        build_paths.push(v.resolve(&path));
+    }
+    let trial_boot = match &raw.trial_boot {
+        None => None,
+        Some(argv) if argv.first().is_none_or(|program| program.trim().is_empty()) => {
+            return Err(v.error(
+                "smoke.trial_boot",
+                "must name a program and its arguments, e.g. [\"/usr/bin/php\", \"artisan\", \"about\"]",
+            ));
+        }
+        Some(argv) => Some(argv.clone()),
+    };
+    let mut urls = Vec::new();
+    for (i, url) in raw.urls.iter().enumerate() {
+        urls.push(v.url(&format!("smoke.urls[{i}]"), url)?);
+    }
+    Ok(SmokeConfig {
+        check_timeout: v.duration("smoke.check_timeout", raw.check_timeout.as_deref(), "30s")?,
+        max_lag: v.duration("smoke.max_lag", raw.max_lag.as_deref(), "60s")?,
+        sync_units,
+        build_paths,
+        build_max_age: raw
+            .build_max_age
+            .as_deref()
+            .map(|age| v.duration("smoke.build_max_age", Some(age), ""))
+            .transpose()?,
+        trial_boot,
+        trial_boot_timeout: v.duration(
+            "smoke.trial_boot_timeout",
+            raw.trial_boot_timeout.as_deref(),
+            "2m",
+        )?,
+        urls,
+    })
 }
 
 /// TOML -> raw structs, with the failing key path and line/column in the error.

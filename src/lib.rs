@@ -10,6 +10,7 @@
 //!   MariaDB), [`systemd`], [`cloudflare`], [`alert`] (Telegram), [`store`] (`state_dir`);
 //! - one retry owner: [`retry`];
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
+//! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
 //! - [`cli`] and [`cmd`]: the command line.
 
 pub mod alert;
@@ -30,6 +31,7 @@ pub mod replica;
 pub mod retry;
 pub mod secret;
 pub mod shell;
+pub mod smoke;
 pub mod status;
 pub mod store;
 pub mod systemd;

@@ -128,6 +128,16 @@ impl Replica {
         Ok(value == Some(1))
     }
 
+    /// `SHOW GRANTS`: the replica user's grants as MariaDB prints them, its own, its
+    /// enabled roles' and PUBLIC's. Read-only, for the smoke test. The lines can hold
+    /// the password hash (`IDENTIFIED BY PASSWORD '*...'`): never print them.
+    pub async fn grants(&self) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.connect().await?;
+        let grants: Vec<String> = conn.query("SHOW GRANTS").await.context("SHOW GRANTS")?;
+        let _ = conn.disconnect().await;
+        Ok(grants)
+    }
+
     /// The `stop_replica` step: stop the IO thread, wait until everything received is
     /// applied (at most `apply_timeout`), stop the replica and, when configured, `RESET
     /// SLAVE ALL`. A SQL thread error or the timeout fails the step. Idempotent: a

@@ -121,6 +121,25 @@ impl StateDir {
         remove_if_exists(&self.path.join(PAUSE_FILE))
     }
 
+    /// Proves the directory is writable now (for the smoke test): creates a small file,
+    /// fsyncs it and removes it again. Nothing is left behind.
+    pub fn check_writable(&self) -> anyhow::Result<()> {
+        let path = self
+            .path
+            .join(format!(".smoke-write-test.{}", std::process::id()));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("cannot create a file in {}", self.path.display()))?;
+        let written = file
+            .write_all(b"failover-watchdog smoke test\n")
+            .and_then(|()| file.sync_all());
+        let removed = std::fs::remove_file(&path);
+        written.with_context(|| format!("cannot write {}", path.display()))?;
+        removed.with_context(|| format!("cannot remove {}", path.display()))
+    }
+
     /// Takes the promotion lock without waiting. `holder` says who we are; a loser reads
     /// it back to name us.
     pub fn lock_promotion(&self, holder: &str) -> anyhow::Result<StateLock> {

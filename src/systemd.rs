@@ -1,5 +1,6 @@
 //! systemd, through `systemctl` from `PATH`: start the application's units and confirm
-//! they are active. The only module that runs `systemctl`.
+//! they are active; read a unit's state for the dry run and the smoke test. The only
+//! module that runs `systemctl`.
 //!
 //! Each unit gets `start_timeout` for `systemctl start` plus the `is-active` confirmation;
 //! a `systemctl` that hangs is killed when its time is up.
@@ -57,6 +58,22 @@ pub async fn active_state(unit: &str, within: Duration) -> anyhow::Result<String
     } else {
         output.stdout
     })
+}
+
+/// `systemctl show -p LoadState --value UNIT`: "loaded" when systemd knows the unit,
+/// "not-found" when it has no unit file, "masked", "bad-setting", ... Read-only.
+pub async fn load_state(unit: &str, within: Duration) -> anyhow::Result<String> {
+    let output = systemctl(&["show", "-p", "LoadState", "--value", unit], within).await?;
+    if !output.success || output.stdout.is_empty() {
+        bail!(
+            "`systemctl show -p LoadState {unit}` exited with {}: {}",
+            output
+                .code
+                .map_or("a signal".to_string(), |c| c.to_string()),
+            output.stderr
+        );
+    }
+    Ok(output.stdout)
 }
 
 /// Starts `unit` and waits until it is active, all within `timeout`. Idempotent:

@@ -1,5 +1,5 @@
-//! The stand-ins' HTTP server loop, shared by [`crate::cloudflare`] and
-//! [`crate::telegram`].
+//! The stand-ins' HTTP server loop, shared by [`crate::cloudflare`],
+//! [`crate::telegram`] and [`crate::panel`].
 
 use axum::Router;
 use tokio::net::TcpListener;

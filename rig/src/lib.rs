@@ -7,6 +7,7 @@
 //! - [`telegram`]: a local HTTP server that follows the Telegram Bot API.
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
 //! - [`health`]: an HTTP health endpoint whose answers a test scripts.
+//! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
@@ -16,6 +17,7 @@ pub mod cloudflare;
 pub mod health;
 mod http;
 pub mod mariadb;
+pub mod panel;
 pub mod stage;
 pub mod systemctl;
 pub mod telegram;

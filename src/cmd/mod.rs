@@ -6,6 +6,7 @@ mod pause;
 mod promote_now;
 mod reset;
 mod run;
+mod smoke_test;
 mod status;
 
 use std::process::ExitCode;
@@ -28,6 +29,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run => run::run(config).await,
         Command::CheckConfig => check_config::run(&config),
         Command::Status { json } => status::run(&config, json),
+        Command::SmokeTest { json, no_notify } => smoke_test::run(&config, json, !no_notify).await,
         Command::Pause { duration, reason } => {
             pause::pause(&config, duration.map(Into::into), reason)
         }

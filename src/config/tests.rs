@@ -391,3 +391,135 @@ fn secrets_never_appear_in_the_effective_config() {
         assert!(!shown.contains(secret), "{secret} leaked");
     }
 }
+
+/// A `[smoke]` table with every key, appended to GOOD.
+const SMOKE: &str = r#"
+[smoke]
+check_timeout = "20s"
+max_lag = "30s"
+sync_units = ["lsyncd.service"]
+build_paths = ["/var/www/app/current", "shared/build"]
+build_max_age = "35d"
+trial_boot = ["/usr/bin/php", "/var/www/app/current/artisan", "about"]
+trial_boot_timeout = "90s"
+urls = ["https://standby.example.com/health", "https://panel.example.com:8443/"]
+"#;
+
+#[test]
+fn without_a_smoke_table_the_defaults_apply_and_nothing_is_configured() {
+    let fx = Fixture::new();
+    let smoke = fx.parse(GOOD).unwrap().smoke;
+    assert_eq!(smoke.check_timeout, Duration::from_secs(30));
+    assert_eq!(smoke.max_lag, Duration::from_secs(60));
+    assert_eq!(smoke.trial_boot_timeout, Duration::from_secs(120));
+    assert!(smoke.sync_units.is_empty() && smoke.build_paths.is_empty());
+    assert!(smoke.urls.is_empty());
+    assert_eq!((smoke.build_max_age, smoke.trial_boot), (None, None));
+}
+
+#[test]
+fn a_full_smoke_table_is_read_with_relative_paths_beside_the_config() {
+    let fx = Fixture::new();
+    let config = fx.parse(&format!("{GOOD}{SMOKE}")).unwrap();
+    let smoke = &config.smoke;
+    assert_eq!(smoke.check_timeout, Duration::from_secs(20));
+    assert_eq!(smoke.max_lag, Duration::from_secs(30));
+    assert_eq!(smoke.sync_units, ["lsyncd.service"]);
+    assert_eq!(
+        smoke.build_paths,
+        [
+            PathBuf::from("/var/www/app/current"),
+            fx.dir.path().join("shared/build")
+        ]
+    );
+    assert_eq!(smoke.build_max_age, Some(Duration::from_secs(35 * 86400)));
+    assert_eq!(smoke.trial_boot.as_ref().unwrap()[2], "about");
+    assert_eq!(smoke.trial_boot_timeout, Duration::from_secs(90));
+    assert_eq!(smoke.urls[1].as_str(), "https://panel.example.com:8443/");
+    let shown = toml::to_string(&config).unwrap();
+    assert!(shown.contains("build_max_age = \"35days\""), "{shown}");
+}
+
+#[test]
+fn long_durations_are_shown_in_days() {
+    let days = |d: f64| format_days(Duration::from_secs_f64(d * 86400.0));
+    assert_eq!(days(35.0), "35days");
+    assert_eq!(days(1.0), "1day");
+    assert_eq!(days(2.5), "2days 12h");
+    assert_eq!(days(0.5), "12h");
+}
+
+#[test]
+fn each_bad_smoke_key_names_the_key_and_the_problem() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        (
+            "check_timeout = \"20s\"",
+            "check_timeout = \"0s\"",
+            "smoke.check_timeout",
+            "longer than zero",
+        ),
+        (
+            "max_lag = \"30s\"",
+            "max_lag = \"half a minute\"",
+            "smoke.max_lag",
+            "not a duration",
+        ),
+        (
+            "[\"lsyncd.service\"]",
+            "[\"lsyncd.service\", \"--now\"]",
+            "smoke.sync_units[1]",
+            "not a unit name",
+        ),
+        (
+            "\"shared/build\"]",
+            "\" \"]",
+            "smoke.build_paths[1]",
+            "must not be empty",
+        ),
+        (
+            "build_max_age = \"35d\"",
+            "build_max_age = \"a month\"",
+            "smoke.build_max_age",
+            "not a duration",
+        ),
+        (
+            "trial_boot = [\"/usr/bin/php\", \"/var/www/app/current/artisan\", \"about\"]",
+            "trial_boot = []",
+            "smoke.trial_boot",
+            "must name a program",
+        ),
+        (
+            "trial_boot = [\"/usr/bin/php\", \"/var/www/app/current/artisan\", \"about\"]",
+            "trial_boot = \"php artisan about\"",
+            "smoke.trial_boot",
+            "invalid type",
+        ),
+        (
+            "\"https://standby.example.com/health\"",
+            "\"standby.example.com/health\"",
+            "smoke.urls[0]",
+            "not a URL",
+        ),
+        (
+            "trial_boot_timeout = \"90s\"",
+            "trial_boot_timeout = \"90s\"\ntimeout = \"5s\"",
+            "smoke",
+            "unknown field `timeout`",
+        ),
+    ];
+    let fx = Fixture::new();
+    let good = format!("{GOOD}{SMOKE}");
+    for (from, to, key, problem) in cases {
+        assert!(good.contains(from), "fixture lacks {from:?}");
+        let message = match fx.parse(&good.replacen(from, to, 1)) {
+            Ok(_) => panic!("accepted a bad [smoke]: {from:?} -> {to:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains("config.toml"), "no file in {message:?}");
+        assert!(message.contains(key), "expected {key:?} in {message:?}");
+        assert!(
+            message.contains(problem),
+            "expected {problem:?} in {message:?}"
+        );
+    }
+}

@@ -118,6 +118,12 @@ fn each_bad_config_exits_78_naming_file_key_and_problem() {
             "at least one",
         ),
         ("[node]", "[node\n", "line 2, column 6", "unclosed table"),
+        (
+            "[telegram]",
+            "[smoke]\nbuild_max_age = \"a month\"\n[telegram]",
+            "smoke.build_max_age",
+            "not a duration",
+        ),
     ];
     let dir = fixture();
     for (from, to, key, problem) in cases {
@@ -128,6 +134,7 @@ fn each_bad_config_exits_78_naming_file_key_and_problem() {
             &["status"],
             &["--promote-now", "--dry-run"],
             &["run"],
+            &["smoke-test"],
         ] {
             let (code, stdout, stderr) = run(dir.path(), &config, args);
             assert_eq!(code, Some(78), "{args:?} with {to:?}: {stdout}{stderr}");

@@ -9,4 +9,5 @@ mod fencing;
 mod one_promoter;
 mod promote_now;
 mod resume;
+mod smoke;
 mod support;
