@@ -840,7 +840,7 @@ impl Config {
                 )?,
             }),
         };
-        let smoke = smoke_config(&v, &raw.smoke)?;
+        let smoke = smoke_config(&v, &raw.smoke, replica.max_lag)?;
         if telegram.is_none() {
             v.warnings.push(format!(
                 "{}: no [telegram] table: alerts go to the log only",
@@ -934,7 +934,13 @@ impl Config {
 }
 
 /// Validates `[smoke]`. Nothing in it is required: a check left unconfigured is skipped.
-fn smoke_config(v: &Validator, raw: &raw::Smoke) -> Result<SmokeConfig, ConfigError> {
+/// `[smoke]`; its lag limit defaults to the lag guard's, so a passing smoke test means
+/// an automatic promotion would not be held for lag.
+fn smoke_config(
+    v: &Validator,
+    raw: &raw::Smoke,
+    replica_max_lag: Duration,
+) -> Result<SmokeConfig, ConfigError> {
     let mut sync_units = Vec::new();
     for (i, unit) in raw.sync_units.iter().enumerate() {
         sync_units.push(v.unit_name(&format!("smoke.sync_units[{i}]"), unit)?);
@@ -960,7 +966,10 @@ fn smoke_config(v: &Validator, raw: &raw::Smoke) -> Result<SmokeConfig, ConfigEr
     }
     Ok(SmokeConfig {
         check_timeout: v.duration("smoke.check_timeout", raw.check_timeout.as_deref(), "30s")?,
-        max_lag: v.duration("smoke.max_lag", raw.max_lag.as_deref(), "60s")?,
+        max_lag: match raw.max_lag.as_deref() {
+            Some(lag) => v.duration("smoke.max_lag", Some(lag), "")?,
+            None => replica_max_lag,
+        },
         sync_units,
         build_paths,
         build_max_age: raw
