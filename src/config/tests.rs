@@ -411,7 +411,10 @@ fn without_a_smoke_table_the_defaults_apply_and_nothing_is_configured() {
     let config = fx.parse(GOOD).unwrap();
     let smoke = config.smoke;
     assert_eq!(smoke.check_timeout, Duration::from_secs(30));
-    assert_eq!(smoke.max_lag, config.replica.max_lag, "the lag guard's limit");
+    assert_eq!(
+        smoke.max_lag, config.replica.max_lag,
+        "the lag guard's limit"
+    );
     assert_eq!(smoke.trial_boot_timeout, Duration::from_secs(120));
     assert!(smoke.sync_units.is_empty() && smoke.build_paths.is_empty());
     assert!(smoke.urls.is_empty());
