@@ -84,6 +84,13 @@ pub struct ProbeConfig {
     pub timeout: Duration,
     pub fail_when: FailWhen,
     pub checks: Vec<CheckConfig>,
+    /// Targets that are not the primary: when one fails, the round is inconclusive.
+    pub self_checks: Vec<CheckConfig>,
+    /// A failed round counts only when the replica no longer hears from the primary.
+    pub confirm_with_replication: bool,
+    /// How long without a transaction or heartbeat means the replica hears nothing.
+    #[serde(serialize_with = "ser_duration")]
+    pub replication_silence: Duration,
 }
 
 /// When a probe round counts as failed.
@@ -322,6 +329,10 @@ pub mod raw {
         pub fail_when: Option<super::FailWhen>,
         #[serde(default)]
         pub checks: Vec<Check>,
+        #[serde(default)]
+        pub self_checks: Vec<Check>,
+        pub confirm_with_replication: Option<bool>,
+        pub replication_silence: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -540,6 +551,55 @@ impl Validator<'_> {
         }
     }
 
+    /// One `[[probe.checks]]` (or self-check) table, its keys named under `prefix`.
+    fn check(&mut self, prefix: &str, check: &raw::Check) -> Result<CheckConfig, ConfigError> {
+        let key = |field: &str| format!("{prefix}.{field}");
+        Ok(match check {
+            raw::Check::Http {
+                url,
+                expect_status,
+                expect_body,
+            } => CheckConfig::Http {
+                url: self.url(&key("url"), url)?,
+                expect_status: match expect_status {
+                    None => None,
+                    Some(s) if (100..=599).contains(s) => Some(*s as u16),
+                    Some(s) => {
+                        return Err(
+                            self.error(&key("expect_status"), format!("{s} is not an HTTP status"))
+                        );
+                    }
+                },
+                expect_body: expect_body.clone(),
+            },
+            raw::Check::Tcp { address } => {
+                let address = self.non_empty(&key("address"), address)?;
+                if !has_port(&address) {
+                    return Err(
+                        self.error(&key("address"), format!("{address:?} must be host:port"))
+                    );
+                }
+                CheckConfig::Tcp { address }
+            }
+            raw::Check::Mysql {
+                host,
+                port,
+                user,
+                password,
+                password_file,
+            } => CheckConfig::Mysql {
+                host: self.non_empty(&key("host"), host)?,
+                port: self.port(&key("port"), *port, 3306)?,
+                user: self.non_empty(&key("user"), user)?,
+                password: self.secret(
+                    &key("password"),
+                    password.as_deref(),
+                    password_file.as_deref(),
+                )?,
+            },
+        })
+    }
+
     /// Relative paths are taken from the config file's directory, so a config and its
     /// secrets can move together.
     fn resolve(&self, path: &str) -> PathBuf {
@@ -620,59 +680,32 @@ impl Config {
         }
         let mut checks = Vec::new();
         for (i, check) in raw.probe.checks.iter().enumerate() {
-            let key = |field: &str| format!("probe.checks[{i}].{field}");
-            checks.push(match check {
-                raw::Check::Http {
-                    url,
-                    expect_status,
-                    expect_body,
-                } => CheckConfig::Http {
-                    url: v.url(&key("url"), url)?,
-                    expect_status: match expect_status {
-                        None => None,
-                        Some(s) if (100..=599).contains(s) => Some(*s as u16),
-                        Some(s) => {
-                            return Err(v.error(
-                                &key("expect_status"),
-                                format!("{s} is not an HTTP status"),
-                            ));
-                        }
-                    },
-                    expect_body: expect_body.clone(),
-                },
-                raw::Check::Tcp { address } => {
-                    let address = v.non_empty(&key("address"), address)?;
-                    if !has_port(&address) {
-                        return Err(
-                            v.error(&key("address"), format!("{address:?} must be host:port"))
-                        );
-                    }
-                    CheckConfig::Tcp { address }
-                }
-                raw::Check::Mysql {
-                    host,
-                    port,
-                    user,
-                    password,
-                    password_file,
-                } => CheckConfig::Mysql {
-                    host: v.non_empty(&key("host"), host)?,
-                    port: v.port(&key("port"), *port, 3306)?,
-                    user: v.non_empty(&key("user"), user)?,
-                    password: v.secret(
-                        &key("password"),
-                        password.as_deref(),
-                        password_file.as_deref(),
-                    )?,
-                },
-            });
+            checks.push(v.check(&format!("probe.checks[{i}]"), check)?);
         }
+        let mut self_checks = Vec::new();
+        for (i, check) in raw.probe.self_checks.iter().enumerate() {
+            let prefix = format!("probe.self_checks[{i}]");
+            if matches!(check, raw::Check::Mysql { .. }) {
+                return Err(v.error(
+                    &prefix,
+                    "self-checks are tcp or http targets that are not the primary",
+                ));
+            }
+            self_checks.push(v.check(&prefix, check)?);
+        }
+        let replication_silence = match raw.probe.replication_silence.as_deref() {
+            Some(text) => v.duration("probe.replication_silence", Some(text), "")?,
+            None => interval * 2,
+        };
         let probe = ProbeConfig {
             interval,
             failures_before_promotion,
             timeout,
             fail_when: raw.probe.fail_when.unwrap_or(FailWhen::Any),
             checks,
+            self_checks,
+            confirm_with_replication: raw.probe.confirm_with_replication.unwrap_or(true),
+            replication_silence,
         };
 
         let r = &raw.replica;

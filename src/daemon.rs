@@ -21,6 +21,7 @@ use crate::probe::{Prober, RoundReport};
 use crate::promote::{PrePromoteRefused, Promoter};
 use crate::status::{LiveState, Pause};
 use crate::store::StateDir;
+use crate::verdict::{ReplicaHears, SilenceTracker, Verdict, judge};
 
 /// What the daemon is doing between rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,11 +59,14 @@ pub async fn run(
         mode: Mode::Monitoring,
         pause_logged: false,
         split_brain_alerted: None,
+        silence: SilenceTracker::default(),
+        started: tokio::time::Instant::now(),
         alerter: alerter.clone(),
         store,
         config,
     };
     watch.mode = watch.starting_mode().await?;
+    watch.warn_about_the_heartbeat().await;
 
     let config = &watch.config;
     tracing::info!(
@@ -105,6 +109,10 @@ struct Watch {
     pause_logged: bool,
     /// When the split-brain alert last went out, while the old primary answers.
     split_brain_alerted: Option<tokio::time::Instant>,
+    /// When the replica last heard from the primary.
+    silence: SilenceTracker,
+    /// The daemon's start, the silence tracker's clock.
+    started: tokio::time::Instant,
 }
 
 impl Watch {
@@ -143,7 +151,16 @@ impl Watch {
     }
 
     async fn on_round(&mut self, round: RoundReport) -> anyhow::Result<()> {
-        let outcome = self.detector.on_round(round.ok);
+        let verdict = self.judge(&round).await;
+        let outcome = match &verdict {
+            Verdict::Ok => self.detector.on_round(true),
+            Verdict::Failed(_) => self.detector.on_round(false),
+            Verdict::Inconclusive(_) | Verdict::Degraded(_) => self.detector.hold(),
+        };
+        if self.mode == Mode::Monitoring {
+            self.on_verdict_change(&verdict);
+        }
+        self.live.verdict = Some(verdict.clone());
         if let Some(gtid) = round.primary_gtid() {
             self.live.primary_last_seen = Some(PrimarySeen {
                 gtid: gtid.to_string(),
@@ -155,15 +172,14 @@ impl Watch {
         }
         if self.mode == Mode::Monitoring {
             log_transition(outcome.transition, &round, &self.config);
-            if round.ok {
-                self.live.replication_seen = Some(self.read_replication().await);
-                if let Some(reason) = self.live.held.take() {
-                    tracing::info!(
-                        "the primary answers again; automatic promotion is armed again (it was held: {reason})"
-                    );
-                    self.alerter
-                        .send("✅ the primary answers again; automatic promotion is armed again.");
-                }
+            if round.ok
+                && let Some(reason) = self.live.held.take()
+            {
+                tracing::info!(
+                    "the primary answers again; automatic promotion is armed again (it was held: {reason})"
+                );
+                self.alerter
+                    .send("✅ the primary answers again; automatic promotion is armed again.");
             }
         }
         let paused = active_pause(&self.store);
@@ -181,7 +197,7 @@ impl Watch {
                     self.pause_logged = true;
                 }
                 Some(_) => {}
-                None => return self.on_threshold(outcome, round).await,
+                None => return self.on_threshold(outcome, round, &verdict).await,
             }
         } else if !outcome.threshold_reached {
             self.pause_logged = false;
@@ -190,6 +206,8 @@ impl Watch {
             (Mode::Promoted, _) => "promoted",
             (Mode::Halted, _) => "halted",
             (Mode::Monitoring, _) if self.live.held.is_some() => "halted",
+            (Mode::Monitoring, None) if matches!(verdict, Verdict::Inconclusive(_)) => "isolated",
+            (Mode::Monitoring, None) if matches!(verdict, Verdict::Degraded(_)) => "degraded",
             (Mode::Monitoring, Some(_)) => "paused",
             (Mode::Monitoring, None) if outcome.consecutive_failures > 0 => "suspect",
             (Mode::Monitoring, None) => "monitoring",
@@ -204,6 +222,7 @@ impl Watch {
         &mut self,
         outcome: RoundOutcome,
         round: RoundReport,
+        verdict: &Verdict,
     ) -> anyhow::Result<()> {
         if let Err(risk) = lag_guard(
             self.live.replication_seen.as_ref(),
@@ -239,8 +258,12 @@ impl Watch {
             return Ok(());
         }
 
+        let why = match verdict {
+            Verdict::Failed(why) => why.clone(),
+            other => other.name().to_string(),
+        };
         let reason = format!(
-            "the primary failed {} consecutive probe rounds and the last look ({})",
+            "the primary failed {} consecutive probe rounds ({why}), and the last look ({})",
             outcome.consecutive_failures,
             last_look.failures()
         );
@@ -324,33 +347,127 @@ impl Watch {
         self.alerter.send(&text);
     }
 
-    /// The replica's replication state, read while the primary is healthy (for the lag
-    /// guard), bounded by the probe timeout.
-    async fn read_replication(&self) -> ReplicationSeen {
+    /// The replica's replication state, read once a round (bounded by the probe
+    /// timeout): for the lag guard (kept while the primary is healthy) and for whether
+    /// the replica still hears from the primary.
+    async fn read_replication(&self) -> (ReplicationSeen, ReplicaHears) {
         let at = Timestamp::now();
         let read =
             tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
-        let unreadable = |detail: String| ReplicationSeen {
-            at,
-            replicating: false,
-            lag_seconds: None,
-            detail,
+        let unreadable = |detail: String| {
+            let seen = ReplicationSeen {
+                at,
+                replicating: false,
+                lag_seconds: None,
+                detail: detail.clone(),
+            };
+            (seen, ReplicaHears::Nothing(detail))
         };
         match read {
-            Ok(Ok(Some(status))) => ReplicationSeen {
-                at,
-                replicating: status.io_running() == "Yes"
-                    && status.sql_running() == "Yes"
-                    && status.sql_error().is_none(),
-                lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
-                detail: status.summary(),
-            },
+            Ok(Ok(Some(status))) => {
+                let seen = ReplicationSeen {
+                    at,
+                    replicating: status.io_running() == "Yes"
+                        && status.sql_running() == "Yes"
+                        && status.sql_error().is_none(),
+                    lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
+                    detail: status.summary(),
+                };
+                let hears = if status.io_running() == "Yes" {
+                    ReplicaHears::Connected {
+                        gtid_io_pos: status.gtid_io_pos().to_string(),
+                        heartbeats: status.get("Slave_received_heartbeats").parse().unwrap_or(0),
+                    }
+                } else {
+                    ReplicaHears::Nothing(format!(
+                        "the replica's IO thread is not connected ({}{})",
+                        status.io_running(),
+                        match status.get("Last_IO_Error") {
+                            "" => String::new(),
+                            error => format!(": {error}"),
+                        }
+                    ))
+                };
+                (seen, hears)
+            }
             Ok(Ok(None)) => unreadable(format!(
                 "no replication connection {:?} on the replica",
                 self.config.replica.connection_name
             )),
             Ok(Err(e)) => unreadable(format!("cannot read the replica's status: {e:#}")),
             Err(_) => unreadable("the replica did not answer within the probe timeout".to_string()),
+        }
+    }
+
+    /// Replication silence is only evidence when heartbeats come well within it: warn
+    /// at start when they do not.
+    async fn warn_about_the_heartbeat(&self) {
+        if !self.config.probe.confirm_with_replication || self.mode != Mode::Monitoring {
+            return;
+        }
+        let silence = self.config.probe.replication_silence;
+        let read =
+            tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
+        let Ok(Ok(Some(status))) = read else { return };
+        let period: f64 = status.get("Slave_heartbeat_period").parse().unwrap_or(0.0);
+        if period <= 0.0 || period > silence.as_secs_f64() / 2.0 {
+            tracing::warn!(
+                "the replica's heartbeat period is {period} s: with replication_silence {}, a quiet primary looks silent. Set it well under, e.g. CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
+                humantime::format_duration(silence),
+                (silence.as_secs_f64() / 4.0).max(1.0).floor()
+            );
+        }
+    }
+
+    /// The round's verdict, from the primary's checks, the standby's self-checks and
+    /// what the replica hears.
+    async fn judge(&mut self, round: &RoundReport) -> Verdict {
+        let (seen, hears) = self.read_replication().await;
+        if round.ok {
+            self.live.replication_seen = Some(seen);
+        }
+        let replication = self.config.probe.confirm_with_replication.then(|| {
+            self.silence.heard_within(
+                &hears,
+                self.started.elapsed(),
+                self.config.probe.replication_silence,
+            )
+        });
+        judge(
+            round.ok,
+            &round.failures(),
+            round.self_check_failures().as_deref(),
+            replication,
+        )
+    }
+
+    /// Logs (and for some, alerts) when the verdict changes kind.
+    fn on_verdict_change(&mut self, verdict: &Verdict) {
+        let before = self.live.verdict.as_ref().map_or("ok", Verdict::name);
+        if before == verdict.name() {
+            return;
+        }
+        match verdict {
+            Verdict::Inconclusive(why) => {
+                tracing::warn!("the standby may be isolated; not counting rounds: {why}")
+            }
+            Verdict::Degraded(why) => {
+                tracing::warn!("degraded, not promoting: {why}");
+                self.alerter.send(&format!(
+                    "⚠️ degraded: {why}. Not promoting: the primary is alive."
+                ));
+            }
+            Verdict::Ok | Verdict::Failed(_) => {}
+        }
+        match before {
+            "inconclusive" => {
+                tracing::info!("the standby can reach its self-checks again");
+                self.alerter.send(
+                    "📶 the standby was cut off from its own self-checks (isolated) and can talk again; it did not count those rounds against the primary.",
+                );
+            }
+            "degraded" => tracing::info!("no longer degraded: {}", verdict.name()),
+            _ => {}
         }
     }
 
@@ -382,6 +499,7 @@ fn starting_live_state(store: &StateDir, config: &Config) -> LiveState {
         primary_last_seen: before.as_ref().and_then(|b| b.primary_last_seen.clone()),
         replication_seen: before.as_ref().and_then(|b| b.replication_seen.clone()),
         held: None,
+        verdict: None,
     }
 }
 

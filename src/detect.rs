@@ -49,6 +49,16 @@ impl Detector {
         self.consecutive_failures
     }
 
+    /// A round that proves nothing either way (inconclusive, degraded): the count stays
+    /// where it is, and nothing is reached.
+    pub fn hold(&self) -> RoundOutcome {
+        RoundOutcome {
+            consecutive_failures: self.consecutive_failures,
+            transition: None,
+            threshold_reached: false,
+        }
+    }
+
     /// Feeds one round's verdict.
     pub fn on_round(&mut self, round_ok: bool) -> RoundOutcome {
         let before = self.consecutive_failures;

@@ -35,3 +35,4 @@ pub mod smoke;
 pub mod status;
 pub mod store;
 pub mod systemd;
+pub mod verdict;

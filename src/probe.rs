@@ -53,11 +53,26 @@ impl From<String> for Answer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoundReport {
     pub at: Timestamp,
+    /// The primary's checks passed (by `fail_when`).
     pub ok: bool,
     pub checks: Vec<CheckReport>,
+    /// The standby's own `self_checks`, run in the same round.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_checks: Vec<CheckReport>,
 }
 
 impl RoundReport {
+    /// The failed self-checks in one line; `None` when none failed.
+    pub fn self_check_failures(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .self_checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| format!("{} {}: {}", c.kind, c.target, c.detail))
+            .collect();
+        (!failed.is_empty()).then(|| failed.join("; "))
+    }
+
     /// Whether the primary's database takes writes, if a `mysql` check read it.
     pub fn primary_writable(&self) -> Option<bool> {
         self.checks.iter().find_map(|c| c.read_only.map(|r| !r))
@@ -101,6 +116,7 @@ impl RoundReport {
 #[derive(Debug, Clone)]
 pub struct Prober {
     checks: Vec<CheckConfig>,
+    self_checks: Vec<CheckConfig>,
     timeout: Duration,
     fail_when: FailWhen,
     /// No connection pooling: every round opens a fresh connection, as a client of a
@@ -117,6 +133,7 @@ impl Prober {
             .build()?;
         Ok(Self {
             checks: config.checks.clone(),
+            self_checks: config.self_checks.clone(),
             timeout: config.timeout,
             fail_when: config.fail_when,
             http,
@@ -126,9 +143,17 @@ impl Prober {
     /// Runs every check concurrently and returns the round's verdict.
     pub async fn run_round(&self) -> RoundReport {
         let at = Timestamp::now();
-        let checks = join_all(self.checks.iter().map(|check| self.run_check(check))).await;
+        let (checks, self_checks) = tokio::join!(
+            join_all(self.checks.iter().map(|check| self.run_check(check))),
+            join_all(self.self_checks.iter().map(|check| self.run_check(check))),
+        );
         let ok = round_ok(self.fail_when, checks.iter().map(|c| c.ok));
-        RoundReport { at, ok, checks }
+        RoundReport {
+            at,
+            ok,
+            checks,
+            self_checks,
+        }
     }
 
     async fn run_check(&self, check: &CheckConfig) -> CheckReport {
@@ -303,6 +328,9 @@ mod tests {
             timeout,
             fail_when: FailWhen::Any,
             checks,
+            self_checks: Vec::new(),
+            confirm_with_replication: false,
+            replication_silence: timeout * 12,
         })
         .unwrap()
     }

@@ -13,6 +13,7 @@ use crate::detect::ReplicationSeen;
 use crate::journal::{Journal, Outcome, PrimarySeen};
 use crate::probe::{RoundReport, human_duration};
 use crate::store::StateDir;
+use crate::verdict::Verdict;
 
 /// The daemon's view, written to `state_dir` after every round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,6 +35,9 @@ pub struct LiveState {
     /// Why the lag guard holds automatic promotion, while it does.
     #[serde(default)]
     pub held: Option<String>,
+    /// The last round's verdict, with its reason.
+    #[serde(default)]
+    pub verdict: Option<Verdict>,
 }
 
 /// An operator's pause of automatic promotion.
@@ -65,6 +69,8 @@ pub struct StatusReport {
     pub held: Option<String>,
     /// The replica's state when last read with a healthy primary.
     pub replication_seen: Option<ReplicationSeen>,
+    /// The last round's verdict (`ok`, `failed`, `inconclusive`, `degraded`) and why.
+    pub verdict: Option<Verdict>,
     /// When the daemon last wrote its live state; `None` if it never ran here.
     pub daemon_updated_at: Option<Timestamp>,
     pub daemon_pid: Option<u32>,
@@ -91,6 +97,7 @@ impl StatusReport {
             paused: pause,
             held: live.as_ref().and_then(|l| l.held.clone()),
             replication_seen: live.as_ref().and_then(|l| l.replication_seen.clone()),
+            verdict: live.as_ref().and_then(|l| l.verdict.clone()),
             daemon_updated_at: live.as_ref().map(|l| l.updated_at),
             daemon_pid: live.as_ref().map(|l| l.pid),
         })
@@ -119,6 +126,16 @@ impl StatusReport {
                     .as_ref()
                     .map_or(String::new(), |r| format!(": {r}"))
             ));
+        }
+        match &self.verdict {
+            Some(Verdict::Ok) | None => {}
+            Some(
+                verdict @ (Verdict::Failed(why)
+                | Verdict::Inconclusive(why)
+                | Verdict::Degraded(why)),
+            ) => {
+                out.push_str(&format!("last verdict: {}: {why}\n", verdict.name()));
+            }
         }
         if let Some(held) = &self.held {
             out.push_str(&format!(
@@ -205,7 +222,12 @@ pub fn derive_state(
         None if pause.is_some() => "paused".into(),
         None => live
             .map(|l| l.state.clone())
-            .filter(|s| matches!(s.as_str(), "monitoring" | "suspect" | "halted"))
+            .filter(|s| {
+                matches!(
+                    s.as_str(),
+                    "monitoring" | "suspect" | "halted" | "isolated" | "degraded"
+                )
+            })
             .unwrap_or_else(|| "monitoring".into()),
     }
 }
@@ -226,6 +248,7 @@ mod tests {
             primary_last_seen: None,
             replication_seen: None,
             held: None,
+            verdict: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! one-time setup (the MariaDB template data directory) is shared.
 
 mod cli;
+mod decision;
 mod failback;
 mod failover;
 mod fencing;

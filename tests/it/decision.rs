@@ -1,0 +1,142 @@
+//! No false positives: the standby checks itself, and replication confirms the failure
+//! before a round counts against the primary.
+
+use std::time::Duration;
+
+use failover_watchdog_rig::health::ScriptedHealth;
+
+use crate::support::*;
+
+/// The standby loses its own view of the world (its self-check target goes away) as the
+/// primary goes quiet: rounds are inconclusive, the state is `isolated`, nothing counts
+/// and nothing is promoted. Once the standby can talk again it says so, and a primary
+/// that is really down is then replaced.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_isolated_standby_never_promotes_and_recovers() {
+    let mut rig = stage().await;
+    let gateway = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = gateway.local_addr().unwrap();
+    rig.write_config(&format!(
+        "{}\n[[probe.self_checks]]\ntype = \"tcp\"\naddress = \"{address}\"\n",
+        rig.config()
+    ));
+    let daemon = rig.spawn_daemon();
+    rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true
+    })
+    .await;
+
+    drop(gateway);
+    rig.db.primary.kill9();
+    let isolated = rig
+        .wait_for_status("isolated", Duration::from_secs(20), |s| {
+            s["state"] == "isolated"
+        })
+        .await;
+    assert_eq!(
+        isolated["verdict"]["verdict"], "inconclusive",
+        "{isolated:#}"
+    );
+    let since: jiff::Timestamp = isolated["last_probe"]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Five more rounds at 1 s: more than the threshold of 3, none counted.
+    let later = rig
+        .wait_for_status("five more rounds", Duration::from_secs(20), |s| {
+            let at: jiff::Timestamp = s["last_probe"]["at"].as_str().unwrap().parse().unwrap();
+            at.duration_since(since).as_secs() >= 5
+        })
+        .await;
+    assert_eq!(later["state"], "isolated", "{later:#}");
+    assert!(later["promotion"].is_null(), "{later:#}");
+    assert!(
+        later["consecutive_failures"].as_u64().unwrap() < 3,
+        "{later:#}"
+    );
+    assert_eq!(rig.replica_read_only().await, "1");
+
+    // The standby can talk again; the primary is still dead: it is replaced.
+    let _gateway = std::net::TcpListener::bind(address).unwrap();
+    let status = rig
+        .wait_for_status("the promotion", Duration::from_secs(30), |s| {
+            s["state"] == "promoted"
+        })
+        .await;
+    assert!(
+        status["promotion"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("replication confirms"),
+        "{status:#}"
+    );
+    let messages = rig
+        .telegram
+        .wait_for_messages(3, Duration::from_secs(10))
+        .await;
+    assert!(
+        messages.iter().any(|m| m.text.contains("can talk again")),
+        "{messages:?}"
+    );
+    daemon.stop().await;
+}
+
+/// The primary's web check fails while its MariaDB goes on replicating to the standby:
+/// the primary is alive, so the state is `degraded`, an alert goes out once, and nothing
+/// is promoted. When the primary then dies for real, replication goes silent too and
+/// the standby takes over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_web_check_while_replication_lives_is_degraded_not_a_failover() {
+    let mut rig = stage().await;
+    let web = ScriptedHealth::start(&[200], 503).await.unwrap();
+    let checks = format!(
+        "\n[[probe.checks]]\ntype = \"http\"\nurl = \"{}\"\n{}",
+        web.url(),
+        rig.primary_checks()
+    );
+    rig.write_config(&rig.config_with_checks(&checks));
+    let daemon = rig.spawn_daemon();
+    let degraded = rig
+        .wait_for_status("degraded", Duration::from_secs(20), |s| {
+            s["state"] == "degraded"
+        })
+        .await;
+    let since: jiff::Timestamp = degraded["last_probe"]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let later = rig
+        .wait_for_status("five more rounds", Duration::from_secs(20), |s| {
+            let at: jiff::Timestamp = s["last_probe"]["at"].as_str().unwrap().parse().unwrap();
+            at.duration_since(since).as_secs() >= 5
+        })
+        .await;
+    assert_eq!(later["state"], "degraded", "{later:#}");
+    assert_eq!(later["consecutive_failures"], 0);
+    assert!(later["promotion"].is_null());
+    let reason = later["verdict"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("HTTP 503") && reason.contains("replica still hears"),
+        "{reason}"
+    );
+    let alerts = rig.telegram.messages();
+    assert_eq!(
+        alerts
+            .iter()
+            .filter(|m| m.text.contains("degraded"))
+            .count(),
+        1,
+        "once: {alerts:?}"
+    );
+
+    rig.db.primary.kill9();
+    let status = rig
+        .wait_for_status("the promotion", Duration::from_secs(30), |s| {
+            s["state"] == "promoted"
+        })
+        .await;
+    assert_eq!(steps(&status), all_steps("done"));
+    daemon.stop().await;
+}
