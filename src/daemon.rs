@@ -182,7 +182,7 @@ impl Watch {
                     .send("✅ the primary answers again; automatic promotion is armed again.");
             }
         }
-        let paused = active_pause(&self.store);
+        let paused = active_pause(&self.store, &self.alerter);
         if self.mode == Mode::Monitoring && outcome.threshold_reached && self.live.held.is_none() {
             match &paused {
                 Some(pause) if !self.pause_logged => {
@@ -534,11 +534,12 @@ fn log_transition(transition: Option<Transition>, round: &RoundReport, config: &
     }
 }
 
-fn active_pause(store: &StateDir) -> Option<Pause> {
+fn active_pause(store: &StateDir, alerter: &Alerter) -> Option<Pause> {
     match store.load_pause::<Pause>() {
         Ok(Some(pause)) if pause.active_at(Timestamp::now()) => Some(pause),
         Ok(Some(_)) => {
             tracing::info!("the pause has run out; automatic promotion is on again");
+            alerter.send("▶️ the timed pause has run out; automatic promotion is on again.");
             if let Err(e) = store.remove_pause() {
                 tracing::warn!("{e:#}");
             }

@@ -31,9 +31,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status { json } => status::run(&config, json),
         Command::SmokeTest { json, no_notify } => smoke_test::run(&config, json, !no_notify).await,
         Command::Pause { duration, reason } => {
-            pause::pause(&config, duration.map(Into::into), reason)
+            pause::pause(&config, duration.map(Into::into), reason).await
         }
-        Command::Resume => pause::resume(&config),
+        Command::Resume => pause::resume(&config).await,
         Command::Reset { yes } => reset::run(&config, yes),
     }
 }

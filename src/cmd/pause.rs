@@ -1,16 +1,21 @@
 //! `pause [--for DURATION] [--reason TEXT]` and `resume`: a marker in `state_dir` that
-//! the daemon reads each round before it would promote on its own.
+//! the daemon reads each round before it would promote on its own. Both tell the team;
+//! the daemon says when a timed pause runs out.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::alert::Alerter;
 use crate::config::Config;
 use crate::status::Pause;
 use crate::store::StateDir;
 
-pub fn pause(
+/// How long the command waits for its alert before it gives up saying so.
+const ALERT_WAIT: Duration = Duration::from_secs(10);
+
+pub async fn pause(
     config: &Config,
     duration: Option<Duration>,
     reason: Option<String>,
@@ -23,18 +28,36 @@ pub fn pause(
     let pause = Pause {
         since: now,
         until,
-        reason,
+        reason: reason.clone(),
     };
     StateDir::new(config.state_dir()).save_pause(&pause)?;
-    match until {
-        Some(until) => println!("automatic promotion paused until {until}"),
-        None => println!("automatic promotion paused until `failover-watchdog resume`"),
-    }
+    let until_text = until.map_or("`failover-watchdog resume`".to_string(), |u| u.to_string());
+    println!("automatic promotion paused until {until_text}");
+    tell(
+        config,
+        &format!(
+            "⏸ automatic promotion paused until {until_text}{}. Probing and alerts go on; --promote-now still works.",
+            reason.map_or(String::new(), |r| format!(" (reason: {r})"))
+        ),
+    )
+    .await;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn resume(config: &Config) -> anyhow::Result<ExitCode> {
+pub async fn resume(config: &Config) -> anyhow::Result<ExitCode> {
     StateDir::new(config.state_dir()).remove_pause()?;
     println!("automatic promotion resumed");
+    tell(config, "▶️ automatic promotion resumed by an operator.").await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The alert; a Telegram that does not take it is a warning, not a failed command.
+async fn tell(config: &Config, text: &str) {
+    let delivered = match Alerter::start(&config.node.name, config.telegram.as_ref()) {
+        Ok(alerter) => alerter.send_and_confirm(text, ALERT_WAIT).await,
+        Err(e) => Err(format!("{e:#}")),
+    };
+    if let Err(e) = delivered {
+        eprintln!("warning: the alert was not delivered: {e}");
+    }
 }

@@ -140,3 +140,79 @@ async fn a_failing_web_check_while_replication_lives_is_degraded_not_a_failover(
     assert_eq!(steps(&status), all_steps("done"));
     daemon.stop().await;
 }
+
+/// Paused, the daemon keeps probing but does not promote, however long the primary is
+/// down; resumed, it does. Both are announced.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_watchdog_waits_for_resume_to_promote() {
+    let mut rig = stage().await;
+    let daemon = rig.spawn_daemon();
+    rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true
+    })
+    .await;
+    let paused = rig.run(&["pause", "--reason", "kernel upgrade"]).await;
+    assert_eq!(paused.code, Some(0), "{paused:?}");
+    let alert = rig
+        .telegram
+        .wait_for_messages(1, Duration::from_secs(10))
+        .await;
+    assert!(
+        alert[0].text.contains("paused") && alert[0].text.contains("kernel upgrade"),
+        "{alert:?}"
+    );
+
+    rig.db.primary.kill9();
+    let status = rig
+        .wait_for_status("well past the threshold", Duration::from_secs(30), |s| {
+            s["consecutive_failures"].as_u64().unwrap_or(0) >= 5
+        })
+        .await;
+    assert_eq!(status["state"], "paused", "{status:#}");
+    assert!(status["promotion"].is_null());
+    assert_eq!(rig.replica_read_only().await, "1");
+
+    let resumed = rig.run(&["resume"]).await;
+    assert_eq!(resumed.code, Some(0));
+    rig.wait_for_status("the promotion", Duration::from_secs(30), |s| {
+        s["state"] == "promoted"
+    })
+    .await;
+    let messages = rig.telegram.messages();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.text.contains("resumed by an operator")),
+        "{messages:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_timed_pause_runs_out_by_itself() {
+    let rig = stage().await;
+    let daemon = rig.spawn_daemon();
+    let paused = rig.run(&["pause", "--for", "2s"]).await;
+    assert_eq!(paused.code, Some(0), "{paused:?}");
+    rig.wait_for_status("paused", Duration::from_secs(10), |s| {
+        s["state"] == "paused"
+    })
+    .await;
+    let status = rig
+        .wait_for_status("the pause's end", Duration::from_secs(20), |s| {
+            s["state"] == "monitoring" && s["paused"].is_null()
+        })
+        .await;
+    assert!(status["promotion"].is_null());
+    let messages = rig
+        .telegram
+        .wait_for_messages(2, Duration::from_secs(10))
+        .await;
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.text.contains("timed pause has run out")),
+        "{messages:?}"
+    );
+    daemon.stop().await;
+}
