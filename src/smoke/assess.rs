@@ -13,8 +13,14 @@ use crate::journal::{Journal, Outcome};
 
 /// The replication check, from the connection's `SHOW ALL SLAVES STATUS` columns
 /// (`column(name)`, "" when NULL) and `@@global.read_only`. Every problem is named, not
-/// just the first.
-pub fn replication(column: impl Fn(&str) -> String, read_only: bool, max_lag: Duration) -> Finding {
+/// just the first. `heartbeat_limit`: the longest heartbeat period that still lets
+/// replication silence confirm a dead primary (`None` when it is not asked).
+pub fn replication(
+    column: impl Fn(&str) -> String,
+    read_only: bool,
+    max_lag: Duration,
+    heartbeat_limit: Option<Duration>,
+) -> Finding {
     let mut problems = Vec::new();
     for (thread, running) in [("IO", "Slave_IO_Running"), ("SQL", "Slave_SQL_Running")] {
         let state = column(running);
@@ -49,11 +55,19 @@ pub fn replication(column: impl Fn(&str) -> String, read_only: bool, max_lag: Du
         ));
     }
     let heartbeat = column("Slave_heartbeat_period");
-    if !heartbeat.parse::<f64>().is_ok_and(|period| period > 0.0) {
-        problems.push(format!(
+    match (heartbeat.parse::<f64>(), heartbeat_limit) {
+        (Ok(period), _) if period <= 0.0 => problems.push(format!(
+            "heartbeat period not set ({heartbeat}): CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 5"
+        )),
+        (Err(_), _) => problems.push(format!(
             "heartbeat period not set ({}): CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 5",
             or_unknown(&heartbeat)
-        ));
+        )),
+        (Ok(period), Some(limit)) if period > limit.as_secs_f64() => problems.push(format!(
+            "heartbeat period {heartbeat} s is not well under replication_silence: a quiet primary would look dead; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
+            limit.as_secs().max(1)
+        )),
+        (Ok(_), _) => {}
     }
     if !problems.is_empty() {
         return Finding::fail(problems.join("; "));
@@ -332,6 +346,7 @@ mod tests {
             |c| columns.get(c).copied().unwrap_or("").to_string(),
             read_only,
             Duration::from_secs(60),
+            Some(Duration::from_secs(30)),
         )
     }
 
@@ -388,6 +403,11 @@ mod tests {
                 &[("Slave_heartbeat_period", "0.000")],
                 true,
                 "heartbeat period not set",
+            ),
+            (
+                &[("Slave_heartbeat_period", "60.000")],
+                true,
+                "not well under replication_silence",
             ),
         ];
         for (changes, read_only, problem) in cases {

@@ -59,6 +59,11 @@ pub async fn replication(config: &Config) -> Finding {
             |column| status.get(column).to_string(),
             read_only,
             config.smoke.max_lag,
+            // Half the silence: a heartbeat is then due twice within it.
+            config
+                .probe
+                .confirm_with_replication
+                .then(|| config.probe.replication_silence / 2),
         ),
     }
 }
