@@ -422,6 +422,11 @@ impl Watch {
     /// The round's verdict, from the primary's checks, the standby's self-checks and
     /// what the replica hears.
     async fn judge(&mut self, round: &RoundReport) -> Verdict {
+        if self.mode != Mode::Monitoring {
+            // Promoted or halted: replication is over; only the checks matter (the
+            // split-brain watch).
+            return judge(round.ok, &round.failures(), None, None);
+        }
         let (seen, hears) = self.read_replication().await;
         if round.ok {
             self.live.replication_seen = Some(seen);
