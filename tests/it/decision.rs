@@ -7,6 +7,19 @@ use failover_watchdog_rig::health::ScriptedHealth;
 
 use crate::support::*;
 
+/// Waits until the daemon has probed five more times (1 s interval) after `status`:
+/// more rounds than the threshold of 3.
+async fn five_more_rounds(rig: &Stage, status: &serde_json::Value) -> serde_json::Value {
+    let round_at = |s: &serde_json::Value| -> jiff::Timestamp {
+        s["last_probe"]["at"].as_str().unwrap().parse().unwrap()
+    };
+    let since = round_at(status);
+    rig.wait_for_status("five more rounds", Duration::from_secs(20), |s| {
+        round_at(s).duration_since(since).as_secs() >= 5
+    })
+    .await
+}
+
 /// The standby loses its own view of the world (its self-check target goes away) as the
 /// primary goes quiet: rounds are inconclusive, the state is `isolated`, nothing counts
 /// and nothing is promoted. Once the standby can talk again it says so, and a primary
@@ -37,18 +50,8 @@ async fn an_isolated_standby_never_promotes_and_recovers() {
         isolated["verdict"]["verdict"], "inconclusive",
         "{isolated:#}"
     );
-    let since: jiff::Timestamp = isolated["last_probe"]["at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
     // Five more rounds at 1 s: more than the threshold of 3, none counted.
-    let later = rig
-        .wait_for_status("five more rounds", Duration::from_secs(20), |s| {
-            let at: jiff::Timestamp = s["last_probe"]["at"].as_str().unwrap().parse().unwrap();
-            at.duration_since(since).as_secs() >= 5
-        })
-        .await;
+    let later = five_more_rounds(&rig, &isolated).await;
     assert_eq!(later["state"], "isolated", "{later:#}");
     assert!(later["promotion"].is_null(), "{later:#}");
     assert!(
@@ -102,17 +105,7 @@ async fn a_failing_web_check_while_replication_lives_is_degraded_not_a_failover(
             s["state"] == "degraded"
         })
         .await;
-    let since: jiff::Timestamp = degraded["last_probe"]["at"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    let later = rig
-        .wait_for_status("five more rounds", Duration::from_secs(20), |s| {
-            let at: jiff::Timestamp = s["last_probe"]["at"].as_str().unwrap().parse().unwrap();
-            at.duration_since(since).as_secs() >= 5
-        })
-        .await;
+    let later = five_more_rounds(&rig, &degraded).await;
     assert_eq!(later["state"], "degraded", "{later:#}");
     assert_eq!(later["consecutive_failures"], 0);
     assert!(later["promotion"].is_null());
