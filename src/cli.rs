@@ -70,6 +70,14 @@ pub enum Command {
     },
     /// Turn automatic promotion back on.
     Resume,
+    /// Run as a witness on a third host: answer the standby, with the token, whether
+    /// this host can reach the primary. `--config` names the witness's own small config.
+    Witness {
+        /// Address and port to listen on, e.g. 127.0.0.1:7979 behind a TLS proxy, or a
+        /// private-network address.
+        #[arg(long, value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// After a failback: clear the finished promotion so the daemon guards the primary
     /// again (the journal is kept beside it). Refused while the daemon runs.
     Reset {

@@ -91,6 +91,23 @@ pub struct ProbeConfig {
     /// How long without a transaction or heartbeat means the replica hears nothing.
     #[serde(serialize_with = "ser_duration")]
     pub replication_silence: Duration,
+    /// `[[probe.witnesses]]`: other hosts asked, on a failed round, whether they reach
+    /// the primary; automatic promotion needs a majority of observers.
+    pub witnesses: Vec<WitnessRef>,
+}
+
+/// One `[[probe.witnesses]]`: a `failover-watchdog witness` on another host.
+#[derive(Debug, Clone, Serialize)]
+pub struct WitnessRef {
+    /// Shown in `status`, logs and alerts (default: the URL's host and port).
+    pub name: String,
+    /// The witness's base URL; the request goes to `<url>/v1/primary`.
+    pub url: Url,
+    /// Sent as `Authorization: Bearer`.
+    pub token: Secret,
+    /// How long one request may take, retries included.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
 }
 
 /// When a probe round counts as failed.
@@ -333,6 +350,18 @@ pub mod raw {
         pub self_checks: Vec<Check>,
         pub confirm_with_replication: Option<bool>,
         pub replication_silence: Option<String>,
+        #[serde(default)]
+        pub witnesses: Vec<Witness>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Witness {
+        pub name: Option<String>,
+        pub url: String,
+        pub token: Option<String>,
+        pub token_file: Option<String>,
+        pub timeout: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -600,6 +629,26 @@ impl Validator<'_> {
         })
     }
 
+    /// `[[probe.checks]]`: at least one.
+    fn primary_checks(&mut self, raw: &[raw::Check]) -> Result<Vec<CheckConfig>, ConfigError> {
+        if raw.is_empty() {
+            return Err(self.error("probe.checks", "at least one [[probe.checks]] is needed"));
+        }
+        let mut checks = Vec::new();
+        for (i, check) in raw.iter().enumerate() {
+            checks.push(self.check(&format!("probe.checks[{i}]"), check)?);
+        }
+        Ok(checks)
+    }
+
+    /// `node.name`, the host name when left out.
+    fn node_name(&self, name: Option<&str>) -> Result<String, ConfigError> {
+        match name {
+            Some(name) => self.non_empty("node.name", name),
+            None => Ok(host_name()),
+        }
+    }
+
     /// Relative paths are taken from the config file's directory, so a config and its
     /// secrets can move together.
     fn resolve(&self, path: &str) -> PathBuf {
@@ -615,18 +664,10 @@ impl Validator<'_> {
 impl Config {
     /// Reads and validates the config at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            key: None,
-            line_col: None,
-            problem: format!("cannot read the config file: {e}"),
-        })?;
+        let text = read_config_file(path)?;
         let mut config = Config::parse(&text, path)?;
-        if config_has_inline_secret(&config) && is_world_readable(path) {
-            config.warnings.push(format!(
-                "{}: the file holds secrets and is readable by every user; chmod 600 it",
-                path.display()
-            ));
+        if let Some(warning) = world_readable_warning(path, &config.secrets()) {
+            config.warnings.push(warning);
         }
         Ok(config)
     }
@@ -634,17 +675,14 @@ impl Config {
     /// Parses and validates `text`, read from `file` (named in errors; secret files with a
     /// relative path are looked up beside it).
     pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigError> {
-        let raw = parse_raw(text, file)?;
+        let raw: raw::File = parse_raw(text, file)?;
         let mut v = Validator {
             file,
             warnings: Vec::new(),
         };
 
         let node = NodeConfig {
-            name: match raw.node.name.as_deref() {
-                Some(name) => v.non_empty("node.name", name)?,
-                None => host_name(),
-            },
+            name: v.node_name(raw.node.name.as_deref())?,
             state_dir: v.resolve(
                 raw.node
                     .state_dir
@@ -675,13 +713,7 @@ impl Config {
                 ));
             }
         };
-        if raw.probe.checks.is_empty() {
-            return Err(v.error("probe.checks", "at least one [[probe.checks]] is needed"));
-        }
-        let mut checks = Vec::new();
-        for (i, check) in raw.probe.checks.iter().enumerate() {
-            checks.push(v.check(&format!("probe.checks[{i}]"), check)?);
-        }
+        let checks = v.primary_checks(&raw.probe.checks)?;
         let mut self_checks = Vec::new();
         for (i, check) in raw.probe.self_checks.iter().enumerate() {
             let prefix = format!("probe.self_checks[{i}]");
@@ -697,6 +729,7 @@ impl Config {
             Some(text) => v.duration("probe.replication_silence", Some(text), "")?,
             None => interval * 2,
         };
+        let witnesses = witness_refs(&mut v, &raw.probe.witnesses, interval, timeout)?;
         let probe = ProbeConfig {
             interval,
             failures_before_promotion,
@@ -706,6 +739,7 @@ impl Config {
             self_checks,
             confirm_with_replication: raw.probe.confirm_with_replication.unwrap_or(true),
             replication_silence,
+            witnesses,
         };
 
         let r = &raw.replica;
@@ -939,6 +973,7 @@ impl Config {
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut secrets = vec![&self.replica.password, &self.dns.api_token];
         secrets.extend(self.telegram.iter().map(|t| &t.bot_token));
+        secrets.extend(self.probe.witnesses.iter().map(|w| &w.token));
         for check in &self.probe.checks {
             if let CheckConfig::Mysql { password, .. } = check {
                 secrets.push(password);
@@ -964,6 +999,63 @@ impl Config {
             _ => None,
         })
     }
+}
+
+/// Validates `[[probe.witnesses]]`. A request's default time limit is twice the probe
+/// timeout (the witness runs its own checks first), at most half the interval; either
+/// way it must be shorter than the interval, so a round ends before the next is due.
+fn witness_refs(
+    v: &mut Validator,
+    raw: &[raw::Witness],
+    interval: Duration,
+    probe_timeout: Duration,
+) -> Result<Vec<WitnessRef>, ConfigError> {
+    let mut witnesses: Vec<WitnessRef> = Vec::new();
+    for (i, w) in raw.iter().enumerate() {
+        let key = |field: &str| format!("probe.witnesses[{i}].{field}");
+        let url = v.url(&key("url"), &w.url)?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(v.error(
+                &key("url"),
+                format!("{:?} must be the witness's base URL, without ? or #", w.url),
+            ));
+        }
+        let name = match w.name.as_deref() {
+            Some(name) => v.non_empty(&key("name"), name)?,
+            None => match (url.host_str(), url.port_or_known_default()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                _ => w.url.clone(),
+            },
+        };
+        if witnesses.iter().any(|other| other.name == name) {
+            return Err(v.error(
+                &key("name"),
+                format!("{name:?} names two witnesses; give each its own name"),
+            ));
+        }
+        let timeout = match w.timeout.as_deref() {
+            Some(text) => v.duration(&key("timeout"), Some(text), "")?,
+            None => (probe_timeout * 2).min(interval / 2),
+        };
+        if timeout >= interval {
+            return Err(v.error(
+                &key("timeout"),
+                format!(
+                    "{} must be shorter than probe.interval ({})",
+                    humantime::format_duration(timeout),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        let token = v.secret(&key("token"), w.token.as_deref(), w.token_file.as_deref())?;
+        witnesses.push(WitnessRef {
+            name,
+            url,
+            token,
+            timeout,
+        });
+    }
+    Ok(witnesses)
 }
 
 /// Validates `[smoke]`. Nothing in it is required: a check left unconfigured is skipped.
@@ -1021,7 +1113,7 @@ fn smoke_config(
 }
 
 /// TOML -> raw structs, with the failing key path and line/column in the error.
-fn parse_raw(text: &str, file: &Path) -> Result<raw::File, ConfigError> {
+fn parse_raw<T: serde::de::DeserializeOwned>(text: &str, file: &Path) -> Result<T, ConfigError> {
     let located = |e: &toml::de::Error, key: Option<String>| ConfigError {
         file: file.to_path_buf(),
         key,
@@ -1058,15 +1150,32 @@ fn host_name() -> String {
         .unwrap_or_else(|| "standby".to_string())
 }
 
-fn config_has_inline_secret(config: &Config) -> bool {
+fn read_config_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_path_buf(),
+        key: None,
+        line_col: None,
+        problem: format!("cannot read the config file: {e}"),
+    })
+}
+
+/// A file that holds secrets inline should be readable by the service alone.
+fn world_readable_warning(path: &Path, secrets: &[&Secret]) -> Option<String> {
     use crate::secret::SecretSource::Inline;
-    config.secrets().iter().any(|s| *s.source() == Inline)
+    (secrets.iter().any(|s| *s.source() == Inline) && is_world_readable(path)).then(|| {
+        format!(
+            "{}: the file holds secrets and is readable by every user; chmod 600 it",
+            path.display()
+        )
+    })
 }
 
 fn is_world_readable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o004 != 0)
 }
+
+pub mod witness;
 
 #[cfg(test)]
 mod tests;

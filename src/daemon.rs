@@ -21,7 +21,9 @@ use crate::probe::{Prober, RoundReport};
 use crate::promote::{PrePromoteRefused, Promoter};
 use crate::status::{LiveState, Pause};
 use crate::store::StateDir;
-use crate::verdict::{ReplicaHears, SilenceTracker, Verdict, judge};
+use crate::verdict::{ReplicaHears, SilenceTracker, Verdict, confirm_with_witnesses, judge};
+use crate::witness::Said;
+use crate::witness::client::Witnesses;
 
 /// What the daemon is doing between rounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,7 @@ pub async fn run(
     let mut watch = Watch {
         promoter: Promoter::new(&config, alerter.clone())?,
         prober: Prober::new(&config.probe)?,
+        witnesses: Witnesses::new(&config.probe.witnesses)?,
         detector: Detector::new(config.probe.failures_before_promotion),
         live: starting_live_state(&store, &config),
         stop: Arc::new(AtomicBool::new(false)),
@@ -67,6 +70,7 @@ pub async fn run(
     };
     watch.mode = watch.starting_mode().await?;
     watch.warn_about_the_heartbeat().await;
+    watch.warn_about_the_witnesses().await;
 
     let config = &watch.config;
     tracing::info!(
@@ -99,6 +103,8 @@ struct Watch {
     store: StateDir,
     promoter: Promoter,
     prober: Prober,
+    /// Asked on a round that would fail; `None` without `[[probe.witnesses]]`.
+    witnesses: Option<Witnesses>,
     alerter: Alerter,
     detector: Detector,
     /// What `status` reads; kept here and saved after every change.
@@ -150,8 +156,8 @@ impl Watch {
         })
     }
 
-    async fn on_round(&mut self, round: RoundReport) -> anyhow::Result<()> {
-        let verdict = self.judge(&round).await;
+    async fn on_round(&mut self, mut round: RoundReport) -> anyhow::Result<()> {
+        let verdict = self.judge(&mut round).await;
         let outcome = match &verdict {
             Verdict::Ok => self.detector.on_round(true),
             Verdict::Failed(_) => self.detector.on_round(false),
@@ -419,9 +425,10 @@ impl Watch {
         }
     }
 
-    /// The round's verdict, from the primary's checks, the standby's self-checks and
-    /// what the replica hears.
-    async fn judge(&mut self, round: &RoundReport) -> Verdict {
+    /// The round's verdict, from the primary's checks, the standby's self-checks, what
+    /// the replica hears and, for a round that would fail, the witnesses' vote (their
+    /// answers are kept in the round, for `status`).
+    async fn judge(&mut self, round: &mut RoundReport) -> Verdict {
         if self.mode != Mode::Monitoring {
             // Promoted or halted: replication is over; only the checks matter (the
             // split-brain watch).
@@ -438,12 +445,49 @@ impl Watch {
                 self.config.probe.replication_silence,
             )
         });
-        judge(
+        let verdict = judge(
             round.ok,
             &round.failures(),
             round.self_check_failures().as_deref(),
             replication,
-        )
+        );
+        match &self.witnesses {
+            Some(witnesses) if matches!(verdict, Verdict::Failed(_)) => {
+                round.witnesses = witnesses.ask_all().await;
+                confirm_with_witnesses(verdict, &round.witnesses)
+            }
+            _ => verdict,
+        }
+    }
+
+    /// A witness that cannot be asked counts as not agreeing, so a wrong URL or token
+    /// would quietly block every automatic promotion: ask each once at start and say so.
+    async fn warn_about_the_witnesses(&self) {
+        let Some(witnesses) = &self.witnesses else {
+            return;
+        };
+        if self.mode != Mode::Monitoring {
+            return;
+        }
+        for report in witnesses.ask_all().await {
+            match report.said {
+                Said::NoAnswer => tracing::warn!(
+                    "witness {} did not answer at start ({}); until it does, it counts as not agreeing that the primary is down",
+                    report.name,
+                    report.detail
+                ),
+                Said::Down => tracing::warn!(
+                    "witness {} answers, and cannot reach the primary ({})",
+                    report.name,
+                    report.detail
+                ),
+                Said::Up => tracing::info!(
+                    "witness {} answers and reaches the primary ({})",
+                    report.name,
+                    report.detail
+                ),
+            }
+        }
     }
 
     /// Logs (and for some, alerts) when the verdict changes kind.
@@ -468,7 +512,7 @@ impl Watch {
             "inconclusive" => {
                 tracing::info!("the standby can reach its self-checks again");
                 self.alerter.send(
-                    "📶 the standby was cut off from its own self-checks (isolated) and can talk again; it did not count those rounds against the primary.",
+                    "📶 the standby was isolated (its self-checks failed, or too few witnesses agreed) and can talk again; it did not count those rounds against the primary.",
                 );
             }
             "degraded" => tracing::info!("no longer degraded: {}", verdict.name()),

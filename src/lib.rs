@@ -11,6 +11,7 @@
 //! - one retry owner: [`retry`];
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
 //! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
+//! - [`witness`]: the witness on a third host (`witness`), and the standby's client of it;
 //! - [`cli`] and [`cmd`]: the command line.
 
 pub mod alert;
@@ -36,3 +37,4 @@ pub mod status;
 pub mod store;
 pub mod systemd;
 pub mod verdict;
+pub mod witness;

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::config::{CheckConfig, FailWhen, ProbeConfig};
+use crate::witness::WitnessReport;
 
 /// One check's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,6 +60,9 @@ pub struct RoundReport {
     /// The standby's own `self_checks`, run in the same round.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub self_checks: Vec<CheckReport>,
+    /// What the witnesses said, when they were asked (a failed round, with witnesses).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub witnesses: Vec<WitnessReport>,
 }
 
 impl RoundReport {
@@ -125,17 +129,29 @@ pub struct Prober {
 }
 
 impl Prober {
+    /// The standby's prober: the primary's checks and the self-checks.
     pub fn new(config: &ProbeConfig) -> anyhow::Result<Self> {
+        let mut prober = Self::for_checks(&config.checks, config.timeout, config.fail_when)?;
+        prober.self_checks = config.self_checks.clone();
+        Ok(prober)
+    }
+
+    /// A prober of the primary's `checks` alone (a witness's).
+    pub fn for_checks(
+        checks: &[CheckConfig],
+        timeout: Duration,
+        fail_when: FailWhen,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(0)
-            .timeout(config.timeout)
+            .timeout(timeout)
             .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
-            checks: config.checks.clone(),
-            self_checks: config.self_checks.clone(),
-            timeout: config.timeout,
-            fail_when: config.fail_when,
+            checks: checks.to_vec(),
+            self_checks: Vec::new(),
+            timeout,
+            fail_when,
             http,
         })
     }
@@ -153,6 +169,7 @@ impl Prober {
             ok,
             checks,
             self_checks,
+            witnesses: Vec::new(),
         }
     }
 
@@ -331,6 +348,7 @@ mod tests {
             self_checks: Vec::new(),
             confirm_with_replication: false,
             replication_silence: timeout * 12,
+            witnesses: Vec::new(),
         })
         .unwrap()
     }

@@ -14,6 +14,7 @@ use crate::journal::{Journal, Outcome, PrimarySeen};
 use crate::probe::{RoundReport, human_duration};
 use crate::store::StateDir;
 use crate::verdict::Verdict;
+use crate::witness::Said;
 
 /// The daemon's view, written to `state_dir` after every round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -164,6 +165,19 @@ impl StatusReport {
                         if check.ok { "ok" } else { "FAILED" },
                         check.detail,
                         check.duration_ms
+                    ));
+                }
+                for witness in &round.witnesses {
+                    out.push_str(&format!(
+                        "  witness {:<38} {:<6} {} ({} ms)\n",
+                        witness.name,
+                        match witness.said {
+                            Said::Down => "DOWN",
+                            Said::Up => "UP",
+                            Said::NoAnswer => "silent",
+                        },
+                        witness.detail,
+                        witness.duration_ms
                     ));
                 }
             }

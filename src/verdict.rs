@@ -9,12 +9,20 @@
 //!   and a transaction or a heartbeat arrived within `replication_silence`), so the
 //!   primary is alive whatever its other checks say.
 //!
+//! With witnesses, a round that would fail is put to a vote
+//! ([`confirm_with_witnesses`]): it stays **failed** only when a majority of observers
+//! (the standby and every configured witness) saw the primary down and no witness
+//! reaches it. A witness that reaches the primary makes the round **degraded** (the
+//! primary is alive); too few agreeing observers make it **inconclusive**.
+//!
 //! Only a failed round grows the failure count; inconclusive and degraded rounds leave
 //! it where it is.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::witness::{Said, WitnessReport};
 
 /// What one round says about the primary.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +142,48 @@ pub fn judge(
     }
 }
 
+/// Puts a failed round to the witnesses' vote; any other verdict passes unchanged.
+///
+/// The observers are the standby and every witness asked. The round stays failed only
+/// when more than half of them saw the primary down and none reaches it: a witness that
+/// did not answer counts as not agreeing, and one that reaches the primary proves it
+/// alive, however the others voted (promoting then would make two primaries).
+pub fn confirm_with_witnesses(verdict: Verdict, witnesses: &[WitnessReport]) -> Verdict {
+    let Verdict::Failed(why) = verdict else {
+        return verdict;
+    };
+    if witnesses.is_empty() {
+        return Verdict::Failed(why);
+    }
+    let observers = witnesses.len() + 1;
+    let agreeing = 1 + witnesses.iter().filter(|w| w.said == Said::Down).count();
+    let said = witnesses
+        .iter()
+        .map(WitnessReport::describe)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let reaching: Vec<&str> = witnesses
+        .iter()
+        .filter(|w| w.said == Said::Up)
+        .map(|w| w.name.as_str())
+        .collect();
+    if !reaching.is_empty() {
+        return Verdict::Degraded(format!(
+            "the standby sees the primary down ({why}), but witness {} still reaches it: {said}",
+            reaching.join(" and ")
+        ));
+    }
+    if agreeing * 2 > observers {
+        Verdict::Failed(format!(
+            "{why}; witnesses confirm: {agreeing} of {observers} observers saw the primary down ({said})"
+        ))
+    } else {
+        Verdict::Inconclusive(format!(
+            "the standby sees the primary down ({why}), but only {agreeing} of {observers} observers do, not a majority ({said}): the standby may be the one cut off"
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,6 +283,78 @@ mod tests {
         assert!(
             reason.contains("replication confirms: IO thread Connecting"),
             "{reason}"
+        );
+    }
+
+    fn witness(name: &str, said: Said) -> WitnessReport {
+        WitnessReport {
+            name: name.into(),
+            said,
+            detail: match said {
+                Said::Down => "tcp failed".into(),
+                Said::Up => "all 2 checks passed".into(),
+                Said::NoAnswer => "connection refused".into(),
+            },
+            duration_ms: 3,
+        }
+    }
+
+    /// (what the witnesses said, the verdict): the majority and the veto.
+    #[test]
+    fn witnesses_vote_by_majority_and_one_that_reaches_the_primary_keeps_it_alive() {
+        use Said::*;
+        let cases: &[(&[Said], &str)] = &[
+            (&[], "failed"),
+            (&[Down], "failed"),
+            (&[NoAnswer], "inconclusive"),
+            (&[Up], "degraded"),
+            (&[Down, Down], "failed"),
+            (&[Down, NoAnswer], "failed"),
+            (&[NoAnswer, NoAnswer], "inconclusive"),
+            // One of two reaches the primary: it is alive, whatever the majority says.
+            (&[Down, Up], "degraded"),
+            (&[Up, Up], "degraded"),
+            (&[Down, NoAnswer, NoAnswer], "inconclusive"),
+            (&[Down, Down, NoAnswer], "failed"),
+        ];
+        for (said, want) in cases {
+            let witnesses: Vec<WitnessReport> = said
+                .iter()
+                .enumerate()
+                .map(|(i, s)| witness(&format!("w{i}"), *s))
+                .collect();
+            let verdict = confirm_with_witnesses(Verdict::Failed("tcp refused".into()), &witnesses);
+            assert_eq!(verdict.name(), *want, "{said:?}: {verdict:?}");
+        }
+    }
+
+    #[test]
+    fn the_vote_explains_itself() {
+        let Verdict::Failed(why) = confirm_with_witnesses(
+            Verdict::Failed("tcp refused".into()),
+            &[witness("ams1", Said::Down), witness("nyc1", Said::NoAnswer)],
+        ) else {
+            panic!("failed expected");
+        };
+        assert_eq!(
+            why,
+            "tcp refused; witnesses confirm: 2 of 3 observers saw the primary down (ams1 saw it down (tcp failed); nyc1 did not answer (connection refused))"
+        );
+        let Verdict::Degraded(why) = confirm_with_witnesses(
+            Verdict::Failed("tcp refused".into()),
+            &[witness("ams1", Said::Down), witness("nyc1", Said::Up)],
+        ) else {
+            panic!("degraded expected");
+        };
+        assert!(
+            why.contains("witness nyc1 still reaches it") && why.contains("ams1 saw it down"),
+            "{why}"
+        );
+        // Not a failed round: the witnesses do not change it.
+        let degraded = Verdict::Degraded("replica hears".into());
+        assert_eq!(
+            confirm_with_witnesses(degraded.clone(), &[witness("ams1", Said::Down)]),
+            degraded
         );
     }
 }

@@ -8,6 +8,7 @@ mod reset;
 mod run;
 mod smoke_test;
 mod status;
+mod witness;
 
 use std::process::ExitCode;
 
@@ -21,25 +22,32 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.promote_now && cli.command.is_some() {
         return Err(UsageError("--promote-now is not used with a command".to_string()).into());
     }
-    let config = load(&cli)?;
+    // A witness host has its own, smaller config: the standby's is not loaded.
+    if let Some(Command::Witness { listen }) = cli.command {
+        return witness::run(&cli.config, listen).await;
+    }
+    let config = load(&cli.config)?;
     if cli.promote_now {
         return promote_now::run(&config, cli.yes, cli.dry_run).await;
     }
-    match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run::run(config).await,
-        Command::CheckConfig => check_config::run(&config),
-        Command::Status { json } => status::run(&config, json),
-        Command::SmokeTest { json, no_notify } => smoke_test::run(&config, json, !no_notify).await,
-        Command::Pause { duration, reason } => {
+    match cli.command {
+        None | Some(Command::Run) => run::run(config).await,
+        Some(Command::CheckConfig) => check_config::run(&config),
+        Some(Command::Status { json }) => status::run(&config, json),
+        Some(Command::SmokeTest { json, no_notify }) => {
+            smoke_test::run(&config, json, !no_notify).await
+        }
+        Some(Command::Pause { duration, reason }) => {
             pause::pause(&config, duration.map(Into::into), reason).await
         }
-        Command::Resume => pause::resume(&config).await,
-        Command::Reset { yes } => reset::run(&config, yes),
+        Some(Command::Resume) => pause::resume(&config).await,
+        Some(Command::Reset { yes }) => reset::run(&config, yes),
+        Some(Command::Witness { listen }) => witness::run(&cli.config, listen).await,
     }
 }
 
-fn load(cli: &Cli) -> anyhow::Result<Config> {
-    let config = Config::load(&cli.config)?;
+fn load(path: &std::path::Path) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
     }

@@ -527,3 +527,91 @@ fn each_bad_smoke_key_names_the_key_and_the_problem() {
         );
     }
 }
+
+/// Two `[[probe.witnesses]]`, appended to GOOD; `witness.token` is written beside it.
+const WITNESSES: &str = r#"
+[[probe.witnesses]]
+name = "ams1"
+url = "https://proxy.example.com/witness"
+token_file = "witness.token"
+timeout = "15s"
+
+[[probe.witnesses]]
+url = "http://10.8.0.3:7979"
+token_file = "witness.token"
+"#;
+
+#[test]
+fn witnesses_are_read_with_their_tokens_and_defaults() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("witness.token"), "w-token\n").unwrap();
+    let config = fx.parse(&format!("{GOOD}{WITNESSES}")).unwrap();
+    let witnesses = &config.probe.witnesses;
+    assert_eq!(witnesses.len(), 2);
+    assert_eq!(witnesses[0].name, "ams1");
+    assert_eq!(witnesses[0].timeout, Duration::from_secs(15));
+    assert_eq!(witnesses[0].token.expose(), "w-token");
+    assert_eq!(witnesses[1].name, "10.8.0.3:7979", "named after its URL");
+    assert_eq!(
+        witnesses[1].timeout,
+        Duration::from_secs(20),
+        "twice the probe timeout"
+    );
+    let shown = toml::to_string(&config).unwrap() + &format!("{config:?}");
+    assert!(!shown.contains("w-token"), "the token leaked: {shown}");
+    assert!(config.secret_values().contains(&"w-token"));
+}
+
+#[test]
+fn a_bad_witness_names_its_key() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("witness.token"), "w-token\n").unwrap();
+    let cases = [
+        (
+            "timeout = \"15s\"",
+            "timeout = \"60s\"",
+            "probe.witnesses[0].timeout",
+            "shorter than probe.interval",
+        ),
+        (
+            "url = \"https://proxy.example.com/witness\"",
+            "url = \"witness:7979\"",
+            "probe.witnesses[0].url",
+            "http",
+        ),
+        (
+            "url = \"https://proxy.example.com/witness\"",
+            "url = \"https://proxy.example.com/witness?x=1\"",
+            "probe.witnesses[0].url",
+            "base URL",
+        ),
+        (
+            "name = \"ams1\"",
+            "name = \"10.8.0.3:7979\"",
+            "probe.witnesses[1].name",
+            "names two witnesses",
+        ),
+        (
+            "token_file = \"witness.token\"\ntimeout",
+            "timeout",
+            "probe.witnesses[0].token",
+            "missing",
+        ),
+        (
+            "timeout = \"15s\"",
+            "timeout = \"15s\"\nquorum = 2",
+            "probe.witnesses[0]",
+            "unknown field `quorum`",
+        ),
+    ];
+    for (from, to, key, problem) in cases {
+        let text = format!("{GOOD}{WITNESSES}");
+        assert!(text.contains(from), "fixture lacks {from:?}");
+        let message = fx
+            .parse(&text.replacen(from, to, 1))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(key), "{key}: {message}");
+        assert!(message.contains(problem), "{problem}: {message}");
+    }
+}

@@ -1,0 +1,253 @@
+//! The witness's own config: a small file on a third host, for `failover-watchdog
+//! witness`. It holds the primary's checks (the same `[[probe.checks]]` tables as the
+//! standby's, so they can be copied across) and the token the standby must present.
+//!
+//! ```toml
+//! [node]
+//! name = "witness-ams1"            # default: the host name
+//!
+//! [witness]
+//! token_file = "witness.token"     # or token = "..."
+//!
+//! [probe]
+//! timeout = "10s"
+//! fail_when = "any"
+//!
+//! [[probe.checks]]
+//! type = "tcp"
+//! address = "198.51.100.10:3306"
+//! ```
+//!
+//! Parsed in the same two stages as the standby's config, with the same errors.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{
+    CheckConfig, ConfigError, FailWhen, Validator, parse_raw, read_config_file, ser_duration,
+    world_readable_warning,
+};
+use crate::secret::Secret;
+
+/// The validated witness config.
+#[derive(Debug, Clone, Serialize)]
+pub struct WitnessConfig {
+    /// The file this was read from.
+    pub path: PathBuf,
+    /// Named in every answer, so the standby's alerts say who saw what.
+    pub name: String,
+    /// The standby's requests must carry it as `Authorization: Bearer`.
+    pub token: Secret,
+    /// Per check, as the standby's `probe.timeout`.
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub fail_when: FailWhen,
+    pub checks: Vec<CheckConfig>,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// The witness's TOML file as written.
+mod raw {
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct File {
+        #[serde(default)]
+        pub node: Node,
+        pub witness: Witness,
+        pub probe: Probe,
+    }
+
+    #[derive(Debug, Default, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Node {
+        pub name: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Witness {
+        pub token: Option<String>,
+        pub token_file: Option<String>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct Probe {
+        pub timeout: Option<String>,
+        pub fail_when: Option<super::FailWhen>,
+        #[serde(default)]
+        pub checks: Vec<super::super::raw::Check>,
+    }
+}
+
+impl WitnessConfig {
+    /// Reads and validates the witness config at `path`.
+    pub fn load(path: &Path) -> Result<WitnessConfig, ConfigError> {
+        let text = read_config_file(path)?;
+        let mut config = WitnessConfig::parse(&text, path)?;
+        if let Some(warning) = world_readable_warning(path, &config.secrets()) {
+            config.warnings.push(warning);
+        }
+        Ok(config)
+    }
+
+    /// Parses and validates `text`, read from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<WitnessConfig, ConfigError> {
+        let raw: raw::File = parse_raw(text, file)?;
+        let mut v = Validator {
+            file,
+            warnings: Vec::new(),
+        };
+        let name = v.node_name(raw.node.name.as_deref())?;
+        let token = v.secret(
+            "witness.token",
+            raw.witness.token.as_deref(),
+            raw.witness.token_file.as_deref(),
+        )?;
+        if token.expose().len() < 16 {
+            return Err(v.error(
+                "witness.token",
+                "is shorter than 16 characters; make one with: openssl rand -hex 32",
+            ));
+        }
+        let timeout = v.duration("probe.timeout", raw.probe.timeout.as_deref(), "10s")?;
+        let checks = v.primary_checks(&raw.probe.checks)?;
+        Ok(WitnessConfig {
+            path: file.to_path_buf(),
+            name,
+            token,
+            timeout,
+            fail_when: raw.probe.fail_when.unwrap_or(FailWhen::Any),
+            checks,
+            warnings: v.warnings,
+        })
+    }
+
+    /// Every secret in the witness config: the token and any check's password.
+    pub fn secrets(&self) -> Vec<&Secret> {
+        let mut secrets = vec![&self.token];
+        for check in &self.checks {
+            if let CheckConfig::Mysql { password, .. } = check {
+                secrets.push(password);
+            }
+        }
+        secrets
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[node]
+name = "witness-ams1"
+
+[witness]
+token_file = "witness.token"
+
+[probe]
+timeout = "5s"
+
+[[probe.checks]]
+type = "tcp"
+address = "198.51.100.10:3306"
+
+[[probe.checks]]
+type = "mysql"
+host = "198.51.100.10"
+user = "watchdog"
+password_file = "primary-db.password"
+"#;
+
+    fn parse(text: &str) -> Result<WitnessConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("witness.token"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("short.token"), "abc\n").unwrap();
+        std::fs::write(dir.path().join("primary-db.password"), "probe-pw\n").unwrap();
+        WitnessConfig::parse(text, &dir.path().join("witness.toml"))
+    }
+
+    #[test]
+    fn a_witness_config_reads_its_token_and_the_primarys_checks() {
+        let config = parse(GOOD).unwrap();
+        assert_eq!(config.name, "witness-ams1");
+        assert_eq!(config.token.expose(), "0123456789abcdef0123456789abcdef");
+        assert_eq!(config.timeout, Duration::from_secs(5));
+        assert_eq!(config.fail_when, FailWhen::Any);
+        assert_eq!(config.checks.len(), 2);
+        assert_eq!(config.secrets().len(), 2);
+        let shown = toml::to_string(&config).unwrap();
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(!shown.contains("probe-pw"), "{shown}");
+    }
+
+    /// Each case: (what to replace in GOOD, with what, the key named, a part of the problem).
+    const BAD: &[(&str, &str, &str, &str)] = &[
+        (
+            "token_file = \"witness.token\"",
+            "",
+            "witness.token",
+            "missing",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"short.token\"",
+            "witness.token",
+            "shorter than 16",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"nowhere.token\"",
+            "witness.token_file",
+            "cannot read secret file",
+        ),
+        (
+            "timeout = \"5s\"",
+            "timeout = \"soon\"",
+            "probe.timeout",
+            "not a duration",
+        ),
+        // A standby's key copied across is named, not ignored.
+        (
+            "timeout = \"5s\"",
+            "interval = \"60s\"",
+            "probe",
+            "unknown field `interval`",
+        ),
+        (
+            "address = \"198.51.100.10:3306\"",
+            "address = \"198.51.100.10\"",
+            "probe.checks[0].address",
+            "host:port",
+        ),
+    ];
+
+    #[test]
+    fn a_bad_witness_config_names_the_key_and_the_problem() {
+        for (from, to, key, problem) in BAD {
+            assert!(GOOD.contains(from), "{from}");
+            let err = parse(&GOOD.replacen(from, to, 1)).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("witness.toml"), "{text}");
+            assert!(text.contains(key), "{key}: {text}");
+            assert!(text.contains(problem), "{problem}: {text}");
+        }
+    }
+
+    #[test]
+    fn a_witness_needs_a_check() {
+        let text = "[witness]\ntoken_file = \"witness.token\"\n[probe]\n";
+        let err = parse(text).unwrap_err().to_string();
+        assert!(err.contains("probe.checks"), "{err}");
+    }
+}

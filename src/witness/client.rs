@@ -1,0 +1,207 @@
+//! The standby asks its witnesses: every `[[probe.witnesses]]` at once, each within its
+//! own `timeout` (retries included, through [`crate::retry`]). Every outcome becomes a
+//! [`WitnessReport`]; a witness that cannot be asked is [`Said::NoAnswer`], which the
+//! vote counts as not agreeing.
+
+use std::time::Duration;
+
+use anyhow::anyhow;
+use futures::future::join_all;
+use reqwest::StatusCode;
+use tokio::time::Instant;
+use url::Url;
+
+use super::{ENDPOINT, Observation, Said, WitnessReport};
+use crate::config::WitnessRef;
+use crate::probe::error_chain;
+use crate::retry::{Backoff, Failure, retry_until};
+
+/// Backoff between attempts inside one request's timeout: short, as the round waits.
+const BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+};
+
+/// The standby's witnesses.
+#[derive(Debug, Clone)]
+pub struct Witnesses {
+    witnesses: Vec<(WitnessRef, Url)>,
+    http: reqwest::Client,
+}
+
+impl Witnesses {
+    /// `None` when no witness is configured.
+    pub fn new(witnesses: &[WitnessRef]) -> anyhow::Result<Option<Self>> {
+        if witnesses.is_empty() {
+            return Ok(None);
+        }
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            // Never follow a redirect with the token.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let witnesses = witnesses
+            .iter()
+            .map(|w| (w.clone(), endpoint(&w.url)))
+            .collect();
+        Ok(Some(Self { witnesses, http }))
+    }
+
+    /// Asks every witness at once; one report each, in config order.
+    pub async fn ask_all(&self) -> Vec<WitnessReport> {
+        join_all(self.witnesses.iter().map(|(w, url)| self.ask(w, url))).await
+    }
+
+    async fn ask(&self, witness: &WitnessRef, url: &Url) -> WitnessReport {
+        let started = Instant::now();
+        let what = format!("asking witness {}", witness.name);
+        let answer = retry_until(&what, started + witness.timeout, BACKOFF, || {
+            self.attempt(witness, url)
+        })
+        .await;
+        let (said, detail) = match answer {
+            Ok(observation) if observation.primary_down => (Said::Down, observation.summary()),
+            Ok(observation) => (Said::Up, observation.summary()),
+            Err(e) => (Said::NoAnswer, format!("{e:#}")),
+        };
+        WitnessReport {
+            name: witness.name.clone(),
+            said,
+            detail,
+            duration_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+
+    /// One request, its failure classified for the retry loop.
+    async fn attempt(&self, witness: &WitnessRef, url: &Url) -> Result<Observation, Failure> {
+        let response = self
+            .http
+            .get(url.clone())
+            .bearer_auth(witness.token.expose())
+            .send()
+            .await
+            .map_err(|e| Failure::transient(anyhow!("{}", error_chain(&e.without_url()))))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            return Err(Failure::fatal(anyhow!(
+                "the witness refused our token (HTTP {}): compare this witness's token with its witness.token",
+                status.as_u16()
+            )));
+        }
+        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+            return Err(Failure::transient(anyhow!("HTTP {}", status.as_u16())));
+        }
+        if !status.is_success() {
+            return Err(Failure::fatal(anyhow!(
+                "HTTP {} from {url}: is this a failover-watchdog witness?",
+                status.as_u16()
+            )));
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Failure::transient(anyhow!("reading the answer: {}", e.without_url())))?;
+        serde_json::from_slice(&body)
+            .map_err(|e| Failure::fatal(anyhow!("not a witness's answer ({e})")))
+    }
+}
+
+/// `<url>/v1/primary`, keeping any path the witness sits under (a reverse proxy's).
+fn endpoint(base: &Url) -> Url {
+    let mut base = base.clone();
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    base.join(ENDPOINT)
+        .expect("a relative path joins any http URL")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_endpoint_keeps_a_proxys_path() {
+        for (base, want) in [
+            (
+                "http://203.0.113.30:7979",
+                "http://203.0.113.30:7979/v1/primary",
+            ),
+            (
+                "https://proxy.example.com/witness",
+                "https://proxy.example.com/witness/v1/primary",
+            ),
+            (
+                "https://proxy.example.com/witness/",
+                "https://proxy.example.com/witness/v1/primary",
+            ),
+        ] {
+            assert_eq!(endpoint(&base.parse().unwrap()).as_str(), want);
+        }
+    }
+}
+
+#[cfg(test)]
+mod asking {
+    use super::super::testing::{self, TOKEN};
+    use super::*;
+    use crate::secret::Secret;
+
+    fn witness(name: &str, url: Url, token: &str) -> WitnessRef {
+        WitnessRef {
+            name: name.into(),
+            url,
+            token: Secret::inline(token),
+            timeout: Duration::from_secs(3),
+        }
+    }
+
+    #[tokio::test]
+    async fn each_witness_becomes_a_report() {
+        let alive = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sees_down = testing::start(&testing::closed_address()).await;
+        let sees_up = testing::start(&alive.local_addr().unwrap().to_string()).await;
+        let nobody = format!("http://{}", testing::closed_address())
+            .parse()
+            .unwrap();
+        let witnesses = Witnesses::new(&[
+            witness("down", sees_down.clone(), TOKEN),
+            witness("up", sees_up, TOKEN),
+            witness("wrong-token", sees_down, "not-the-token"),
+            witness("unreachable", nobody, TOKEN),
+        ])
+        .unwrap()
+        .unwrap();
+        let reports = witnesses.ask_all().await;
+        let said: Vec<(&str, Said)> = reports.iter().map(|r| (r.name.as_str(), r.said)).collect();
+        assert_eq!(
+            said,
+            [
+                ("down", Said::Down),
+                ("up", Said::Up),
+                ("wrong-token", Said::NoAnswer),
+                ("unreachable", Said::NoAnswer),
+            ]
+        );
+        assert_eq!(reports[0].detail, "tcp failed");
+        assert!(
+            reports[2].detail.contains("refused our token (HTTP 401)"),
+            "{}",
+            reports[2].detail
+        );
+        assert!(
+            reports[3].detail.contains("Connection refused"),
+            "{}",
+            reports[3].detail
+        );
+        // The token never shows in what the standby keeps.
+        assert!(!format!("{reports:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn no_witnesses_no_client() {
+        assert!(Witnesses::new(&[]).unwrap().is_none());
+    }
+}
