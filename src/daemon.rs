@@ -63,6 +63,7 @@ pub async fn run(
         pause_logged: false,
         split_brain_alerted: None,
         silence: SilenceTracker::default(),
+        verdict_by_witnesses: false,
         started: tokio::time::Instant::now(),
         alerter: alerter.clone(),
         store,
@@ -117,6 +118,8 @@ struct Watch {
     split_brain_alerted: Option<tokio::time::Instant>,
     /// When the replica last heard from the primary.
     silence: SilenceTracker,
+    /// The last verdict was decided by the witnesses' vote.
+    verdict_by_witnesses: bool,
     /// The daemon's start, the silence tracker's clock.
     started: tokio::time::Instant,
 }
@@ -164,7 +167,7 @@ impl Watch {
             Verdict::Inconclusive(_) | Verdict::Degraded(_) => self.detector.hold(),
         };
         if self.mode == Mode::Monitoring {
-            self.on_verdict_change(&verdict);
+            self.on_verdict_change(&verdict, !round.witnesses.is_empty());
         }
         self.live.verdict = Some(verdict.clone());
         if let Some(gtid) = round.primary_gtid() {
@@ -490,13 +493,22 @@ impl Watch {
         }
     }
 
-    /// Logs (and for some, alerts) when the verdict changes kind.
-    fn on_verdict_change(&mut self, verdict: &Verdict) {
+    /// Logs (and for some, alerts) when the verdict changes kind. A verdict the
+    /// witnesses' vote decided is a kind of its own: "the replica still hears the
+    /// primary" and "a witness still reaches it" are different news.
+    fn on_verdict_change(&mut self, verdict: &Verdict, by_witnesses: bool) {
         let before = self.live.verdict.as_ref().map_or("ok", Verdict::name);
-        if before == verdict.name() {
+        let before_by_witnesses = std::mem::replace(&mut self.verdict_by_witnesses, by_witnesses);
+        if (before, before_by_witnesses) == (verdict.name(), by_witnesses) {
             return;
         }
         match verdict {
+            Verdict::Inconclusive(why) if by_witnesses => {
+                tracing::error!("the primary looks down, but not promoting: {why}");
+                self.alerter.send(&format!(
+                    "🛑 the primary looks down, but NOT promoting: {why}. Automatic promotion needs a majority of observers: check the witnesses, or promote by hand (failover-watchdog --promote-now) if the primary is really down."
+                ));
+            }
             Verdict::Inconclusive(why) => {
                 tracing::warn!("the standby may be isolated; not counting rounds: {why}")
             }
@@ -509,10 +521,13 @@ impl Watch {
             Verdict::Ok | Verdict::Failed(_) => {}
         }
         match before {
+            "inconclusive" if before_by_witnesses => {
+                tracing::info!("no longer short of a majority: {}", verdict.name())
+            }
             "inconclusive" => {
                 tracing::info!("the standby can reach its self-checks again");
                 self.alerter.send(
-                    "📶 the standby was isolated (its self-checks failed, or too few witnesses agreed) and can talk again; it did not count those rounds against the primary.",
+                    "📶 the standby was cut off from its own self-checks (isolated) and can talk again; it did not count those rounds against the primary.",
                 );
             }
             "degraded" => tracing::info!("no longer degraded: {}", verdict.name()),

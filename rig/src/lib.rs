@@ -8,6 +8,7 @@
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
 //! - [`health`]: an HTTP health endpoint whose answers a test scripts.
 //! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
+//! - [`link`]: a TCP relay a test can cut, for a partition between two parts.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
@@ -16,6 +17,7 @@
 pub mod cloudflare;
 pub mod health;
 mod http;
+pub mod link;
 pub mod mariadb;
 pub mod panel;
 pub mod stage;

@@ -732,12 +732,22 @@ impl MariaDb {
     /// heartbeat every second, as [`REPL_USER`]) and runs `START SLAVE`. It does not
     /// wait for the threads to run.
     pub async fn replicate_from(&self, source: &MariaDb) -> anyhow::Result<()> {
+        self.replicate_from_port(source.port).await
+    }
+
+    /// As [`MariaDb::replicate_from`], from whatever listens on `port` on the loopback
+    /// address: a [`crate::link::Link`] to the source, for a partition test. Replication
+    /// that runs is stopped first; GTID positions carry over.
+    pub async fn replicate_from_port(&self, port: u16) -> anyhow::Result<()> {
         let mut conn = self.root_conn().await?;
+        conn.query_drop("STOP SLAVE")
+            .await
+            .with_context(|| format!("STOP SLAVE on {}", self.describe()))?;
         let sql = format!(
             "CHANGE MASTER TO MASTER_HOST='{HOST}', MASTER_PORT={}, MASTER_USER={}, \
              MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, \
              MASTER_HEARTBEAT_PERIOD=1",
-            source.port,
+            port,
             quote_sql(REPL_USER),
             quote_sql(REPL_PASSWORD)
         );

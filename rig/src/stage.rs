@@ -23,6 +23,8 @@ pub const UNITS: [&str; 2] = ["php-fpm.service", "app.service"];
 pub const CF_TOKEN: &str = "cf-secret-token-0123456789";
 pub const TG_TOKEN: &str = "123456:tg-secret-token-abcdef";
 pub const CHAT_ID: &str = "-1001234567890";
+/// The witnesses' token, in `witness.token` beside the config.
+pub const WITNESS_TOKEN: &str = "witness-token-0123456789abcdef";
 
 /// The ids of the records the scenario uses.
 pub struct Records {
@@ -93,6 +95,7 @@ impl Stage {
             ("primary.password", mariadb::WATCHDOG_PASSWORD),
             ("cloudflare.token", CF_TOKEN),
             ("telegram.token", TG_TOKEN),
+            ("witness.token", WITNESS_TOKEN),
         ] {
             std::fs::write(dir.path().join(name), format!("{secret}\n")).unwrap();
         }
@@ -116,6 +119,12 @@ impl Stage {
 
     /// The default checks of the primary: its MariaDB port (tcp) and a login (mysql).
     pub fn primary_checks(&self) -> String {
+        self.primary_checks_at(self.db.primary.port())
+    }
+
+    /// The default checks of the primary, made at `port` on its host: the primary's own
+    /// port, or a [`crate::link::Link`] to it.
+    pub fn primary_checks_at(&self, port: u16) -> String {
         let primary = &self.db.primary;
         format!(
             r#"
@@ -131,7 +140,6 @@ user = "{watchdog}"
 password_file = "primary.password"
 "#,
             host = primary.host(),
-            port = primary.port(),
             watchdog = mariadb::WATCHDOG_USER,
         )
     }
@@ -244,6 +252,72 @@ api_url = "{api_url}"
         Daemon { child, log }
     }
 
+    /// Starts `failover-watchdog witness` named `name` with these `[[probe.checks]]` on a
+    /// free loopback port, its token in `witness.token`; returns once it listens.
+    pub async fn spawn_witness(&self, name: &str, checks: &str) -> Witness {
+        let config = self.dir.path().join(format!("witness-{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[node]\nname = \"{name}\"\n\n[witness]\ntoken_file = \"witness.token\"\n\n[probe]\ntimeout = \"500ms\"\n{checks}"
+            ),
+        )
+        .unwrap();
+        let log = self.dir.path().join(format!("witness-{name}.log"));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(&self.bin)
+            .args(["witness", "--listen", "127.0.0.1:0"])
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut witness = Witness {
+            name: name.to_string(),
+            url: String::new(),
+            child,
+            log,
+        };
+        // The port is the kernel's choice: read it from the start-up line.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = witness.log();
+            if let Some(address) = text
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                witness.url = format!("http://{}", address.trim_end_matches(':'));
+                return witness;
+            }
+            if let Ok(Some(status)) = witness.child.try_wait() {
+                panic!("witness {name} exited ({status}) before listening:\n{text}");
+            }
+            if Instant::now() >= deadline {
+                panic!("witness {name} did not listen within 20 s:\n{text}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `[[probe.witnesses]]` tables for these witnesses, with the token in `token_file`
+    /// and a 900 ms request timeout (within the 1 s interval).
+    pub fn witnesses_config(witnesses: &[&Witness], token_file: &str) -> String {
+        witnesses
+            .iter()
+            .map(|w| {
+                format!(
+                    "\n[[probe.witnesses]]\nname = \"{}\"\nurl = \"{}\"\ntoken_file = \"{token_file}\"\ntimeout = \"900ms\"\n",
+                    w.name, w.url
+                )
+            })
+            .collect()
+    }
+
     /// Whether every configured record points at the standby.
     pub fn dns_points_at_standby(&self) -> bool {
         [&self.records.app, &self.records.www]
@@ -336,6 +410,21 @@ impl Daemon {
             .expect("the daemon stops within 20 s of SIGTERM")
             .unwrap();
         (status.code(), self.log())
+    }
+}
+
+/// A running `failover-watchdog witness`.
+pub struct Witness {
+    pub name: String,
+    /// Its base URL.
+    pub url: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Witness {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

@@ -12,3 +12,4 @@ mod promote_now;
 mod resume;
 mod smoke;
 mod support;
+mod witness;
