@@ -1,10 +1,11 @@
 //! The smoke test (`smoke-test`): the standby's readiness checks, which prove that a
 //! takeover would work now, so a regression shows up before the outage does.
 //!
-//! Eight checks run concurrently, each bounded by its own timeout (`[smoke]
+//! Nine checks run concurrently, each bounded by its own timeout (`[smoke]
 //! check_timeout`; the trial boot has `trial_boot_timeout`). They change nothing: they
 //! read the replica's state and grants, ask systemd, read files, run the operator's
-//! trial boot command, fetch URLs and ask Cloudflare and Telegram about their tokens.
+//! trial boot command, fetch URLs, ask Cloudflare and Telegram about their tokens and
+//! ask the witnesses what they see.
 //! The one write is a small file in `state_dir`, created and removed again (by
 //! [`crate::store`]) to prove the promotion journal could be written.
 //!
@@ -55,6 +56,8 @@ pub enum CheckName {
     PromotionPlan,
     /// The daemon runs, monitors and has done a round lately.
     WatchdogAlive,
+    /// Every `[[probe.witnesses]]` answers with our token and reaches the primary.
+    Witnesses,
 }
 
 impl CheckName {
@@ -68,6 +71,7 @@ impl CheckName {
             CheckName::ApiTokens => "api_tokens",
             CheckName::PromotionPlan => "promotion_plan",
             CheckName::WatchdogAlive => "watchdog_alive",
+            CheckName::Witnesses => "witnesses",
         }
     }
 }
@@ -282,7 +286,7 @@ fn shorten(text: &str, max: usize) -> String {
 pub async fn run(config: &Config) -> SmokeReport {
     let at = Timestamp::now();
     let limit = config.smoke.check_timeout;
-    let (replication, sync, build, trial, endpoints, tokens, plan, watchdog) = tokio::join!(
+    let (replication, sync, build, trial, endpoints, tokens, plan, watchdog, witnesses) = tokio::join!(
         bounded(CheckName::Replication, limit, checks::replication(config)),
         bounded(
             CheckName::SyncDaemons,
@@ -315,6 +319,7 @@ pub async fn run(config: &Config) -> SmokeReport {
             limit,
             checks::watchdog_alive(config)
         ),
+        bounded(CheckName::Witnesses, limit, checks::witnesses(config)),
     );
     SmokeReport::new(
         &config.node.name,
@@ -328,6 +333,7 @@ pub async fn run(config: &Config) -> SmokeReport {
             tokens,
             plan,
             watchdog,
+            witnesses,
         ],
     )
 }

@@ -1,4 +1,4 @@
-//! The smoke test's eight checks: the I/O, through the edges (`replica.rs`,
+//! The smoke test's nine checks: the I/O, through the edges (`replica.rs`,
 //! `systemd.rs`, `cloudflare.rs`, `alert.rs`, `store.rs`). Each reads what it needs,
 //! concludes with [`super::assess`], and changes nothing.
 
@@ -25,6 +25,8 @@ use crate::retry::{Backoff, retry_until};
 use crate::status::StatusReport;
 use crate::store::StateDir;
 use crate::systemd;
+use crate::witness::Said;
+use crate::witness::client::Witnesses;
 
 /// How much of the trial boot's output is kept: its end tells why it failed.
 const OUTPUT_KEPT_BYTES: usize = 16 * 1024;
@@ -324,6 +326,32 @@ fn without_password(url: &Url) -> String {
         let _ = shown.set_password(Some("redacted"));
     }
     shown.to_string()
+}
+
+/// Check 9, witnesses: each `[[probe.witnesses]]` answers with our token, and reaches
+/// the primary. A witness that cannot be asked counts as not agreeing, so it would hold
+/// an automatic promotion; one that cannot reach a healthy primary has wrong checks or a
+/// wrong network, and would not stop a false one.
+pub async fn witnesses(config: &Config) -> Finding {
+    let witnesses = match Witnesses::new(&config.probe.witnesses) {
+        Ok(Some(witnesses)) => witnesses,
+        Ok(None) => return Finding::skip("no [[probe.witnesses]]"),
+        Err(e) => return Finding::fail(format!("cannot make an HTTP client: {e:#}")),
+    };
+    Finding::from_parts(
+        witnesses
+            .ask_all()
+            .await
+            .into_iter()
+            .map(|report| match report.said {
+                Said::Up => Ok(format!("{} answers and reaches the primary", report.name)),
+                Said::Down => Err(format!(
+                    "{} answers but cannot reach the primary ({}): check its [[probe.checks]] and its network",
+                    report.name, report.detail
+                )),
+                Said::NoAnswer => Err(report.describe()),
+            }),
+    )
 }
 
 /// Check 6, API tokens: Cloudflare's is active and finds every record; Telegram knows the bot.

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::support::*;
 
-const CHECKS: [&str; 8] = [
+const CHECKS: [&str; 9] = [
     "replication",
     "sync_daemons",
     "build_present",
@@ -19,12 +19,15 @@ const CHECKS: [&str; 8] = [
     "api_tokens",
     "promotion_plan",
     "watchdog_alive",
+    "witnesses",
 ];
 
 /// Configures every smoke check against the rig: a running lsyncd, a fresh build, a
-/// trial boot that works, a panel that answers (returned: it serves while it lives).
-async fn configure_every_check(rig: &Stage) -> PanelStandIn {
+/// trial boot that works, a panel that answers and a witness that reaches the primary
+/// (returned: they serve while they live).
+async fn configure_every_check(rig: &Stage) -> (PanelStandIn, Witness) {
     let panel = PanelStandIn::start().await.unwrap();
+    let witness = rig.spawn_witness("ams1", &rig.primary_checks()).await;
     rig.systemctl.add_unit("lsyncd.service");
     rig.systemctl.set_active("lsyncd.service", true);
     let build = rig.dir.path().join("build/current");
@@ -42,12 +45,12 @@ trial_boot = ["/bin/sh", "-c", "echo booting in check mode; echo app ok"]
 trial_boot_timeout = "20s"
 urls = ["{}", "{}"]
 "#,
-        rig.config(),
+        rig.config() + &Stage::witnesses_config(&[&witness], "witness.token"),
         panel.url("/health"),
         panel.url("/login")
     );
     rig.write_config(&config);
-    panel
+    (panel, witness)
 }
 
 /// Starts the daemon and waits for a healthy round.
@@ -120,6 +123,7 @@ fn assert_no_secret(text: &str) {
     for secret in [
         CF_TOKEN,
         TG_TOKEN,
+        WITNESS_TOKEN,
         failover_watchdog_rig::mariadb::FAILOVER_PASSWORD,
     ] {
         assert!(!text.contains(secret), "a secret leaked into: {text}");
@@ -161,7 +165,7 @@ async fn assert_nothing_changed(rig: &Stage) {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
     let rig = stage().await;
-    let _panel = configure_every_check(&rig).await;
+    let _serving = configure_every_check(&rig).await;
     let daemon = running_daemon(&rig).await;
 
     let run = rig.run(&["smoke-test"]).await;
@@ -169,7 +173,7 @@ async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
     assert_eq!(table_rows(&run.stdout), every("pass"), "{}", run.stdout);
     assert!(
         run.stdout
-            .contains("8 passed, 0 failed, 0 skipped (not configured): this standby is ready"),
+            .contains("9 passed, 0 failed, 0 skipped (not configured): this standby is ready"),
         "{}",
         run.stdout
     );
@@ -190,6 +194,7 @@ async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
         "writable",
         "no promotion in the journal",
         &format!("pid {}, state monitoring", daemon.pid().unwrap()),
+        "ams1 answers and reaches the primary",
     ] {
         assert!(
             run.stdout.contains(expected),
@@ -205,7 +210,7 @@ async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
     assert!(
         messages[0]
             .text
-            .starts_with(&format!("[{NODE}] ✅ smoke test passed: 8 of 8")),
+            .starts_with(&format!("[{NODE}] ✅ smoke test passed: 9 of 9")),
         "{:?}",
         messages[0]
     );
@@ -218,7 +223,7 @@ async fn a_healthy_standby_passes_every_configured_check_and_nothing_changes() {
     assert_eq!(report["ok"], true);
     assert_eq!(
         (&report["passed"], &report["failed"], &report["skipped"]),
-        (&Value::from(8), &Value::from(0), &Value::from(0))
+        (&Value::from(9), &Value::from(0), &Value::from(0))
     );
     for check in report["checks"].as_array().unwrap() {
         assert!(check["duration_ms"].is_u64() && check["detail"].is_string());
@@ -248,6 +253,11 @@ async fn checks_with_nothing_configured_skip_and_do_not_fail_the_run() {
             "{report:#}"
         );
     }
+    assert_eq!(check(&report, "witnesses")["result"], "skip");
+    assert_eq!(
+        check(&report, "witnesses")["detail"],
+        "no [[probe.witnesses]]"
+    );
     for name in [
         "replication",
         "api_tokens",
@@ -258,7 +268,7 @@ async fn checks_with_nothing_configured_skip_and_do_not_fail_the_run() {
     }
     assert_eq!(
         (&report["passed"], &report["skipped"]),
-        (&4.into(), &4.into())
+        (&4.into(), &5.into())
     );
     assert!(rig.telegram.messages().is_empty());
     daemon.stop().await;
@@ -419,6 +429,41 @@ async fn a_paused_or_stopped_watchdog_fails_the_watchdog_check() {
     );
 }
 
+/// A witness that refuses the standby's token would never vote; one that cannot reach
+/// a healthy primary would not stop a false failover. Both fail the witnesses check.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_witness_that_refuses_our_token_or_misses_the_primary_fails_the_witnesses_check() {
+    let rig = stage().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = closed.local_addr().unwrap().port();
+    drop(closed);
+    let blind = rig
+        .spawn_witness("blind", &rig.primary_checks_at(nowhere))
+        .await;
+    let locked = rig.spawn_witness("locked", &rig.primary_checks()).await;
+    std::fs::write(rig.dir.path().join("wrong.token"), "not-the-token\n").unwrap();
+    rig.write_config(&format!(
+        "{}{}{}",
+        rig.config(),
+        Stage::witnesses_config(&[&blind], "witness.token"),
+        Stage::witnesses_config(&[&locked], "wrong.token")
+    ));
+    let daemon = running_daemon(&rig).await;
+    let (code, report, run) = smoke_json(&rig, &["--no-notify"]).await;
+    assert_eq!(code, Some(1), "{run:?}");
+    let witnesses = check(&report, "witnesses");
+    assert_eq!(witnesses["result"], "fail", "{report:#}");
+    let detail = witnesses["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("blind answers but cannot reach the primary (tcp, mysql failed)")
+            && detail.contains("locked did not answer")
+            && detail.contains("refused our token"),
+        "{detail}"
+    );
+    assert_no_secret(&(run.stdout + &run.stderr));
+    daemon.stop().await;
+}
+
 /// Several regressions at once: the summary leads with the failures, each named with
 /// its detail, before the checks that passed.
 #[tokio::test(flavor = "multi_thread")]
@@ -460,7 +505,7 @@ async fn the_telegram_summary_names_each_failed_check_first() {
     assert_eq!(
         lines[0],
         format!(
-            "[{NODE}] 🔴 smoke test FAILED: 4 of 8 checks failed; a takeover now would likely not work."
+            "[{NODE}] 🔴 smoke test FAILED: 4 of 9 checks failed; a takeover now would likely not work."
         )
     );
     for (line, name) in lines[1..5].iter().zip(failed) {
@@ -473,7 +518,7 @@ async fn the_telegram_summary_names_each_failed_check_first() {
     );
     assert_eq!(
         lines[5],
-        "⏭ skipped (not configured): sync_daemons, build_present, trial_boot, endpoints"
+        "⏭ skipped (not configured): sync_daemons, build_present, trial_boot, endpoints, witnesses"
     );
     assert_no_secret(summary);
 }
