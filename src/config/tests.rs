@@ -115,8 +115,12 @@ fn the_shipped_example_config_is_valid() {
     let fx = Fixture::new();
     // The example points at absolute secret paths; swap them for the fixture's files.
     let text = text.replace("/etc/failover-watchdog/", "");
+    for token in ["witness-ams1.token", "witness-nyc1.token"] {
+        std::fs::write(fx.dir.path().join(token), "w-token\n").unwrap();
+    }
     let config = fx.parse(&text).unwrap();
     assert!(!config.dns.records.is_empty());
+    assert_eq!(config.probe.witnesses.len(), 2);
 }
 
 #[test]

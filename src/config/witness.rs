@@ -245,6 +245,15 @@ password_file = "primary-db.password"
     }
 
     #[test]
+    fn the_shipped_witness_example_is_valid() {
+        let text = include_str!("../../config/witness.toml")
+            .replace("/etc/failover-watchdog/witness.token", "witness.token");
+        let config = parse(&text).unwrap();
+        assert_eq!(config.name, "witness-ams1");
+        assert_eq!(config.checks.len(), 2);
+    }
+
+    #[test]
     fn a_witness_needs_a_check() {
         let text = "[witness]\ntoken_file = \"witness.token\"\n[probe]\n";
         let err = parse(text).unwrap_err().to_string();
