@@ -46,6 +46,27 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Resolves on SIGTERM or SIGINT: the shutdown passed to the long-running commands.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    })
+}
+
+/// Tells systemd we are ready (`READY=1`); outside systemd `NOTIFY_SOCKET` is unset and
+/// this does nothing.
+fn notify_ready() {
+    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
+        tracing::warn!("cannot tell systemd we are ready: {e}");
+    }
+}
+
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
     let config = Config::load(path)?;
     for warning in &config.warnings {

@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::witness::WitnessConfig;
 
@@ -19,14 +18,7 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-    };
+    let shutdown = super::shutdown_signal()?;
     tracing::info!(
         "witness {} listening on {address}: GET /{} with the bearer token; {} checks of the primary, each within {}",
         config.name,
@@ -34,9 +26,7 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         config.checks.len(),
         humantime::format_duration(config.timeout)
     );
-    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
-        tracing::warn!("cannot tell systemd we are ready: {e}");
-    }
+    super::notify_ready();
     crate::witness::server::serve(&config, listener, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

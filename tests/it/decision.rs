@@ -7,19 +7,6 @@ use failover_watchdog_rig::health::ScriptedHealth;
 
 use crate::support::*;
 
-/// Waits until the daemon has probed five more times (1 s interval) after `status`:
-/// more rounds than the threshold of 3.
-async fn five_more_rounds(rig: &Stage, status: &serde_json::Value) -> serde_json::Value {
-    let round_at = |s: &serde_json::Value| -> jiff::Timestamp {
-        s["last_probe"]["at"].as_str().unwrap().parse().unwrap()
-    };
-    let since = round_at(status);
-    rig.wait_for_status("five more rounds", Duration::from_secs(20), |s| {
-        round_at(s).duration_since(since).as_secs() >= 5
-    })
-    .await
-}
-
 /// The standby loses its own view of the world (its self-check target goes away) as the
 /// primary goes quiet: rounds are inconclusive, the state is `isolated`, nothing counts
 /// and nothing is promoted. Once the standby can talk again it says so, and a primary

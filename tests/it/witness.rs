@@ -14,19 +14,6 @@ use failover_watchdog_rig::link::Link;
 
 use crate::support::*;
 
-/// Waits until the daemon has probed five more times (1 s interval) after `status`:
-/// more rounds than the threshold of 3.
-async fn five_more_rounds(rig: &Stage, status: &serde_json::Value) -> serde_json::Value {
-    let round_at = |s: &serde_json::Value| -> jiff::Timestamp {
-        s["last_probe"]["at"].as_str().unwrap().parse().unwrap()
-    };
-    let since = round_at(status);
-    rig.wait_for_status("five more rounds", Duration::from_secs(30), |s| {
-        round_at(s).duration_since(since).as_secs() >= 5
-    })
-    .await
-}
-
 fn verdict_reason(status: &serde_json::Value) -> &str {
     status["verdict"]["reason"].as_str().unwrap_or("")
 }
