@@ -12,6 +12,10 @@
 //!   less than an interval after it. Runs spread the kill across the interval;
 //! - promotion: from the decision to `update_dns` done, records read back included.
 //!
+//! With `RTO_WITNESSES=N` the daemon has N witnesses (`failover-watchdog witness`, each
+//! reaching the primary directly), so every failed round also waits for their vote; the
+//! witnesses' idle RSS is printed too.
+//!
 //! It prints figures; it asserts no target.
 
 use std::path::Path;
@@ -28,6 +32,8 @@ struct Figures {
     detection: Duration,
     promotion: Duration,
     idle_rss_kib: u64,
+    /// The first witness's, when there are witnesses.
+    witness_rss_kib: Option<u64>,
 }
 
 impl Figures {
@@ -44,9 +50,13 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|r| r.parse().ok())
         .unwrap_or(5);
+    let witnesses: usize = std::env::var("RTO_WITNESSES")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
     let bin = Path::new(env!("CARGO_BIN_EXE_failover-watchdog"));
     println!(
-        "RTO benchmark: {runs} runs, interval 1 s, threshold 3 (detection window {} s)",
+        "RTO benchmark: {runs} runs, interval 1 s, threshold 3 (detection window {} s), {witnesses} witnesses",
         WINDOW.as_secs()
     );
     println!(
@@ -63,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
     for run in 1..=runs {
         // Spread the kill across the probe interval.
         let phase = Duration::from_millis((run as u64 * 1000 / runs as u64) % 1000);
-        let figures = one_run(bin, phase).await?;
+        let figures = one_run(bin, phase, witnesses).await?;
         println!(
             "{run:>4} {:>10} {:>9.3} {:>13.3} {:>12.3} {:>13.3} {:>14.1}",
             format!("+{} ms", phase.as_millis()),
@@ -110,11 +120,37 @@ async fn main() -> anyhow::Result<()> {
         all.iter().map(|f| f.idle_rss_kib as f64 / 1024.0).collect(),
         "MiB",
     );
+    if witnesses > 0 {
+        summary(
+            "witness idle RSS",
+            all.iter()
+                .filter_map(|f| f.witness_rss_kib)
+                .map(|kib| kib as f64 / 1024.0)
+                .collect(),
+            "MiB",
+        );
+    }
     Ok(())
 }
 
-async fn one_run(bin: &Path, phase: Duration) -> anyhow::Result<Figures> {
+async fn one_run(bin: &Path, phase: Duration, witnesses: usize) -> anyhow::Result<Figures> {
     let mut stage = Stage::start(bin).await;
+    let mut running = Vec::new();
+    for i in 0..witnesses {
+        running.push(
+            stage
+                .spawn_witness(&format!("w{i}"), &stage.primary_checks())
+                .await,
+        );
+    }
+    if witnesses > 0 {
+        let listed: Vec<_> = running.iter().collect();
+        stage.write_config(&format!(
+            "{}{}",
+            stage.config(),
+            Stage::witnesses_config(&listed, "witness.token")
+        ));
+    }
     let daemon = stage.spawn_daemon();
     stage
         .wait_for_status("a healthy round", Duration::from_secs(30), |s| {
@@ -127,6 +163,10 @@ async fn one_run(bin: &Path, phase: Duration) -> anyhow::Result<Figures> {
         .pid()
         .ok_or_else(|| anyhow::anyhow!("the daemon exited"))?;
     let idle_rss_kib = rss_kib(pid)?;
+    let witness_rss_kib = match running.first().and_then(|w| w.pid()) {
+        Some(pid) => Some(rss_kib(pid)?),
+        None => None,
+    };
 
     // Align on a round (the live state's probe time), then wait `phase` into the interval.
     let last_round: Timestamp = stage.status().await["last_probe"]["at"]
@@ -174,6 +214,7 @@ async fn one_run(bin: &Path, phase: Duration) -> anyhow::Result<Figures> {
         detection,
         promotion,
         idle_rss_kib,
+        witness_rss_kib,
     })
 }
 
