@@ -629,6 +629,26 @@ impl Validator<'_> {
         })
     }
 
+    /// A wait that must end before the next round is due.
+    fn shorter_than_interval(
+        &self,
+        key: &str,
+        value: Duration,
+        interval: Duration,
+    ) -> Result<(), ConfigError> {
+        if value >= interval {
+            return Err(self.error(
+                key,
+                format!(
+                    "{} must be shorter than probe.interval ({})",
+                    humantime::format_duration(value),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// `[[probe.checks]]`: at least one.
     fn primary_checks(&mut self, raw: &[raw::Check]) -> Result<Vec<CheckConfig>, ConfigError> {
         if raw.is_empty() {
@@ -693,16 +713,7 @@ impl Config {
 
         let interval = v.duration("probe.interval", raw.probe.interval.as_deref(), "60s")?;
         let timeout = v.duration("probe.timeout", raw.probe.timeout.as_deref(), "10s")?;
-        if timeout >= interval {
-            return Err(v.error(
-                "probe.timeout",
-                format!(
-                    "{} must be shorter than probe.interval ({})",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(interval)
-                ),
-            ));
-        }
+        v.shorter_than_interval("probe.timeout", timeout, interval)?;
         let failures_before_promotion = match raw.probe.failures_before_promotion {
             None => 5,
             Some(n) if n >= 1 && n <= u32::MAX as i64 => n as u32,
@@ -974,11 +985,7 @@ impl Config {
         let mut secrets = vec![&self.replica.password, &self.dns.api_token];
         secrets.extend(self.telegram.iter().map(|t| &t.bot_token));
         secrets.extend(self.probe.witnesses.iter().map(|w| &w.token));
-        for check in &self.probe.checks {
-            if let CheckConfig::Mysql { password, .. } = check {
-                secrets.push(password);
-            }
-        }
+        secrets.extend(check_passwords(&self.probe.checks));
         secrets
     }
 
@@ -1037,16 +1044,7 @@ fn witness_refs(
             Some(text) => v.duration(&key("timeout"), Some(text), "")?,
             None => (probe_timeout * 2).min(interval / 2),
         };
-        if timeout >= interval {
-            return Err(v.error(
-                &key("timeout"),
-                format!(
-                    "{} must be shorter than probe.interval ({})",
-                    humantime::format_duration(timeout),
-                    humantime::format_duration(interval)
-                ),
-            ));
-        }
+        v.shorter_than_interval(&key("timeout"), timeout, interval)?;
         let token = v.secret(&key("token"), w.token.as_deref(), w.token_file.as_deref())?;
         witnesses.push(WitnessRef {
             name,
@@ -1148,6 +1146,14 @@ fn host_name() -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "standby".to_string())
+}
+
+/// The passwords of the `mysql` checks among `checks`.
+fn check_passwords(checks: &[CheckConfig]) -> impl Iterator<Item = &Secret> {
+    checks.iter().filter_map(|check| match check {
+        CheckConfig::Mysql { password, .. } => Some(password),
+        _ => None,
+    })
 }
 
 fn read_config_file(path: &Path) -> Result<String, ConfigError> {

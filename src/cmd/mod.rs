@@ -22,26 +22,24 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     if cli.promote_now && cli.command.is_some() {
         return Err(UsageError("--promote-now is not used with a command".to_string()).into());
     }
-    // A witness host has its own, smaller config: the standby's is not loaded.
-    if let Some(Command::Witness { listen }) = cli.command {
-        return witness::run(&cli.config, listen).await;
-    }
-    let config = load(&cli.config)?;
     if cli.promote_now {
-        return promote_now::run(&config, cli.yes, cli.dry_run).await;
+        return promote_now::run(&load(&cli.config)?, cli.yes, cli.dry_run).await;
     }
+    // Every command but `witness` runs on the standby's config; a witness host has its
+    // own, smaller one.
+    let config = || load(&cli.config);
     match cli.command {
-        None | Some(Command::Run) => run::run(config).await,
-        Some(Command::CheckConfig) => check_config::run(&config),
-        Some(Command::Status { json }) => status::run(&config, json),
+        None | Some(Command::Run) => run::run(config()?).await,
+        Some(Command::CheckConfig) => check_config::run(&config()?),
+        Some(Command::Status { json }) => status::run(&config()?, json),
         Some(Command::SmokeTest { json, no_notify }) => {
-            smoke_test::run(&config, json, !no_notify).await
+            smoke_test::run(&config()?, json, !no_notify).await
         }
         Some(Command::Pause { duration, reason }) => {
-            pause::pause(&config, duration.map(Into::into), reason).await
+            pause::pause(&config()?, duration.map(Into::into), reason).await
         }
-        Some(Command::Resume) => pause::resume(&config).await,
-        Some(Command::Reset { yes }) => reset::run(&config, yes),
+        Some(Command::Resume) => pause::resume(&config()?).await,
+        Some(Command::Reset { yes }) => reset::run(&config()?, yes),
         Some(Command::Witness { listen }) => witness::run(&cli.config, listen).await,
     }
 }

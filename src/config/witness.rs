@@ -26,8 +26,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::{
-    CheckConfig, ConfigError, FailWhen, Validator, parse_raw, read_config_file, ser_duration,
-    world_readable_warning,
+    CheckConfig, ConfigError, FailWhen, Validator, check_passwords, parse_raw, read_config_file,
+    ser_duration, world_readable_warning,
 };
 use crate::secret::Secret;
 
@@ -131,11 +131,7 @@ impl WitnessConfig {
     /// Every secret in the witness config: the token and any check's password.
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut secrets = vec![&self.token];
-        for check in &self.checks {
-            if let CheckConfig::Mysql { password, .. } = check {
-                secrets.push(password);
-            }
-        }
+        secrets.extend(check_passwords(&self.checks));
         secrets
     }
 }
