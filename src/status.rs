@@ -2,9 +2,9 @@
 //!
 //! `status` runs in its own process, so everything it shows comes from `state_dir`: the
 //! daemon's live state (written each round), the promotion journal and the pause marker.
-//! [`StatusReport::gather`] combines them; the state name is derived, never stored twice:
-//! a journal decides `promoting` / `promoted` / `halted`, then a pause, then the daemon's
-//! own `monitoring` / `suspect`.
+//! [`StatusReport::gather`] combines them; the state is derived, never stored twice: a
+//! journal decides `promoting` / `promoted` / `halted`, then a pause, then the daemon's
+//! own view. Every state name comes from [`State`].
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::detect::ReplicationSeen;
 use crate::journal::{Journal, Outcome, PrimarySeen};
 use crate::probe::{RoundReport, human_duration};
+use crate::state::State;
 use crate::store::StateDir;
 use crate::verdict::Verdict;
 use crate::witness::Said;
@@ -19,8 +20,8 @@ use crate::witness::Said;
 /// The daemon's view, written to `state_dir` after every round.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LiveState {
-    /// `monitoring`, `suspect`, `promoting`, `promoted`, `halted` or `paused`.
-    pub state: String,
+    /// What the daemon decided last.
+    pub state: State,
     pub consecutive_failures: u32,
     pub failures_before_promotion: u32,
     pub last_probe: Option<RoundReport>,
@@ -60,7 +61,7 @@ impl Pause {
 /// `status --json`.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
-    pub state: String,
+    pub state: State,
     pub consecutive_failures: u32,
     pub failures_before_promotion: u32,
     pub last_probe: Option<RoundReport>,
@@ -223,26 +224,32 @@ impl StatusReport {
     }
 }
 
-/// The state name, from the most decisive source down.
+/// The state, from the most decisive source down.
 pub fn derive_state(
     journal: Option<&Journal>,
     pause: Option<&Pause>,
     live: Option<&LiveState>,
-) -> String {
+) -> State {
     match journal.map(|j| j.outcome) {
-        Some(Outcome::Running) => "promoting".into(),
-        Some(Outcome::Promoted) => "promoted".into(),
-        Some(Outcome::Halted) => "halted".into(),
-        None if pause.is_some() => "paused".into(),
+        Some(Outcome::Running) => State::Promoting,
+        Some(Outcome::Promoted) => State::Promoted,
+        Some(Outcome::Halted) => State::Halted,
+        None if pause.is_some() => State::Paused,
+        // Without a journal, the daemon's own view; a promotion it speaks of is gone
+        // (archived by `reset`).
         None => live
-            .map(|l| l.state.clone())
+            .map(|l| l.state)
             .filter(|s| {
                 matches!(
-                    s.as_str(),
-                    "monitoring" | "suspect" | "halted" | "isolated" | "degraded"
+                    s,
+                    State::Monitoring
+                        | State::Suspect
+                        | State::Halted
+                        | State::Isolated
+                        | State::Degraded
                 )
             })
-            .unwrap_or_else(|| "monitoring".into()),
+            .unwrap_or(State::Monitoring),
     }
 }
 
@@ -251,9 +258,9 @@ mod tests {
     use super::*;
     use crate::journal::Trigger;
 
-    fn live(state: &str) -> LiveState {
+    fn live(state: State) -> LiveState {
         LiveState {
-            state: state.into(),
+            state,
             consecutive_failures: 2,
             failures_before_promotion: 5,
             last_probe: None,
@@ -274,23 +281,31 @@ mod tests {
             until: None,
             reason: None,
         };
-        assert_eq!(derive_state(None, None, Some(&live("suspect"))), "suspect");
         assert_eq!(
-            derive_state(None, Some(&pause), Some(&live("suspect"))),
-            "paused"
+            derive_state(None, None, Some(&live(State::Suspect))),
+            State::Suspect
+        );
+        assert_eq!(
+            derive_state(None, Some(&pause), Some(&live(State::Suspect))),
+            State::Paused
         );
         assert_eq!(
             derive_state(Some(&journal), Some(&pause), None),
-            "promoting"
+            State::Promoting
         );
         journal.outcome = Outcome::Halted;
-        assert_eq!(derive_state(Some(&journal), None, None), "halted");
+        assert_eq!(derive_state(Some(&journal), None, None), State::Halted);
         journal.outcome = Outcome::Promoted;
         assert_eq!(
-            derive_state(Some(&journal), None, Some(&live("monitoring"))),
-            "promoted"
+            derive_state(Some(&journal), None, Some(&live(State::Monitoring))),
+            State::Promoted
         );
-        assert_eq!(derive_state(None, None, None), "monitoring");
+        assert_eq!(derive_state(None, None, None), State::Monitoring);
+        // A live state that speaks of a promotion the journal no longer has.
+        assert_eq!(
+            derive_state(None, None, Some(&live(State::Promoted))),
+            State::Monitoring
+        );
     }
 
     #[test]

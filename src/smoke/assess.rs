@@ -10,6 +10,7 @@ use jiff::Timestamp;
 use super::Finding;
 use crate::config::format_days;
 use crate::journal::{Journal, Outcome};
+use crate::state::State;
 
 /// The replication check, from the connection's `SHOW ALL SLAVES STATUS` columns
 /// (`column(name)`, "" when NULL) and `@@global.read_only`. Every problem is named, not
@@ -273,9 +274,9 @@ fn rough(age: Duration) -> String {
 
 /// What `state_dir` says about the daemon, for the watchdog check.
 #[derive(Debug, Clone, Copy)]
-pub struct Daemon<'a> {
+pub struct Daemon {
     /// The derived state, as `status` shows it.
-    pub state: &'a str,
+    pub state: State,
     /// When the daemon last wrote its live state (after each round).
     pub updated_at: Option<Timestamp>,
     pub pid: Option<u32>,
@@ -305,8 +306,10 @@ pub fn watchdog(daemon: &Daemon, now: Timestamp, stale_after: Duration) -> Findi
         ));
     }
     match daemon.state {
-        "monitoring" | "suspect" => {}
-        "paused" => problems.push("automatic promotion is paused (`resume` ends it)".to_string()),
+        State::Monitoring | State::Suspect => {}
+        State::Paused => {
+            problems.push("automatic promotion is paused (`resume` ends it)".to_string())
+        }
         other => problems.push(format!("state {other}: it will not promote on its own")),
     }
     if !problems.is_empty() {
@@ -597,7 +600,8 @@ mod tests {
         Timestamp::from_second(second).unwrap()
     }
 
-    fn daemon(state: &str, updated_at: i64, pid_alive: bool) -> Daemon<'_> {
+    fn daemon(state: &str, updated_at: i64, pid_alive: bool) -> Daemon {
+        let state = serde_json::from_value(serde_json::json!(state)).unwrap();
         Daemon {
             state,
             updated_at: Some(at(updated_at)),
@@ -633,7 +637,7 @@ mod tests {
             (daemon("promoted", 1000, true), "state promoted"),
             (
                 Daemon {
-                    state: "monitoring",
+                    state: State::Monitoring,
                     updated_at: None,
                     pid: None,
                     pid_alive: false,

@@ -62,10 +62,13 @@ pub async fn replication(config: &Config) -> Finding {
             read_only,
             config.smoke.max_lag,
             // Half the silence: a heartbeat is then due twice within it.
-            config
-                .probe
-                .confirm_with_replication
-                .then(|| config.probe.replication_silence / 2),
+            config.probe.confirm_with_replication.then(|| {
+                crate::verdict::silence_window(
+                    config.probe.replication_silence,
+                    None,
+                    config.probe.interval,
+                ) / 2
+            }),
         ),
     }
 }
@@ -498,7 +501,7 @@ pub async fn watchdog_alive(config: &Config) -> Finding {
         Err(e) => return Finding::fail(format!("{e:#}")),
     };
     let daemon = assess::Daemon {
-        state: &report.state,
+        state: report.state,
         updated_at: report.daemon_updated_at,
         pid: report.daemon_pid,
         pid_alive: report.daemon_pid.is_some_and(process_exists),
