@@ -5,7 +5,12 @@
 //! transient failures (network errors, 5xx, 429 with its `retry_after`) with backoff for
 //! a bounded time per message, and logs what it could not deliver. Only the closing
 //! alert (the `notify` step) waits for its delivery, with a deadline, to record whether it
-//! arrived. Every message starts with the node's name.
+//! arrived. What each alert says is [`message`]'s: every alert is an [`Alert`] value,
+//! rendered there with the node's name in its headline.
+//!
+//! A one-shot command (`--promote-now`, `pause`) gives the alerter a wait budget
+//! ([`Alerter::with_wait_budget`]): all its waits for delivery together stay within it,
+//! so a dead Telegram cannot hold an operator's terminal for a minute.
 //!
 //! [`verify_bot`] asks Telegram who the bot is (`getMe`): the smoke test's proof that the
 //! token works, without a message.
@@ -13,6 +18,10 @@
 //! teloxide puts the bot token in the request URL, so every error text is scrubbed of
 //! it before it reaches a log line.
 
+pub mod message;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -25,11 +34,14 @@ use tokio::time::Instant;
 use crate::config::TelegramConfig;
 use crate::retry::{Backoff, Failure, retry_until};
 
+pub use message::Alert;
+
 /// How long the worker keeps trying to deliver one message.
 pub const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
-/// Longest a single attempt may take. teloxide sleeps 10 s before it reads a 5xx reply;
-/// we cut the attempt short and let the backoff decide when to try again.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest a single attempt may take. Telegram answers in well under a second, but
+/// teloxide sleeps 10 s before it reads a 5xx reply: we cut the attempt short and let the
+/// backoff decide when to try again, so a one-shot command's 10 s still sees a few tries.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 enum Job {
     Message {
@@ -44,6 +56,47 @@ enum Job {
 pub struct Alerter {
     node: String,
     queue: mpsc::UnboundedSender<Job>,
+    counts: Arc<Counts>,
+    /// For one-shot commands: the total time all waits for delivery may take.
+    wait_budget: Option<Arc<WaitBudget>>,
+}
+
+/// Alerts queued and not yet handled, and alerts given up on.
+#[derive(Default)]
+struct Counts {
+    queued: AtomicUsize,
+    failed: AtomicUsize,
+}
+
+/// A total wait, counted from the first wait.
+struct WaitBudget {
+    total: Duration,
+    deadline: OnceLock<Instant>,
+}
+
+/// What [`Alerter::flush`] found: alerts still queued when it gave up waiting, and
+/// alerts the worker gave up on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Undelivered {
+    pub queued: usize,
+    pub failed: usize,
+}
+
+impl Undelivered {
+    /// Every alert so far was delivered.
+    pub fn none(&self) -> bool {
+        self.queued == 0 && self.failed == 0
+    }
+}
+
+impl std::fmt::Display for Undelivered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} alert(s) not delivered, {} still queued (their text is in the log)",
+            self.failed, self.queued
+        )
+    }
 }
 
 impl Alerter {
@@ -54,30 +107,48 @@ impl Alerter {
             Some(config) => Some(TelegramSender::new(config)?),
             None => None,
         };
-        tokio::spawn(deliver(jobs, sender));
+        let counts = Arc::new(Counts::default());
+        tokio::spawn(deliver(jobs, sender, counts.clone()));
         Ok(Alerter {
             node: node.to_string(),
             queue,
+            counts,
+            wait_budget: None,
         })
     }
 
-    /// Queues an alert; returns at once.
-    pub fn send(&self, text: &str) {
-        let _ = self.queue.send(Job::Message {
-            text: self.with_node(text),
-            delivered: None,
-        });
+    /// Bounds every later wait for delivery ([`Self::send_and_confirm`], [`Self::flush`])
+    /// so that together they take at most `total`, counted from the first of them.
+    pub fn with_wait_budget(mut self, total: Duration) -> Alerter {
+        self.wait_budget = Some(Arc::new(WaitBudget {
+            total,
+            deadline: OnceLock::new(),
+        }));
+        self
     }
 
-    /// Queues an alert and waits up to `within` for it to be delivered.
-    pub async fn send_and_confirm(&self, text: &str, within: Duration) -> Result<(), String> {
+    /// The node's name, as alerts show it.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// Queues an alert; returns at once.
+    pub fn send(&self, alert: &Alert) {
+        let text = alert.render(&self.node);
+        tracing::info!(alert = alert.kind(), "alert queued: {text}");
+        self.enqueue(text, None);
+    }
+
+    /// Queues an alert and waits up to `within` (and the wait budget) for it to be
+    /// delivered.
+    pub async fn send_and_confirm(&self, alert: &Alert, within: Duration) -> Result<(), String> {
+        let text = alert.render(&self.node);
+        tracing::info!(alert = alert.kind(), "alert queued: {text}");
+        let within = self.bounded(within);
         let (tx, rx) = oneshot::channel();
-        self.queue
-            .send(Job::Message {
-                text: self.with_node(text),
-                delivered: Some(tx),
-            })
-            .map_err(|_| "the alert worker has stopped".to_string())?;
+        if !self.enqueue(text, Some(tx)) {
+            return Err("the alert worker has stopped".to_string());
+        }
         match tokio::time::timeout(within, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the alert worker has stopped".to_string()),
@@ -88,21 +159,52 @@ impl Alerter {
         }
     }
 
-    /// Waits up to `within` for every queued alert to be delivered or given up on, so a
-    /// short-lived command does not exit with alerts unsent.
-    pub async fn flush(&self, within: Duration) {
+    /// Waits up to `within` (and the wait budget) for every queued alert to be delivered
+    /// or given up on, so a short-lived command does not exit with alerts unsent; says
+    /// what was not delivered.
+    pub async fn flush(&self, within: Duration) -> Undelivered {
+        let within = self.bounded(within);
         let (tx, rx) = oneshot::channel();
         if self.queue.send(Job::Flush(tx)).is_ok() {
             let _ = tokio::time::timeout(within, rx).await;
         }
+        Undelivered {
+            queued: self.counts.queued.load(Ordering::Relaxed),
+            failed: self.counts.failed.load(Ordering::Relaxed),
+        }
     }
 
-    fn with_node(&self, text: &str) -> String {
-        format!("[{}] {text}", self.node)
+    fn enqueue(
+        &self,
+        text: String,
+        delivered: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> bool {
+        self.counts.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self.queue.send(Job::Message { text, delivered }).is_ok();
+        if !sent {
+            self.counts.queued.fetch_sub(1, Ordering::Relaxed);
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+
+    /// `within`, cut to what is left of the wait budget.
+    fn bounded(&self, within: Duration) -> Duration {
+        let Some(budget) = &self.wait_budget else {
+            return within;
+        };
+        let deadline = *budget
+            .deadline
+            .get_or_init(|| Instant::now() + budget.total);
+        within.min(deadline.saturating_duration_since(Instant::now()))
     }
 }
 
-async fn deliver(mut jobs: mpsc::UnboundedReceiver<Job>, sender: Option<TelegramSender>) {
+async fn deliver(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    sender: Option<TelegramSender>,
+    counts: Arc<Counts>,
+) {
     while let Some(job) = jobs.recv().await {
         match job {
             Job::Flush(done) => {
@@ -118,8 +220,12 @@ async fn deliver(mut jobs: mpsc::UnboundedReceiver<Job>, sender: Option<Telegram
                 };
                 match &result {
                     Ok(()) => tracing::debug!("alert delivered"),
-                    Err(e) => tracing::error!("alert not delivered: {e}; text was: {text}"),
+                    Err(e) => {
+                        counts.failed.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!("alert not delivered: {e}; text was: {text}")
+                    }
                 }
+                counts.queued.fetch_sub(1, Ordering::Relaxed);
                 if let Some(delivered) = delivered {
                     let _ = delivered.send(result);
                 }

@@ -89,8 +89,10 @@ pub struct ProbeConfig {
     /// A failed round counts only when the replica no longer hears from the primary.
     pub confirm_with_replication: bool,
     /// How long without a transaction or heartbeat means the replica hears nothing.
-    #[serde(serialize_with = "ser_duration")]
-    pub replication_silence: Duration,
+    /// `None` (the default): three of the replica's own heartbeat periods, as read each
+    /// round ([`crate::verdict::silence_window`]).
+    #[serde(serialize_with = "ser_silence")]
+    pub replication_silence: Option<Duration>,
     /// `[[probe.witnesses]]`: other hosts asked, on a failed round, whether they reach
     /// the primary; automatic promotion needs a majority of observers.
     pub witnesses: Vec<WitnessRef>,
@@ -271,6 +273,13 @@ pub struct SmokeConfig {
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_silence<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_str("3 heartbeat periods of the replica (derived)"),
+    }
 }
 
 fn ser_optional_days<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
@@ -737,8 +746,8 @@ impl Config {
             self_checks.push(v.check(&prefix, check)?);
         }
         let replication_silence = match raw.probe.replication_silence.as_deref() {
-            Some(text) => v.duration("probe.replication_silence", Some(text), "")?,
-            None => interval * 2,
+            Some(text) => Some(v.duration("probe.replication_silence", Some(text), "")?),
+            None => None,
         };
         let witnesses = witness_refs(&mut v, &raw.probe.witnesses, interval, timeout)?;
         let probe = ProbeConfig {

@@ -1,43 +1,44 @@
-//! The daemon: probe every `interval`, count failed rounds, promote once at the threshold,
-//! then stay up in state `promoted`. Shutdown is passed in as a future.
+//! The daemon: runs a round every `interval` and executes what the decision core
+//! ([`crate::decide`]) says. Shutdown is passed in as a future.
 //!
-//! This is the driver around the pure pieces: [`crate::detect`] decides (the failure
-//! count and the lag guard), the prober and the promoter do the I/O, [`crate::store`]
-//! keeps the live state for `status`. Before an automatic promotion, in order: the pause,
-//! the lag guard, then a last look at the primary.
+//! This loop decides nothing. Each round it observes (the primary's checks and the
+//! self-checks, the replica's replication, the pause marker, the journal), hands the
+//! observations to [`Decider`] as an event, and executes the actions it gets back in
+//! order; the asking ones (the witnesses, the last look, the promotion) come back as the
+//! next event.
+//!
+//! Shutdown: a round in progress is dropped (it only reads), but a promotion in progress
+//! is not: the promoter finishes the running step, journals it and stops before the next
+//! one, and the next start resumes there.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::time::MissedTickBehavior;
+use tokio::sync::watch;
+use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::alert::Alerter;
 use crate::config::Config;
-use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
-use crate::journal::{Journal, Outcome, PrimarySeen, Trigger};
-use crate::probe::{Prober, RoundReport};
-use crate::promote::{PrePromoteRefused, Promoter};
+use crate::decide::{
+    Action, Decider, Event, JournalAtStart, Level, Now, PauseMarker, PromotionEnd, ReplicaReading,
+    Replication, Round, Settings,
+};
+use crate::journal::{Outcome, Trigger};
+use crate::probe::Prober;
+use crate::promote::{PromoteError, Promoter};
 use crate::status::{LiveState, Pause};
 use crate::store::StateDir;
-use crate::verdict::{ReplicaHears, SilenceTracker, Verdict, confirm_with_witnesses, judge};
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
 
-/// What the daemon is doing between rounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// Watching the primary; promotes at the threshold.
-    Monitoring,
-    /// Promoted: keeps probing for `status`, never promotes again.
-    Promoted,
-    /// A promotion halted: an operator decides (`--promote-now` retries it).
-    Halted,
-}
+/// How long the daemon waits for queued alerts when it stops.
+const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
 
-/// Runs the daemon until `shutdown` resolves. `ready` is called once the first round is
-/// about to start (systemd's `READY=1`).
+/// Runs the daemon until `shutdown` resolves. `ready` is called once the daemon holds its
+/// lock and knows its journal, before an interrupted promotion is resumed (systemd's
+/// `READY=1`, so its start timeout cannot kill a long resume).
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
@@ -52,54 +53,61 @@ pub async fn run(
         Timestamp::now()
     ))?;
     let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
-    let mut watch = Watch {
+    let started = Instant::now();
+    let decider = Decider::new(
+        Settings::from_config(&config),
+        store.load_live::<LiveState>().ok().flatten(),
+        std::process::id(),
+        now_since(started),
+    );
+    let (stop_tx, stop) = watch::channel(false);
+    let mut daemon = Daemon {
         promoter: Promoter::new(&config, alerter.clone())?,
         prober: Prober::new(&config.probe)?,
         witnesses: Witnesses::new(&config.probe.witnesses)?,
-        detector: Detector::new(config.probe.failures_before_promotion),
-        live: starting_live_state(&store, &config),
-        stop: Arc::new(AtomicBool::new(false)),
-        mode: Mode::Monitoring,
-        pause_logged: false,
-        split_brain_alerted: None,
-        silence: SilenceTracker::default(),
-        verdict_by_witnesses: false,
-        started: tokio::time::Instant::now(),
+        decider,
         alerter: alerter.clone(),
         store,
         config,
+        started,
+        stop: Stop(stop),
     };
-    watch.mode = watch.starting_mode().await?;
-    watch.warn_about_the_heartbeat().await;
-    watch.warn_about_the_witnesses().await;
-
-    let config = &watch.config;
-    tracing::info!(
-        node = %config.node.name,
-        "watching the primary: {} checks every {}, promotion after {} failed rounds",
-        config.probe.checks.len(),
-        humantime::format_duration(config.probe.interval),
-        config.probe.failures_before_promotion
-    );
-    ready();
-    let mut ticker = tokio::time::interval(config.probe.interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let round = tokio::select! {
-            _ = &mut shutdown => break,
-            round = async { ticker.tick().await; watch.prober.run_round().await } => round,
-        };
-        watch.on_round(round).await?;
+    let work = daemon.run(ready);
+    let mut work = std::pin::pin!(work);
+    let result = tokio::select! {
+        result = &mut work => result,
+        _ = &mut shutdown => {
+            // The loop sees the flag at its next safe point: between rounds, or between
+            // a promotion's steps.
+            tracing::info!("stopping");
+            let _ = stop_tx.send(true);
+            work.await
+        }
+    };
+    let undelivered = alerter.flush(FLUSH_ON_STOP).await;
+    if !undelivered.none() {
+        tracing::warn!("stopping with {undelivered}");
     }
-    watch.stop.store(true, Ordering::Relaxed);
-    tracing::info!("stopping");
-    alerter.flush(std::time::Duration::from_secs(5)).await;
-    Ok(())
+    result
 }
 
-/// The daemon's state between rounds.
-struct Watch {
+/// Set once the daemon is asked to stop.
+#[derive(Clone)]
+struct Stop(watch::Receiver<bool>);
+
+impl Stop {
+    fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    async fn wait(&mut self) {
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+}
+
+/// The daemon's edges and its decision core.
+struct Daemon {
     config: Config,
     store: StateDir,
     promoter: Promoter,
@@ -107,359 +115,208 @@ struct Watch {
     /// Asked on a round that would fail; `None` without `[[probe.witnesses]]`.
     witnesses: Option<Witnesses>,
     alerter: Alerter,
-    detector: Detector,
-    /// What `status` reads; kept here and saved after every change.
-    live: LiveState,
-    mode: Mode,
-    /// Set on shutdown: a promotion stops before its next step.
-    stop: Arc<AtomicBool>,
-    pause_logged: bool,
-    /// When the split-brain alert last went out, while the old primary answers.
-    split_brain_alerted: Option<tokio::time::Instant>,
-    /// When the replica last heard from the primary.
-    silence: SilenceTracker,
-    /// The last verdict was decided by the witnesses' vote.
-    verdict_by_witnesses: bool,
-    /// The daemon's start, the silence tracker's clock.
-    started: tokio::time::Instant,
+    decider: Decider,
+    /// The monotonic clock the core's `since_start` counts from.
+    started: Instant,
+    stop: Stop,
 }
 
-impl Watch {
-    /// A journal decides where we start; one that cannot be read stops us (no blind
-    /// promotion, no blind refusal). An interrupted promotion is resumed at once.
-    async fn starting_mode(&mut self) -> anyhow::Result<Mode> {
-        let Some(journal) = self.store.load_journal()? else {
-            return Ok(Mode::Monitoring);
+impl Daemon {
+    async fn run(&mut self, ready: impl FnOnce()) -> anyhow::Result<()> {
+        let journal = match self.store.load_journal() {
+            Ok(None) => JournalAtStart::None,
+            Ok(Some(journal)) => match journal.outcome {
+                Outcome::Running => JournalAtStart::Running,
+                Outcome::Halted => JournalAtStart::Halted,
+                Outcome::Promoted => JournalAtStart::Promoted {
+                    at: journal.finished_at.unwrap_or(journal.started_at),
+                },
+            },
+            Err(e) => JournalAtStart::Unreadable(format!("{e:#}")),
         };
-        Ok(match journal.outcome {
-            Outcome::Promoted => {
-                tracing::info!(
-                    "this node was promoted at {}; not monitoring for promotion",
-                    journal.finished_at.unwrap_or(journal.started_at)
-                );
-                Mode::Promoted
-            }
-            Outcome::Halted => {
-                tracing::warn!(
-                    "a halted promotion is in the journal; waiting for an operator (--promote-now retries it)"
-                );
-                Mode::Halted
-            }
-            Outcome::Running => {
-                self.save("promoting", None);
-                let stop = self.stop.clone();
-                let journal = self
-                    .promoter
-                    .promote(Trigger::Automatic, &journal.reason, None, || {
-                        stop.load(Ordering::Relaxed)
-                    })
-                    .await?;
-                mode_after(&journal)
-            }
-        })
-    }
-
-    async fn on_round(&mut self, mut round: RoundReport) -> anyhow::Result<()> {
-        let verdict = self.judge(&mut round).await;
-        let outcome = match &verdict {
-            Verdict::Ok => self.detector.on_round(true),
-            Verdict::Failed(_) => self.detector.on_round(false),
-            Verdict::Inconclusive(_) | Verdict::Degraded(_) => self.detector.hold(),
-        };
-        if self.mode == Mode::Monitoring {
-            self.on_verdict_change(&verdict, !round.witnesses.is_empty());
-        }
-        self.live.verdict = Some(verdict.clone());
-        if let Some(gtid) = round.primary_gtid() {
-            self.live.primary_last_seen = Some(PrimarySeen {
-                gtid: gtid.to_string(),
-                at: round.at,
-            });
-        }
-        if self.mode == Mode::Promoted {
-            self.watch_for_split_brain(&round);
-        }
-        if self.mode == Mode::Monitoring {
-            log_transition(outcome.transition, &round, &self.config);
-            if round.ok
-                && let Some(reason) = self.live.held.take()
-            {
-                tracing::info!(
-                    "the primary answers again; automatic promotion is armed again (it was held: {reason})"
-                );
-                self.alerter
-                    .send("✅ the primary answers again; automatic promotion is armed again.");
-            }
-        }
-        let paused = active_pause(&self.store, &self.alerter);
-        if self.mode == Mode::Monitoring && outcome.threshold_reached && self.live.held.is_none() {
-            match &paused {
-                Some(pause) if !self.pause_logged => {
-                    tracing::warn!(
-                        "the primary failed {} rounds, but automatic promotion is paused{}",
-                        outcome.consecutive_failures,
-                        pause
-                            .reason
-                            .as_ref()
-                            .map_or(String::new(), |r| format!(": {r}"))
-                    );
-                    self.pause_logged = true;
-                }
-                Some(_) => {}
-                None => return self.on_threshold(outcome, round, &verdict).await,
-            }
-        } else if !outcome.threshold_reached {
-            self.pause_logged = false;
-        }
-        let state = match (self.mode, &paused) {
-            (Mode::Promoted, _) => "promoted",
-            (Mode::Halted, _) => "halted",
-            (Mode::Monitoring, _) if self.live.held.is_some() => "halted",
-            (Mode::Monitoring, None) if matches!(verdict, Verdict::Inconclusive(_)) => "isolated",
-            (Mode::Monitoring, None) if matches!(verdict, Verdict::Degraded(_)) => "degraded",
-            (Mode::Monitoring, Some(_)) => "paused",
-            (Mode::Monitoring, None) if outcome.consecutive_failures > 0 => "suspect",
-            (Mode::Monitoring, None) => "monitoring",
-        };
-        self.save(state, Some(round));
-        Ok(())
-    }
-
-    /// The threshold is reached and nothing is paused: the lag guard, a last look, then
-    /// the promotion.
-    async fn on_threshold(
-        &mut self,
-        outcome: RoundOutcome,
-        round: RoundReport,
-        verdict: &Verdict,
-    ) -> anyhow::Result<()> {
-        if let Err(risk) = lag_guard(
-            self.live.replication_seen.as_ref(),
-            self.config.replica.max_lag,
-        ) {
-            tracing::error!(
-                "the primary failed {} rounds, but automatic promotion is held: {risk}",
-                outcome.consecutive_failures
-            );
-            self.alerter.send(&format!(
-                "🛑 NOT promoting automatically: the primary failed {} rounds in a row, but {risk}. Promoting now could lose what the standby never received. If you accept that: failover-watchdog --promote-now --yes",
-                outcome.consecutive_failures
-            ));
-            self.live.held = Some(risk);
-            self.save("halted", Some(round));
-            return Ok(());
+        ready();
+        let actions = self.decider.start(journal, self.now());
+        self.execute(actions).await?;
+        if self.decider.watches() {
+            self.warn_about_the_heartbeat().await;
+            self.warn_about_the_witnesses().await;
         }
 
-        // A last look right before the first step: a primary that answers now is not
-        // dead, whatever the rounds before said.
-        let last_look = self.prober.run_round().await;
-        if last_look.ok {
-            tracing::warn!(
-                "the primary recovered at the last moment (it failed {} rounds, then answered the last look): not promoting",
-                outcome.consecutive_failures
-            );
-            self.alerter.send(&format!(
-                "✋ the primary recovered at the last moment: it failed {} rounds in a row, then answered the last look before promotion. Not promoting; watching it again.",
-                outcome.consecutive_failures
-            ));
-            self.detector.on_round(true);
-            self.save("monitoring", Some(last_look));
-            return Ok(());
-        }
-
-        let why = match verdict {
-            Verdict::Failed(why) => why.clone(),
-            other => other.name().to_string(),
-        };
-        let reason = format!(
-            "the primary failed {} consecutive probe rounds ({why}), and the last look ({})",
-            outcome.consecutive_failures,
-            last_look.failures()
+        let config = &self.config;
+        tracing::info!(
+            node = %config.node.name,
+            "watching the primary: {} checks every {}, promotion after {} failed rounds",
+            config.probe.checks.len(),
+            humantime::format_duration(config.probe.interval),
+            config.probe.failures_before_promotion
         );
-        self.save("promoting", Some(last_look));
-        let stop = self.stop.clone();
-        let result = self
-            .promoter
-            .promote(
-                Trigger::Automatic,
-                &reason,
-                self.live.primary_last_seen.clone(),
-                || stop.load(Ordering::Relaxed),
-            )
-            .await;
-        self.mode = match result {
-            Ok(journal) => mode_after(&journal),
-            Err(e) if e.is::<PrePromoteRefused>() => {
-                // Held like the lag guard: once, until the primary answers again.
-                tracing::error!("{e:#}");
-                self.alerter
-                    .send(&format!("🛑 NOT promoting automatically: {e:#}"));
-                self.live.held = Some(format!("{e:#}"));
-                self.save("halted", None);
-                return Ok(());
-            }
-            Err(e) => {
-                // Refused: a --promote-now got there first, or finished already.
-                tracing::error!("automatic promotion not run: {e:#}");
-                self.store
-                    .load_journal()?
-                    .as_ref()
-                    .map_or(Mode::Monitoring, mode_after)
-            }
-        };
-        let state = match self.mode {
-            Mode::Promoted => "promoted",
-            Mode::Halted => "halted",
-            Mode::Monitoring => "monitoring",
-        };
-        // The last look stays the last probe shown.
-        self.save(state, None);
+        let mut ticker = tokio::time::interval(config.probe.interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        while !self.stop.requested() {
+            let mut stop = self.stop.clone();
+            let round = tokio::select! {
+                _ = stop.wait() => break,
+                round = async { ticker.tick().await; self.observe().await } => round,
+            };
+            self.execute_from(Event::Round(round)).await?;
+        }
         Ok(())
     }
 
-    /// After promotion the old primary is still probed: if anything of it answers, two
-    /// nodes may take writes. Alert at once and then every `split_brain_alert_every`
-    /// while it stays up, louder when its database is writable. Never touch DNS or
-    /// stop anything: that is an operator's call.
-    fn watch_for_split_brain(&mut self, round: &RoundReport) {
-        let back = round.checks.iter().any(|c| c.ok);
-        if !back {
-            if self.split_brain_alerted.take().is_some() {
-                tracing::warn!("the old primary is unreachable again");
+    /// One round's observations: everything at once, each bounded by the probe timeout.
+    async fn observe(&self) -> Round {
+        let (report, replication) = tokio::join!(self.prober.run_round(), async {
+            if self.decider.wants_replication() {
+                self.read_replication().await
+            } else {
+                Replication::NotRead
             }
-            return;
-        }
-        let every = self.config.promotion.split_brain_alert_every;
-        if self
-            .split_brain_alerted
-            .is_some_and(|at| at.elapsed() < every)
-        {
-            return;
-        }
-        self.split_brain_alerted = Some(tokio::time::Instant::now());
-        let text = match round.primary_writable() {
-            Some(true) => format!(
-                "🚨🚨 SPLIT BRAIN: the old primary is back ({}) and its database is WRITABLE: two databases can take writes. DNS stays on this standby and nothing is stopped automatically. Fence it now (SET GLOBAL read_only = ON, stop its application), then follow the failback runbook.",
-                round.answers()
-            ),
-            writable => format!(
-                "⚠️ the old primary is back ({}); its database is {}. DNS stays on this standby. Keep it out of service and follow the failback runbook.",
-                round.answers(),
-                if writable == Some(false) {
-                    "read-only"
-                } else {
-                    "not reachable by the mysql check"
+        });
+        Round {
+            report,
+            replication,
+            pause: match self.store.load_pause::<Pause>() {
+                Ok(None) => PauseMarker::Absent,
+                Ok(Some(pause)) => PauseMarker::Present(pause),
+                Err(e) => PauseMarker::Unreadable(format!("{e:#}")),
+            },
+            journal: match self.store.load_journal() {
+                Ok(journal) => Some(journal.map(|j| j.outcome)),
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    None
                 }
-            ),
-        };
-        tracing::error!("{text}");
-        self.alerter.send(&text);
+            },
+        }
     }
 
-    /// The replica's replication state, read once a round (bounded by the probe
-    /// timeout): for the lag guard (kept while the primary is healthy) and for whether
-    /// the replica still hears from the primary.
-    async fn read_replication(&self) -> (ReplicationSeen, ReplicaHears) {
-        let at = Timestamp::now();
+    /// Feeds `event` to the core and executes what it says, feeding the answers of the
+    /// asking actions back until nothing is left to ask.
+    async fn execute_from(&mut self, event: Event) -> anyhow::Result<()> {
+        let actions = self.decider.handle(event, self.now());
+        self.execute(actions).await
+    }
+
+    async fn execute(&mut self, actions: Vec<Action>) -> anyhow::Result<()> {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            let answer = match action {
+                Action::Log(level, text) => {
+                    match level {
+                        Level::Info => tracing::info!("{text}"),
+                        Level::Warn => tracing::warn!("{text}"),
+                        Level::Error => tracing::error!("{text}"),
+                    }
+                    None
+                }
+                Action::Alert(alert) => {
+                    self.alerter.send(&alert);
+                    None
+                }
+                Action::SaveLive => {
+                    if let Err(e) = self.store.save_live(self.decider.live()) {
+                        tracing::warn!("cannot write the live state: {e:#}");
+                    }
+                    None
+                }
+                Action::RemovePause => {
+                    if let Err(e) = self.store.remove_pause() {
+                        tracing::warn!("{e:#}");
+                    }
+                    None
+                }
+                Action::AskWitnesses => Some(Event::WitnessesAnswered(match &self.witnesses {
+                    Some(witnesses) => witnesses.ask_all().await,
+                    None => Vec::new(),
+                })),
+                Action::TakeLastLook => Some(Event::LastLook(self.prober.run_round().await)),
+                Action::Promote {
+                    reason,
+                    primary_last_seen,
+                } => {
+                    let stop = self.stop.clone();
+                    let result = self
+                        .promoter
+                        .promote(Trigger::Automatic, &reason, primary_last_seen, || {
+                            stop.requested()
+                        })
+                        .await;
+                    Some(Event::PromotionEnded(promotion_end(result)))
+                }
+                Action::Exit(error) => {
+                    self.alerter.flush(FLUSH_ON_STOP).await;
+                    anyhow::bail!(error);
+                }
+            };
+            if let Some(event) = answer {
+                let actions = self.decider.handle(event, self.now());
+                queue.extend(actions);
+            }
+        }
+        Ok(())
+    }
+
+    fn now(&self) -> Now {
+        now_since(self.started)
+    }
+
+    /// The replica's replication, bounded by the probe timeout.
+    async fn read_replication(&self) -> Replication {
         let read =
             tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
-        let unreadable = |detail: String| {
-            let seen = ReplicationSeen {
-                at,
-                replicating: false,
-                lag_seconds: None,
-                detail: detail.clone(),
-            };
-            (seen, ReplicaHears::Nothing(detail))
-        };
         match read {
-            Ok(Ok(Some(status))) => {
-                let seen = ReplicationSeen {
-                    at,
-                    replicating: status.io_running() == "Yes"
-                        && status.sql_running() == "Yes"
-                        && status.sql_error().is_none(),
-                    lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
-                    detail: status.summary(),
-                };
-                let hears = if status.io_running() == "Yes" {
-                    ReplicaHears::Connected {
-                        gtid_io_pos: status.gtid_io_pos().to_string(),
-                        heartbeats: status.get("Slave_received_heartbeats").parse().unwrap_or(0),
+            Ok(Ok(Some(status))) => Replication::Read(ReplicaReading {
+                replicating: status.io_running() == "Yes"
+                    && status.sql_running() == "Yes"
+                    && status.sql_error().is_none(),
+                lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
+                summary: status.summary(),
+                io_connected: status.io_running() == "Yes",
+                io_problem: format!(
+                    "{}{}",
+                    status.io_running(),
+                    match status.get("Last_IO_Error") {
+                        "" => String::new(),
+                        error => format!(": {error}"),
                     }
-                } else {
-                    ReplicaHears::Nothing(format!(
-                        "the replica's IO thread is not connected ({}{})",
-                        status.io_running(),
-                        match status.get("Last_IO_Error") {
-                            "" => String::new(),
-                            error => format!(": {error}"),
-                        }
-                    ))
-                };
-                (seen, hears)
-            }
-            Ok(Ok(None)) => unreadable(format!(
+                ),
+                gtid_io_pos: status.gtid_io_pos().to_string(),
+                heartbeats: status.get("Slave_received_heartbeats").parse().unwrap_or(0),
+                heartbeat_period: status
+                    .get("Slave_heartbeat_period")
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|p| p.is_finite() && *p > 0.0)
+                    .and_then(|p| Duration::try_from_secs_f64(p).ok()),
+            }),
+            Ok(Ok(None)) => Replication::Unreadable(format!(
                 "no replication connection {:?} on the replica",
                 self.config.replica.connection_name
             )),
-            Ok(Err(e)) => unreadable(format!("cannot read the replica's status: {e:#}")),
-            Err(_) => unreadable("the replica did not answer within the probe timeout".to_string()),
+            Ok(Err(e)) => {
+                Replication::Unreadable(format!("cannot read the replica's status: {e:#}"))
+            }
+            Err(_) => Replication::Unreadable(
+                "the replica did not answer within the probe timeout".to_string(),
+            ),
         }
     }
 
-    /// Replication silence is only evidence when heartbeats come well within it: warn
-    /// at start when they do not.
+    /// Replication silence is only evidence when heartbeats come well within its window:
+    /// warn at start when they do not.
     async fn warn_about_the_heartbeat(&self) {
-        if !self.config.probe.confirm_with_replication || self.mode != Mode::Monitoring {
+        if !self.config.probe.confirm_with_replication {
             return;
         }
-        let silence = self.config.probe.replication_silence;
-        let read =
-            tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
-        let Ok(Ok(Some(status))) = read else { return };
-        let period: f64 = status.get("Slave_heartbeat_period").parse().unwrap_or(0.0);
-        if period <= 0.0 || period > silence.as_secs_f64() / 2.0 {
-            tracing::warn!(
-                "the replica's heartbeat period is {period} s: with replication_silence {}, a quiet primary looks silent. Set it well under, e.g. CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
-                humantime::format_duration(silence),
-                (silence.as_secs_f64() / 4.0).max(1.0).floor()
-            );
-        }
-    }
-
-    /// The round's verdict, from the primary's checks, the standby's self-checks, what
-    /// the replica hears and, for a round that would fail, the witnesses' vote (their
-    /// answers are kept in the round, for `status`).
-    async fn judge(&mut self, round: &mut RoundReport) -> Verdict {
-        if self.mode != Mode::Monitoring {
-            // Promoted or halted: replication is over; only the checks matter (the
-            // split-brain watch).
-            return judge(round.ok, &round.failures(), None, None);
-        }
-        let (seen, hears) = self.read_replication().await;
-        if round.ok {
-            self.live.replication_seen = Some(seen);
-        }
-        let replication = self.config.probe.confirm_with_replication.then(|| {
-            self.silence.heard_within(
-                &hears,
-                self.started.elapsed(),
-                self.config.probe.replication_silence,
-            )
-        });
-        let verdict = judge(
-            round.ok,
-            &round.failures(),
-            round.self_check_failures().as_deref(),
-            replication,
-        );
-        match &self.witnesses {
-            Some(witnesses) if matches!(verdict, Verdict::Failed(_)) => {
-                round.witnesses = witnesses.ask_all().await;
-                confirm_with_witnesses(verdict, &round.witnesses)
-            }
-            _ => verdict,
+        let Replication::Read(reading) = self.read_replication().await else {
+            return;
+        };
+        if let Some(problem) = crate::verdict::heartbeat_problem(
+            self.config.probe.replication_silence,
+            reading.heartbeat_period,
+            self.config.probe.interval,
+        ) {
+            tracing::warn!("{problem}");
         }
     }
 
@@ -469,9 +326,6 @@ impl Watch {
         let Some(witnesses) = &self.witnesses else {
             return;
         };
-        if self.mode != Mode::Monitoring {
-            return;
-        }
         for report in witnesses.ask_all().await {
             match report.said {
                 Said::NoAnswer => tracing::warn!(
@@ -492,132 +346,27 @@ impl Watch {
             }
         }
     }
+}
 
-    /// Logs (and for some, alerts) when the verdict changes kind. A verdict the
-    /// witnesses' vote decided is a kind of its own: "the replica still hears the
-    /// primary" and "a witness still reaches it" are different news.
-    fn on_verdict_change(&mut self, verdict: &Verdict, by_witnesses: bool) {
-        let before = self.live.verdict.as_ref().map_or("ok", Verdict::name);
-        let before_by_witnesses = std::mem::replace(&mut self.verdict_by_witnesses, by_witnesses);
-        if (before, before_by_witnesses) == (verdict.name(), by_witnesses) {
-            return;
-        }
-        match verdict {
-            Verdict::Inconclusive(why) if by_witnesses => {
-                tracing::error!("the primary looks down, but not promoting: {why}");
-                self.alerter.send(&format!(
-                    "🛑 the primary looks down, but NOT promoting: {why}. Automatic promotion needs a majority of observers: check the witnesses, or promote by hand (failover-watchdog --promote-now) if the primary is really down."
-                ));
-            }
-            Verdict::Inconclusive(why) => {
-                tracing::warn!("the standby may be isolated; not counting rounds: {why}")
-            }
-            Verdict::Degraded(why) => {
-                tracing::warn!("degraded, not promoting: {why}");
-                self.alerter.send(&format!(
-                    "⚠️ degraded: {why}. Not promoting: the primary is alive."
-                ));
-            }
-            Verdict::Ok | Verdict::Failed(_) => {}
-        }
-        match before {
-            "inconclusive" if before_by_witnesses => {
-                tracing::info!("no longer short of a majority: {}", verdict.name())
-            }
-            "inconclusive" => {
-                tracing::info!("the standby can reach its self-checks again");
-                self.alerter.send(
-                    "📶 the standby was cut off from its own self-checks (isolated) and can talk again; it did not count those rounds against the primary.",
-                );
-            }
-            "degraded" => tracing::info!("no longer degraded: {}", verdict.name()),
-            _ => {}
-        }
-    }
-
-    /// Updates and saves the live state for `status`.
-    fn save(&mut self, state: &str, round: Option<RoundReport>) {
-        self.live.state = state.to_string();
-        self.live.consecutive_failures = self.detector.consecutive_failures();
-        if round.is_some() {
-            self.live.last_probe = round;
-        }
-        self.live.updated_at = Timestamp::now();
-        if let Err(e) = self.store.save_live(&self.live) {
-            tracing::warn!("cannot write the live state: {e:#}");
-        }
+fn now_since(started: Instant) -> Now {
+    Now {
+        wall: Timestamp::now(),
+        since_start: started.elapsed(),
     }
 }
 
-/// A fresh live state, keeping what the last run learned about the primary and the
-/// replica: the primary may be dead by the time we are back.
-fn starting_live_state(store: &StateDir, config: &Config) -> LiveState {
-    let before = store.load_live::<LiveState>().ok().flatten();
-    LiveState {
-        state: "monitoring".to_string(),
-        consecutive_failures: 0,
-        failures_before_promotion: config.probe.failures_before_promotion,
-        last_probe: None,
-        updated_at: Timestamp::now(),
-        pid: std::process::id(),
-        primary_last_seen: before.as_ref().and_then(|b| b.primary_last_seen.clone()),
-        replication_seen: before.as_ref().and_then(|b| b.replication_seen.clone()),
-        held: None,
-        verdict: None,
-    }
-}
-
-fn mode_after(journal: &Journal) -> Mode {
-    match journal.outcome {
-        Outcome::Promoted => Mode::Promoted,
-        Outcome::Halted => Mode::Halted,
-        // Stopped between steps on shutdown: the next start resumes.
-        Outcome::Running => Mode::Monitoring,
-    }
-}
-
-fn log_transition(transition: Option<Transition>, round: &RoundReport, config: &Config) {
-    let threshold = config.probe.failures_before_promotion;
-    match transition {
-        None => {}
-        Some(Transition::FirstFailure) => {
-            tracing::warn!(
-                "primary check failed (1 of {threshold}): {}",
-                round.failures()
-            );
+/// How the promoter's answer reads to the core.
+fn promotion_end(result: Result<crate::journal::Journal, PromoteError>) -> PromotionEnd {
+    match result {
+        Ok(journal) => PromotionEnd::Ran(journal.outcome),
+        Err(PromoteError::PrePromote(refused)) => {
+            PromotionEnd::HeldByPrePromote(format!("{refused:#}"))
         }
-        Some(Transition::Recovered { after_failures }) => {
-            tracing::info!("primary recovered after {after_failures} failed rounds");
+        Err(PromoteError::Journal { step, error }) => {
+            PromotionEnd::JournalFailed(format!("at step {step}: {error}"))
         }
-        Some(Transition::ThresholdReached) => {
-            tracing::error!(
-                "primary failed {threshold} rounds in a row: {}",
-                round.failures()
-            );
-        }
-    }
-}
-
-fn active_pause(store: &StateDir, alerter: &Alerter) -> Option<Pause> {
-    match store.load_pause::<Pause>() {
-        Ok(Some(pause)) if pause.active_at(Timestamp::now()) => Some(pause),
-        Ok(Some(_)) => {
-            tracing::info!("the pause has run out; automatic promotion is on again");
-            alerter.send("▶️ the timed pause has run out; automatic promotion is on again.");
-            if let Err(e) = store.remove_pause() {
-                tracing::warn!("{e:#}");
-            }
-            None
-        }
-        Ok(None) => None,
-        Err(e) => {
-            // An unreadable pause marker errs on the side of not promoting.
-            tracing::error!("{e:#}; treating automatic promotion as paused");
-            Some(Pause {
-                since: Timestamp::now(),
-                until: None,
-                reason: Some("unreadable pause marker".into()),
-            })
+        Err(e @ (PromoteError::Refused(_) | PromoteError::State(_))) => {
+            PromotionEnd::Refused(format!("{e:#}"))
         }
     }
 }

@@ -5,6 +5,7 @@
 //! | --- | --- |
 //! | [`crate::config::ConfigError`] | 78 (EX_CONFIG) |
 //! | [`Refused`], [`crate::store::LockHeld`] | 3 |
+//! | [`crate::promote::PromoteError`] | its own ([`crate::promote::PromoteError::exit_code`]) |
 //! | [`UsageError`] | 2 |
 
 /// The command was refused: a promotion already finished, or another one holds the lock.
@@ -29,6 +30,9 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.is::<UsageError>() {
             return 2;
+        }
+        if let Some(promotion) = cause.downcast_ref::<crate::promote::PromoteError>() {
+            return promotion.exit_code();
         }
     }
     1

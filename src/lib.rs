@@ -4,8 +4,10 @@
 //! The crate is a library with a thin binary (`src/main.rs`). ARCHITECTURE.md has the
 //! codemap and the invariants; in short:
 //!
-//! - pure core, no I/O: [`detect`] (counting failed rounds), [`journal`] (the promotion's
-//!   steps and their states), [`status`] (what `status` derives);
+//! - pure core, no I/O: [`decide`] (every decision of the daemon, events in, actions
+//!   out), [`detect`] (counting failed rounds), [`verdict`] (a round's verdict),
+//!   [`journal`] (the promotion's steps and their states), [`state`] and [`status`] (what
+//!   `status` derives);
 //! - edges, one per outside system: [`probe`] (the primary), [`replica`] (the standby's
 //!   MariaDB), [`systemd`], [`cloudflare`], [`alert`] (Telegram), [`store`] (`state_dir`);
 //! - one retry owner: [`retry`];
@@ -21,6 +23,7 @@ pub mod cmd;
 pub mod config;
 pub mod crashpoint;
 pub mod daemon;
+pub mod decide;
 pub mod detect;
 pub mod error;
 pub mod fence;
@@ -33,6 +36,7 @@ pub mod retry;
 pub mod secret;
 pub mod shell;
 pub mod smoke;
+pub mod state;
 pub mod status;
 pub mod store;
 pub mod systemd;

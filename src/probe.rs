@@ -347,7 +347,7 @@ mod tests {
             checks,
             self_checks: Vec::new(),
             confirm_with_replication: false,
-            replication_silence: timeout * 12,
+            replication_silence: Some(timeout * 12),
             witnesses: Vec::new(),
         })
         .unwrap()

@@ -13,14 +13,13 @@ use futures::future::join_all;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::alert::Alerter;
+use crate::alert::{Alert, Alerter};
 use crate::cloudflare::Cloudflare;
 use crate::config::{Config, DnsRecordConfig};
 use crate::crashpoint;
 use crate::error::Refused;
 use crate::fence;
-use crate::journal::{DnsChange, Journal, Outcome, PrimarySeen, StepName, StepStatus, Trigger};
-use crate::probe::human_duration;
+use crate::journal::{DnsChange, Journal, Outcome, PrimarySeen, StepName, Trigger};
 use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
 use crate::shell;
@@ -74,19 +73,22 @@ impl Promoter {
 
     /// Runs (or resumes) the promotion. `reason` says why, in words, for the journal and
     /// the opening alert; `primary_last_seen` is where the primary was when last read,
-    /// for the data-loss accounting. `stop_requested` is checked between steps: a daemon asked to
-    /// stop leaves the rest for its next start. Returns the journal as it ends.
+    /// for the data-loss accounting. `stop_requested` is checked between steps: a daemon
+    /// asked to stop lets the running step finish, journals it, and leaves the rest for
+    /// its next start. Returns the journal as it ends.
     ///
     /// Refused (exit 3) when a promotion already finished, or another process holds the
     /// lock. An automatic promotion does not take up a halted one: that is an operator's
-    /// call, with `--promote-now`.
+    /// call, with `--promote-now`. A journal that cannot be written halts the promotion
+    /// before its next step ([`PromoteError::Journal`]), alerted and handed to
+    /// `on_failure` like any halted step.
     pub async fn promote(
         &self,
         trigger: Trigger,
         reason: &str,
         primary_last_seen: Option<PrimarySeen>,
         stop_requested: impl Fn() -> bool,
-    ) -> anyhow::Result<Journal> {
+    ) -> Result<Journal, PromoteError> {
         let holder = format!(
             "pid {} ({} promotion) since {}",
             std::process::id(),
@@ -96,48 +98,18 @@ impl Promoter {
             },
             Timestamp::now()
         );
-        let _lock = self.store.lock_promotion(&holder)?;
-        let node = &self.config.node.name;
-        let mut journal = match self.store.load_journal()? {
-            None => {
-                let mut journal = Journal::new(node, trigger, reason, Timestamp::now());
-                journal.primary_last_seen = primary_last_seen;
-                self.pre_promote(&journal).await?;
-                self.alerter
-                    .send(&format!("🚨 promoting {node} to primary: {reason}"));
-                journal
+        let _lock = self.store.lock_promotion(&holder).map_err(|e| {
+            if e.is::<crate::store::LockHeld>() {
+                PromoteError::Refused(e)
+            } else {
+                PromoteError::State(e)
             }
-            Some(journal) if journal.outcome == Outcome::Promoted => {
-                return Err(anyhow!(Refused(format!(
-                    "{node} was already promoted at {} ({:?} trigger); after a failback, clear it with the procedure in the README",
-                    journal.finished_at.unwrap_or(journal.started_at),
-                    journal.trigger
-                ))));
-            }
-            Some(mut journal) if journal.outcome == Outcome::Halted => {
-                if trigger == Trigger::Automatic {
-                    return Err(anyhow!(Refused(
-                        "a halted promotion is in the journal; an operator retries it with --promote-now".to_string()
-                    )));
-                }
-                let failed = journal.failed_step().map_or("?", |s| s.name.as_str());
-                tracing::warn!("retrying the halted promotion from step {failed}");
-                self.alerter.send(&format!(
-                    "🔁 retrying the halted promotion of {node} from step {failed} (by an operator)"
-                ));
-                journal.retry_halted();
-                journal
-            }
-            Some(journal) => {
-                let step = journal.next_step().map_or("the end", StepName::as_str);
-                tracing::warn!("resuming the interrupted promotion at step {step}");
-                self.alerter.send(&format!(
-                    "🔁 resuming the interrupted promotion of {node} at step {step}"
-                ));
-                journal
-            }
-        };
-        self.store.save_journal(&journal)?;
+        })?;
+        let mut journal = self.opening(trigger, reason, primary_last_seen).await?;
+        if let Err(e) = self.store.save_journal(&journal) {
+            let step = journal.next_step().unwrap_or(StepName::StopReplica);
+            return Err(self.halt_unrecorded(&mut journal, step, e).await);
+        }
 
         while let Some(step) = journal.next_step() {
             if stop_requested() {
@@ -145,7 +117,9 @@ impl Promoter {
                 return Ok(journal);
             }
             journal.begin(step, Timestamp::now());
-            self.store.save_journal(&journal)?;
+            if let Err(e) = self.store.save_journal(&journal) {
+                return Err(self.halt_unrecorded(&mut journal, step, e).await);
+            }
             tracing::info!("step {step}: started");
             crashpoint::reached(&format!("before:{step}"));
             let started = Instant::now();
@@ -158,17 +132,15 @@ impl Promoter {
                         started.elapsed().as_millis()
                     );
                     journal.finish(step, detail, Timestamp::now());
-                    self.store.save_journal(&journal)?;
                 }
                 Err(error) => {
                     let error = format!("{error:#}");
                     journal.fail(step, error.clone(), Timestamp::now());
-                    self.store.save_journal(&journal)?;
                     if step == StepName::Notify {
                         tracing::error!("the closing alert was not delivered: {error}");
                     } else {
                         tracing::error!("step {step} failed, promotion halted: {error}");
-                        self.alerter.send(&halted_alert(&journal, step, &error));
+                        self.alerter.send(&Alert::halted(&journal, step, &error));
                         self.hook(
                             "on_failure",
                             &self.config.promotion.on_failure,
@@ -178,6 +150,22 @@ impl Promoter {
                         .await;
                     }
                 }
+            }
+            if let Err(e) = self.store.save_journal(&journal) {
+                if journal.outcome == Outcome::Halted {
+                    // Halted and alerted already; the file still says the step runs.
+                    return Err(PromoteError::Journal {
+                        step,
+                        error: format!("{e:#}"),
+                    });
+                }
+                if step == StepName::Notify {
+                    // Everything serves and the team was told: a resumed `notify` would
+                    // only say it again.
+                    tracing::error!("the promotion is done but cannot be recorded: {e:#}");
+                    return Ok(journal);
+                }
+                return Err(self.halt_unrecorded(&mut journal, step, e).await);
             }
         }
         if journal.outcome == Outcome::Promoted {
@@ -192,9 +180,92 @@ impl Promoter {
         Ok(journal)
     }
 
+    /// The journal to run: a new one (after `pre_promote`, with the opening alert), a
+    /// halted one an operator retries, or an interrupted one resumed; or a refusal.
+    async fn opening(
+        &self,
+        trigger: Trigger,
+        reason: &str,
+        primary_last_seen: Option<PrimarySeen>,
+    ) -> Result<Journal, PromoteError> {
+        let node = &self.config.node.name;
+        match self.store.load_journal().map_err(PromoteError::State)? {
+            None => {
+                let mut journal = Journal::new(node, trigger, reason, Timestamp::now());
+                journal.primary_last_seen = primary_last_seen;
+                self.pre_promote(&journal).await?;
+                self.alerter.send(&Alert::Promoting {
+                    trigger,
+                    reason: reason.to_string(),
+                });
+                Ok(journal)
+            }
+            Some(journal) if journal.outcome == Outcome::Promoted => {
+                Err(PromoteError::Refused(anyhow!(Refused(format!(
+                    "{node} was already promoted at {} ({:?} trigger); after a failback, clear it with the procedure in the README",
+                    journal.finished_at.unwrap_or(journal.started_at),
+                    journal.trigger
+                )))))
+            }
+            Some(mut journal) if journal.outcome == Outcome::Halted => {
+                if trigger == Trigger::Automatic {
+                    return Err(PromoteError::Refused(anyhow!(Refused(
+                        "a halted promotion is in the journal; an operator retries it with --promote-now".to_string()
+                    ))));
+                }
+                let failed = journal
+                    .failed_step()
+                    .map_or(StepName::StopReplica, |s| s.name);
+                tracing::warn!("retrying the halted promotion from step {failed}");
+                self.alerter.send(&Alert::RetryingHalted { step: failed });
+                journal.retry_halted();
+                Ok(journal)
+            }
+            Some(journal) => {
+                match journal.next_step() {
+                    Some(step) => {
+                        tracing::warn!("resuming the interrupted promotion at step {step}");
+                        self.alerter.send(&Alert::Resuming { step });
+                    }
+                    None => tracing::warn!("resuming the interrupted promotion at its end"),
+                }
+                Ok(journal)
+            }
+        }
+    }
+
+    /// The journal cannot be written at `step`: the promotion halts here, before its next
+    /// step, as a failed step would: alerted (Telegram needs no disk), `on_failure` run,
+    /// and one more try to record it. The file keeps what was last written, so
+    /// `--promote-now` resumes from there once the disk is back.
+    async fn halt_unrecorded(
+        &self,
+        journal: &mut Journal,
+        step: StepName,
+        error: anyhow::Error,
+    ) -> PromoteError {
+        let error = format!(
+            "the promotion journal cannot be written, so the promotion stops before its next step: {error:#}"
+        );
+        journal.fail(step, error.clone(), Timestamp::now());
+        tracing::error!("step {step}: promotion halted: {error}");
+        self.alerter.send(&Alert::halted(journal, step, &error));
+        self.hook(
+            "on_failure",
+            &self.config.promotion.on_failure,
+            journal,
+            Some(step),
+        )
+        .await;
+        if self.store.save_journal(journal).is_ok() {
+            tracing::info!("the halted promotion is recorded after all");
+        }
+        PromoteError::Journal { step, error }
+    }
+
     /// The `pre_promote` hook, before a new promotion's first step: a non-zero exit (or
     /// a hook that cannot run) stops the promotion before anything is changed.
-    async fn pre_promote(&self, journal: &Journal) -> anyhow::Result<()> {
+    async fn pre_promote(&self, journal: &Journal) -> Result<(), PrePromoteRefused> {
         let Some(command) = &self.config.promotion.pre_promote else {
             return Ok(());
         };
@@ -210,17 +281,19 @@ impl Promoter {
         .await
         {
             Ok(done) if done.success() => Ok(()),
-            Ok(done) => {
-                Err(PrePromoteRefused(format!("{}: {}", done.describe(), done.tail)).into())
-            }
-            Err(e) => Err(PrePromoteRefused(format!("{e:#}")).into()),
+            Ok(done) => Err(PrePromoteRefused(format!(
+                "{}: {}",
+                done.describe(),
+                done.tail
+            ))),
+            Err(e) => Err(PrePromoteRefused(format!("{e:#}"))),
         }
     }
 
     /// Runs `post_promote` or `on_failure`; a failure is logged and alerted, nothing more.
     async fn hook(
         &self,
-        name: &str,
+        name: &'static str,
         command: &Option<String>,
         journal: &Journal,
         step: Option<StepName>,
@@ -235,8 +308,10 @@ impl Promoter {
                 Err(e) => format!("{e:#}"),
             };
         tracing::error!("the {name} hook failed: {problem}");
-        self.alerter
-            .send(&format!("⚠️ the {name} hook failed: {problem}"));
+        self.alerter.send(&Alert::HookFailed {
+            hook: name,
+            problem,
+        });
     }
 
     /// `make_writable`: fence the old primary, then `read_only = OFF` here.
@@ -255,10 +330,9 @@ impl Promoter {
                 "fencing the old primary failed; going on: {}",
                 fence.summary()
             );
-            self.alerter.send(&format!(
-                "⚠️ fencing the old primary failed; the promotion goes on (require_fence is off): {}",
-                fence.summary()
-            ));
+            self.alerter.send(&Alert::FenceFailed {
+                summary: fence.summary(),
+            });
         }
         let writable = self.replica.make_writable().await?;
         Ok(format!("fence: {}; {writable}", fence.summary()))
@@ -290,11 +364,15 @@ impl Promoter {
                 StepName::StartApps => self.start_apps().await,
                 StepName::UpdateDns => self.point_dns_at_standby(journal).await,
                 StepName::Notify => {
-                    self.alerter
-                        .send_and_confirm(&closing_alert(journal), NOTIFY_TIMEOUT)
-                        .await
-                        .map_err(|e| anyhow!("closing alert: {e}"))?;
-                    Ok("closing alert delivered".to_string())
+                    let alert = Alert::Promoted(Box::new(journal.clone()));
+                    match self.alerter.send_and_confirm(&alert, NOTIFY_TIMEOUT).await {
+                        Ok(()) => Ok("closing alert delivered".to_string()),
+                        // Kept whole in the journal: the team may have to read it there.
+                        Err(e) => Err(anyhow!(
+                            "closing alert {e}; it said:\n{}",
+                            alert.render(self.alerter.node())
+                        )),
+                    }
                 }
             }
         };
@@ -414,6 +492,38 @@ impl Promoter {
     }
 }
 
+/// Why a promotion did not run, or stopped. Each says what it is, so the daemon halts,
+/// holds or follows another promoter accordingly, and the command line picks the exit
+/// code ([`PromoteError::exit_code`]).
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteError {
+    /// Nothing was done: a promotion already finished, a halted one waits for an
+    /// operator, or another process holds the promotion lock. Exit 3.
+    #[error("{0:#}")]
+    Refused(anyhow::Error),
+    /// The `pre_promote` hook said no before anything changed.
+    #[error(transparent)]
+    PrePromote(#[from] PrePromoteRefused),
+    /// `state_dir` could not be read or locked: nothing was done.
+    #[error("{0:#}")]
+    State(anyhow::Error),
+    /// The journal could not be written at `step`: the promotion halted there, alerted.
+    #[error("promotion halted at step {step}: {error}")]
+    Journal { step: StepName, error: String },
+}
+
+impl PromoteError {
+    /// The exit code of a command that ends on this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PromoteError::Refused(_) => 3,
+            PromoteError::PrePromote(_) | PromoteError::State(_) | PromoteError::Journal { .. } => {
+                1
+            }
+        }
+    }
+}
+
 /// A `pre_promote` hook said no (or could not run): nothing was changed.
 #[derive(Debug, thiserror::Error)]
 #[error("the pre_promote hook stopped the promotion before its first step: {0}")]
@@ -440,55 +550,4 @@ fn command_env(journal: &Journal, step: Option<StepName>) -> Vec<(&'static str, 
                 .map_or(String::new(), |p| p.gtid.clone()),
         ),
     ]
-}
-
-/// The alert sent when a step fails.
-fn halted_alert(journal: &Journal, step: StepName, error: &str) -> String {
-    let undone: Vec<&str> = journal
-        .steps
-        .iter()
-        .filter(|s| s.status == StepStatus::Pending)
-        .map(|s| s.name.as_str())
-        .collect();
-    format!(
-        "🛑 promotion HALTED at step {step}: {error}\nNot done: {}.\nTrigger: {}. Fix the cause, then retry with `failover-watchdog --promote-now --yes`.",
-        if undone.is_empty() {
-            "nothing".to_string()
-        } else {
-            undone.join(", ")
-        },
-        trigger_word(journal.trigger)
-    )
-}
-
-fn trigger_word(trigger: Trigger) -> &'static str {
-    match trigger {
-        Trigger::Automatic => "automatic",
-        Trigger::Manual => "manual (--promote-now)",
-    }
-}
-
-/// The closing alert: outcome, trigger, each step with its duration, GTID positions.
-pub fn closing_alert(journal: &Journal) -> String {
-    let mut text = format!(
-        "✅ PROMOTED: this standby is now the primary.\nTrigger: {}. Why: {}\n",
-        trigger_word(journal.trigger),
-        journal.reason
-    );
-    for step in journal.steps.iter().filter(|s| s.name != StepName::Notify) {
-        let took = journal
-            .step_duration(step.name)
-            .map_or("-".to_string(), human_duration);
-        text.push_str(&format!(
-            "• {} {} in {took}: {}\n",
-            step.name,
-            step.status.as_str(),
-            step.detail.as_deref().unwrap_or("")
-        ));
-    }
-    if let Some(accounting) = journal.accounting() {
-        text.push_str(&format!("Data: {accounting}\n"));
-    }
-    text.push_str("Failback is manual: see the README's failback procedure.");
-    text
 }

@@ -6,8 +6,15 @@
 //!   `self_checks` (targets that are not the primary) failed too, so the standby's own
 //!   network is in doubt;
 //! - **degraded**: the replica still hears from the primary (its IO thread is connected
-//!   and a transaction or a heartbeat arrived within `replication_silence`), so the
-//!   primary is alive whatever its other checks say.
+//!   and a transaction or a heartbeat arrived since the last round), so the primary is
+//!   alive whatever its other checks say.
+//!
+//! Replication silence confirms a failure once it lasts longer than its window
+//! ([`silence_window`]: `replication_silence`, or by default three of the replica's own
+//! heartbeat periods). Silence still younger than that ([`Silence::Young`]) neither proves
+//! the primary alive nor confirms it dead: the round fails and counts, but the decision
+//! core waits for confirmation before it promotes. A primary that hangs is so caught
+//! within the window, not two intervals late.
 //!
 //! With witnesses, a round that would fail is put to a vote
 //! ([`confirm_with_witnesses`]): it stays **failed** only when a majority of observers
@@ -64,6 +71,60 @@ pub enum ReplicaHears {
     },
 }
 
+/// How many heartbeat periods without anything from the primary make silence mean
+/// something, when `replication_silence` is not set.
+pub const HEARTBEATS_OF_SILENCE: u32 = 3;
+
+/// How long the replica must hear nothing before its silence confirms a failed round:
+/// `replication_silence` when set; else [`HEARTBEATS_OF_SILENCE`] of the replica's own
+/// heartbeat period (`Slave_heartbeat_period`, as read this round); else, with heartbeats
+/// off or unknown, two intervals.
+pub fn silence_window(
+    configured: Option<Duration>,
+    heartbeat_period: Option<Duration>,
+    interval: Duration,
+) -> Duration {
+    configured.unwrap_or_else(|| {
+        heartbeat_period.map_or(interval * 2, |period| period * HEARTBEATS_OF_SILENCE)
+    })
+}
+
+/// The heartbeat rule: silence is only evidence when heartbeats come well within the
+/// window (at least two per window). `Some` says what is wrong and how to fix it.
+pub fn heartbeat_problem(
+    configured: Option<Duration>,
+    heartbeat_period: Option<Duration>,
+    interval: Duration,
+) -> Option<String> {
+    let window = silence_window(configured, heartbeat_period, interval);
+    let suggestion = (window.as_secs_f64() / 4.0).max(0.5);
+    match heartbeat_period {
+        None => Some(format!(
+            "the replica's heartbeat is off (period 0): a quiet primary looks silent after {}. Set CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {suggestion}",
+            humantime::format_duration(window)
+        )),
+        Some(period) if period * 2 > window => Some(format!(
+            "the replica's heartbeat period {} s is not well under replication_silence {}: a quiet primary looks silent. Set CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {suggestion}, or leave replication_silence unset",
+            period.as_secs_f64(),
+            humantime::format_duration(window)
+        )),
+        Some(_) => None,
+    }
+}
+
+/// What the replica's silence says this round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Silence {
+    /// Something (a transaction or a heartbeat) arrived since the last reading: the
+    /// primary is alive.
+    Heard,
+    /// Nothing arrived since the last reading, for less than the window: too young to
+    /// confirm anything yet, too old to prove the primary alive.
+    Young { since: Duration, window: Duration },
+    /// The IO thread is down, or nothing arrived for longer than the window.
+    Confirmed(String),
+}
+
 /// Remembers when the replica last received anything from the primary.
 #[derive(Debug, Clone, Default)]
 pub struct SilenceTracker {
@@ -72,14 +133,9 @@ pub struct SilenceTracker {
 }
 
 impl SilenceTracker {
-    /// Feeds this round's reading at `now` (time since any fixed start) and says
-    /// whether the primary was heard from within `silence`.
-    pub fn heard_within(
-        &mut self,
-        reading: &ReplicaHears,
-        now: Duration,
-        silence: Duration,
-    ) -> Result<(), String> {
+    /// Feeds this round's reading at `now` (time since any fixed start) and says what the
+    /// silence means against `window`.
+    pub fn observe(&mut self, reading: &ReplicaHears, now: Duration, window: Duration) -> Silence {
         let ReplicaHears::Connected {
             gtid_io_pos,
             heartbeats,
@@ -87,41 +143,44 @@ impl SilenceTracker {
         else {
             self.last = None;
             self.last_change = None;
-            return match reading {
-                ReplicaHears::Nothing(why) => Err(why.clone()),
-                _ => Err("replication not asked".to_string()),
-            };
+            return Silence::Confirmed(match reading {
+                ReplicaHears::Nothing(why) => why.clone(),
+                _ => "replication not asked".to_string(),
+            });
         };
         let value = (gtid_io_pos.clone(), *heartbeats);
         if self.last.as_ref() != Some(&value) {
             // The first reading proves nothing about arrival: it starts the clock.
-            if self.last.is_some() {
-                self.last_change = Some(now);
-            } else {
-                self.last_change.get_or_insert(now);
-            }
+            let first = self.last.is_none();
             self.last = Some(value);
+            self.last_change = Some(now);
+            if !first {
+                return Silence::Heard;
+            }
         }
         let since = now.saturating_sub(self.last_change.unwrap_or(now));
-        if since > silence {
-            Err(format!(
+        if since > window {
+            Silence::Confirmed(format!(
                 "nothing arrived from the primary for {} (no transaction, no heartbeat)",
-                humantime::format_duration(Duration::from_secs(since.as_secs()))
+                humantime::format_duration(Duration::from_millis(
+                    since.as_millis() as u64 / 100 * 100
+                ))
             ))
         } else {
-            Ok(())
+            Silence::Young { since, window }
         }
     }
 }
 
 /// The round's verdict. `primary_failures` describes the failed primary checks;
 /// `self_check_failures` the failed self-checks (`None`: none configured or all fine);
-/// `replication` whether the replica heard from the primary (`None`: not asked).
+/// `replication` what the replica's silence says (`None`: not asked). Young silence
+/// still fails the round (it counts), but does not confirm it: see [`Silence::Young`].
 pub fn judge(
     primary_ok: bool,
     primary_failures: &str,
     self_check_failures: Option<&str>,
-    replication: Option<Result<(), String>>,
+    replication: Option<&Silence>,
 ) -> Verdict {
     if primary_ok {
         return Verdict::Ok;
@@ -132,10 +191,15 @@ pub fn judge(
         ));
     }
     match replication {
-        Some(Ok(())) => Verdict::Degraded(format!(
+        Some(Silence::Heard) => Verdict::Degraded(format!(
             "the primary's checks failed ({primary_failures}), but the replica still hears from it"
         )),
-        Some(Err(silence)) => Verdict::Failed(format!(
+        Some(Silence::Young { since, window }) => Verdict::Failed(format!(
+            "{primary_failures}; replication confirms nothing arrived for {} so far (silence proves it down after {})",
+            humantime::format_duration(Duration::from_millis(since.as_millis() as u64 / 100 * 100)),
+            humantime::format_duration(*window)
+        )),
+        Some(Silence::Confirmed(silence)) => Verdict::Failed(format!(
             "{primary_failures}; replication confirms: {silence}"
         )),
         None => Verdict::Failed(primary_failures.to_string()),
@@ -202,32 +266,35 @@ mod tests {
     }
 
     #[test]
-    fn heartbeats_or_transactions_keep_the_primary_heard() {
+    fn heartbeats_or_transactions_keep_the_primary_heard_and_silence_grows_young_then_confirmed() {
         let mut tracker = SilenceTracker::default();
-        assert!(
-            tracker
-                .heard_within(&connected("0-1-5", 10), at(0), S)
-                .is_ok()
+        // The first reading proves nothing about arrival: it starts the clock.
+        assert_eq!(
+            tracker.observe(&connected("0-1-5", 10), at(0), S),
+            Silence::Young {
+                since: at(0),
+                window: S
+            }
         );
-        assert!(
-            tracker
-                .heard_within(&connected("0-1-5", 11), at(1), S)
-                .is_ok()
+        assert_eq!(
+            tracker.observe(&connected("0-1-5", 11), at(1), S),
+            Silence::Heard
         );
-        assert!(
-            tracker
-                .heard_within(&connected("0-1-6", 11), at(3), S)
-                .is_ok()
+        assert_eq!(
+            tracker.observe(&connected("0-1-6", 11), at(3), S),
+            Silence::Heard
         );
-        // Nothing new for longer than the silence window.
-        assert!(
-            tracker
-                .heard_within(&connected("0-1-6", 11), at(5), S)
-                .is_ok()
+        // Nothing new, but not for longer than the window: young.
+        assert_eq!(
+            tracker.observe(&connected("0-1-6", 11), at(5), S),
+            Silence::Young {
+                since: at(2),
+                window: S
+            }
         );
-        let silent = tracker
-            .heard_within(&connected("0-1-6", 11), at(6), S)
-            .unwrap_err();
+        let Silence::Confirmed(silent) = tracker.observe(&connected("0-1-6", 11), at(6), S) else {
+            panic!("confirmed expected");
+        };
         assert!(
             silent.contains("nothing arrived from the primary for 3s"),
             "{silent}"
@@ -237,51 +304,76 @@ mod tests {
     #[test]
     fn a_disconnected_io_thread_is_silence_at_once() {
         let mut tracker = SilenceTracker::default();
-        tracker
-            .heard_within(&connected("0-1-5", 10), at(0), S)
-            .unwrap();
-        let err = tracker
-            .heard_within(
-                &ReplicaHears::Nothing("IO thread Connecting".into()),
-                at(1),
-                S,
-            )
-            .unwrap_err();
+        tracker.observe(&connected("0-1-5", 10), at(0), S);
+        let Silence::Confirmed(err) = tracker.observe(
+            &ReplicaHears::Nothing("IO thread Connecting".into()),
+            at(1),
+            S,
+        ) else {
+            panic!("confirmed expected");
+        };
         assert!(err.contains("Connecting"));
         // Reconnected: the clock starts again from the first new reading.
+        assert!(matches!(
+            tracker.observe(&connected("0-1-5", 10), at(2), S),
+            Silence::Young { .. }
+        ));
+    }
+
+    #[test]
+    fn the_window_is_three_heartbeats_unless_configured_and_two_intervals_without_heartbeats() {
+        let ms = Duration::from_millis;
+        assert_eq!(silence_window(None, Some(ms(500)), at(1)), ms(1500));
+        assert_eq!(silence_window(Some(at(7)), Some(ms(500)), at(1)), at(7));
+        assert_eq!(silence_window(None, None, at(60)), at(120));
+    }
+
+    #[test]
+    fn the_heartbeat_rule_wants_two_heartbeats_per_window() {
+        let ms = Duration::from_millis;
+        assert_eq!(heartbeat_problem(None, Some(ms(500)), at(1)), None);
+        assert_eq!(heartbeat_problem(Some(at(2)), Some(at(1)), at(1)), None);
+        let slow = heartbeat_problem(Some(at(2)), Some(at(5)), at(1)).unwrap();
         assert!(
-            tracker
-                .heard_within(&connected("0-1-5", 10), at(2), S)
-                .is_ok()
+            slow.contains("not well under replication_silence"),
+            "{slow}"
         );
+        let off = heartbeat_problem(None, None, at(1)).unwrap();
+        assert!(off.contains("heartbeat is off"), "{off}");
     }
 
     #[test]
     fn the_verdict_follows_the_evidence() {
-        assert_eq!(
-            judge(true, "", Some("x"), Some(Err("y".into()))),
-            Verdict::Ok
-        );
+        let silent = Silence::Confirmed("IO thread Connecting".into());
+        assert_eq!(judge(true, "", Some("x"), Some(&silent)), Verdict::Ok);
         assert_eq!(judge(false, "tcp refused", None, None).name(), "failed");
         let isolated = judge(
             false,
             "tcp refused",
             Some("gateway unreachable"),
-            Some(Err("silent".into())),
+            Some(&silent),
         );
         assert_eq!(isolated.name(), "inconclusive");
-        let degraded = judge(false, "http 503", None, Some(Ok(())));
+        let degraded = judge(false, "http 503", None, Some(&Silence::Heard));
         assert_eq!(degraded.name(), "degraded");
-        let Verdict::Failed(reason) = judge(
-            false,
-            "tcp refused",
-            None,
-            Some(Err("IO thread Connecting".into())),
-        ) else {
+        let Verdict::Failed(reason) = judge(false, "tcp refused", None, Some(&silent)) else {
             panic!("failed expected");
         };
         assert!(
             reason.contains("replication confirms: IO thread Connecting"),
+            "{reason}"
+        );
+        // Young silence: the round fails (it counts); the core waits for confirmation.
+        let young = Silence::Young {
+            since: Duration::from_millis(1000),
+            window: Duration::from_millis(1500),
+        };
+        let Verdict::Failed(reason) = judge(false, "tcp timed out", None, Some(&young)) else {
+            panic!("failed expected");
+        };
+        assert!(
+            reason
+                .contains("nothing arrived for 1s so far (silence proves it down after 1s 500ms)"),
             "{reason}"
         );
     }

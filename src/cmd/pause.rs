@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::alert::Alerter;
+use crate::alert::{Alert, Alerter};
 use crate::config::Config;
 use crate::status::Pause;
 use crate::store::StateDir;
@@ -35,10 +35,10 @@ pub async fn pause(
     println!("automatic promotion paused until {until_text}");
     tell(
         config,
-        &format!(
-            "⏸ automatic promotion paused until {until_text}{}. Probing and alerts go on; --promote-now still works.",
-            reason.map_or(String::new(), |r| format!(" (reason: {r})"))
-        ),
+        &Alert::Paused {
+            until: until_text,
+            reason,
+        },
     )
     .await;
     Ok(ExitCode::SUCCESS)
@@ -47,14 +47,14 @@ pub async fn pause(
 pub async fn resume(config: &Config) -> anyhow::Result<ExitCode> {
     StateDir::new(config.state_dir()).remove_pause()?;
     println!("automatic promotion resumed");
-    tell(config, "▶️ automatic promotion resumed by an operator.").await;
+    tell(config, &Alert::Resumed).await;
     Ok(ExitCode::SUCCESS)
 }
 
 /// The alert; a Telegram that does not take it is a warning, not a failed command.
-async fn tell(config: &Config, text: &str) {
+async fn tell(config: &Config, alert: &Alert) {
     let delivered = match Alerter::start(&config.node.name, config.telegram.as_ref()) {
-        Ok(alerter) => alerter.send_and_confirm(text, ALERT_WAIT).await,
+        Ok(alerter) => alerter.send_and_confirm(alert, ALERT_WAIT).await,
         Err(e) => Err(format!("{e:#}")),
     };
     if let Err(e) = delivered {

@@ -18,6 +18,9 @@ use crate::status::{LiveState, StatusReport};
 use crate::store::StateDir;
 use crate::systemd;
 
+/// The longest the command waits for alerts, all of them together.
+const ALERT_WAIT: Duration = Duration::from_secs(10);
+
 pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
     let store = StateDir::new(config.state_dir());
     if let Some(journal) = store.load_journal()?
@@ -30,7 +33,10 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
         ))
         .into());
     }
-    let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
+    // A dead Telegram must not hold the operator's terminal: every wait for an alert
+    // together stays within ALERT_WAIT; what is not delivered is said, and logged.
+    let alerter =
+        Alerter::start(&config.node.name, config.telegram.as_ref())?.with_wait_budget(ALERT_WAIT);
     let promoter = Promoter::new(config, alerter.clone())?;
     if dry_run {
         return dry_run_plan(config, &promoter, store.load_journal()?.as_ref()).await;
@@ -65,8 +71,11 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
         jiff::Timestamp::now(),
     )?;
     print!("{}", report.render());
-    // Alerts are queued; give them a moment to go out before the process ends.
-    alerter.flush(2 * crate::alert::DELIVERY_BUDGET).await;
+    // Alerts are queued; give them what is left of the wait before the process ends.
+    let undelivered = alerter.flush(ALERT_WAIT).await;
+    if !undelivered.none() {
+        eprintln!("warning: {undelivered}");
+    }
     Ok(match journal.outcome {
         Outcome::Promoted => ExitCode::SUCCESS,
         Outcome::Halted | Outcome::Running => ExitCode::FAILURE,

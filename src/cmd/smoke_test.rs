@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use crate::alert::{Alerter, DELIVERY_BUDGET};
+use crate::alert::{Alert, Alerter, DELIVERY_BUDGET};
 use crate::config::Config;
 use crate::smoke;
 
@@ -24,7 +24,12 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
     if notify {
         let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
         alerter
-            .send_and_confirm(&report.summary(), SUMMARY_DEADLINE)
+            .send_and_confirm(
+                &Alert::SmokeReport {
+                    summary: report.summary(),
+                },
+                SUMMARY_DEADLINE,
+            )
             .await
             .map_err(|e| anyhow!("the smoke test's summary was not delivered: {e}"))?;
     }

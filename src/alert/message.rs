@@ -1,0 +1,443 @@
+//! Every alert the watchdog sends, as one type, and how each reads.
+//!
+//! An alert is a value ([`Alert`]) made where something happens and rendered only here
+//! ([`Alert::render`]), so every message has the same shape: a one-line headline saying
+//! what happened, on which node, and what to do; the details below it. Server error texts
+//! are cut to what matters ([`shorten`]): a person reads these on a phone at night.
+
+use crate::journal::{Journal, StepName, StepStatus, Trigger};
+use crate::probe::human_duration;
+
+/// Longest a detail line may be before it is cut.
+const DETAIL_CHARS: usize = 600;
+
+/// Something the team must hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alert {
+    // ---- Detection -------------------------------------------------------------------
+    /// The primary's checks fail, but replication or a witness shows it alive.
+    Degraded { why: String },
+    /// The standby sees the primary down, but too few observers agree.
+    NotAMajority { why: String },
+    /// The standby's self-checks pass again after it was isolated.
+    Reconnected,
+    /// The primary answers again while automatic promotion was held: it is armed again.
+    Rearmed,
+    /// The threshold is reached, but the lag guard holds the automatic promotion.
+    HeldByLagGuard { failures: u32, risk: String },
+    /// The `pre_promote` hook refused the automatic promotion.
+    HeldByPrePromote { error: String },
+    /// The threshold was reached, but the primary answered the last look.
+    LastLookAnswered { failures: u32 },
+    /// An operator paused automatic promotion.
+    Paused {
+        until: String,
+        reason: Option<String>,
+    },
+    /// An operator resumed automatic promotion.
+    Resumed,
+    /// A timed pause ran out.
+    PauseRanOut,
+    /// After promotion, the old primary answers again.
+    OldPrimaryBack {
+        /// Whether its database takes writes, when a `mysql` check read it.
+        writable: Option<bool>,
+        /// The checks that answered.
+        answers: String,
+    },
+    /// The daemon cannot start: its promotion journal cannot be read.
+    JournalUnreadable { error: String },
+
+    // ---- Promotion -------------------------------------------------------------------
+    /// A promotion starts (the opening alert; never blocks a step).
+    Promoting { trigger: Trigger, reason: String },
+    /// An interrupted promotion is taken up again at `step`.
+    Resuming { step: StepName },
+    /// An operator retries a halted promotion from `step`.
+    RetryingHalted { step: StepName },
+    /// A step failed: the promotion halted.
+    Halted {
+        step: StepName,
+        error: String,
+        trigger: Trigger,
+        /// The steps left undone.
+        undone: Vec<StepName>,
+    },
+    /// Fencing the old primary failed, and the promotion went on (`require_fence` off).
+    FenceFailed { summary: String },
+    /// A `post_promote` or `on_failure` hook failed.
+    HookFailed { hook: &'static str, problem: String },
+    /// The promotion finished: the closing alert (the `notify` step).
+    Promoted(Box<Journal>),
+
+    // ---- Smoke test ------------------------------------------------------------------
+    /// The smoke test's summary, as `smoke` renders it (its own headline first).
+    SmokeReport { summary: String },
+}
+
+impl Alert {
+    /// A halted promotion's alert, from its journal.
+    pub fn halted(journal: &Journal, step: StepName, error: &str) -> Alert {
+        Alert::Halted {
+            step,
+            error: error.to_string(),
+            trigger: journal.trigger,
+            undone: journal
+                .steps
+                .iter()
+                .filter(|s| s.status == StepStatus::Pending)
+                .map(|s| s.name)
+                .collect(),
+        }
+    }
+
+    /// The message: the node and the headline, then the details.
+    pub fn render(&self, node: &str) -> String {
+        let (headline, details) = self.parts(node);
+        let mut text = format!("[{node}] {headline}");
+        for line in details.iter().filter(|l| !l.is_empty()) {
+            text.push('\n');
+            text.push_str(line);
+        }
+        text
+    }
+
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Alert::Degraded { .. } => "degraded",
+            Alert::NotAMajority { .. } => "not_a_majority",
+            Alert::Reconnected => "reconnected",
+            Alert::Rearmed => "rearmed",
+            Alert::HeldByLagGuard { .. } => "held_by_lag_guard",
+            Alert::HeldByPrePromote { .. } => "held_by_pre_promote",
+            Alert::LastLookAnswered { .. } => "last_look_answered",
+            Alert::Paused { .. } => "paused",
+            Alert::Resumed => "resumed",
+            Alert::PauseRanOut => "pause_ran_out",
+            Alert::OldPrimaryBack { .. } => "old_primary_back",
+            Alert::JournalUnreadable { .. } => "journal_unreadable",
+            Alert::Promoting { .. } => "promoting",
+            Alert::Resuming { .. } => "resuming",
+            Alert::RetryingHalted { .. } => "retrying_halted",
+            Alert::Halted { .. } => "halted",
+            Alert::FenceFailed { .. } => "fence_failed",
+            Alert::HookFailed { .. } => "hook_failed",
+            Alert::Promoted(_) => "promoted",
+            Alert::SmokeReport { .. } => "smoke_report",
+        }
+    }
+
+    fn parts(&self, node: &str) -> (String, Vec<String>) {
+        let detail = |text: &str| shorten(text, DETAIL_CHARS);
+        match self {
+            Alert::Degraded { why } => (
+                "⚠️ degraded, not promoting: the primary is alive, but some of its checks fail. Look at the primary.".to_string(),
+                vec![detail(why)],
+            ),
+            Alert::NotAMajority { why } => (
+                "🛑 the primary looks down, but NOT promoting: not a majority of observers agree. Check the witnesses, or promote by hand (failover-watchdog --promote-now) if the primary is really down.".to_string(),
+                vec![detail(why)],
+            ),
+            Alert::Reconnected => (
+                "📶 the standby can talk again: it was cut off from its own self-checks (isolated). Nothing to do.".to_string(),
+                vec!["It did not count those rounds against the primary.".to_string()],
+            ),
+            Alert::Rearmed => (
+                "✅ the primary answers again; automatic promotion is armed again. Nothing to do.".to_string(),
+                vec![],
+            ),
+            Alert::HeldByLagGuard { failures, risk } => (
+                format!(
+                    "🛑 NOT promoting automatically: the primary failed {failures} rounds in a row, but the standby may lack data. If you accept that: failover-watchdog --promote-now --yes"
+                ),
+                vec![
+                    format!("Why held: {}", detail(risk)),
+                    "Promoting now could lose what the standby never received.".to_string(),
+                ],
+            ),
+            Alert::HeldByPrePromote { error } => (
+                "🛑 NOT promoting automatically: the pre_promote hook refused. Check the hook; promote by hand with failover-watchdog --promote-now if the primary is really down.".to_string(),
+                vec![detail(error)],
+            ),
+            Alert::LastLookAnswered { failures } => (
+                "✋ the primary recovered at the last moment; not promoting. Nothing to do.".to_string(),
+                vec![format!(
+                    "It failed {failures} rounds in a row, then answered the last look before promotion. Watching it again."
+                )],
+            ),
+            Alert::Paused { until, reason } => (
+                format!(
+                    "⏸ automatic promotion paused until {until}. Probing and alerts go on; --promote-now still works."
+                ),
+                vec![reason.as_ref().map_or(String::new(), |r| format!("Reason: {}", detail(r)))],
+            ),
+            Alert::Resumed => (
+                "▶️ automatic promotion resumed by an operator.".to_string(),
+                vec![],
+            ),
+            Alert::PauseRanOut => (
+                "▶️ the timed pause has run out; automatic promotion is on again.".to_string(),
+                vec![],
+            ),
+            Alert::OldPrimaryBack {
+                writable: Some(true),
+                answers,
+            } => (
+                "🚨🚨 SPLIT BRAIN: this node was promoted and the old primary is back with its database WRITABLE: two databases can take writes. Fence it now (SET GLOBAL read_only = ON, stop its application).".to_string(),
+                vec![
+                    format!("It answers: {}.", detail(answers)),
+                    "DNS stays on this standby and nothing is stopped automatically. Then follow the failback runbook.".to_string(),
+                ],
+            ),
+            Alert::OldPrimaryBack { writable, answers } => (
+                format!(
+                    "⚠️ the old primary is back; its database is {}. Keep it out of service and follow the failback runbook.",
+                    if *writable == Some(false) {
+                        "read-only"
+                    } else {
+                        "not reachable by the mysql check"
+                    }
+                ),
+                vec![
+                    format!("It answers: {}.", detail(answers)),
+                    "DNS stays on this standby.".to_string(),
+                ],
+            ),
+            Alert::JournalUnreadable { error } => (
+                "🛑 the watchdog cannot start: its promotion journal cannot be read. Automatic promotion is OFF until an operator repairs or moves the file.".to_string(),
+                vec![detail(error)],
+            ),
+            Alert::Promoting { trigger, reason } => (
+                format!(
+                    "🚨 promoting to primary ({}). Nothing to do yet: the outcome follows.",
+                    trigger_word(*trigger)
+                ),
+                vec![format!("Why: {}", detail(reason))],
+            ),
+            Alert::Resuming { step } => (
+                format!(
+                    "🔁 resuming the interrupted promotion of {node} at step {step}. Nothing to do yet: the outcome follows."
+                ),
+                vec![],
+            ),
+            Alert::RetryingHalted { step } => (
+                format!(
+                    "🔁 retrying the halted promotion from step {step} (by an operator)."
+                ),
+                vec![],
+            ),
+            Alert::Halted {
+                step,
+                error,
+                trigger,
+                undone,
+            } => (
+                format!(
+                    "🛑 promotion HALTED at step {step}. Fix the cause, then retry with failover-watchdog --promote-now --yes"
+                ),
+                vec![
+                    format!("Error: {}", detail(error)),
+                    format!(
+                        "Not done: {}.",
+                        if undone.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            undone
+                                .iter()
+                                .map(|s| s.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    ),
+                    format!("Trigger: {}.", trigger_word(*trigger)),
+                ],
+            ),
+            Alert::FenceFailed { summary } => (
+                "⚠️ fencing the old primary failed; the promotion goes on (require_fence is off). Make sure the old primary is down or read-only.".to_string(),
+                vec![detail(summary)],
+            ),
+            Alert::HookFailed { hook, problem } => (
+                format!("⚠️ the {hook} hook failed. Check the hook."),
+                vec![detail(problem)],
+            ),
+            Alert::Promoted(journal) => promoted(journal),
+            Alert::SmokeReport { summary } => (summary.clone(), vec![]),
+        }
+    }
+}
+
+/// The closing alert: outcome, trigger, each step with its duration, the data accounting.
+fn promoted(journal: &Journal) -> (String, Vec<String>) {
+    let mut details = vec![
+        format!("Trigger: {}.", trigger_word(journal.trigger)),
+        format!("Why: {}", shorten(&journal.reason, DETAIL_CHARS)),
+    ];
+    for step in journal.steps.iter().filter(|s| s.name != StepName::Notify) {
+        let took = journal
+            .step_duration(step.name)
+            .map_or("-".to_string(), human_duration);
+        details.push(format!(
+            "• {} {} in {took}: {}",
+            step.name,
+            step.status.as_str(),
+            shorten(step.detail.as_deref().unwrap_or(""), DETAIL_CHARS)
+        ));
+    }
+    if let Some(accounting) = journal.accounting() {
+        details.push(format!("Data: {accounting}"));
+    }
+    (
+        "✅ PROMOTED: this standby is now the primary. Check the application; failback is manual (the README's way back).".to_string(),
+        details,
+    )
+}
+
+fn trigger_word(trigger: Trigger) -> &'static str {
+    match trigger {
+        Trigger::Automatic => "automatic",
+        Trigger::Manual => "manual (--promote-now)",
+    }
+}
+
+/// Cuts an outside error text to what a person needs: MariaDB's reconnect boilerplate
+/// ("- retry-time: 1 maximum-retries: 100000 message:") goes, runs of white space fold,
+/// and a text still longer than `max` characters loses its middle: a reason opens with
+/// what failed and ends with who confirmed it, and both matter.
+pub fn shorten(text: &str, max: usize) -> String {
+    let mut text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    while let Some(start) = text.find(" - retry-time:") {
+        let Some(message) = text[start..].find("message: ") else {
+            break;
+        };
+        text.replace_range(start..start + message + "message: ".len(), ": ");
+    }
+    let count = text.chars().count();
+    if count <= max {
+        return text;
+    }
+    let head = max.saturating_sub(3) * 2 / 3;
+    let tail = max.saturating_sub(3) - head;
+    let mut cut: String = text.chars().take(head).collect();
+    cut.push_str(" … ");
+    cut.extend(text.chars().skip(count - tail));
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RECONNECT: &str = "the replica's IO thread is not connected (Connecting: error reconnecting to master 'repl@127.0.0.1:40001' - retry-time: 1  maximum-retries: 100000  message: Can't connect to MySQL server on '127.0.0.1' (111 \"Connection refused\"))";
+
+    #[test]
+    fn mariadbs_reconnect_boilerplate_is_cut_to_its_message() {
+        let short = shorten(RECONNECT, 400);
+        assert_eq!(
+            short,
+            "the replica's IO thread is not connected (Connecting: error reconnecting to master 'repl@127.0.0.1:40001': Can't connect to MySQL server on '127.0.0.1' (111 \"Connection refused\"))"
+        );
+    }
+
+    #[test]
+    fn a_long_text_loses_its_middle_on_a_character_boundary() {
+        let long = format!("{}{}", "é".repeat(1000), "the end");
+        let short = shorten(&long, 30);
+        assert_eq!(short.chars().count(), 30);
+        assert!(
+            short.contains(" … ") && short.ends_with("the end"),
+            "{short}"
+        );
+        assert_eq!(shorten("short", 10), "short");
+    }
+
+    #[test]
+    fn every_alert_opens_with_one_headline_naming_the_node() {
+        let journal = Journal::new("n", Trigger::Automatic, "why", jiff::Timestamp::UNIX_EPOCH);
+        let alerts = [
+            Alert::Degraded { why: "w".into() },
+            Alert::NotAMajority { why: "w".into() },
+            Alert::Reconnected,
+            Alert::Rearmed,
+            Alert::HeldByLagGuard {
+                failures: 3,
+                risk: "r".into(),
+            },
+            Alert::HeldByPrePromote { error: "e".into() },
+            Alert::LastLookAnswered { failures: 3 },
+            Alert::Paused {
+                until: "resume".into(),
+                reason: Some("r".into()),
+            },
+            Alert::Resumed,
+            Alert::PauseRanOut,
+            Alert::OldPrimaryBack {
+                writable: Some(true),
+                answers: "tcp x".into(),
+            },
+            Alert::OldPrimaryBack {
+                writable: None,
+                answers: "tcp x".into(),
+            },
+            Alert::JournalUnreadable { error: "e".into() },
+            Alert::Promoting {
+                trigger: Trigger::Automatic,
+                reason: "r".into(),
+            },
+            Alert::Resuming {
+                step: StepName::StartApps,
+            },
+            Alert::RetryingHalted {
+                step: StepName::UpdateDns,
+            },
+            Alert::halted(&journal, StepName::UpdateDns, "HTTP 403"),
+            Alert::FenceFailed {
+                summary: "s".into(),
+            },
+            Alert::HookFailed {
+                hook: "post_promote",
+                problem: "exit 1".into(),
+            },
+            Alert::Promoted(Box::new(journal.clone())),
+        ];
+        for alert in alerts {
+            let text = alert.render("standby-9");
+            let headline = text.lines().next().unwrap();
+            assert!(
+                headline.starts_with("[standby-9] "),
+                "{}: {text}",
+                alert.kind()
+            );
+            assert!(
+                headline.chars().count() < 260,
+                "{}: {headline}",
+                alert.kind()
+            );
+        }
+    }
+
+    #[test]
+    fn the_halted_alert_names_the_step_what_is_undone_and_how_to_retry() {
+        let mut journal = Journal::new("n", Trigger::Automatic, "why", jiff::Timestamp::UNIX_EPOCH);
+        journal.begin(StepName::StopReplica, jiff::Timestamp::UNIX_EPOCH);
+        journal.finish(
+            StepName::StopReplica,
+            "ok".into(),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        journal.begin(StepName::MakeWritable, jiff::Timestamp::UNIX_EPOCH);
+        journal.fail(
+            StepName::MakeWritable,
+            "boom".into(),
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        let text = Alert::halted(&journal, StepName::MakeWritable, "boom").render("s");
+        assert!(text.contains("HALTED at step make_writable"), "{text}");
+        assert!(text.contains("--promote-now --yes"), "{text}");
+        assert!(
+            text.contains("Not done: start_apps, update_dns, notify."),
+            "{text}"
+        );
+        assert!(text.contains("Error: boom"), "{text}");
+    }
+}
