@@ -10,13 +10,63 @@ bash scripts/install-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --locked --bins
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+bin=$(pwd)/target/debug/failover-watchdog
+if [ -n "${CARGO_TARGET_DIR:-}" ]; then bin=$CARGO_TARGET_DIR/debug/failover-watchdog; fi
+
+# No test seam in a normal build. The binary just built has no `test-seams` feature
+# (only the dev-dependency turns it on, for `cargo test`), so it must run straight past
+# the crash point it is told to die at: its first step fails on an unreachable replica
+# (exit 1) instead of the process being killed there.
+cat > "$work/config.toml" <<'TOML'
+[node]
+name = "no-test-seam"
+state_dir = "state"
+
+[probe]
+interval = "60s"
+failures_before_promotion = 3
+timeout = "1s"
+
+[[probe.checks]]
+type = "tcp"
+address = "127.0.0.1:9"
+
+[replica]
+host = "127.0.0.1"
+port = 9
+user = "nobody"
+password_file = "password"
+apply_timeout = "1s"
+
+[dns]
+api_token_file = "password"
+api_base = "http://127.0.0.1:9"
+zone_id = "zone"
+
+[[dns.records]]
+name = "app.example.com"
+content = "192.0.2.1"
+TOML
+echo unused > "$work/password"
+chmod 600 "$work/password"
+code=0
+FAILOVER_WATCHDOG_TEST_CRASH_AT=before:stop_replica \
+  "$bin" --config "$work/config.toml" --promote-now --yes > "$work/seam.log" 2>&1 || code=$?
+if [ "$code" -ne 1 ] || ! grep -q "step stop_replica failed" "$work/seam.log"; then
+  echo "FAIL: a build without the test-seams feature obeyed FAILOVER_WATCHDOG_TEST_CRASH_AT (exit $code):" >&2
+  cat "$work/seam.log" >&2
+  exit 1
+fi
+echo "a normal build ignores the crash points"
+
 cargo test --workspace --locked
 
 # systemd-analyze wants ExecStart= to exist: verify a copy that points at this build.
-unit_dir=$(mktemp -d)
-trap 'rm -rf "$unit_dir"' EXIT
-bin=$(pwd)/target/debug/failover-watchdog
-if [ -n "${CARGO_TARGET_DIR:-}" ]; then bin=$CARGO_TARGET_DIR/debug/failover-watchdog; fi
+unit_dir=$work/units
+mkdir "$unit_dir"
 for unit in systemd/*.service systemd/*.timer; do
   [ -e "$unit" ] || continue
   sed "s|/usr/local/bin/failover-watchdog|$bin|g" "$unit" > "$unit_dir/$(basename "$unit")"

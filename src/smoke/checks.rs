@@ -1,17 +1,13 @@
 //! The smoke test's nine checks: the I/O, through the edges (`replica.rs`,
-//! `systemd.rs`, `cloudflare.rs`, `alert.rs`, `store.rs`). Each reads what it needs,
-//! concludes with [`super::assess`], and changes nothing.
+//! `systemd.rs`, `cloudflare.rs`, `alert.rs`, `store.rs`; the trial boot through
+//! `shell.rs`, in its own process group). Each reads what it needs, concludes with
+//! [`super::assess`], and changes nothing.
 
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use futures::future::join_all;
 use jiff::Timestamp;
-use tokio::io::AsyncReadExt;
-use tokio::net::unix::pipe;
 use tokio::time::Instant;
 use url::Url;
 
@@ -22,19 +18,16 @@ use crate::config::{Config, SmokeConfig};
 use crate::probe::{error_chain, human_duration};
 use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
+use crate::shell::{self, Ended, Program};
 use crate::status::StatusReport;
 use crate::store::StateDir;
 use crate::systemd;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
 
-/// How much of the trial boot's output is kept: its end tells why it failed.
-const OUTPUT_KEPT_BYTES: usize = 16 * 1024;
 /// The detail shows this many of its last lines, at most [`OUTPUT_TAIL_CHARS`].
 const OUTPUT_TAIL_LINES: usize = 5;
 const OUTPUT_TAIL_CHARS: usize = 300;
-/// How long the rest of the output may take once the trial boot's process group is gone.
-const OUTPUT_DRAIN: Duration = Duration::from_secs(2);
 /// The daemon's last round may be this many intervals (plus a probe timeout) old.
 const STALE_ROUNDS: u32 = 3;
 
@@ -170,13 +163,14 @@ pub async fn trial_boot(smoke: &SmokeConfig) -> Finding {
     };
     let command = argv.join(" ");
     let started = Instant::now();
-    let (ended, output) = match run_in_own_group(argv, smoke.trial_boot_timeout).await {
-        Ok(result) => result,
-        Err(e) => return Finding::fail(format!("cannot run `{command}`: {e}")),
-    };
+    let ran =
+        match shell::run_in_own_group(Program::Argv(argv), &[], smoke.trial_boot_timeout).await {
+            Ok(ran) => ran,
+            Err(e) => return Finding::fail(format!("cannot run `{command}`: {e}")),
+        };
     let took = human_duration(started.elapsed());
-    let output = output_tail(&output);
-    match ended {
+    let output = output_tail(&ran.output);
+    match ran.ended {
         Ended::Exited(status) if status.success() => {
             Finding::pass(format!("`{command}` exited 0 in {took}; output: {output}"))
         }
@@ -191,80 +185,6 @@ pub async fn trial_boot(smoke: &SmokeConfig) -> Finding {
             "`{command}` still running after trial_boot_timeout {}: killed; output: {output}",
             humantime::format_duration(smoke.trial_boot_timeout)
         )),
-    }
-}
-
-/// How the trial boot ended.
-enum Ended {
-    Exited(ExitStatus),
-    TimedOut,
-}
-
-/// Kills a process group when dropped, so the trial boot leaves nothing running behind:
-/// not what it started in the background, and not itself when the check is cut short.
-struct KillGroupOnDrop(libc::pid_t);
-
-impl Drop for KillGroupOnDrop {
-    fn drop(&mut self) {
-        // SAFETY: kill has no memory-safety preconditions. The group is the trial boot's
-        // own (process_group(0)); once it is empty, this is a harmless ESRCH.
-        unsafe {
-            libc::kill(-self.0, libc::SIGKILL);
-        }
-    }
-}
-
-/// Runs `argv` (no shell) in a process group of its own, stdin closed, stdout and
-/// stderr together into one pipe, for at most `timeout`; then kills the group. Returns
-/// how it ended and the end of its output.
-async fn run_in_own_group(argv: &[String], timeout: Duration) -> std::io::Result<(Ended, Vec<u8>)> {
-    let (writer, reader) = pipe::pipe()?;
-    let writer: OwnedFd = writer.into_blocking_fd()?;
-    let mut child = {
-        let mut command = tokio::process::Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .process_group(0)
-            .kill_on_drop(true);
-        command.spawn()?
-        // The command, with our copies of the pipe's write end, is dropped here: the
-        // pipe ends once the trial boot's processes have closed theirs.
-    };
-    let group = child.id().map(|pid| KillGroupOnDrop(pid as libc::pid_t));
-    let kept = Arc::new(Mutex::new(Vec::new()));
-    let mut reading = tokio::spawn(keep_the_end(reader, kept.clone()));
-
-    let ended = match tokio::time::timeout(timeout, child.wait()).await {
-        Ok(status) => Ended::Exited(status?),
-        Err(_) => Ended::TimedOut,
-    };
-    drop(group);
-    if let Ended::TimedOut = ended {
-        // SIGKILL cannot be ignored: reap the leader now.
-        let _ = tokio::time::timeout(OUTPUT_DRAIN, child.wait()).await;
-    }
-    // A process that left the group (setsid) may still hold the pipe: stop reading.
-    if tokio::time::timeout(OUTPUT_DRAIN, &mut reading)
-        .await
-        .is_err()
-    {
-        reading.abort();
-    }
-    let output = kept.lock().unwrap_or_else(PoisonError::into_inner).clone();
-    Ok((ended, output))
-}
-
-/// Reads the pipe to its end, keeping the last [`OUTPUT_KEPT_BYTES`] in `kept`.
-async fn keep_the_end(mut reader: pipe::Receiver, kept: Arc<Mutex<Vec<u8>>>) {
-    let mut buffer = [0u8; 4096];
-    while let Ok(read @ 1..) = reader.read(&mut buffer).await {
-        let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.extend_from_slice(&buffer[..read]);
-        let excess = kept.len().saturating_sub(OUTPUT_KEPT_BYTES);
-        kept.drain(..excess);
     }
 }
 
@@ -526,6 +446,8 @@ fn process_exists(pid: u32) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::smoke::Verdict;
 

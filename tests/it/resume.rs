@@ -27,7 +27,11 @@ async fn promote_now_crashing_at(rig: &Stage, point: &str) {
     assert_eq!(
         output.status.code(),
         None,
-        "{point}: the process should have been killed"
+        "{point}: the process should have been killed there; a binary built without the \
+         `test-seams` feature (Cargo.toml's dev-dependency on this package turns it on) \
+         ignores {}. stderr: {}",
+        crashpoint::ENV,
+        String::from_utf8_lossy(&output.stderr)
     );
 }
 
