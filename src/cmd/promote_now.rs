@@ -104,7 +104,7 @@ async fn dry_run_plan(
 ) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     // A step the journal has done is not run again: show what it did, check nothing.
-    let already_done = |step: StepName| match journal.map(|j| j.step(step)) {
+    let already_done = |step: StepName| match journal.and_then(|j| j.step(step)) {
         Some(record) if record.status == StepStatus::Done => {
             println!(
                 "     already done: {}",
