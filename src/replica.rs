@@ -10,8 +10,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
 use tokio::time::Instant;
 
 use crate::config::ReplicaConfig;
@@ -93,12 +93,12 @@ impl Replica {
     }
 
     async fn connect(&self) -> anyhow::Result<Conn> {
-        let opts = OptsBuilder::default()
-            .ip_or_hostname(self.config.host.as_str())
-            .tcp_port(self.config.port)
-            .user(Some(self.config.user.as_str()))
-            .pass(Some(self.config.password.expose()))
-            .prefer_socket(false);
+        let opts = crate::mysql::opts(
+            &self.config.host,
+            self.config.port,
+            &self.config.user,
+            &self.config.password,
+        );
         let mut conn = Conn::new(opts)
             .await
             .with_context(|| format!("cannot connect to the replica {}", self.describe()))?;
