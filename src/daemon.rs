@@ -376,22 +376,20 @@ impl Watch {
             Ok(Ok(Some(status))) => {
                 let seen = ReplicationSeen {
                     at,
-                    replicating: status.io_running() == "Yes"
-                        && status.sql_running() == "Yes"
-                        && status.sql_error().is_none(),
-                    lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
+                    replicating: status.replicating(),
+                    lag_seconds: status.seconds_behind,
                     detail: status.summary(),
                 };
-                let hears = if status.io_running() == "Yes" {
+                let hears = if status.io_connected() {
                     ReplicaHears::Connected {
-                        gtid_io_pos: status.gtid_io_pos().to_string(),
-                        heartbeats: status.get("Slave_received_heartbeats").parse().unwrap_or(0),
+                        gtid_io_pos: status.gtid_io_pos.clone(),
+                        heartbeats: status.received_heartbeats,
                     }
                 } else {
                     ReplicaHears::Nothing(format!(
                         "the replica's IO thread is not connected ({}{})",
-                        status.io_running(),
-                        match status.get("Last_IO_Error") {
+                        status.io_running,
+                        match status.io_error.as_ref().map_or("", |e| e.message.as_str()) {
                             "" => String::new(),
                             error => format!(": {error}"),
                         }
@@ -418,7 +416,7 @@ impl Watch {
         let read =
             tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
         let Ok(Ok(Some(status))) = read else { return };
-        let period: f64 = status.get("Slave_heartbeat_period").parse().unwrap_or(0.0);
+        let period: f64 = status.heartbeat_period.map_or(0.0, |p| p.as_secs_f64());
         if period <= 0.0 || period > silence.as_secs_f64() / 2.0 {
             tracing::warn!(
                 "the replica's heartbeat period is {period} s: with replication_silence {}, a quiet primary looks silent. Set it well under, e.g. CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",

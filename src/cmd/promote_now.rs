@@ -159,10 +159,10 @@ async fn dry_run_plan(
     };
     match replica_status {
         None => {}
-        Some(Ok(Some(status))) => {
-            let error = status.sql_error();
-            check(error.is_none(), error.unwrap_or_else(|| status.summary()));
-        }
+        Some(Ok(Some(status))) => match &status.sql_error {
+            Some(error) => check(false, error.to_string()),
+            None => check(true, status.summary()),
+        },
         Some(Ok(None)) => check(
             false,
             format!(
