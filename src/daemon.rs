@@ -266,28 +266,17 @@ impl Daemon {
             tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
         match read {
             Ok(Ok(Some(status))) => Replication::Read(ReplicaReading {
-                replicating: status.io_running() == "Yes"
-                    && status.sql_running() == "Yes"
-                    && status.sql_error().is_none(),
-                lag_seconds: status.get("Seconds_Behind_Master").parse().ok(),
+                replicating: status.replicating(),
+                lag_seconds: status.seconds_behind,
                 summary: status.summary(),
-                io_connected: status.io_running() == "Yes",
-                io_problem: format!(
-                    "{}{}",
-                    status.io_running(),
-                    match status.get("Last_IO_Error") {
-                        "" => String::new(),
-                        error => format!(": {error}"),
-                    }
-                ),
-                gtid_io_pos: status.gtid_io_pos().to_string(),
-                heartbeats: status.get("Slave_received_heartbeats").parse().unwrap_or(0),
-                heartbeat_period: status
-                    .get("Slave_heartbeat_period")
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|p| p.is_finite() && *p > 0.0)
-                    .and_then(|p| Duration::try_from_secs_f64(p).ok()),
+                io_connected: status.io_connected(),
+                io_problem: match &status.io_error {
+                    Some(error) => format!("{}: {}", status.io_running, error.message),
+                    None => status.io_running.clone(),
+                },
+                gtid_io_pos: status.gtid_io_pos.clone(),
+                heartbeats: status.received_heartbeats,
+                heartbeat_period: status.heartbeat_period,
             }),
             Ok(Ok(None)) => Replication::Unreadable(format!(
                 "no replication connection {:?} on the replica",

@@ -9,8 +9,8 @@
 //! 2. The optional `[promotion] fence_command` (powering the machine off through a
 //!    provider's API, say), bounded by `fence_timeout`.
 
+use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, OptsBuilder};
 
 use crate::config::Config;
 use crate::journal::FenceRecord;
@@ -30,12 +30,7 @@ pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> Fence
             true,
         ),
         Some((host, port, user, password)) => {
-            let opts = OptsBuilder::default()
-                .ip_or_hostname(host)
-                .tcp_port(port)
-                .user(Some(user))
-                .pass(Some(password.expose()))
-                .prefer_socket(false);
+            let opts = crate::mysql::opts(host, port, user, password);
             match tokio::time::timeout(connect_timeout, Conn::new(opts)).await {
                 Err(_) => (
                     format!(

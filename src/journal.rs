@@ -303,24 +303,64 @@ impl Journal {
             .map(|s| s.name)
     }
 
-    /// The record of `step`.
-    pub fn step(&self, step: StepName) -> &StepRecord {
-        self.steps
-            .iter()
-            .find(|s| s.name == step)
-            .expect("every step has a record")
+    /// Whether `steps` describes the promotion: the five steps of [`StepName::ALL`], once
+    /// each, in that order. [`Journal::new`] makes such a journal; one read from disk is
+    /// checked with this before it is used (`crate::store`), because a journal without
+    /// its steps would look like a promotion with nothing left to do, or, halted, like
+    /// one with nothing that failed.
+    pub fn validate(&self) -> Result<(), String> {
+        let found: Vec<StepName> = self.steps.iter().map(|s| s.name).collect();
+        if found == StepName::ALL {
+            return Ok(());
+        }
+        let missing: Vec<StepName> = StepName::ALL
+            .into_iter()
+            .filter(|name| !found.contains(name))
+            .collect();
+        let repeated: Vec<StepName> = StepName::ALL
+            .into_iter()
+            .filter(|name| found.iter().filter(|f| *f == name).count() > 1)
+            .collect();
+        let mut problems = Vec::new();
+        if !missing.is_empty() {
+            problems.push(format!("{} missing", step_names(&missing)));
+        }
+        if !repeated.is_empty() {
+            problems.push(format!("{} more than once", step_names(&repeated)));
+        }
+        if problems.is_empty() {
+            problems.push("out of order".to_string());
+        }
+        let found = if found.is_empty() {
+            "it has no steps".to_string()
+        } else {
+            format!(
+                "its steps are [{}]: {}",
+                step_names(&found),
+                problems.join(", ")
+            )
+        };
+        Err(format!(
+            "{found}; a promotion has exactly these five, in this order: {}",
+            step_names(&StepName::ALL)
+        ))
     }
 
-    fn step_mut(&mut self, step: StepName) -> &mut StepRecord {
-        self.steps
-            .iter_mut()
-            .find(|s| s.name == step)
-            .expect("every step has a record")
+    /// The record of `step`; `None` only in a journal that fails [`Journal::validate`].
+    pub fn step(&self, step: StepName) -> Option<&StepRecord> {
+        self.steps.iter().find(|s| s.name == step)
     }
 
-    /// Marks `step` as running.
+    fn step_mut(&mut self, step: StepName) -> Option<&mut StepRecord> {
+        self.steps.iter_mut().find(|s| s.name == step)
+    }
+
+    /// Marks `step` as running. (A step without a record, in a journal that fails
+    /// [`Journal::validate`], is left as it is: the driver only begins [`Journal::next_step`].)
     pub fn begin(&mut self, step: StepName, now: Timestamp) {
-        let record = self.step_mut(step);
+        let Some(record) = self.step_mut(step) else {
+            return;
+        };
         record.status = StepStatus::Running;
         record.started_at = Some(now);
         record.finished_at = None;
@@ -330,10 +370,11 @@ impl Journal {
 
     /// Marks `step` as done. The promotion is over once `notify` is done.
     pub fn finish(&mut self, step: StepName, detail: String, now: Timestamp) {
-        let record = self.step_mut(step);
-        record.status = StepStatus::Done;
-        record.finished_at = Some(now);
-        record.detail = Some(detail);
+        if let Some(record) = self.step_mut(step) {
+            record.status = StepStatus::Done;
+            record.finished_at = Some(now);
+            record.detail = Some(detail);
+        }
         if step == StepName::Notify {
             self.outcome = Outcome::Promoted;
             self.finished_at = Some(now);
@@ -343,10 +384,11 @@ impl Journal {
     /// Marks `step` as failed. Every step but `notify` halts the promotion; a failed
     /// closing alert does not undo a promotion that is already serving.
     pub fn fail(&mut self, step: StepName, error: String, now: Timestamp) {
-        let record = self.step_mut(step);
-        record.status = StepStatus::Failed;
-        record.finished_at = Some(now);
-        record.error = Some(error);
+        if let Some(record) = self.step_mut(step) {
+            record.status = StepStatus::Failed;
+            record.finished_at = Some(now);
+            record.error = Some(error);
+        }
         self.finished_at = Some(now);
         self.outcome = if step == StepName::Notify {
             Outcome::Promoted
@@ -371,10 +413,19 @@ impl Journal {
 
     /// How long a finished step took.
     pub fn step_duration(&self, step: StepName) -> Option<std::time::Duration> {
-        let record = self.step(step);
+        let record = self.step(step)?;
         let span = record.finished_at?.duration_since(record.started_at?);
         std::time::Duration::try_from(span).ok()
     }
+}
+
+/// "stop_replica, make_writable", for messages.
+fn step_names(names: &[StepName]) -> String {
+    names
+        .iter()
+        .map(|name| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -426,7 +477,7 @@ mod tests {
         assert_eq!(failed.name, StepName::MakeWritable);
         assert_eq!(failed.error.as_deref(), Some("read_only still ON"));
         for later in [StepName::StartApps, StepName::UpdateDns, StepName::Notify] {
-            assert_eq!(journal.step(later).status, StepStatus::Pending);
+            assert_eq!(journal.step(later).unwrap().status, StepStatus::Pending);
         }
     }
 
@@ -440,8 +491,8 @@ mod tests {
             ran,
             [StepName::StartApps, StepName::UpdateDns, StepName::Notify]
         );
-        assert_eq!(journal.step(StepName::StartApps).attempts, 2);
-        assert_eq!(journal.step(StepName::StopReplica).attempts, 1);
+        assert_eq!(journal.step(StepName::StartApps).unwrap().attempts, 2);
+        assert_eq!(journal.step(StepName::StopReplica).unwrap().attempts, 1);
         assert_eq!(journal.outcome, Outcome::Promoted);
     }
 
@@ -453,7 +504,10 @@ mod tests {
             &[Ok(()), Ok(()), Ok(()), Ok(()), Err("telegram down")],
         );
         assert_eq!(journal.outcome, Outcome::Promoted);
-        assert_eq!(journal.step(StepName::Notify).status, StepStatus::Failed);
+        assert_eq!(
+            journal.step(StepName::Notify).unwrap().status,
+            StepStatus::Failed
+        );
     }
 
     #[test]
@@ -467,6 +521,46 @@ mod tests {
             serde_json::from_str(&serde_json::to_string(&journal).unwrap()).unwrap();
         assert_eq!(reloaded.interrupted_step(), Some(StepName::MakeWritable));
         assert_eq!(reloaded.next_step(), Some(StepName::MakeWritable));
+    }
+
+    /// The bug: with `"steps": []` the dry run panicked in `step()` and a running
+    /// promotion had no next step, so the daemon stayed `promoting` for ever.
+    #[test]
+    fn a_journal_without_its_five_steps_fails_validation_and_panics_nowhere() {
+        let whole = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
+        assert_eq!(whole.validate(), Ok(()));
+
+        let mut empty = whole.clone();
+        empty.steps.clear();
+        let err = empty.validate().unwrap_err();
+        assert!(err.starts_with("it has no steps"), "{err}");
+        assert!(
+            err.contains("stop_replica, make_writable, start_apps, update_dns, notify"),
+            "{err}"
+        );
+        // Every reader of a step copes with its absence.
+        assert_eq!(empty.step(StepName::StopReplica), None);
+        assert_eq!(empty.step_duration(StepName::StopReplica), None);
+        empty.begin(StepName::StopReplica, t(1));
+        empty.fail(StepName::StopReplica, "x".into(), t(2));
+        assert!(empty.steps.is_empty());
+
+        let mut swapped = whole.clone();
+        swapped.steps.swap(1, 2);
+        let err = swapped.validate().unwrap_err();
+        assert!(err.contains("out of order"), "{err}");
+        assert!(
+            err.contains("[stop_replica, start_apps, make_writable, update_dns, notify]"),
+            "{err}"
+        );
+
+        let mut repeated = whole.clone();
+        repeated.steps[4] = repeated.steps[0].clone();
+        let err = repeated.validate().unwrap_err();
+        assert!(
+            err.contains("notify missing, stop_replica more than once"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   `status` derives);
 //! - edges, one per outside system: [`probe`] (the primary), [`replica`] (the standby's
 //!   MariaDB), [`systemd`], [`cloudflare`], [`alert`] (Telegram), [`store`] (`state_dir`);
+//! - [`mysql`]: how every connection to a MariaDB is made;
 //! - one retry owner: [`retry`];
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
 //! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod fence;
 pub mod gtid;
 pub mod journal;
+pub mod mysql;
 pub mod probe;
 pub mod promote;
 pub mod replica;

@@ -240,12 +240,7 @@ impl Prober {
                 password,
             } => {
                 use mysql_async::prelude::Queryable;
-                let opts = mysql_async::OptsBuilder::default()
-                    .ip_or_hostname(host.as_str())
-                    .tcp_port(*port)
-                    .user(Some(user.as_str()))
-                    .pass(Some(password.expose()))
-                    .prefer_socket(false);
+                let opts = crate::mysql::opts(host, *port, user, password);
                 let mut conn = mysql_async::Conn::new(opts)
                     .await
                     .map_err(|e| error_chain(&e))?;

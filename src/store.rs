@@ -3,8 +3,9 @@
 //!
 //! Every file is written atomically (write to a temporary file, fsync, rename, fsync the
 //! directory), so a reader or a restarted daemon sees the old content or the new one,
-//! never half of each. A journal that cannot be read is an error naming the file, never
-//! "no promotion": guessing either way could promote twice or refuse wrongly.
+//! never half of each. A journal that cannot be read, or does not hold the five steps
+//! ([`Journal::validate`]), is an error naming the file, never "no promotion": guessing
+//! either way could promote twice or refuse wrongly.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -89,8 +90,16 @@ impl StateDir {
                 version
             );
         }
-        let journal = serde_json::from_value(value)
+        let journal: Journal = serde_json::from_value(value)
             .with_context(|| format!("the promotion journal {} cannot be read", path.display()))?;
+        // Well-formed JSON can still not describe the promotion (steps missing): taken
+        // as it is, it would read as a promotion with nothing left to do.
+        if let Err(problem) = journal.validate() {
+            bail!(
+                "the promotion journal {} does not describe the promotion: {problem}; inspect it, then move it away only if no promotion is in progress",
+                path.display()
+            );
+        }
         Ok(Some(journal))
     }
 
@@ -274,6 +283,32 @@ mod tests {
             std::fs::write(store.journal_path(), bad).unwrap();
             let err = format!("{:#}", store.load_journal().unwrap_err());
             assert!(err.contains("promotion.json"), "{err}");
+        }
+    }
+
+    /// The bug: `"steps": []` was read as a promotion with nothing left to do (a dry run
+    /// panicked, a daemon stayed `promoting` for ever).
+    #[test]
+    fn a_journal_without_its_five_steps_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        let journal = Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH);
+        let whole = serde_json::to_value(&journal).unwrap();
+        let steps = whole["steps"].as_array().unwrap().clone();
+        let reversed: Vec<_> = steps.iter().rev().cloned().collect();
+        let twice: Vec<_> = steps.iter().chain(&steps[..1]).cloned().collect();
+        for (bad, problem) in [
+            (vec![], "it has no steps"),
+            (steps[..4].to_vec(), "notify missing"),
+            (reversed, "out of order"),
+            (twice, "stop_replica more than once"),
+        ] {
+            let mut value = whole.clone();
+            value["steps"] = serde_json::Value::Array(bad);
+            std::fs::write(store.journal_path(), value.to_string()).unwrap();
+            let err = format!("{:#}", store.load_journal().unwrap_err());
+            assert!(err.contains("promotion.json"), "{err}");
+            assert!(err.contains(problem), "{problem}: {err}");
         }
     }
 

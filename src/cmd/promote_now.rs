@@ -113,7 +113,7 @@ async fn dry_run_plan(
 ) -> anyhow::Result<ExitCode> {
     let mut failed = 0;
     // A step the journal has done is not run again: show what it did, check nothing.
-    let already_done = |step: StepName| match journal.map(|j| j.step(step)) {
+    let already_done = |step: StepName| match journal.and_then(|j| j.step(step)) {
         Some(record) if record.status == StepStatus::Done => {
             println!(
                 "     already done: {}",
@@ -168,10 +168,10 @@ async fn dry_run_plan(
     };
     match replica_status {
         None => {}
-        Some(Ok(Some(status))) => {
-            let error = status.sql_error();
-            check(error.is_none(), error.unwrap_or_else(|| status.summary()));
-        }
+        Some(Ok(Some(status))) => match &status.sql_error {
+            Some(error) => check(false, error.to_string()),
+            None => check(true, status.summary()),
+        },
         Some(Ok(None)) => check(
             false,
             format!(

@@ -10,73 +10,69 @@ use jiff::Timestamp;
 use super::Finding;
 use crate::config::format_days;
 use crate::journal::{Journal, Outcome};
+use crate::replica::{ReplicaStatus, display_gtid};
 use crate::state::State;
 
-/// The replication check, from the connection's `SHOW ALL SLAVES STATUS` columns
-/// (`column(name)`, "" when NULL) and `@@global.read_only`. Every problem is named, not
-/// just the first. `heartbeat_limit`: the longest heartbeat period that still lets
-/// replication silence confirm a dead primary (`None` when it is not asked).
+/// The replication check, from the connection's status and `@@global.read_only`. Every
+/// problem is named, not just the first. `heartbeat_limit`: the longest heartbeat period
+/// that still lets replication silence confirm a dead primary (`None` when it is not
+/// asked).
 pub fn replication(
-    column: impl Fn(&str) -> String,
+    status: &ReplicaStatus,
     read_only: bool,
     max_lag: Duration,
     heartbeat_limit: Option<Duration>,
 ) -> Finding {
     let mut problems = Vec::new();
-    for (thread, running) in [("IO", "Slave_IO_Running"), ("SQL", "Slave_SQL_Running")] {
-        let state = column(running);
+    for (thread, state, error) in [
+        ("IO", &status.io_running, &status.io_error),
+        ("SQL", &status.sql_running, &status.sql_error),
+    ] {
         if state != "Yes" {
-            problems.push(format!("{thread} thread {}", or_unknown(&state)));
+            problems.push(format!("{thread} thread {}", or_unknown(state)));
         }
-        let errno = column(&format!("Last_{thread}_Errno"));
-        if !errno.is_empty() && errno != "0" {
-            problems.push(format!(
-                "{thread} thread error {errno}: {}",
-                column(&format!("Last_{thread}_Error"))
-            ));
+        if let Some(error) = error {
+            problems.push(error.to_string());
         }
     }
-    let lag = column("Seconds_Behind_Master");
-    match lag.parse::<u64>() {
-        Ok(seconds) if Duration::from_secs(seconds) > max_lag => problems.push(format!(
+    match status.seconds_behind {
+        Some(seconds) if Duration::from_secs(seconds) > max_lag => problems.push(format!(
             "{seconds} s behind the primary (max_lag {})",
             humantime::format_duration(max_lag)
         )),
-        Ok(_) => {}
-        Err(_) => problems.push("lag unknown (Seconds_Behind_Master is NULL)".to_string()),
+        Some(_) => {}
+        None => problems.push("lag unknown (Seconds_Behind_Master is NULL)".to_string()),
     }
     if !read_only {
         problems.push("read_only is OFF: the standby takes writes of its own".to_string());
     }
-    let using_gtid = column("Using_Gtid");
-    if !matches!(using_gtid.as_str(), "Slave_Pos" | "Current_Pos") {
+    let using_gtid = status.using_gtid.as_str();
+    if !matches!(using_gtid, "Slave_Pos" | "Current_Pos") {
         problems.push(format!(
             "GTID not in use (Using_Gtid {}): the promotion waits on GTID positions; CHANGE MASTER TO MASTER_USE_GTID = slave_pos",
-            or_unknown(&using_gtid)
+            or_unknown(using_gtid)
         ));
     }
-    let heartbeat = column("Slave_heartbeat_period");
-    match (heartbeat.parse::<f64>(), heartbeat_limit) {
-        (Ok(period), _) if period <= 0.0 => problems.push(format!(
-            "heartbeat period not set ({heartbeat}): CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 5"
+    // Shown as MariaDB shows it, with three decimals; 0 when not set or not known.
+    let heartbeat = status.heartbeat_period.map_or(0.0, |p| p.as_secs_f64());
+    match (heartbeat, heartbeat_limit) {
+        (period, _) if period <= 0.0 => problems.push(format!(
+            "heartbeat period not set ({period:.3}): CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 5"
         )),
-        (Err(_), _) => problems.push(format!(
-            "heartbeat period not set ({}): CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 5",
-            or_unknown(&heartbeat)
-        )),
-        (Ok(period), Some(limit)) if period > limit.as_secs_f64() => problems.push(format!(
-            "heartbeat period {heartbeat} s is not well under replication_silence: a quiet primary would look dead; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
+        (period, Some(limit)) if period > limit.as_secs_f64() => problems.push(format!(
+            "heartbeat period {period:.3} s is not well under replication_silence: a quiet primary would look dead; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
             limit.as_secs().max(1)
         )),
-        (Ok(_), _) => {}
+        _ => {}
     }
     if !problems.is_empty() {
         return Finding::fail(problems.join("; "));
     }
     Finding::pass(format!(
-        "IO and SQL threads running, {lag} s behind (max {}), read_only ON, GTID {using_gtid} (received {}), heartbeat {heartbeat} s",
+        "IO and SQL threads running, {} s behind (max {}), read_only ON, GTID {using_gtid} (received {}), heartbeat {heartbeat:.3} s",
+        status.seconds_behind.unwrap_or_default(),
         humantime::format_duration(max_lag),
-        crate::replica::display_gtid(&column("Gtid_IO_Pos"))
+        display_gtid(&status.gtid_io_pos)
     ))
 }
 
@@ -346,7 +342,7 @@ mod tests {
 
     fn assess(columns: &HashMap<&str, &str>, read_only: bool) -> Finding {
         replication(
-            |c| columns.get(c).copied().unwrap_or("").to_string(),
+            &ReplicaStatus::from_columns(|c| columns.get(c).map(|v| v.to_string())),
             read_only,
             Duration::from_secs(60),
             Some(Duration::from_secs(30)),

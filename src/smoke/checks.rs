@@ -51,7 +51,7 @@ pub async fn replication(config: &Config) -> Finding {
             config.replica.connection_name, config.replica.host, config.replica.port
         )),
         Some(status) => assess::replication(
-            |column| status.get(column).to_string(),
+            &status,
             read_only,
             config.smoke.max_lag,
             // Half the silence: a heartbeat is then due twice within it.

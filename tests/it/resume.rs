@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use failover_watchdog::crashpoint;
+use failover_watchdog::journal::{Journal, Trigger};
 use mysql_async::prelude::Queryable;
 
 use crate::support::*;
@@ -212,6 +213,49 @@ async fn an_unreadable_journal_stops_the_daemon_and_names_the_file() {
     }
     assert_eq!(rig.replica_read_only().await, "1");
     assert!(rig.systemctl.calls().is_empty());
+}
+
+/// The bug: a journal whose `steps` are missing made `--promote-now --dry-run` panic
+/// (exit 101) and, still `running`, left the daemon "resuming at step the end" and
+/// `promoting` for ever. Now it is an unreadable journal like any other: every command
+/// that needs it fails naming the file and the problem, and nothing is changed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_without_its_steps_is_an_error_naming_the_file_not_a_panic() {
+    let rig = stage().await;
+    std::fs::create_dir_all(rig.state_dir()).unwrap();
+    // A journal this build would write, the promotion under way, its steps gone.
+    let mut journal = serde_json::to_value(Journal::new(
+        NODE,
+        Trigger::Automatic,
+        "the primary is down",
+        jiff::Timestamp::now(),
+    ))
+    .unwrap();
+    assert_eq!(journal["outcome"], "running");
+    journal["steps"] = serde_json::json!([]);
+    std::fs::write(
+        rig.state_dir().join("promotion.json"),
+        serde_json::to_vec_pretty(&journal).unwrap(),
+    )
+    .unwrap();
+
+    for args in [
+        &["--promote-now", "--dry-run"][..],
+        &["--promote-now", "--yes"],
+        &["run"],
+        &["status"],
+    ] {
+        let run = rig.run(args).await;
+        assert_eq!(run.code, Some(1), "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("promotion.json") && run.stderr.contains("it has no steps"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(rig.replica_read_only().await, "1");
+    assert!(rig.systemctl.calls().is_empty());
+    assert_eq!(rig.cloudflare.patch_count(), 0);
 }
 
 /// The relay log cannot be applied in time (a table locked on the replica): the
