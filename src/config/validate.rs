@@ -80,7 +80,8 @@ impl<'a> Validator<'a> {
         Ok(self.optional_duration(key, value)?.unwrap_or(default))
     }
 
-    /// A count of at least 1, `default` when left out.
+    /// A count of at least 1, `default` when left out. A count beyond `u32` is too
+    /// large, not too small.
     pub(super) fn count(
         &self,
         key: &str,
@@ -89,10 +90,13 @@ impl<'a> Validator<'a> {
     ) -> Result<u32, ConfigError> {
         match value {
             None => Ok(default),
-            Some(n) => u32::try_from(n)
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| self.error(key, format!("{n} must be at least 1"))),
+            Some(n) if n < 1 => Err(self.error(key, format!("{n} must be at least 1"))),
+            Some(n) => u32::try_from(n).map_err(|_| {
+                self.error(
+                    key,
+                    format!("{n} is too large; the maximum is {}", u32::MAX),
+                )
+            }),
         }
     }
 
