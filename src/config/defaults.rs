@@ -1,6 +1,7 @@
 //! Every default value of every config key, in one place: what a key is when the file
 //! leaves it out. The converters in `tables.rs` (and the witness config) take them from
-//! here and nowhere else, and `config/example.toml` documents the same values.
+//! here and nowhere else. `config/example.toml` and `config/witness.toml` name the
+//! same values in their comments: change them together.
 //!
 //! A default that follows from other keys (the replication silence from the interval, a
 //! witness's time limit from the probe's) is a function of those keys, here too.
