@@ -71,21 +71,21 @@ pub enum ReplicaHears {
     },
 }
 
-/// How many heartbeat periods without anything from the primary make silence mean
-/// something, when `replication_silence` is not set.
-pub const HEARTBEATS_OF_SILENCE: u32 = 3;
-
 /// How long the replica must hear nothing before its silence confirms a failed round:
-/// `replication_silence` when set; else [`HEARTBEATS_OF_SILENCE`] of the replica's own
-/// heartbeat period (`Slave_heartbeat_period`, as read this round); else, with heartbeats
-/// off or unknown, two intervals.
+/// `replication_silence` when set; else a few of the replica's own heartbeat periods
+/// (`Slave_heartbeat_period`, as read this round); else, with heartbeats off or unknown,
+/// two intervals (the defaults are in `config/defaults.rs`).
 pub fn silence_window(
     configured: Option<Duration>,
     heartbeat_period: Option<Duration>,
     interval: Duration,
 ) -> Duration {
+    use crate::config::defaults;
     configured.unwrap_or_else(|| {
-        heartbeat_period.map_or(interval * 2, |period| period * HEARTBEATS_OF_SILENCE)
+        heartbeat_period.map_or(
+            defaults::replication_silence_without_heartbeats(interval),
+            |period| period * defaults::HEARTBEATS_OF_SILENCE,
+        )
     })
 }
 

@@ -619,3 +619,29 @@ fn a_bad_witness_names_its_key() {
         assert!(message.contains(problem), "{problem}: {message}");
     }
 }
+
+/// Regression: `failures_before_promotion = 1099511627776` was refused with
+/// "1099511627776 must be at least 1".
+#[test]
+fn an_over_large_count_said_it_must_be_at_least_1() {
+    let fx = Fixture::new();
+    let count = |n: &str| {
+        GOOD.replacen(
+            "failures_before_promotion = 5",
+            &format!("failures_before_promotion = {n}"),
+            1,
+        )
+    };
+    let err = fx.parse(&count("1099511627776")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: probe.failures_before_promotion: 1099511627776 is too large; the maximum is 4294967295",
+            fx.dir.path().join("config.toml").display()
+        )
+    );
+    let config = fx.parse(&count("4294967295")).unwrap();
+    assert_eq!(config.probe.failures_before_promotion, u32::MAX);
+    let err = fx.parse(&count("-1")).unwrap_err();
+    assert_eq!(err.problem, "-1 must be at least 1");
+}

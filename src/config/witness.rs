@@ -25,10 +25,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{
-    CheckConfig, ConfigError, FailWhen, Validator, check_passwords, parse_raw, read_config_file,
-    ser_duration, world_readable_warning,
-};
+use super::file::{parse_raw, read_config_file, world_readable_warning};
+use super::validate::Validator;
+use super::{CheckConfig, ConfigError, FailWhen, check_passwords, defaults, ser_duration};
 use crate::secret::Secret;
 
 /// The validated witness config.
@@ -99,10 +98,7 @@ impl WitnessConfig {
     /// Parses and validates `text`, read from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<WitnessConfig, ConfigError> {
         let raw: raw::File = parse_raw(text, file)?;
-        let mut v = Validator {
-            file,
-            warnings: Vec::new(),
-        };
+        let mut v = Validator::new(file);
         let name = v.node_name(raw.node.name.as_deref())?;
         let token = v.secret(
             "witness.token",
@@ -115,16 +111,20 @@ impl WitnessConfig {
                 "is shorter than 16 characters; make one with: openssl rand -hex 32",
             ));
         }
-        let timeout = v.duration("probe.timeout", raw.probe.timeout.as_deref(), "10s")?;
+        let timeout = v.duration_or(
+            "probe.timeout",
+            raw.probe.timeout.as_deref(),
+            defaults::PROBE_TIMEOUT,
+        )?;
         let checks = v.primary_checks(&raw.probe.checks)?;
         Ok(WitnessConfig {
             path: file.to_path_buf(),
             name,
             token,
             timeout,
-            fail_when: raw.probe.fail_when.unwrap_or(FailWhen::Any),
+            fail_when: raw.probe.fail_when.unwrap_or(defaults::FAIL_WHEN),
             checks,
-            warnings: v.warnings,
+            warnings: v.into_warnings(),
         })
     }
 

@@ -1,0 +1,139 @@
+//! Every default value of every config key, in one place: what a key is when the file
+//! leaves it out. The converters in `tables.rs` (and the witness config) take them from
+//! here and nowhere else. `config/example.toml` and `config/witness.toml` name the
+//! same values in their comments: change them together.
+//!
+//! A default that follows from other keys (the replication silence from the interval, a
+//! witness's time limit from the probe's) is a function of those keys, here too.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::FailWhen;
+
+/// `node.name` when the host name cannot be read.
+pub const NODE_NAME_WITHOUT_HOST_NAME: &str = "standby";
+
+/// `node.state_dir`: the directory the shipped systemd unit provides (`StateDirectory=`).
+pub const STATE_DIR: &str = "/var/lib/failover-watchdog";
+
+/// `probe.interval`: how often a round of checks runs.
+pub const PROBE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `probe.timeout` (the standby's and the witness's): the longest one check may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `probe.failures_before_promotion`: failed rounds in a row before a promotion.
+pub const FAILURES_BEFORE_PROMOTION: u32 = 5;
+
+/// `probe.fail_when` (the standby's and the witness's): a round fails when any check fails.
+pub const FAIL_WHEN: FailWhen = FailWhen::Any;
+
+/// `probe.confirm_with_replication`: a failed round counts only when the replica no
+/// longer hears from the primary.
+pub const CONFIRM_WITH_REPLICATION: bool = true;
+
+/// `port` of a `mysql` check, and `replica.port`: MariaDB's own port.
+pub const MYSQL_PORT: u16 = 3306;
+
+/// `replica.host`: the standby's own MariaDB, on this host.
+pub const REPLICA_HOST: &str = "127.0.0.1";
+
+/// `replica.connection_name`: the default (unnamed) replication connection.
+pub const REPLICA_CONNECTION_NAME: &str = "";
+
+/// `replica.apply_timeout`: the longest wait for the relay log to be applied.
+pub const REPLICA_APPLY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `replica.reset_replica`: `RESET SLAVE ALL` once stopped, so it never reconnects.
+pub const RESET_REPLICA: bool = true;
+
+/// `replica.max_lag`: the lag guard's limit.
+pub const REPLICA_MAX_LAG: Duration = Duration::from_secs(30);
+
+/// `apps.start_timeout`: per unit, `systemctl start` plus its confirmation.
+pub const APPS_START_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// `dns.provider`: the only one there is.
+pub const DNS_PROVIDER: &str = "cloudflare";
+
+/// `dns.api_base`: Cloudflare's v4 API.
+pub const DNS_API_BASE: &str = "https://api.cloudflare.com/client/v4";
+
+/// `dns.update_timeout`: the longest the `update_dns` step may take, retries included.
+pub const DNS_UPDATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `type` of a `[[dns.records]]`.
+pub const DNS_RECORD_TYPE: &str = "A";
+
+/// `telegram.api_url`: the Bot API.
+pub const TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
+/// `promotion.fence_timeout`: the longest the fence command may run.
+pub const FENCE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `promotion.require_fence`: a failed fence is alerted and the promotion goes on.
+pub const REQUIRE_FENCE: bool = false;
+
+/// `promotion.hook_timeout`: the longest each hook may run.
+pub const HOOK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `promotion.split_brain_alert_every`: how often the alert repeats while the old
+/// primary answers after a promotion.
+pub const SPLIT_BRAIN_ALERT_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// `smoke.check_timeout`: each readiness check's time limit, except the trial boot's.
+pub const SMOKE_CHECK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `smoke.trial_boot_timeout`: the longest the trial boot may run.
+pub const SMOKE_TRIAL_BOOT_TIMEOUT: Duration = Duration::from_secs(120);
+
+// The defaults must pass the rules the converters apply to written values.
+const _: () = assert!(PROBE_TIMEOUT.as_nanos() < PROBE_INTERVAL.as_nanos());
+const _: () = assert!(FAILURES_BEFORE_PROMOTION >= 1 && MYSQL_PORT != 0);
+
+/// `node.name` (the standby's and the witness's): the host name, or
+/// [`NODE_NAME_WITHOUT_HOST_NAME`] when it cannot be read.
+pub fn node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| NODE_NAME_WITHOUT_HOST_NAME.to_string())
+}
+
+/// `probe.replication_silence`, unset: this many of the replica's own heartbeat periods
+/// (`Slave_heartbeat_period`, read each round) without a word from the primary. Three:
+/// one late heartbeat is no evidence, three missing in a row are.
+pub const HEARTBEATS_OF_SILENCE: u32 = 3;
+
+/// `probe.replication_silence`, unset, with the replica's heartbeats off (period 0) or
+/// unreadable: two rounds without a word from the primary.
+pub fn replication_silence_without_heartbeats(interval: Duration) -> Duration {
+    interval * 2
+}
+
+/// How `check-config` shows an unset `probe.replication_silence`.
+pub const REPLICATION_SILENCE_DERIVED: &str = "3 heartbeat periods of the replica (derived)";
+
+/// `probe.witnesses[].name`: the URL's host and port, or the URL as written when it
+/// has neither.
+pub fn witness_name(url: &Url, written: &str) -> String {
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        _ => written.to_string(),
+    }
+}
+
+/// `probe.witnesses[].timeout`: twice the probe timeout (the witness runs its own checks
+/// first), at most half the interval, so a round ends before the next is due.
+pub fn witness_timeout(probe_timeout: Duration, interval: Duration) -> Duration {
+    (probe_timeout * 2).min(interval / 2)
+}
+
+/// `smoke.max_lag`: the lag guard's limit (`replica.max_lag`), so a passing smoke test
+/// means an automatic promotion would not be held for lag.
+pub fn smoke_max_lag(replica_max_lag: Duration) -> Duration {
+    replica_max_lag
+}

@@ -1,0 +1,236 @@
+//! The [`Validator`]: validation in progress. It remembers the file (every error names
+//! it) and collects warnings, and it owns the checks of single values every table
+//! shares: durations, counts, ports, URLs, unit names, secrets and paths. The tables
+//! themselves are converted in `tables.rs`.
+
+use std::fmt::Display;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use url::Url;
+
+use super::ConfigError;
+use crate::secret::Secret;
+
+/// Validation in progress: remembers the file, collects warnings.
+pub(super) struct Validator<'a> {
+    file: &'a Path,
+    warnings: Vec<String>,
+}
+
+impl<'a> Validator<'a> {
+    /// Starts validating what was read from `file`.
+    pub(super) fn new(file: &'a Path) -> Self {
+        Self {
+            file,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The warnings collected, for the finished config.
+    pub(super) fn into_warnings(self) -> Vec<String> {
+        self.warnings
+    }
+
+    /// Something allowed but unwise, said with the file's name.
+    pub(super) fn warn(&mut self, text: impl Display) {
+        self.warnings
+            .push(format!("{}: {text}", self.file.display()));
+    }
+
+    pub(super) fn error(&self, key: &str, problem: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: Some(key.to_string()),
+            line_col: None,
+            problem: problem.into(),
+        }
+    }
+
+    /// A duration as written, such as "500ms" or "5m"; never zero.
+    pub(super) fn duration(&self, key: &str, text: &str) -> Result<Duration, ConfigError> {
+        let parsed = humantime::parse_duration(text).map_err(|e| {
+            self.error(
+                key,
+                format!("{text:?} is not a duration ({e}); write e.g. \"500ms\", \"10s\", \"5m\""),
+            )
+        })?;
+        if parsed.is_zero() {
+            return Err(self.error(key, "must be longer than zero"));
+        }
+        Ok(parsed)
+    }
+
+    /// A duration that may be left out.
+    pub(super) fn optional_duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<Option<Duration>, ConfigError> {
+        value.map(|text| self.duration(key, text)).transpose()
+    }
+
+    /// A duration, `default` when left out.
+    pub(super) fn duration_or(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        Ok(self.optional_duration(key, value)?.unwrap_or(default))
+    }
+
+    /// A count of at least 1, `default` when left out. A count beyond `u32` is too
+    /// large, not too small.
+    pub(super) fn count(
+        &self,
+        key: &str,
+        value: Option<i64>,
+        default: u32,
+    ) -> Result<u32, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(n) if n < 1 => Err(self.error(key, format!("{n} must be at least 1"))),
+            Some(n) => u32::try_from(n).map_err(|_| {
+                self.error(
+                    key,
+                    format!("{n} is too large; the maximum is {}", u32::MAX),
+                )
+            }),
+        }
+    }
+
+    /// A TCP port, `default` when left out.
+    pub(super) fn port(
+        &self,
+        key: &str,
+        value: Option<i64>,
+        default: u16,
+    ) -> Result<u16, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| self.error(key, format!("{p} is not a TCP port (1-65535)"))),
+        }
+    }
+
+    pub(super) fn url(&self, key: &str, text: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(text)
+            .map_err(|e| self.error(key, format!("{text:?} is not a URL ({e})")))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(self.error(key, format!("{text:?} must be an http:// or https:// URL")));
+        }
+        Ok(url)
+    }
+
+    pub(super) fn non_empty(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(self.error(key, "must not be empty"));
+        }
+        Ok(trimmed.to_string())
+    }
+
+    /// A `host:port` address with a port that is not 0.
+    pub(super) fn address(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        let address = self.non_empty(key, text)?;
+        let has_port = match address.rsplit_once(':') {
+            Some((host, port)) => !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0),
+            None => false,
+        };
+        if !has_port {
+            return Err(self.error(key, format!("{address:?} must be host:port")));
+        }
+        Ok(address)
+    }
+
+    /// A systemd unit name, as `systemctl` takes it (never an option).
+    pub(super) fn unit_name(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        let unit = self.non_empty(key, text)?;
+        if unit.starts_with('-') || unit.contains(char::is_whitespace) {
+            return Err(self.error(key, format!("{unit:?} is not a unit name")));
+        }
+        Ok(unit)
+    }
+
+    /// A secret given as `key` (inline) or `key_file`; exactly one of them.
+    pub(super) fn secret(
+        &mut self,
+        key: &str,
+        inline: Option<&str>,
+        file: Option<&str>,
+    ) -> Result<Secret, ConfigError> {
+        match (inline, file) {
+            (Some(_), Some(_)) => {
+                Err(self.error(key, format!("give either {key} or {key}_file, not both")))
+            }
+            (None, None) => Err(self.error(
+                key,
+                format!("missing: give {key}_file (a file holding it) or {key}"),
+            )),
+            (Some(value), None) => {
+                if value.is_empty() {
+                    return Err(self.error(key, "must not be empty"));
+                }
+                self.warn(format!(
+                    "{key} is written inline; prefer {key}_file with a file only the service can read"
+                ));
+                Ok(Secret::inline(value))
+            }
+            (None, Some(path)) => self.secret_file(key, path),
+        }
+    }
+
+    /// The trimmed contents of the file named by `{key}_file`; never empty.
+    fn secret_file(&self, key: &str, path: &str) -> Result<Secret, ConfigError> {
+        let file_key = format!("{key}_file");
+        let path = self.resolve(path);
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            self.error(
+                &file_key,
+                format!("cannot read secret file {}: {e}", path.display()),
+            )
+        })?;
+        let value = text.trim();
+        if value.is_empty() {
+            return Err(self.error(
+                &file_key,
+                format!("secret file {} is empty", path.display()),
+            ));
+        }
+        Ok(Secret::from_file(value, path))
+    }
+
+    /// A wait that must end before the next round is due.
+    pub(super) fn shorter_than_interval(
+        &self,
+        key: &str,
+        value: Duration,
+        interval: Duration,
+    ) -> Result<(), ConfigError> {
+        if value >= interval {
+            return Err(self.error(
+                key,
+                format!(
+                    "{} must be shorter than probe.interval ({})",
+                    humantime::format_duration(value),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Relative paths are taken from the config file's directory, so a config and its
+    /// secrets can move together.
+    pub(super) fn resolve(&self, path: &str) -> PathBuf {
+        let path = Path::new(path);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.file.parent().unwrap_or(Path::new(".")).join(path)
+        }
+    }
+}
