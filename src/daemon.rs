@@ -300,12 +300,9 @@ impl Daemon {
         let Replication::Read(reading) = self.read_replication().await else {
             return;
         };
-        if let Some(problem) = crate::verdict::heartbeat_problem(
-            self.config.probe.replication_silence,
-            reading.heartbeat_period,
-            self.config.probe.interval,
-        ) {
-            tracing::warn!("{problem}");
+        let rule = crate::verdict::HeartbeatRule::from_config(&self.config.probe);
+        if let Some(problem) = rule.problem(reading.heartbeat_period) {
+            tracing::warn!("the replica's {problem}");
         }
     }
 

@@ -89,27 +89,64 @@ pub fn silence_window(
     })
 }
 
-/// The heartbeat rule: silence is only evidence when heartbeats come well within the
-/// window (at least two per window). `Some` says what is wrong and how to fix it.
-pub fn heartbeat_problem(
-    configured: Option<Duration>,
-    heartbeat_period: Option<Duration>,
-    interval: Duration,
-) -> Option<String> {
-    let window = silence_window(configured, heartbeat_period, interval);
-    let suggestion = (window.as_secs_f64() / 4.0).max(0.5);
-    match heartbeat_period {
-        None => Some(format!(
-            "the replica's heartbeat is off (period 0): a quiet primary looks silent after {}. Set CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {suggestion}",
-            humantime::format_duration(window)
-        )),
-        Some(period) if period * 2 > window => Some(format!(
-            "the replica's heartbeat period {} s is not well under replication_silence {}: a quiet primary looks silent. Set CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {suggestion}, or leave replication_silence unset",
-            period.as_secs_f64(),
-            humantime::format_duration(window)
-        )),
-        Some(_) => None,
+/// What the heartbeat rule needs of the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeartbeatRule {
+    /// `probe.replication_silence`, when set.
+    pub configured: Option<Duration>,
+    pub interval: Duration,
+    pub failures_before_promotion: u32,
+}
+
+impl HeartbeatRule {
+    pub fn from_config(probe: &crate::config::ProbeConfig) -> HeartbeatRule {
+        HeartbeatRule {
+            configured: probe.replication_silence,
+            interval: probe.interval,
+            failures_before_promotion: probe.failures_before_promotion,
+        }
     }
+
+    /// The one heartbeat rule (the daemon warns by it at start, the smoke test fails by
+    /// it): silence is only evidence when heartbeats come well within its window (two
+    /// per window at least), and a derived window should not hold a promotion past the
+    /// rounds it takes to reach the threshold. `Some` says what is wrong and the fix.
+    pub fn problem(&self, heartbeat_period: Option<Duration>) -> Option<String> {
+        let detection = self.interval * self.failures_before_promotion.max(1);
+        let Some(period) = heartbeat_period else {
+            return Some(format!(
+                "heartbeat period not set (0.000): a quiet primary looks silent; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
+                suggested_period(self.configured.unwrap_or(detection))
+            ));
+        };
+        match self.configured {
+            Some(silence) if period * 2 > silence => Some(format!(
+                "heartbeat period {:.3} s is not well under replication_silence {}: a quiet primary would look dead; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}, or leave replication_silence unset",
+                period.as_secs_f64(),
+                humantime::format_duration(silence),
+                suggested_period(silence)
+            )),
+            None if period * crate::config::defaults::HEARTBEATS_OF_SILENCE > detection => {
+                Some(format!(
+                    "heartbeat period {:.3} s is not well under replication_silence (derived: {} heartbeats): replication would confirm a dead primary only after {}, later than the {} it takes to reach the threshold; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
+                    period.as_secs_f64(),
+                    crate::config::defaults::HEARTBEATS_OF_SILENCE,
+                    humantime::format_duration(
+                        period * crate::config::defaults::HEARTBEATS_OF_SILENCE
+                    ),
+                    humantime::format_duration(detection),
+                    suggested_period(detection)
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A heartbeat period that fits four times into `window`, in MariaDB's seconds.
+fn suggested_period(window: Duration) -> String {
+    let seconds = (window.as_secs_f64() / 4.0).max(0.5);
+    format!("{seconds:.1}")
 }
 
 /// What the replica's silence says this round.
@@ -329,17 +366,28 @@ mod tests {
     }
 
     #[test]
-    fn the_heartbeat_rule_wants_two_heartbeats_per_window() {
+    fn the_heartbeat_rule_wants_two_heartbeats_per_window_and_no_later_confirmation() {
         let ms = Duration::from_millis;
-        assert_eq!(heartbeat_problem(None, Some(ms(500)), at(1)), None);
-        assert_eq!(heartbeat_problem(Some(at(2)), Some(at(1)), at(1)), None);
-        let slow = heartbeat_problem(Some(at(2)), Some(at(5)), at(1)).unwrap();
+        let rule = |configured| HeartbeatRule {
+            configured,
+            interval: at(1),
+            failures_before_promotion: 3,
+        };
+        assert_eq!(rule(None).problem(Some(ms(500))), None);
+        assert_eq!(rule(None).problem(Some(at(1))), None);
+        assert_eq!(rule(Some(at(2))).problem(Some(at(1))), None);
+        let slow = rule(Some(at(2))).problem(Some(at(5))).unwrap();
         assert!(
-            slow.contains("not well under replication_silence"),
+            slow.contains("not well under replication_silence 2s"),
             "{slow}"
         );
-        let off = heartbeat_problem(None, None, at(1)).unwrap();
-        assert!(off.contains("heartbeat is off"), "{off}");
+        let late = rule(None).problem(Some(at(5))).unwrap();
+        assert!(
+            late.contains("only after 15s, later than the 3s it takes"),
+            "{late}"
+        );
+        let off = rule(None).problem(None).unwrap();
+        assert!(off.contains("heartbeat period not set"), "{off}");
     }
 
     #[test]

@@ -12,16 +12,16 @@ use crate::config::format_days;
 use crate::journal::{Journal, Outcome};
 use crate::replica::{ReplicaStatus, display_gtid};
 use crate::state::State;
+use crate::verdict::HeartbeatRule;
 
 /// The replication check, from the connection's status and `@@global.read_only`. Every
-/// problem is named, not just the first. `heartbeat_limit`: the longest heartbeat period
-/// that still lets replication silence confirm a dead primary (`None` when it is not
-/// asked).
+/// problem is named, not just the first. `heartbeat`: the daemon's heartbeat rule, when
+/// it confirms failures with replication (`None` when it does not).
 pub fn replication(
     status: &ReplicaStatus,
     read_only: bool,
     max_lag: Duration,
-    heartbeat_limit: Option<Duration>,
+    heartbeat: Option<HeartbeatRule>,
 ) -> Finding {
     let mut problems = Vec::new();
     for (thread, state, error) in [
@@ -53,21 +53,14 @@ pub fn replication(
             or_unknown(using_gtid)
         ));
     }
-    // Shown as MariaDB shows it, with three decimals; 0 when not set or not known.
-    let heartbeat = status.heartbeat_period.map_or(0.0, |p| p.as_secs_f64());
-    match (heartbeat, heartbeat_limit) {
-        (period, _) if period <= 0.0 => problems.push(format!(
-            "heartbeat period not set ({period:.3}): CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 5"
-        )),
-        (period, Some(limit)) if period > limit.as_secs_f64() => problems.push(format!(
-            "heartbeat period {period:.3} s is not well under replication_silence: a quiet primary would look dead; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
-            limit.as_secs().max(1)
-        )),
-        _ => {}
+    if let Some(problem) = heartbeat.and_then(|rule| rule.problem(status.heartbeat_period)) {
+        problems.push(problem);
     }
     if !problems.is_empty() {
         return Finding::fail(problems.join("; "));
     }
+    // Shown as MariaDB shows it, with three decimals; 0 when not set or not known.
+    let heartbeat = status.heartbeat_period.map_or(0.0, |p| p.as_secs_f64());
     Finding::pass(format!(
         "IO and SQL threads running, {} s behind (max {}), read_only ON, GTID {using_gtid} (received {}), heartbeat {heartbeat:.3} s",
         status.seconds_behind.unwrap_or_default(),
@@ -345,7 +338,11 @@ mod tests {
             &ReplicaStatus::from_columns(|c| columns.get(c).map(|v| v.to_string())),
             read_only,
             Duration::from_secs(60),
-            Some(Duration::from_secs(30)),
+            Some(HeartbeatRule {
+                configured: Some(Duration::from_secs(60)),
+                interval: Duration::from_secs(10),
+                failures_before_promotion: 3,
+            }),
         )
     }
 

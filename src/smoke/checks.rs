@@ -22,6 +22,7 @@ use crate::shell::{self, Ended, Program};
 use crate::status::StatusReport;
 use crate::store::StateDir;
 use crate::systemd;
+use crate::verdict::HeartbeatRule;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
 
@@ -54,14 +55,10 @@ pub async fn replication(config: &Config) -> Finding {
             &status,
             read_only,
             config.smoke.max_lag,
-            // Half the silence: a heartbeat is then due twice within it.
-            config.probe.confirm_with_replication.then(|| {
-                crate::verdict::silence_window(
-                    config.probe.replication_silence,
-                    None,
-                    config.probe.interval,
-                ) / 2
-            }),
+            config
+                .probe
+                .confirm_with_replication
+                .then(|| HeartbeatRule::from_config(&config.probe)),
         ),
     }
 }
