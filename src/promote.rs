@@ -116,56 +116,8 @@ impl Promoter {
                 tracing::warn!("stopping before step {step}; the next start resumes there");
                 return Ok(journal);
             }
-            journal.begin(step, Timestamp::now());
-            if let Err(e) = self.store.save_journal(&journal) {
-                return Err(self.halt_unrecorded(&mut journal, step, e).await);
-            }
-            tracing::info!("step {step}: started");
-            crashpoint::reached(&format!("before:{step}"));
-            let started = Instant::now();
-            let result = self.run_step(step, &mut journal).await;
-            crashpoint::reached(&format!("after:{step}"));
-            match result {
-                Ok(detail) => {
-                    tracing::info!(
-                        "step {step}: done in {} ms: {detail}",
-                        started.elapsed().as_millis()
-                    );
-                    journal.finish(step, detail, Timestamp::now());
-                }
-                Err(error) => {
-                    let error = format!("{error:#}");
-                    journal.fail(step, error.clone(), Timestamp::now());
-                    if step == StepName::Notify {
-                        tracing::error!("the closing alert was not delivered: {error}");
-                    } else {
-                        tracing::error!("step {step} failed, promotion halted: {error}");
-                        self.alerter.send(&Alert::halted(&journal, step, &error));
-                        self.hook(
-                            "on_failure",
-                            &self.config.promotion.on_failure,
-                            &journal,
-                            Some(step),
-                        )
-                        .await;
-                    }
-                }
-            }
-            if let Err(e) = self.store.save_journal(&journal) {
-                if journal.outcome == Outcome::Halted {
-                    // Halted and alerted already; the file still says the step runs.
-                    return Err(PromoteError::Journal {
-                        step,
-                        error: format!("{e:#}"),
-                    });
-                }
-                if step == StepName::Notify {
-                    // Everything serves and the team was told: a resumed `notify` would
-                    // only say it again.
-                    tracing::error!("the promotion is done but cannot be recorded: {e:#}");
-                    return Ok(journal);
-                }
-                return Err(self.halt_unrecorded(&mut journal, step, e).await);
+            if let Some(end) = self.run_journalled(step, &mut journal).await {
+                return end;
             }
         }
         if journal.outcome == Outcome::Promoted {
@@ -178,6 +130,68 @@ impl Promoter {
             .await;
         }
         Ok(journal)
+    }
+
+    /// Runs one step between two journal writes: begin and save, run, finish or fail
+    /// (alerted, `on_failure` run) and save. `Some` ends the promotion here: a journal
+    /// that cannot be written halts it before the next step.
+    async fn run_journalled(
+        &self,
+        step: StepName,
+        journal: &mut Journal,
+    ) -> Option<Result<Journal, PromoteError>> {
+        journal.begin(step, Timestamp::now());
+        if let Err(e) = self.store.save_journal(journal) {
+            return Some(Err(self.halt_unrecorded(journal, step, e).await));
+        }
+        tracing::info!("step {step}: started");
+        crashpoint::reached(&format!("before:{step}"));
+        let started = Instant::now();
+        let result = self.run_step(step, journal).await;
+        crashpoint::reached(&format!("after:{step}"));
+        match result {
+            Ok(detail) => {
+                tracing::info!(
+                    "step {step}: done in {} ms: {detail}",
+                    started.elapsed().as_millis()
+                );
+                journal.finish(step, detail, Timestamp::now());
+            }
+            Err(error) => {
+                let error = format!("{error:#}");
+                journal.fail(step, error.clone(), Timestamp::now());
+                if step == StepName::Notify {
+                    tracing::error!("the closing alert was not delivered: {error}");
+                } else {
+                    tracing::error!("step {step} failed, promotion halted: {error}");
+                    self.alerter.send(&Alert::halted(journal, step, &error));
+                    self.hook(
+                        "on_failure",
+                        &self.config.promotion.on_failure,
+                        journal,
+                        Some(step),
+                    )
+                    .await;
+                }
+            }
+        }
+        let Err(e) = self.store.save_journal(journal) else {
+            return None;
+        };
+        Some(if journal.outcome == Outcome::Halted {
+            // Halted and alerted already; the file still says the step runs.
+            Err(PromoteError::Journal {
+                step,
+                error: format!("{e:#}"),
+            })
+        } else if step == StepName::Notify {
+            // Everything serves and the team was told: a resumed `notify` would only say
+            // it again.
+            tracing::error!("the promotion is done but cannot be recorded: {e:#}");
+            Ok(journal.clone())
+        } else {
+            Err(self.halt_unrecorded(journal, step, e).await)
+        })
     }
 
     /// The journal to run: a new one (after `pre_promote`, with the opening alert), a

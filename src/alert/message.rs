@@ -180,30 +180,9 @@ impl Alert {
                 "▶️ the timed pause has run out; automatic promotion is on again.".to_string(),
                 vec![],
             ),
-            Alert::OldPrimaryBack {
-                writable: Some(true),
-                answers,
-            } => (
-                "🚨🚨 SPLIT BRAIN: this node was promoted and the old primary is back with its database WRITABLE: two databases can take writes. Fence it now (SET GLOBAL read_only = ON, stop its application).".to_string(),
-                vec![
-                    format!("It answers: {}.", detail(answers)),
-                    "DNS stays on this standby and nothing is stopped automatically. Then follow the failback runbook.".to_string(),
-                ],
-            ),
-            Alert::OldPrimaryBack { writable, answers } => (
-                format!(
-                    "⚠️ the old primary is back; its database is {}. Keep it out of service and follow the failback runbook.",
-                    if *writable == Some(false) {
-                        "read-only"
-                    } else {
-                        "not reachable by the mysql check"
-                    }
-                ),
-                vec![
-                    format!("It answers: {}.", detail(answers)),
-                    "DNS stays on this standby.".to_string(),
-                ],
-            ),
+            Alert::OldPrimaryBack { writable, answers } => {
+                old_primary_back(*writable, &detail(answers))
+            }
             Alert::JournalUnreadable { error } => (
                 "🛑 the watchdog cannot start: its promotion journal cannot be read. Automatic promotion is OFF until an operator repairs or moves the file.".to_string(),
                 vec![detail(error)],
@@ -232,27 +211,7 @@ impl Alert {
                 error,
                 trigger,
                 undone,
-            } => (
-                format!(
-                    "🛑 promotion HALTED at step {step}. Fix the cause, then retry with failover-watchdog --promote-now --yes"
-                ),
-                vec![
-                    format!("Error: {}", detail(error)),
-                    format!(
-                        "Not done: {}.",
-                        if undone.is_empty() {
-                            "nothing".to_string()
-                        } else {
-                            undone
-                                .iter()
-                                .map(|s| s.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        }
-                    ),
-                    format!("Trigger: {}.", trigger_word(*trigger)),
-                ],
-            ),
+            } => halted(*step, &detail(error), *trigger, undone),
             Alert::FenceFailed { summary } => (
                 "⚠️ fencing the old primary failed; the promotion goes on (require_fence is off). Make sure the old primary is down or read-only.".to_string(),
                 vec![detail(summary)],
@@ -265,6 +224,61 @@ impl Alert {
             Alert::SmokeReport { summary } => (summary.clone(), vec![]),
         }
     }
+}
+
+/// The old primary answers after promotion: loud when its database takes writes.
+fn old_primary_back(writable: Option<bool>, answers: &str) -> (String, Vec<String>) {
+    if writable == Some(true) {
+        return (
+            "🚨🚨 SPLIT BRAIN: this node was promoted and the old primary is back with its database WRITABLE: two databases can take writes. Fence it now (SET GLOBAL read_only = ON, stop its application).".to_string(),
+            vec![
+                format!("It answers: {answers}."),
+                "DNS stays on this standby and nothing is stopped automatically. Then follow the failback runbook.".to_string(),
+            ],
+        );
+    }
+    (
+        format!(
+            "⚠️ the old primary is back; its database is {}. Keep it out of service and follow the failback runbook.",
+            if writable == Some(false) {
+                "read-only"
+            } else {
+                "not reachable by the mysql check"
+            }
+        ),
+        vec![
+            format!("It answers: {answers}."),
+            "DNS stays on this standby.".to_string(),
+        ],
+    )
+}
+
+/// A step failed: what, what is left undone, and how to retry.
+fn halted(
+    step: StepName,
+    error: &str,
+    trigger: Trigger,
+    undone: &[StepName],
+) -> (String, Vec<String>) {
+    let undone = if undone.is_empty() {
+        "nothing".to_string()
+    } else {
+        undone
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    (
+        format!(
+            "🛑 promotion HALTED at step {step}. Fix the cause, then retry with failover-watchdog --promote-now --yes"
+        ),
+        vec![
+            format!("Error: {error}"),
+            format!("Not done: {undone}."),
+            format!("Trigger: {}.", trigger_word(trigger)),
+        ],
+    )
 }
 
 /// The closing alert: outcome, trigger, each step with its duration, the data accounting.
