@@ -422,7 +422,8 @@ impl Decider {
                 heartbeat_period,
                 self.settings.interval,
             );
-            self.silence.observe(&hears, now.since_start, window)
+            self.silence
+                .observe(&hears, now.since_start, window, !report.ok)
         });
         let verdict = judge(
             report.ok,
@@ -455,7 +456,10 @@ impl Decider {
         let outcome = match &verdict {
             Verdict::Ok => self.detector.on_round(true),
             Verdict::Failed(_) => self.detector.on_round(false),
-            Verdict::Inconclusive(_) | Verdict::Degraded(_) => self.detector.hold(),
+            // Proof of life (the replica heard it after its checks failed, or a witness
+            // reaches it) breaks the streak; not knowing holds it.
+            Verdict::Degraded(_) => self.detector.alive(),
+            Verdict::Inconclusive(_) => self.detector.hold(),
         };
         self.on_verdict_change(&verdict, by_witnesses, out);
         log_transition(

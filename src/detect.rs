@@ -59,6 +59,14 @@ impl Detector {
         }
     }
 
+    /// A round that proves the primary alive though its checks fail (degraded): the
+    /// count starts again, quietly (the primary did not "recover"; its checks still
+    /// fail).
+    pub fn alive(&mut self) -> RoundOutcome {
+        self.consecutive_failures = 0;
+        self.hold()
+    }
+
     /// Feeds one round's verdict.
     pub fn on_round(&mut self, round_ok: bool) -> RoundOutcome {
         let before = self.consecutive_failures;

@@ -163,15 +163,7 @@ impl Promoter {
                 if step == StepName::Notify {
                     tracing::error!("the closing alert was not delivered: {error}");
                 } else {
-                    tracing::error!("step {step} failed, promotion halted: {error}");
-                    self.alerter.send(&Alert::halted(journal, step, &error));
-                    self.hook(
-                        "on_failure",
-                        &self.config.promotion.on_failure,
-                        journal,
-                        Some(step),
-                    )
-                    .await;
+                    self.halted(journal, step, &error).await;
                 }
             }
         }
@@ -262,8 +254,17 @@ impl Promoter {
             "the promotion journal cannot be written, so the promotion stops before its next step: {error:#}"
         );
         journal.fail(step, error.clone(), Timestamp::now());
-        tracing::error!("step {step}: promotion halted: {error}");
-        self.alerter.send(&Alert::halted(journal, step, &error));
+        self.halted(journal, step, &error).await;
+        if self.store.save_journal(journal).is_ok() {
+            tracing::info!("the halted promotion is recorded after all");
+        }
+        PromoteError::Journal { step, error }
+    }
+
+    /// A step failed and the promotion halted there: say so, alert, run `on_failure`.
+    async fn halted(&self, journal: &Journal, step: StepName, error: &str) {
+        tracing::error!("step {step} failed, promotion halted: {error}");
+        self.alerter.send(&Alert::halted(journal, step, error));
         self.hook(
             "on_failure",
             &self.config.promotion.on_failure,
@@ -271,10 +272,6 @@ impl Promoter {
             Some(step),
         )
         .await;
-        if self.store.save_journal(journal).is_ok() {
-            tracing::info!("the halted promotion is recorded after all");
-        }
-        PromoteError::Journal { step, error }
     }
 
     /// The `pre_promote` hook, before a new promotion's first step: a non-zero exit (or

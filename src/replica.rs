@@ -223,9 +223,32 @@ impl Replica {
                 "the replica's SQL thread stopped with an error; nothing was made writable: {error}"
             );
         }
-        conn.query_drop("STOP SLAVE IO_THREAD")
+        // A semi-sync replica whose IO thread stops first connects to its primary to kill
+        // the dump thread there, and waits for a primary that does not answer: 2 s
+        // measured with the default rpl_semi_sync_slave_kill_conn_timeout (5), 1 s at
+        // its least useful value (0 means no limit). Cut it for this stop, then restore.
+        let kill_timeout: Option<u64> = conn
+            .query_first("SELECT @@global.rpl_semi_sync_slave_kill_conn_timeout")
             .await
-            .context("STOP SLAVE IO_THREAD")?;
+            .ok()
+            .flatten();
+        if kill_timeout.is_some_and(|t| t > 1)
+            && let Err(e) = conn
+                .query_drop("SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1")
+                .await
+        {
+            tracing::debug!("cannot shorten rpl_semi_sync_slave_kill_conn_timeout: {e}");
+        }
+        let stopped = conn.query_drop("STOP SLAVE IO_THREAD").await;
+        if let Some(timeout) = kill_timeout.filter(|t| *t > 1) {
+            let restore = format!("SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = {timeout}");
+            if let Err(e) = conn.query_drop(restore).await {
+                tracing::warn!(
+                    "cannot restore rpl_semi_sync_slave_kill_conn_timeout = {timeout}: {e}"
+                );
+            }
+        }
+        stopped.context("STOP SLAVE IO_THREAD")?;
         // Read again: once the IO thread is stopped, Gtid_IO_Pos is final.
         let status = read_status(&mut conn, &name)
             .await?

@@ -22,8 +22,8 @@
 //! reaches it. A witness that reaches the primary makes the round **degraded** (the
 //! primary is alive); too few agreeing observers make it **inconclusive**.
 //!
-//! Only a failed round grows the failure count; inconclusive and degraded rounds leave
-//! it where it is.
+//! Only a failed round grows the failure count. A degraded round is proof of life and
+//! starts it again; an inconclusive one proves nothing and leaves it where it is.
 
 use std::time::Duration;
 
@@ -167,12 +167,27 @@ pub enum Silence {
 pub struct SilenceTracker {
     last: Option<(String, u64)>,
     last_change: Option<Duration>,
+    /// The last reading was taken in a round whose primary checks failed.
+    last_in_a_failed_round: bool,
 }
 
 impl SilenceTracker {
-    /// Feeds this round's reading at `now` (time since any fixed start) and says what the
-    /// silence means against `window`.
-    pub fn observe(&mut self, reading: &ReplicaHears, now: Duration, window: Duration) -> Silence {
+    /// Feeds this round's reading at `now` (time since any fixed start), taken in a
+    /// round whose primary checks failed or not, and says what the silence means
+    /// against `window`.
+    ///
+    /// Something new proves the primary alive only when the reading before was itself
+    /// taken while its checks failed: then it arrived after the failure began. In the
+    /// first failed round it may have arrived just before a hang, so it only restarts
+    /// the clock.
+    pub fn observe(
+        &mut self,
+        reading: &ReplicaHears,
+        now: Duration,
+        window: Duration,
+        round_failed: bool,
+    ) -> Silence {
+        let baseline_failed = std::mem::replace(&mut self.last_in_a_failed_round, round_failed);
         let ReplicaHears::Connected {
             gtid_io_pos,
             heartbeats,
@@ -191,7 +206,7 @@ impl SilenceTracker {
             let first = self.last.is_none();
             self.last = Some(value);
             self.last_change = Some(now);
-            if !first {
+            if !first && baseline_failed {
                 return Silence::Heard;
             }
         }
@@ -199,14 +214,17 @@ impl SilenceTracker {
         if since > window {
             Silence::Confirmed(format!(
                 "nothing arrived from the primary for {} (no transaction, no heartbeat)",
-                humantime::format_duration(Duration::from_millis(
-                    since.as_millis() as u64 / 100 * 100
-                ))
+                tenths(since)
             ))
         } else {
             Silence::Young { since, window }
         }
     }
+}
+
+/// A duration to the tenth of a second, for reasons.
+fn tenths(d: Duration) -> humantime::FormattedDuration {
+    humantime::format_duration(Duration::from_millis(d.as_millis() as u64 / 100 * 100))
 }
 
 /// The round's verdict. `primary_failures` describes the failed primary checks;
@@ -232,8 +250,12 @@ pub fn judge(
             "the primary's checks failed ({primary_failures}), but the replica still hears from it"
         )),
         Some(Silence::Young { since, window }) => Verdict::Failed(format!(
-            "{primary_failures}; replication confirms nothing arrived for {} so far (silence proves it down after {})",
-            humantime::format_duration(Duration::from_millis(since.as_millis() as u64 / 100 * 100)),
+            "{primary_failures}; replication confirms nothing new {} (silence proves the primary down after {})",
+            if since.as_millis() < 100 {
+                "yet".to_string()
+            } else {
+                format!("for {}", tenths(*since))
+            },
             humantime::format_duration(*window)
         )),
         Some(Silence::Confirmed(silence)) => Verdict::Failed(format!(
@@ -307,29 +329,30 @@ mod tests {
         let mut tracker = SilenceTracker::default();
         // The first reading proves nothing about arrival: it starts the clock.
         assert_eq!(
-            tracker.observe(&connected("0-1-5", 10), at(0), S),
+            tracker.observe(&connected("0-1-5", 10), at(0), S, true),
             Silence::Young {
                 since: at(0),
                 window: S
             }
         );
         assert_eq!(
-            tracker.observe(&connected("0-1-5", 11), at(1), S),
+            tracker.observe(&connected("0-1-5", 11), at(1), S, true),
             Silence::Heard
         );
         assert_eq!(
-            tracker.observe(&connected("0-1-6", 11), at(3), S),
+            tracker.observe(&connected("0-1-6", 11), at(3), S, true),
             Silence::Heard
         );
         // Nothing new, but not for longer than the window: young.
         assert_eq!(
-            tracker.observe(&connected("0-1-6", 11), at(5), S),
+            tracker.observe(&connected("0-1-6", 11), at(5), S, true),
             Silence::Young {
                 since: at(2),
                 window: S
             }
         );
-        let Silence::Confirmed(silent) = tracker.observe(&connected("0-1-6", 11), at(6), S) else {
+        let Silence::Confirmed(silent) = tracker.observe(&connected("0-1-6", 11), at(6), S, true)
+        else {
             panic!("confirmed expected");
         };
         assert!(
@@ -341,20 +364,40 @@ mod tests {
     #[test]
     fn a_disconnected_io_thread_is_silence_at_once() {
         let mut tracker = SilenceTracker::default();
-        tracker.observe(&connected("0-1-5", 10), at(0), S);
+        tracker.observe(&connected("0-1-5", 10), at(0), S, false);
         let Silence::Confirmed(err) = tracker.observe(
             &ReplicaHears::Nothing("IO thread Connecting".into()),
             at(1),
             S,
+            true,
         ) else {
             panic!("confirmed expected");
         };
         assert!(err.contains("Connecting"));
         // Reconnected: the clock starts again from the first new reading.
         assert!(matches!(
-            tracker.observe(&connected("0-1-5", 10), at(2), S),
+            tracker.observe(&connected("0-1-5", 10), at(2), S, true),
             Silence::Young { .. }
         ));
+    }
+
+    #[test]
+    fn news_in_the_first_failed_round_may_predate_the_failure_and_proves_nothing() {
+        let mut tracker = SilenceTracker::default();
+        tracker.observe(&connected("0-1-5", 10), at(0), S, false);
+        // A heartbeat arrived, then the primary hung: the first failed round sees it.
+        assert_eq!(
+            tracker.observe(&connected("0-1-5", 11), at(1), S, true),
+            Silence::Young {
+                since: at(0),
+                window: S
+            }
+        );
+        // Something new while the checks had already failed: alive.
+        assert_eq!(
+            tracker.observe(&connected("0-1-5", 12), at(2), S, true),
+            Silence::Heard
+        );
     }
 
     #[test]
@@ -420,8 +463,9 @@ mod tests {
             panic!("failed expected");
         };
         assert!(
-            reason
-                .contains("nothing arrived for 1s so far (silence proves it down after 1s 500ms)"),
+            reason.contains(
+                "replication confirms nothing new for 1s (silence proves the primary down after 1s 500ms)"
+            ),
             "{reason}"
         );
     }

@@ -452,6 +452,12 @@ fn an_isolated_standby_counts_nothing_and_says_when_it_can_talk_again() {
 fn replication_that_is_alive_makes_a_failing_round_degraded_alerted_once() {
     let mut story = Story::new(settings());
     story.healthy();
+    // The first failed round: what arrived since the healthy one may predate the
+    // failure, so it proves nothing yet; the round counts.
+    story.heartbeats += 2;
+    story.round_with(false, connected(story.heartbeats));
+    assert_eq!(story.state(), State::Suspect);
+    assert_eq!(story.failures(), 1);
     let mut degraded_alerts = 0;
     for _ in 0..6 {
         story.heartbeats += 2;
@@ -462,6 +468,7 @@ fn replication_that_is_alive_makes_a_failing_round_degraded_alerted_once() {
             .count();
         assert!(!asks_last_look(&actions));
         assert_eq!(story.state(), State::Degraded);
+        assert_eq!(story.failures(), 0, "proof of life breaks the streak");
     }
     assert_eq!(degraded_alerts, 1);
     let Some(Verdict::Degraded(why)) = &story.decider.live().verdict else {
@@ -473,6 +480,21 @@ fn replication_that_is_alive_makes_a_failing_round_degraded_alerted_once() {
         logs(&actions).contains(&"no longer degraded: ok"),
         "{actions:?}"
     );
+}
+
+#[test]
+fn news_in_the_first_failed_round_does_not_hide_a_hang_right_after_a_heartbeat() {
+    let mut story = Story::new(settings());
+    story.healthy();
+    // A heartbeat arrived, then the primary hung: the first failed round sees it.
+    story.heartbeats += 1;
+    let last = story.heartbeats;
+    story.round_with(false, connected(last));
+    assert_eq!(story.failures(), 1);
+    story.round_with(false, connected(last));
+    assert_eq!(story.failures(), 2);
+    let actions = story.round_with(false, connected(last));
+    assert!(asks_last_look(&actions), "{actions:?}");
 }
 
 #[test]
@@ -568,8 +590,16 @@ fn degraded_by_replication_then_by_a_witness_is_news_but_not_the_end_of_degraded
         ..settings()
     });
     story.healthy();
-    story.heartbeats += 2;
-    story.round_with(false, connected(story.heartbeats));
+    // Failed rounds in which replication goes on: the first counts (after the vote),
+    // the next is degraded.
+    for _ in 0..2 {
+        story.heartbeats += 2;
+        if story.round_with(false, connected(story.heartbeats)).last()
+            == Some(&Action::AskWitnesses)
+        {
+            story.event(Event::WitnessesAnswered(vec![witness("nyc1", Said::Down)]));
+        }
+    }
     assert_eq!(story.state(), State::Degraded);
     story.dead();
     let actions = story.event(Event::WitnessesAnswered(vec![witness("nyc1", Said::Up)]));

@@ -153,6 +153,16 @@ async fn primary_hung_with_sigstop_is_replaced_by_the_standby() {
         .await;
     rig.db.primary.sigcont();
     assert_eq!(steps(&status), all_steps("done"), "{status:#}");
+    // Stopping a semi-sync replica makes MariaDB reach for the frozen primary first;
+    // the wait for it was shortened for the stop only: the setting is as it was.
+    let mut replica = rig.db.replica.root_conn().await.unwrap();
+    let kill_timeout: Option<u64> = mysql_async::prelude::Queryable::query_first(
+        &mut replica,
+        "SELECT @@global.rpl_semi_sync_slave_kill_conn_timeout",
+    )
+    .await
+    .unwrap();
+    assert_eq!(kill_timeout, Some(5));
     // The fence treats the frozen database as not answering, within the probe timeout.
     let fence = status["promotion"]["fence"]["database"].as_str().unwrap();
     assert!(fence.contains("did not answer within 500ms"), "{fence}");

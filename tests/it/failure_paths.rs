@@ -75,22 +75,7 @@ async fn a_full_state_dir_mid_promotion_halts_once_runs_on_failure_and_resumes_b
     ));
     let disk = SmallDisk::mount(&rig.state_dir());
     // stop_replica will wait for rows the replica has received but cannot apply yet.
-    let mut blocker = rig.db.replica.root_conn().await.unwrap();
-    blocker
-        .query_drop("LOCK TABLES app.writes WRITE")
-        .await
-        .unwrap();
-    let mut primary = rig.db.primary.root_conn().await.unwrap();
-    for id in 1..=10u64 {
-        primary
-            .exec_drop(
-                "INSERT INTO app.writes (id, payload) VALUES (?, 'relayed')",
-                (id,),
-            )
-            .await
-            .unwrap();
-    }
-    drop(primary);
+    let mut blocker = hold_the_relay_log(&rig, 10).await;
 
     let daemon = rig.spawn_daemon();
     rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
@@ -98,12 +83,7 @@ async fn a_full_state_dir_mid_promotion_halts_once_runs_on_failure_and_resumes_b
     })
     .await;
     rig.db.primary.kill9();
-    rig.wait_for_status("stop_replica waiting", Duration::from_secs(30), |s| {
-        steps(s)
-            .first()
-            .is_some_and(|(_, state)| state == "running")
-    })
-    .await;
+    wait_for_stop_replica_running(&rig).await;
     let filler = disk.fill();
     blocker.query_drop("UNLOCK TABLES").await.unwrap();
 

@@ -125,23 +125,7 @@ async fn a_promotion_killed_inside_any_step_resumes_there_and_finishes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_daemon_killed_while_the_relay_log_is_applied_resumes_and_loses_nothing() {
     let mut rig = stage().await;
-    let mut blocker = rig.db.replica.root_conn().await.unwrap();
-    blocker
-        .query_drop("LOCK TABLES app.writes WRITE")
-        .await
-        .unwrap();
-    let mut primary = rig.db.primary.root_conn().await.unwrap();
-    for id in 1..=50u64 {
-        // Acknowledged only once the replica has it (semi-sync), not once applied.
-        primary
-            .exec_drop(
-                "INSERT INTO app.writes (id, payload) VALUES (?, 'relayed')",
-                (id,),
-            )
-            .await
-            .unwrap();
-    }
-    drop(primary);
+    let mut blocker = hold_the_relay_log(&rig, 50).await;
 
     let mut daemon = rig.spawn_daemon();
     rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
@@ -149,12 +133,7 @@ async fn the_daemon_killed_while_the_relay_log_is_applied_resumes_and_loses_noth
     })
     .await;
     rig.db.primary.kill9();
-    rig.wait_for_status("stop_replica waiting", Duration::from_secs(30), |s| {
-        steps(s)
-            .first()
-            .is_some_and(|(_, state)| state == "running")
-    })
-    .await;
+    wait_for_stop_replica_running(&rig).await;
     daemon.kill9().await;
     let status = rig.status().await;
     assert_eq!(status["state"], "promoting");

@@ -8,44 +8,13 @@ use tokio::net::UnixDatagram;
 
 use crate::support::*;
 
-/// Rows relayed to the standby but not yet applied: a table locked on the replica holds
-/// the SQL thread, so `stop_replica` waits until the returned connection unlocks it.
-async fn hold_the_relay_log(rig: &Stage) -> mysql_async::Conn {
-    let mut blocker = rig.db.replica.root_conn().await.unwrap();
-    blocker
-        .query_drop("LOCK TABLES app.writes WRITE")
-        .await
-        .unwrap();
-    let mut primary = rig.db.primary.root_conn().await.unwrap();
-    for id in 1..=20u64 {
-        // Acknowledged once the replica has it (semi-sync), not once applied.
-        primary
-            .exec_drop(
-                "INSERT INTO app.writes (id, payload) VALUES (?, 'relayed')",
-                (id,),
-            )
-            .await
-            .unwrap();
-    }
-    blocker
-}
-
-async fn wait_for_stop_replica_running(rig: &Stage) -> serde_json::Value {
-    rig.wait_for_status("stop_replica waiting", Duration::from_secs(30), |s| {
-        steps(s)
-            .first()
-            .is_some_and(|(_, state)| state == "running")
-    })
-    .await
-}
-
 /// SIGTERM while `stop_replica` waits for the relay log: the step finishes once it can,
 /// is journalled as done, and the daemon exits 0 without starting `make_writable`. The
 /// next start resumes at `make_writable` and finishes.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_promotion_lets_the_running_step_finish_and_the_next_start_resumes() {
     let mut rig = stage().await;
-    let mut blocker = hold_the_relay_log(&rig).await;
+    let mut blocker = hold_the_relay_log(&rig, 20).await;
     let mut daemon = rig.spawn_daemon();
     rig.wait_for_status("a healthy round", Duration::from_secs(20), |s| {
         s["last_probe"]["ok"] == true
@@ -111,7 +80,7 @@ async fn ready_is_sent_before_an_interrupted_promotion_is_resumed() {
         .await
         .unwrap();
     assert_eq!(crashed.status.code(), None, "killed at the crash point");
-    let mut blocker = hold_the_relay_log(&rig).await;
+    let mut blocker = hold_the_relay_log(&rig, 20).await;
 
     let socket_dir = tempfile::tempdir().unwrap();
     let socket_path = socket_dir.path().join("notify.sock");

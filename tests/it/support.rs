@@ -24,3 +24,40 @@ pub async fn five_more_rounds(rig: &Stage, status: &serde_json::Value) -> serde_
     )
     .await
 }
+
+/// Rows relayed to the standby but not yet applied: a table locked on the replica holds
+/// its SQL thread, so `stop_replica` waits until the returned connection unlocks it.
+/// Each row is acknowledged once the replica has it (semi-sync), not once applied.
+pub async fn hold_the_relay_log(rig: &Stage, rows: u64) -> mysql_async::Conn {
+    use mysql_async::prelude::Queryable;
+    let mut blocker = rig.db.replica.root_conn().await.unwrap();
+    blocker
+        .query_drop("LOCK TABLES app.writes WRITE")
+        .await
+        .unwrap();
+    let mut primary = rig.db.primary.root_conn().await.unwrap();
+    for id in 1..=rows {
+        primary
+            .exec_drop(
+                "INSERT INTO app.writes (id, payload) VALUES (?, 'relayed')",
+                (id,),
+            )
+            .await
+            .unwrap();
+    }
+    blocker
+}
+
+/// Waits until the journal says `stop_replica` is running (and waiting).
+pub async fn wait_for_stop_replica_running(rig: &Stage) -> serde_json::Value {
+    rig.wait_for_status(
+        "stop_replica running",
+        std::time::Duration::from_secs(30),
+        |s| {
+            steps(s)
+                .first()
+                .is_some_and(|(_, state)| state == "running")
+        },
+    )
+    .await
+}
