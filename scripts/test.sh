@@ -62,7 +62,7 @@ if [ "$code" -ne 1 ] || ! grep -q "step stop_replica failed" "$work/seam.log"; t
 fi
 echo "a normal build ignores the crash points"
 
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$work/test.log"
 
 # systemd-analyze wants ExecStart= to exist: verify a copy that points at this build.
 unit_dir=$work/units
@@ -73,3 +73,7 @@ for unit in systemd/*.service systemd/*.timer; do
 done
 systemd-analyze verify "$unit_dir"/*
 echo "systemd units verified"
+
+# One closing line for the whole run: cargo's last "test result" is the doc tests' (0).
+awk '/^test result:/ { passed += $4; failed += $6 }
+     END { printf "tests: %d passed, %d failed\n", passed, failed }' "$work/test.log"

@@ -171,6 +171,7 @@ async fn telegram_down_promote_now_returns_within_its_alert_wait() {
     let started = Instant::now();
     let run = rig.run(&["--promote-now", "--yes"]).await;
     let took = started.elapsed();
+    eprintln!("--promote-now --yes with Telegram down returned after {took:?}");
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(rig.dns(&rig.records.app), STANDBY_ADDRESS);
     // Well under the 40 s it took; the 10 s bound plus the promotion itself.
