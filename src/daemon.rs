@@ -230,6 +230,10 @@ impl Daemon {
                     None => Vec::new(),
                 })),
                 Action::TakeLastLook => Some(Event::LastLook(self.prober.run_round().await)),
+                // Stopping: no promotion starts now; one in the journal resumes next time.
+                Action::Promote { .. } if self.stop.requested() => {
+                    Some(Event::PromotionEnded(PromotionEnd::NotStarted))
+                }
                 Action::Promote {
                     reason,
                     primary_last_seen,

@@ -142,6 +142,9 @@ pub enum PromotionEnd {
     Refused(String),
     /// The journal could not be written: the promotion halted (the promoter alerted).
     JournalFailed(String),
+    /// Not started: the daemon is stopping. The next start decides again (or resumes a
+    /// journal that says `running`).
+    NotStarted,
 }
 
 /// What happened.
@@ -627,6 +630,15 @@ impl Decider {
                 );
                 self.journal = JournalWatch::FollowNext;
                 self.mode = Mode::Promoting;
+            }
+            PromotionEnd::NotStarted => {
+                log(
+                    out,
+                    Level::Warn,
+                    "the daemon is stopping: the promotion was not started; the next start decides again",
+                );
+                self.mode = Mode::Monitoring;
+                self.live.state = State::Suspect;
             }
             PromotionEnd::JournalFailed(error) => {
                 // The file says whatever was last written: only a change of it counts.

@@ -707,6 +707,17 @@ fn the_old_primary_back_after_promotion_is_alerted_at_once_then_every_period() {
 }
 
 #[test]
+fn a_promotion_the_stopping_daemon_did_not_start_is_decided_again_later() {
+    let mut story = Story::new(settings());
+    promote_after_death(&mut story);
+    let actions = story.event(Event::PromotionEnded(PromotionEnd::NotStarted));
+    assert!(logs(&actions)[0].contains("not started"));
+    assert_eq!(story.state(), State::Suspect);
+    // Had it not stopped after all, the next round would decide again.
+    assert!(asks_last_look(&story.dead()));
+}
+
+#[test]
 fn an_interrupted_promotion_is_resumed_at_start() {
     let mut decider = Decider::new(settings(), None, 42, now(0));
     let actions = decider.start(JournalAtStart::Running, now(0));
