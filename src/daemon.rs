@@ -30,19 +30,22 @@ use crate::probe::Prober;
 use crate::promote::{PromoteError, Promoter};
 use crate::status::{LiveState, Pause};
 use crate::store::StateDir;
+use crate::systemd::Notifier;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
 
 /// How long the daemon waits for queued alerts when it stops.
 const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
 
-/// Runs the daemon until `shutdown` resolves. `ready` is called once the daemon holds its
-/// lock and knows its journal, before an interrupted promotion is resumed (systemd's
-/// `READY=1`, so its start timeout cannot kill a long resume).
+/// Runs the daemon until `shutdown` resolves, telling systemd through `notifier`:
+/// `READY=1` once the daemon holds its lock and knows its journal, before an interrupted
+/// promotion is resumed (so the start timeout cannot kill a long resume); `WATCHDOG=1`
+/// and its state after every round the loop completes (a wedged loop is restarted);
+/// a watchdog stretched over a promotion's longest time while one runs.
 pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
-    ready: impl FnOnce(),
+    notifier: Notifier,
 ) -> anyhow::Result<()> {
     let store = StateDir::new(config.state_dir());
     store.ensure()?;
@@ -61,6 +64,9 @@ pub async fn run(
         now_since(started),
     );
     let (stop_tx, stop) = watch::channel(false);
+    let watchdog = notifier
+        .watchdog()
+        .map(|unit| unit.max(loop_bound(&config)));
     let mut daemon = Daemon {
         promoter: Promoter::new(&config, alerter.clone())?,
         prober: Prober::new(&config.probe)?,
@@ -71,9 +77,11 @@ pub async fn run(
         config,
         started,
         stop: Stop(stop),
+        notifier,
+        watchdog,
     };
     let mut shutdown = std::pin::pin!(shutdown);
-    let work = daemon.run(ready);
+    let work = daemon.run();
     let mut work = std::pin::pin!(work);
     let result = tokio::select! {
         result = &mut work => result,
@@ -119,10 +127,14 @@ struct Daemon {
     /// The monotonic clock the core's `since_start` counts from.
     started: Instant,
     stop: Stop,
+    notifier: Notifier,
+    /// The watchdog timeout between rounds, when systemd watches us: the unit's
+    /// `WatchdogSec=`, at least [`loop_bound`].
+    watchdog: Option<Duration>,
 }
 
 impl Daemon {
-    async fn run(&mut self, ready: impl FnOnce()) -> anyhow::Result<()> {
+    async fn run(&mut self) -> anyhow::Result<()> {
         let journal = match self.store.load_journal() {
             Ok(None) => JournalAtStart::None,
             Ok(Some(journal)) => match journal.outcome {
@@ -134,7 +146,10 @@ impl Daemon {
             },
             Err(e) => JournalAtStart::Unreadable(format!("{e:#}")),
         };
-        ready();
+        self.notifier.ready();
+        if let Some(timeout) = self.watchdog {
+            self.notifier.set_watchdog(timeout);
+        }
         let actions = self.decider.start(journal, self.now());
         self.execute(actions).await?;
         if self.decider.watches() {
@@ -159,6 +174,7 @@ impl Daemon {
                 round = async { ticker.tick().await; self.observe().await } => round,
             };
             self.execute_from(Event::Round(round)).await?;
+            self.notifier.alive(&status_line(self.decider.live()));
         }
         Ok(())
     }
@@ -239,12 +255,20 @@ impl Daemon {
                     primary_last_seen,
                 } => {
                     let stop = self.stop.clone();
+                    // A promotion is no wedged loop: the watchdog waits as long as it may.
+                    if let Some(timeout) = self.watchdog {
+                        self.notifier
+                            .set_watchdog(timeout + self.promoter.longest());
+                    }
                     let result = self
                         .promoter
                         .promote(Trigger::Automatic, &reason, primary_last_seen, || {
                             stop.requested()
                         })
                         .await;
+                    if let Some(timeout) = self.watchdog {
+                        self.notifier.set_watchdog(timeout);
+                    }
                     Some(Event::PromotionEnded(promotion_end(result)))
                 }
                 Action::Exit(error) => {
@@ -336,6 +360,26 @@ impl Daemon {
             }
         }
     }
+}
+
+/// The longest the loop may go between two completed rounds when nothing is wrong: the
+/// interval, then a round (the checks, the witnesses within half an interval, a last
+/// look), with room to spare. systemd's watchdog is never set shorter.
+fn loop_bound(config: &Config) -> Duration {
+    4 * config.probe.interval + 2 * config.probe.timeout
+}
+
+/// `STATUS=` for `systemctl status`: what the daemon thinks.
+fn status_line(live: &LiveState) -> String {
+    format!(
+        "{}: {} of {} failed rounds; last round {}",
+        live.state,
+        live.consecutive_failures,
+        live.failures_before_promotion,
+        live.last_probe
+            .as_ref()
+            .map_or("none yet".to_string(), |round| round.at.to_string())
+    )
 }
 
 fn now_since(started: Instant) -> Now {

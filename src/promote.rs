@@ -349,8 +349,9 @@ impl Promoter {
         Ok(format!("fence: {}; {writable}", fence.summary()))
     }
 
-    async fn run_step(&self, step: StepName, journal: &mut Journal) -> anyhow::Result<String> {
-        let deadline = match step {
+    /// How long `step` may take before it fails.
+    fn step_deadline(&self, step: StepName) -> Duration {
+        match step {
             StepName::StopReplica => self.config.replica.apply_timeout + STOP_REPLICA_SLACK,
             // Fencing first: the database (connect, then its own timeout), the command.
             StepName::MakeWritable => {
@@ -363,7 +364,22 @@ impl Promoter {
             }
             StepName::UpdateDns => self.config.dns.update_timeout,
             StepName::Notify => NOTIFY_TIMEOUT,
-        };
+        }
+    }
+
+    /// The longest a whole promotion may take: every step's deadline and every hook's
+    /// (`pre_promote`, then `on_failure` or `post_promote`). systemd's watchdog is
+    /// stretched by this much while one runs.
+    pub fn longest(&self) -> Duration {
+        StepName::ALL
+            .iter()
+            .map(|step| self.step_deadline(*step))
+            .sum::<Duration>()
+            + 2 * self.config.promotion.hook_timeout
+    }
+
+    async fn run_step(&self, step: StepName, journal: &mut Journal) -> anyhow::Result<String> {
+        let deadline = self.step_deadline(step);
         let work = async {
             match step {
                 StepName::StopReplica => {

@@ -1,6 +1,7 @@
 //! systemd, through `systemctl` from `PATH`: start the application's units and confirm
 //! they are active; read a unit's state for the dry run and the smoke test. The only
-//! module that runs `systemctl`.
+//! module that runs `systemctl`. And what the service manager is told about ourselves
+//! ([`Notifier`]: `READY=1`, `STATUS=`, the watchdog).
 //!
 //! Each unit gets `start_timeout` for `systemctl start` plus the `is-active` confirmation;
 //! a `systemctl` that hangs is killed when its time is up.
@@ -105,6 +106,73 @@ pub async fn start_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
                 humantime::format_duration(timeout)
             ),
             _ => tokio::time::sleep(ACTIVE_POLL).await,
+        }
+    }
+}
+
+/// What systemd is told about this service through `sd_notify`: `READY=1`, a `STATUS=`
+/// line, and the watchdog (`WATCHDOG=1`, `WATCHDOG_USEC=`). Outside systemd (no
+/// `NOTIFY_SOCKET`) every call does nothing.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    /// The unit's `WatchdogSec=`, when systemd watches this process.
+    watchdog: Option<Duration>,
+}
+
+impl Notifier {
+    /// Reads the watchdog from the environment systemd gives the service:
+    /// `WATCHDOG_USEC`, for this process (`WATCHDOG_PID` is ours, or unset).
+    pub fn from_env() -> Notifier {
+        let usec = std::env::var("WATCHDOG_USEC")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|usec| *usec > 0);
+        let ours = std::env::var("WATCHDOG_PID")
+            .ok()
+            .is_none_or(|pid| pid.parse::<u32>().ok() == Some(std::process::id()));
+        Notifier {
+            watchdog: usec.filter(|_| ours).map(Duration::from_micros),
+        }
+    }
+
+    /// The unit's watchdog timeout, when systemd watches this process.
+    pub fn watchdog(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// `READY=1`.
+    pub fn ready(&self) {
+        self.send(&[sd_notify::NotifyState::Ready]);
+    }
+
+    /// The loop completed a round: `WATCHDOG=1` (when watched) and `STATUS=`.
+    pub fn alive(&self, status: &str) {
+        if self.watchdog.is_some() {
+            self.send(&[
+                sd_notify::NotifyState::Watchdog,
+                sd_notify::NotifyState::Status(status),
+            ]);
+        } else {
+            self.send(&[sd_notify::NotifyState::Status(status)]);
+        }
+    }
+
+    /// Sets the watchdog timeout to `timeout` from now on (and feeds it): longer while
+    /// a promotion runs, back afterwards. Nothing when not watched.
+    pub fn set_watchdog(&self, timeout: Duration) {
+        if self.watchdog.is_none() {
+            return;
+        }
+        let usec = u32::try_from(timeout.as_micros()).unwrap_or(u32::MAX);
+        self.send(&[
+            sd_notify::NotifyState::WatchdogUsec(usec),
+            sd_notify::NotifyState::Watchdog,
+        ]);
+    }
+
+    fn send(&self, states: &[sd_notify::NotifyState]) {
+        if let Err(e) = sd_notify::notify(false, states) {
+            tracing::warn!("cannot notify systemd: {e}");
         }
     }
 }

@@ -1,10 +1,12 @@
-//! `run`: the daemon, stopped by SIGTERM or SIGINT, with `READY=1` for systemd.
+//! `run`: the daemon, stopped by SIGTERM or SIGINT, telling systemd `READY=1`, its
+//! status and that its loop is alive (the watchdog).
 
 use std::process::ExitCode;
 
 use crate::config::Config;
 
 pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
-    crate::daemon::run(config, super::shutdown_signal()?, super::notify_ready).await?;
+    let notifier = crate::systemd::Notifier::from_env();
+    crate::daemon::run(config, super::shutdown_signal()?, notifier).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -13,5 +13,6 @@ mod promote_now;
 mod resume;
 mod shutdown;
 mod smoke;
+mod supervision;
 mod support;
 mod witness;
