@@ -7,11 +7,19 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::DEFAULT_CONFIG_PATH;
 
+/// `--version`: the package version and the commit it was built from (`build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FAILOVER_WATCHDOG_COMMIT"),
+    ")"
+);
+
 /// Watches a MariaDB primary from its standby and promotes the standby when the primary
 /// dies: stop the replica once applied, make it writable, start the application, point
 /// DNS at it, tell the team.
 #[derive(Debug, Parser)]
-#[command(name = "failover-watchdog", version)]
+#[command(name = "failover-watchdog", version = VERSION)]
 pub struct Cli {
     /// The config file.
     #[arg(long, global = true, env = "FAILOVER_WATCHDOG_CONFIG", default_value = DEFAULT_CONFIG_PATH)]

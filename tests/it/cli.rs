@@ -207,3 +207,29 @@ fn pause_and_resume_show_in_status() {
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(status["state"], "monitoring");
 }
+
+/// `--version` names the version and the commit the binary was built from.
+#[tokio::test]
+async fn version_names_the_version_and_the_commit() {
+    let output = tokio::process::Command::new(BIN)
+        .arg("--version")
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.trim();
+    let commit = line
+        .strip_prefix(concat!(
+            "failover-watchdog ",
+            env!("CARGO_PKG_VERSION"),
+            " (commit "
+        ))
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        commit == "unknown"
+            || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{line}"
+    );
+}
