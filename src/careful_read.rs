@@ -164,10 +164,20 @@ pub(crate) fn make_fifo(path: &Path) {
     assert_eq!(made, 0, "mkfifo {}", path.display());
 }
 
+/// Runs `read` on a thread and waits at most five seconds for it: a read that blocks
+/// (the bug) fails the test instead of hanging it.
+#[cfg(test)]
+pub(crate) fn returns_at_once<T: Send + 'static>(read: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(read());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the read blocked (a FIFO without a writer?)")
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     use super::*;
 
     /// A FIFO with no writer: the open must not wait for one.
@@ -176,18 +186,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("token");
         make_fifo(&fifo);
-        // Run on a thread so a regression fails the test instead of hanging it.
-        let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();
-        std::thread::spawn(move || {
-            let _ = tx.send(read_to_string(&path, SECRET).map_err(|e| e.to_string()));
-        });
-        let started = Instant::now();
-        let result = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("reading a FIFO without a writer blocked");
-        assert!(started.elapsed() < Duration::from_secs(5));
-        let err = result.unwrap_err();
+        let err = returns_at_once(move || read_to_string(&path, SECRET).map_err(|e| e.to_string()))
+            .unwrap_err();
         assert_eq!(
             err,
             format!("{} is a FIFO, not a regular file", fifo.display())
@@ -210,7 +211,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let err = read_to_string(dir.path(), CONFIG).unwrap_err();
         assert!(
-            err.to_string().ends_with("is a directory, not a regular file"),
+            err.to_string()
+                .ends_with("is a directory, not a regular file"),
             "{err}"
         );
     }

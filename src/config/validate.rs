@@ -10,6 +10,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::ConfigError;
+use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
 
 /// Validation in progress: remembers the file, collects warnings.
@@ -183,15 +184,18 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// The trimmed contents of the file named by `{key}_file`; never empty.
+    /// The trimmed contents of the file named by `{key}_file`; never empty. Read the
+    /// careful way ([`careful_read`]): a FIFO, a device or a file over 64 KiB is refused
+    /// at once, naming the key that named it.
     fn secret_file(&self, key: &str, path: &str) -> Result<Secret, ConfigError> {
         let file_key = format!("{key}_file");
         let path = self.resolve(path);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.error(
-                &file_key,
-                format!("cannot read secret file {}: {e}", path.display()),
-            )
+        let text = careful_read::read_to_string(&path, careful_read::SECRET).map_err(|e| {
+            let problem = match e.problem {
+                Problem::Io(e) => format!("cannot read secret file {}: {e}", path.display()),
+                refused => format!("secret file {} {refused}", path.display()),
+            };
+            self.error(&file_key, problem)
         })?;
         let value = text.trim();
         if value.is_empty() {
