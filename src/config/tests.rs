@@ -713,3 +713,65 @@ fn a_fifo_or_oversized_secret_file_is_refused_naming_its_key() {
         )
     );
 }
+
+/// Regression: `type = "CNAME"`, `content = "203.0.113.20"` passed `check-config`.
+/// A CNAME's content is a host name; each bad one names the key and the problem.
+#[test]
+fn a_cname_pointing_at_an_ip_address_is_refused() {
+    let fx = Fixture::new();
+    let cname = |content: &str| {
+        GOOD.replacen(
+            "type = \"A\"\ncontent = \"203.0.113.20\"",
+            &format!("type = \"CNAME\"\ncontent = \"{content}\""),
+            1,
+        )
+    };
+    for (content, problem) in [
+        (
+            "203.0.113.20",
+            "\"203.0.113.20\" is an IP address, not a host name",
+        ),
+        (
+            "2001:db8::20",
+            "\"2001:db8::20\" is an IP address, not a host name",
+        ),
+        ("203.0.113", "ends in an all-digit label"),
+        ("standby..example.com", "has an empty label"),
+        ("standby example.com", "has the label \"standby example\""),
+        ("-standby.example.com", "neither starts nor ends with '-'"),
+        (
+            "http://standby.example.com",
+            "has the label \"http://standby\"",
+        ),
+        ("app.example.com.", "is the record's own name"),
+    ] {
+        let text = cname(content);
+        assert!(text.contains("CNAME"), "fixture lacks the A record");
+        let err = match fx.parse(&text) {
+            Ok(_) => panic!("accepted CNAME content {content:?}"),
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        assert!(message.contains("config.toml"), "{message}");
+        assert_eq!(
+            err.key.as_deref(),
+            Some("dns.records[0].content"),
+            "{message}"
+        );
+        assert!(message.contains(problem), "{content}: {message}");
+    }
+    for content in [
+        "standby.example.com",
+        "standby.example.com.",
+        "_edge.standby-1.example.net",
+    ] {
+        let config = fx.parse(&cname(content)).unwrap();
+        assert_eq!(config.dns.records[0].content, content);
+    }
+    let long_label = format!("{}.example.com", "a".repeat(64));
+    let err = fx.parse(&cname(&long_label)).unwrap_err();
+    assert!(err.problem.contains("at most 63"), "{err}");
+    let long_name = vec!["abcdefghi"; 26].join(".");
+    let err = fx.parse(&cname(&long_name)).unwrap_err();
+    assert!(err.problem.contains("at most 253"), "{err}");
+}
