@@ -11,6 +11,8 @@
 //! - edges, one per outside system: [`probe`] (the primary), [`replica`] (the standby's
 //!   MariaDB), [`systemd`], [`cloudflare`], [`alert`] (Telegram), [`store`] (`state_dir`);
 //! - [`mysql`]: how every connection to a MariaDB is made;
+//! - [`careful_read`]: how every file is read on an operator's behalf (config, secrets,
+//!   state files): regular files only, size-capped, never blocking;
 //! - one retry owner: [`retry`];
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
 //! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
@@ -18,6 +20,7 @@
 //! - [`cli`] and [`cmd`]: the command line.
 
 pub mod alert;
+pub mod careful_read;
 pub mod cli;
 pub mod cloudflare;
 pub mod cmd;

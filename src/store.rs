@@ -6,6 +6,9 @@
 //! never half of each. A journal that cannot be read, or does not hold the five steps
 //! ([`Journal::validate`]), is an error naming the file, never "no promotion": guessing
 //! either way could promote twice or refuse wrongly.
+//!
+//! Every state file is read through [`careful_read`] (a regular file, at most 1 MiB,
+//! never blocking on a FIFO), and every write error names the file being written.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -15,6 +18,7 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::careful_read;
 use crate::journal::{JOURNAL_VERSION, Journal};
 
 const JOURNAL_FILE: &str = "promotion.json";
@@ -82,12 +86,17 @@ impl StateDir {
                 path.display()
             )
         })?;
-        let version = value.get("version").and_then(|v| v.as_u64());
-        if version != Some(u64::from(JOURNAL_VERSION)) {
+        let version = value.get("version");
+        if version.and_then(serde_json::Value::as_u64) != Some(u64::from(JOURNAL_VERSION)) {
+            // Said as the file has it: "has version 2", "has no version", never Rust's
+            // "Some(2)".
+            let has = match version {
+                None | Some(serde_json::Value::Null) => "has no version".to_string(),
+                Some(version) => format!("has version {version}"),
+            };
             bail!(
-                "the promotion journal {} has version {:?}; this build reads version {JOURNAL_VERSION}",
+                "the promotion journal {} {has}; this build reads version {JOURNAL_VERSION}",
                 path.display(),
-                version
             );
         }
         let journal: Journal = serde_json::from_value(value)
@@ -174,8 +183,9 @@ impl StateDir {
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
+                // The holder wrote one line; a lock file grown huge is not read whole.
                 let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
+                let _ = (&file).take(4096).read_to_string(&mut holder);
                 return Err(LockHeld {
                     what,
                     path,
@@ -187,10 +197,13 @@ impl StateDir {
                 return Err(e).with_context(|| format!("cannot lock {}", path.display()));
             }
         }
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{holder}")?;
-        file.sync_all()?;
+        let written = (|| -> std::io::Result<()> {
+            file.set_len(0)?;
+            file.rewind()?;
+            writeln!(file, "{holder}")?;
+            file.sync_all()
+        })();
+        written.with_context(|| format!("cannot write the lock file {}", path.display()))?;
         Ok(StateLock { _file: file })
     }
 
@@ -205,7 +218,13 @@ impl StateDir {
         let to = self.path.join(format!("promotion.{stamp}.json"));
         std::fs::rename(&from, &to)
             .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
-        File::open(&self.path)?.sync_all()?;
+        sync_dir(&self.path).with_context(|| {
+            format!(
+                "cannot make the move of {} to {} durable",
+                from.display(),
+                to.display()
+            )
+        })?;
         Ok(Some(to))
     }
 
@@ -227,27 +246,60 @@ impl StateDir {
     }
 }
 
-/// Write, fsync, rename, fsync the directory.
+/// Write, fsync, rename, fsync the directory. Whichever stage fails, the error names
+/// the file being written and the stage (a bare "No space left on device" told the
+/// operator nothing about where).
 fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
-    let result = (|| -> std::io::Result<()> {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
-    })();
-    result.with_context(|| format!("cannot write {}", path.display()))
+    let mut file = File::create(&tmp).with_context(|| {
+        format!(
+            "cannot write {}: cannot create its temporary file {}",
+            path.display(),
+            tmp.display()
+        )
+    })?;
+    file.write_all(bytes).with_context(|| {
+        format!(
+            "cannot write {}: cannot write its temporary file {}",
+            path.display(),
+            tmp.display()
+        )
+    })?;
+    file.sync_all().with_context(|| {
+        format!(
+            "cannot write {}: cannot fsync its temporary file {}",
+            path.display(),
+            tmp.display()
+        )
+    })?;
+    drop(file);
+    std::fs::rename(&tmp, path).with_context(|| {
+        format!(
+            "cannot write {}: cannot rename {} to it",
+            path.display(),
+            tmp.display()
+        )
+    })?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir).with_context(|| format!("cannot make {} durable", path.display()))?;
+    }
+    Ok(())
 }
 
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot fsync the directory {}", dir.display()))
+}
+
+/// A state file's text, `None` when there is none; read through [`careful_read`], so
+/// a FIFO, a device or a file over 1 MiB is an error naming the file.
 fn read_if_exists(path: &Path) -> anyhow::Result<Option<String>> {
-    match std::fs::read_to_string(path) {
+    match careful_read::read_to_string(path, careful_read::STATE) {
         Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -310,6 +362,113 @@ mod tests {
             assert!(err.contains("promotion.json"), "{err}");
             assert!(err.contains(problem), "{problem}: {err}");
         }
+    }
+
+    /// Regression: "has version Some(2)" in the message.
+    #[test]
+    fn a_journal_of_another_version_says_2_not_some_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        let path = store.journal_path().display().to_string();
+        for (text, has) in [
+            ("{\"version\": 2}", "has version 2"),
+            ("{\"node\": \"n\"}", "has no version"),
+            ("{\"version\": null}", "has no version"),
+            ("{\"version\": \"1\"}", "has version \"1\""),
+        ] {
+            std::fs::write(store.journal_path(), text).unwrap();
+            let err = format!("{:#}", store.load_journal().unwrap_err());
+            assert_eq!(
+                err,
+                format!("the promotion journal {path} {has}; this build reads version 1"),
+                "{text}"
+            );
+        }
+    }
+
+    /// Regression: a FIFO or a huge file in `state_dir` would hang `status` or fill
+    /// memory; each is an error naming the file, at once.
+    #[test]
+    fn a_fifo_or_oversized_state_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        crate::careful_read::make_fifo(&store.journal_path());
+        let reader = store.clone();
+        let err = crate::careful_read::returns_at_once(move || {
+            reader.load_journal().map_err(|e| format!("{e:#}"))
+        })
+        .unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "{} is a FIFO, not a regular file",
+                store.journal_path().display()
+            )
+        );
+
+        let live = dir.path().join(LIVE_FILE);
+        std::fs::File::create(&live)
+            .unwrap()
+            .set_len(2 * 1024 * 1024)
+            .unwrap();
+        let err = format!("{:#}", store.load_live::<serde_json::Value>().unwrap_err());
+        assert_eq!(
+            err,
+            format!(
+                "{} is 2 MiB, more than the 1 MiB a state file may be",
+                live.display()
+            )
+        );
+    }
+
+    /// Regression: ENOSPC while saving said "No space left on device" without the
+    /// file. `/dev/full` (behind the temporary file's name) answers every write so.
+    #[test]
+    fn enospc_names_the_file_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path());
+        let tmp = dir.path().join("promotion.tmp");
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        let journal = Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH);
+        let err = format!("{:#}", store.save_journal(&journal).unwrap_err());
+        assert_eq!(
+            err,
+            format!(
+                "cannot write {}: cannot write its temporary file {}: No space left on device (os error 28)",
+                store.journal_path().display(),
+                tmp.display()
+            )
+        );
+    }
+
+    /// Every stage of the atomic write names the file: the temporary file cannot be
+    /// created (no directory), the rename cannot replace a directory.
+    #[test]
+    fn every_write_error_names_the_file_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let nowhere = dir.path().join("missing/live.json");
+        let err = format!("{:#}", write_atomic(&nowhere, b"{}").unwrap_err());
+        assert!(
+            err.starts_with(&format!(
+                "cannot write {}: cannot create its temporary file {}: ",
+                nowhere.display(),
+                dir.path().join("missing/live.tmp").display()
+            )),
+            "{err}"
+        );
+
+        let occupied = dir.path().join("pause.json");
+        std::fs::create_dir(&occupied).unwrap();
+        std::fs::write(occupied.join("inside"), "x").unwrap();
+        let err = format!("{:#}", write_atomic(&occupied, b"{}").unwrap_err());
+        assert!(
+            err.starts_with(&format!(
+                "cannot write {}: cannot rename {} to it: ",
+                occupied.display(),
+                dir.path().join("pause.tmp").display()
+            )),
+            "{err}"
+        );
     }
 
     #[test]

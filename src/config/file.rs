@@ -1,4 +1,5 @@
-//! The steps around validation that touch the file: reading it, TOML into the raw
+//! The steps around validation that touch the file: reading it (through
+//! [`careful_read`], like every file read for the operator), TOML into the raw
 //! structs (errors located by key path and line/column), and the warning for a file
 //! that holds secrets and is readable by every user. Kept apart from the converters so
 //! parsing is tested on strings.
@@ -6,6 +7,7 @@
 use std::path::Path;
 
 use super::ConfigError;
+use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
 
 /// TOML -> raw structs, with the failing key path and line/column in the error.
@@ -34,12 +36,17 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// The config file's text, read the careful way ([`careful_read`]): a FIFO, a device or
+/// a file over 1 MiB is refused at once, naming the file.
 pub(super) fn read_config_file(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
+    careful_read::read_to_string(path, careful_read::CONFIG).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         key: None,
         line_col: None,
-        problem: format!("cannot read the config file: {e}"),
+        problem: match e.problem {
+            Problem::Io(e) => format!("cannot read the config file: {e}"),
+            refused => format!("the config file {refused}"),
+        },
     })
 }
 

@@ -6,7 +6,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use super::validate::Validator;
+use super::validate::{Validator, host_name_problem};
 use super::{
     AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, NodeConfig, ProbeConfig,
     PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig, WitnessRef, defaults, raw,
@@ -310,7 +310,8 @@ impl Validator<'_> {
     }
 
     /// `dns.records[i]`: its name as Cloudflare stores it (lower case, no final dot), a
-    /// content that fits its type, and a zone (its own or `dns.zone_id`).
+    /// content that fits its type (an IPv4 address for A, IPv6 for AAAA, a host name
+    /// other than its own for CNAME), and a zone (its own or `dns.zone_id`).
     fn dns_record(
         &self,
         i: usize,
@@ -341,7 +342,23 @@ impl Validator<'_> {
                     format!("{content:?} is not an IPv6 address (type AAAA)"),
                 ));
             }
-            "A" | "AAAA" | "CNAME" => {}
+            "CNAME" => {
+                if let Some(problem) = host_name_problem(&content) {
+                    return Err(self.error(
+                        &key("content"),
+                        format!(
+                            "{content:?} {problem} (type CNAME points to a host name; for an address use type A or AAAA)"
+                        ),
+                    ));
+                }
+                if content.trim_end_matches('.').eq_ignore_ascii_case(&name) {
+                    return Err(self.error(
+                        &key("content"),
+                        format!("{content:?} is the record's own name (type CNAME)"),
+                    ));
+                }
+            }
+            "A" | "AAAA" => {}
             other => {
                 return Err(self.error(
                     &key("type"),

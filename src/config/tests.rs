@@ -645,3 +645,133 @@ fn an_over_large_count_said_it_must_be_at_least_1() {
     let err = fx.parse(&count("-1")).unwrap_err();
     assert_eq!(err.problem, "-1 must be at least 1");
 }
+
+/// Regression: a config that is a FIFO without a writer hung every command. Refused at
+/// once, naming the file.
+#[test]
+fn a_fifo_config_is_refused_at_once() {
+    let fx = Fixture::new();
+    let path = fx.dir.path().join("config.toml");
+    crate::careful_read::make_fifo(&path);
+    let read = path.clone();
+    let err = crate::careful_read::returns_at_once(move || Config::load(&read)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: the config file is a FIFO, not a regular file",
+            path.display()
+        )
+    );
+}
+
+/// A config of millions of tiny tables took 11 s and 4.8 GB before it was refused.
+#[test]
+fn an_oversized_config_is_refused_before_it_is_parsed() {
+    let fx = Fixture::new();
+    let path = fx.dir.path().join("config.toml");
+    std::fs::write(&path, "[a]\n".repeat(300_000)).unwrap();
+    let err = Config::load(&path).unwrap_err();
+    assert!(err.key.is_none());
+    assert_eq!(
+        err.problem,
+        "the config file is 1.2 MiB, more than the 1 MiB a config file may be"
+    );
+}
+
+/// Regression: `dns.api_token_file` naming a FIFO without a writer hung `check-config`;
+/// a 200 MiB token file was accepted. Each is refused at once, naming the config file,
+/// the key that named the secret file, and the problem.
+#[test]
+fn a_fifo_or_oversized_secret_file_is_refused_naming_its_key() {
+    let fx = Fixture::new();
+    let config = fx.dir.path().join("config.toml");
+    let token = fx.dir.path().join("cloudflare.token");
+    std::fs::remove_file(&token).unwrap();
+    crate::careful_read::make_fifo(&token);
+    std::fs::write(&config, GOOD).unwrap();
+    let load = config.clone();
+    let err = crate::careful_read::returns_at_once(move || Config::load(&load)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: dns.api_token_file: secret file {} is a FIFO, not a regular file",
+            config.display(),
+            token.display()
+        )
+    );
+
+    std::fs::remove_file(&token).unwrap();
+    let big = std::fs::File::create(&token).unwrap();
+    big.set_len(200 * 1024 * 1024).unwrap();
+    let err = Config::load(&config).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("dns.api_token_file"));
+    assert_eq!(
+        err.problem,
+        format!(
+            "secret file {} is 200 MiB, more than the 64 KiB a secret may be",
+            token.display()
+        )
+    );
+}
+
+/// Regression: `type = "CNAME"`, `content = "203.0.113.20"` passed `check-config`.
+/// A CNAME's content is a host name; each bad one names the key and the problem.
+#[test]
+fn a_cname_pointing_at_an_ip_address_is_refused() {
+    let fx = Fixture::new();
+    let cname = |content: &str| {
+        GOOD.replacen(
+            "type = \"A\"\ncontent = \"203.0.113.20\"",
+            &format!("type = \"CNAME\"\ncontent = \"{content}\""),
+            1,
+        )
+    };
+    for (content, problem) in [
+        (
+            "203.0.113.20",
+            "\"203.0.113.20\" is an IP address, not a host name",
+        ),
+        (
+            "2001:db8::20",
+            "\"2001:db8::20\" is an IP address, not a host name",
+        ),
+        ("203.0.113", "ends in an all-digit label"),
+        ("standby..example.com", "has an empty label"),
+        ("standby example.com", "has the label \"standby example\""),
+        ("-standby.example.com", "neither starts nor ends with '-'"),
+        (
+            "http://standby.example.com",
+            "has the label \"http://standby\"",
+        ),
+        ("app.example.com.", "is the record's own name"),
+    ] {
+        let text = cname(content);
+        assert!(text.contains("CNAME"), "fixture lacks the A record");
+        let err = match fx.parse(&text) {
+            Ok(_) => panic!("accepted CNAME content {content:?}"),
+            Err(e) => e,
+        };
+        let message = err.to_string();
+        assert!(message.contains("config.toml"), "{message}");
+        assert_eq!(
+            err.key.as_deref(),
+            Some("dns.records[0].content"),
+            "{message}"
+        );
+        assert!(message.contains(problem), "{content}: {message}");
+    }
+    for content in [
+        "standby.example.com",
+        "standby.example.com.",
+        "_edge.standby-1.example.net",
+    ] {
+        let config = fx.parse(&cname(content)).unwrap();
+        assert_eq!(config.dns.records[0].content, content);
+    }
+    let long_label = format!("{}.example.com", "a".repeat(64));
+    let err = fx.parse(&cname(&long_label)).unwrap_err();
+    assert!(err.problem.contains("at most 63"), "{err}");
+    let long_name = vec!["abcdefghi"; 26].join(".");
+    let err = fx.parse(&cname(&long_name)).unwrap_err();
+    assert!(err.problem.contains("at most 253"), "{err}");
+}

@@ -1,7 +1,7 @@
 //! The [`Validator`]: validation in progress. It remembers the file (every error names
 //! it) and collects warnings, and it owns the checks of single values every table
-//! shares: durations, counts, ports, URLs, unit names, secrets and paths. The tables
-//! themselves are converted in `tables.rs`.
+//! shares: durations, counts, ports, URLs, unit names, host names, secrets and paths.
+//! The tables themselves are converted in `tables.rs`.
 
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
@@ -10,6 +10,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::ConfigError;
+use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
 
 /// Validation in progress: remembers the file, collects warnings.
@@ -183,15 +184,18 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// The trimmed contents of the file named by `{key}_file`; never empty.
+    /// The trimmed contents of the file named by `{key}_file`; never empty. Read the
+    /// careful way ([`careful_read`]): a FIFO, a device or a file over 64 KiB is refused
+    /// at once, naming the key that named it.
     fn secret_file(&self, key: &str, path: &str) -> Result<Secret, ConfigError> {
         let file_key = format!("{key}_file");
         let path = self.resolve(path);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            self.error(
-                &file_key,
-                format!("cannot read secret file {}: {e}", path.display()),
-            )
+        let text = careful_read::read_to_string(&path, careful_read::SECRET).map_err(|e| {
+            let problem = match e.problem {
+                Problem::Io(e) => format!("cannot read secret file {}: {e}", path.display()),
+                refused => format!("secret file {} {refused}", path.display()),
+            };
+            self.error(&file_key, problem)
         })?;
         let value = text.trim();
         if value.is_empty() {
@@ -233,4 +237,54 @@ impl<'a> Validator<'a> {
             self.file.parent().unwrap_or(Path::new(".")).join(path)
         }
     }
+}
+
+/// Why `name` is not a host name a DNS record can point to (a CNAME's content), or
+/// `None` when it is one: letters, digits, `-` and `_` in labels of 1 to 63 characters
+/// that neither start nor end with `-`, at most 253 characters, one final dot allowed.
+/// An IP address is not a host name, nor anything whose last label is all digits
+/// (`203.0.113` is a truncated address, not a name).
+pub(super) fn host_name_problem(name: &str) -> Option<String> {
+    if name.parse::<std::net::IpAddr>().is_ok() {
+        return Some("is an IP address, not a host name".to_string());
+    }
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.len() > 253 {
+        return Some(format!(
+            "is {} characters long; a host name has at most 253",
+            name.len()
+        ));
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    for label in &labels {
+        if label.is_empty() {
+            return Some("has an empty label (two dots in a row, or a dot first)".to_string());
+        }
+        if label.len() > 63 {
+            return Some(format!(
+                "has the label {label:?} of {} characters; a label has at most 63",
+                label.len()
+            ));
+        }
+        if !label
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Some(format!(
+                "has the label {label:?}; a label holds only letters, digits, '-' and '_' (an international name in its xn-- form)"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some(format!(
+                "has the label {label:?}; a label neither starts nor ends with '-'"
+            ));
+        }
+    }
+    if labels
+        .last()
+        .is_some_and(|last| last.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Some("ends in an all-digit label, like an address, not a host name".to_string());
+    }
+    None
 }

@@ -249,6 +249,34 @@ password_file = "primary-db.password"
         assert_eq!(config.checks.len(), 2);
     }
 
+    /// The witness reads its config and token the careful way too: a FIFO for either
+    /// is refused at once, naming the file (and for the token, its key).
+    #[test]
+    fn a_fifo_witness_config_or_token_is_refused_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("witness.toml");
+        crate::careful_read::make_fifo(&config);
+        let load = config.clone();
+        let err =
+            crate::careful_read::returns_at_once(move || WitnessConfig::load(&load)).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("the config file is a FIFO, not a regular file"),
+            "{err}"
+        );
+
+        std::fs::remove_file(&config).unwrap();
+        std::fs::write(&config, GOOD).unwrap();
+        crate::careful_read::make_fifo(&dir.path().join("witness.token"));
+        let err =
+            crate::careful_read::returns_at_once(move || WitnessConfig::load(&config)).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some("witness.token_file"));
+        assert!(
+            err.problem.ends_with("is a FIFO, not a regular file"),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_witness_needs_a_check() {
         let text = "[witness]\ntoken_file = \"witness.token\"\n[probe]\n";

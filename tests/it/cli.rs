@@ -2,7 +2,8 @@
 //! key and problem; `check-config` redacts secrets; usage errors exit 2.
 
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 use crate::support::BIN;
 
@@ -124,6 +125,12 @@ fn each_bad_config_exits_78_naming_file_key_and_problem() {
             "smoke.build_max_age",
             "not a duration",
         ),
+        (
+            "content = \"203.0.113.20\"",
+            "type = \"CNAME\"\ncontent = \"203.0.113.20\"",
+            "dns.records[0].content",
+            "is an IP address, not a host name",
+        ),
     ];
     let dir = fixture();
     for (from, to, key, problem) in cases {
@@ -206,6 +213,95 @@ fn pause_and_resume_show_in_status() {
     let (_, stdout, _) = run(dir.path(), config, &["status", "--json"]);
     let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(status["state"], "monitoring");
+}
+
+/// Runs the binary with `args` and waits at most `limit` for it: a command that hangs
+/// is killed and the test fails, instead of hanging the suite.
+fn output_within(args: &[&std::ffi::OsStr], limit: Duration) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on the pid of the child we spawned and have not reaped.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            panic!("{args:?} did not return within {limit:?}");
+        }
+    }
+}
+
+fn make_fifo(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+}
+
+/// Regression: `dns.api_token_file` naming a FIFO without a writer hung every command,
+/// and so did `--config` naming one. Both exit 78 at once, naming the file (and key).
+#[test]
+fn check_config_with_a_fifo_token_file_exits_78_at_once() {
+    let dir = fixture();
+    let fifo = dir.path().join("fifo");
+    make_fifo(&fifo);
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        VALID.replacen(
+            "api_token_file = \"cf.token\"",
+            "api_token_file = \"fifo\"",
+            1,
+        ),
+    )
+    .unwrap();
+    let limit = Duration::from_secs(10);
+    let output = output_within(
+        &[
+            "--config".as_ref(),
+            config.as_os_str(),
+            "check-config".as_ref(),
+        ],
+        limit,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("config.toml"), "{stderr}");
+    assert!(stderr.contains("dns.api_token_file"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "secret file {} is a FIFO, not a regular file",
+            fifo.display()
+        )),
+        "{stderr}"
+    );
+
+    let output = output_within(
+        &[
+            "--config".as_ref(),
+            fifo.as_os_str(),
+            "check-config".as_ref(),
+        ],
+        limit,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "{}: the config file is a FIFO, not a regular file",
+            fifo.display()
+        )),
+        "{stderr}"
+    );
 }
 
 /// `--version` names the version and the commit the binary was built from.
