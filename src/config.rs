@@ -226,6 +226,29 @@ pub struct DnsRecordConfig {
     pub zone_id: String,
 }
 
+impl DnsRecordConfig {
+    /// Whether `content`, as Cloudflare shows it, is what this record must point to:
+    /// addresses compare as addresses (`2001:db8::1` is `2001:0db8:0:0::1`), host names
+    /// without case or a trailing dot. A record already right is not written again, and
+    /// one read back in another spelling is not a failed step.
+    pub fn points_at(&self, content: &str) -> bool {
+        match self.record_type.as_str() {
+            "A" | "AAAA" => match (
+                self.content.parse::<std::net::IpAddr>(),
+                content.parse::<std::net::IpAddr>(),
+            ) {
+                (Ok(want), Ok(have)) => want == have,
+                _ => self.content == content,
+            },
+            "CNAME" => {
+                let bare = |name: &str| name.trim_end_matches('.').to_ascii_lowercase();
+                bare(&self.content) == bare(content)
+            }
+            _ => self.content == content,
+        }
+    }
+}
+
 /// `[promotion]`: fencing the old primary, hooks, the split-brain watch.
 #[derive(Debug, Clone, Serialize)]
 pub struct PromotionConfig {

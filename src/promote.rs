@@ -489,7 +489,7 @@ impl Promoter {
             || cf.find_record(zone, name, kind),
         )
         .await?;
-        if found.content != *target {
+        if !record.points_at(&found.content) {
             retry_until(
                 &format!("updating {name} {kind}"),
                 deadline,
@@ -505,7 +505,7 @@ impl Promoter {
             || cf.get_record(zone, &found.id),
         )
         .await?;
-        if read_back.content != *target {
+        if !record.points_at(&read_back.content) {
             anyhow::bail!("read back {} instead of {target}", read_back.content);
         }
         Ok(DnsChange {

@@ -775,3 +775,18 @@ fn a_cname_pointing_at_an_ip_address_is_refused() {
     let err = fx.parse(&cname(&long_name)).unwrap_err();
     assert!(err.problem.contains("at most 253"), "{err}");
 }
+
+#[test]
+fn a_record_already_right_in_another_spelling_points_at_the_standby() {
+    let record = |kind: &str, content: &str| DnsRecordConfig {
+        name: "app.example.com".into(),
+        record_type: kind.into(),
+        content: content.into(),
+        zone_id: "z".into(),
+    };
+    assert!(record("AAAA", "2001:0db8:0:0::1").points_at("2001:db8::1"));
+    assert!(record("A", "203.0.113.20").points_at("203.0.113.20"));
+    assert!(!record("A", "203.0.113.20").points_at("203.0.113.21"));
+    assert!(record("CNAME", "Standby.Example.com.").points_at("standby.example.com"));
+    assert!(!record("CNAME", "standby.example.com").points_at("primary.example.com"));
+}
