@@ -6,26 +6,81 @@
 //! [`Observation`]. Requests that arrive while a round runs wait for the next round
 //! rather than starting their own: the primary is never probed twice at once.
 //!
-//! The server speaks plain HTTP: run it behind a TLS reverse proxy or on a private
+//! **What a client may cost.** Anyone who reaches the port is a client, token or not,
+//! so each is held to the config's [`WitnessLimits`]:
+//! - a client that has not sent its whole request head within `header_timeout` is
+//!   dropped (hyper's header read timeout, which also drops a kept-alive connection
+//!   idle that long), and a head is read into at most [`MAX_HEAD`] bytes;
+//! - once authorised, a request whose body may be longer than [`MAX_BODY`] is refused
+//!   (413): requests have no body, and it is never read;
+//! - at most `max_connections` connections are served at once. A slot is taken *before*
+//!   `accept`, so connections beyond the cap wait in the kernel's listen backlog: they
+//!   cost no descriptor, and are served in arrival order as slots free (the header
+//!   timeout frees a slot a stalled client holds). Closing them at once instead would
+//!   still cost an accept and a descriptor each, and would turn the standby away for
+//!   as long as a flood holds every slot; waiting keeps it in line;
+//! - each client (an IP address; an IPv6 /64) may send `requests_per_second` after a
+//!   burst of `request_burst`; beyond that it gets 429 with `Retry-After` before its
+//!   token is looked at, so a flood costs neither the token check nor a log line per
+//!   request. An authorised client loses nothing by it: requests that arrive together
+//!   share a round anyway;
+//! - a failed `accept` (out of descriptors) is tried again after a pause that grows to a
+//!   second, and logged when the failures start and when they end, not once per try.
+//!
+//! **Shutdown.** When `shutdown` resolves the witness stops accepting. A connection with
+//! no request in flight (idle, or still sending its head) is closed at once; a request in
+//! flight has [`SHUTDOWN_GRACE`] to be answered, then its connection is closed too.
+//!
+//! The server speaks plain HTTP/1.1: run it behind a TLS reverse proxy or on a private
 //! network (the README shows both).
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use axum::Json;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tower::ServiceExt;
 
 use super::{CheckSeen, ENDPOINT, Observation};
-use crate::config::witness::WitnessConfig;
+use crate::config::witness::{WitnessConfig, WitnessLimits};
 use crate::probe::Prober;
 use crate::secret::Secret;
+
+/// How long requests in flight at shutdown have to be answered before their
+/// connections are closed: a round of checks that is nearly done may finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The buffer a request head is read into (hyper's smallest): a standby's head is a few
+/// hundred bytes, a proxy's a little more. A longer head is answered 431 and dropped.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// The longest request body accepted, unread: requests have none.
+pub const MAX_BODY: u64 = 1024;
+
+/// The first pause after a failed `accept`; it doubles up to [`ACCEPT_PAUSE_MAX`].
+const ACCEPT_PAUSE_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// Clients the rate limit tracks at most. Beyond, new clients share one bucket, so a
+/// flood from many addresses cannot grow the witness's memory.
+const MAX_CLIENTS: usize = 10_000;
 
 /// The witness: its checks, its token and the last round.
 struct Witness {
@@ -38,11 +93,31 @@ struct Witness {
     last: Mutex<Option<(Instant, Observation)>>,
 }
 
-/// Serves witness requests on `listener` until `shutdown` resolves.
+/// What every connection shares.
+struct Server {
+    /// The token check and the endpoint.
+    router: axum::Router,
+    rate_limit: RateLimit,
+    /// hyper's connection settings: the header timeout and the head's buffer.
+    http: http1::Builder,
+    limits: WitnessLimits,
+}
+
+/// Serves witness requests on `listener` until `shutdown` resolves, within the config's
+/// limits; requests in flight then have [`SHUTDOWN_GRACE`].
 pub async fn serve(
     config: &WitnessConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_grace(config, listener, shutdown, SHUTDOWN_GRACE).await
+}
+
+async fn serve_with_grace(
+    config: &WitnessConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) -> anyhow::Result<()> {
     let witness = Arc::new(Witness {
         name: config.name.clone(),
@@ -50,14 +125,367 @@ pub async fn serve(
         prober: Prober::for_checks(&config.checks, config.timeout, config.fail_when)?,
         last: Mutex::new(None),
     });
-    let app = axum::Router::new().fallback(answer).with_state(witness);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let limits = config.limits;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD);
+    let server = Arc::new(Server {
+        router: axum::Router::new().fallback(answer).with_state(witness),
+        rate_limit: RateLimit::new(limits.requests_per_second, limits.request_burst),
+        http,
+        limits,
+    });
+    let slots = Arc::new(Semaphore::new(
+        usize::try_from(limits.max_connections)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut accept_failures = AcceptFailures::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // The slot first: beyond the cap, connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_closed) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                accept_failures.ended();
+                connections.spawn(serve_connection(
+                    server.clone(),
+                    stream,
+                    peer,
+                    stopped.clone(),
+                    slot,
+                ));
+            }
+            // The client gave up before we took its connection: nothing to wait for.
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                let pause = accept_failures.failed(&e);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+        while let Some(ended) = connections.try_join_next() {
+            log_panic(ended);
+        }
+    }
+    // Connections still in the backlog are refused from here on.
+    drop(listener);
+    stop.send_replace(true);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(ended) = connections.join_next().await {
+            log_panic(ended);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "closing {} connection(s) whose requests were not answered within {}",
+            connections.len(),
+            humantime::format_duration(grace)
+        );
+        connections.shutdown().await;
+    }
     Ok(())
+}
+
+/// One connection, until it ends or the witness stops.
+async fn serve_connection(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stopped: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    // Requests on this connection being answered: 0 or 1, as HTTP/1.1 answers in turn.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let server = server.clone();
+        let in_flight = in_flight.clone();
+        hyper::service::service_fn(move |request: Request<Incoming>| {
+            let server = server.clone();
+            let busy = InFlight::enter(&in_flight);
+            async move {
+                let response = server.respond(request, peer).await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let connection = server.http.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => {
+            if let Err(e) = ended {
+                // A header timeout, a client gone: routine, and a flood would fill the log.
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+            return;
+        }
+        _ = stopped.wait_for(|stopped| *stopped) => {}
+    }
+    // Stopping: a connection with nothing to answer (idle, or still sending its head) is
+    // closed now; a request in flight is answered first, within the caller's grace.
+    if in_flight.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    connection.as_mut().graceful_shutdown();
+    if let Err(e) = connection.await {
+        tracing::debug!("connection from {peer} ended: {e}");
+    }
+}
+
+/// Counts a request as in flight for as long as it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Server {
+    /// The rate limit, then the router (the token first).
+    async fn respond(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
+        if let Admission::Refused { retry_after, first } =
+            self.rate_limit.admit(peer.ip(), Instant::now())
+        {
+            if first {
+                tracing::warn!(
+                    "rate-limiting {}: more than {} requests a second (burst {}); it gets 429 until it slows down",
+                    peer.ip(),
+                    self.limits.requests_per_second,
+                    self.limits.request_burst
+                );
+            }
+            return refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+                Some((header::RETRY_AFTER, retry_after.as_secs().into())),
+            );
+        }
+        request.extensions_mut().insert(ConnectInfo(peer));
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A refusal: a fixed body, and the connection closed after it, as a client refused has
+/// no reason to keep it.
+fn refusal(
+    status: StatusCode,
+    error: &'static str,
+    extra: Option<(header::HeaderName, HeaderValue)>,
+) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": error }))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some((name, value)) = extra {
+        headers.insert(name, value);
+    }
+    response
+}
+
+/// `accept` failures that are the client's (it reset before we took the connection);
+/// any other (out of descriptors, out of memory) is ours, and passes with time.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+fn log_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended
+        && e.is_panic()
+    {
+        tracing::error!("a witness connection panicked: {e}");
+    }
+}
+
+/// A run of failed `accept`s (out of descriptors, say): a growing pause between tries,
+/// so the loop does not spin, and one line when the run starts and one when it ends.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    tries: u32,
+    since: Option<Instant>,
+    pause: Duration,
+}
+
+impl AcceptFailures {
+    /// Records a failure; returns how long to pause before the next try.
+    fn failed(&mut self, e: &io::Error) -> Duration {
+        if self.tries == 0 {
+            tracing::warn!(
+                "cannot accept connections: {e}; trying again, at most once a second, until it can"
+            );
+            self.since = Some(Instant::now());
+            self.pause = ACCEPT_PAUSE_FIRST;
+        } else {
+            self.pause = (self.pause * 2).min(ACCEPT_PAUSE_MAX);
+        }
+        self.tries += 1;
+        self.pause
+    }
+
+    /// A connection was accepted: the run, if any, is over.
+    fn ended(&mut self) {
+        if self.tries > 0 {
+            let lasted = self.since.map(|since| since.elapsed()).unwrap_or_default();
+            tracing::warn!(
+                "accepting connections again after {} failed tries in {} ms",
+                self.tries,
+                lasted.as_millis()
+            );
+            *self = Self::default();
+        }
+    }
+}
+
+/// Whether a request may go on to the token check.
+#[derive(Debug, PartialEq)]
+enum Admission {
+    Allowed,
+    /// Over the limit: `retry_after` until the next request would be allowed; `first`
+    /// when this client was within the limit until now (logged once, not per request).
+    Refused {
+        retry_after: Duration,
+        first: bool,
+    },
+}
+
+/// Who the rate limit counts as one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4(Ipv4Addr),
+    /// An IPv6 /64: one host is given a whole one, so its addresses are one client.
+    V6(u64),
+    /// The clients beyond [`MAX_CLIENTS`], together.
+    Crowd,
+}
+
+impl Client {
+    fn of(ip: IpAddr) -> Client {
+        match ip {
+            IpAddr::V4(v4) => Client::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client::V4(v4),
+                None => Client::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// A token bucket per client: it holds up to `burst` requests and refills at
+/// `per_second`; a request takes one.
+struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    /// A std mutex: held for a lookup, never across an await.
+    buckets: std::sync::Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    clients: HashMap<Client, Bucket>,
+    last_sweep: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    refused: bool,
+}
+
+impl RateLimit {
+    fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: std::sync::Mutex::new(Buckets::default()),
+        }
+    }
+
+    /// Takes a request from `ip`'s bucket at `now`, if it holds one.
+    fn admit(&self, ip: IpAddr, now: Instant) -> Admission {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut client = Client::of(ip);
+        if buckets.clients.len() >= MAX_CLIENTS && !buckets.clients.contains_key(&client) {
+            self.sweep(&mut buckets, now);
+            if buckets.clients.len() >= MAX_CLIENTS {
+                client = Client::Crowd;
+            }
+        }
+        let bucket = buckets.clients.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+            refused: false,
+        });
+        bucket.tokens = self.refilled(bucket, now);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            bucket.refused = false;
+            return Admission::Allowed;
+        }
+        let first = !bucket.refused;
+        bucket.refused = true;
+        let wait = ((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0);
+        Admission::Refused {
+            retry_after: Duration::from_secs(wait as u64),
+            first,
+        }
+    }
+
+    /// What `bucket` holds at `now`.
+    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        (bucket.tokens + elapsed * self.per_second).min(self.burst)
+    }
+
+    /// Forgets the clients whose buckets are full again: they are as good as new. At
+    /// most once a second, so a flood of new clients does not walk the map per request.
+    fn sweep(&self, buckets: &mut Buckets, now: Instant) {
+        if buckets
+            .last_sweep
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        buckets.last_sweep = Some(now);
+        buckets
+            .clients
+            .retain(|_, bucket| self.refilled(bucket, now) < self.burst);
+    }
 }
 
 async fn answer(
@@ -66,15 +494,23 @@ async fn answer(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
     if !witness.authorized(&headers) {
         tracing::warn!("refused a request from {peer} without the witness token");
-        return (
+        return refusal(
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(serde_json::json!({ "error": "unauthorized" })),
-        )
-            .into_response();
+            "unauthorized",
+            Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+        );
+    }
+    // A chunked body has no upper bound until it is read: refused as well.
+    if body
+        .size_hint()
+        .upper()
+        .is_none_or(|upper| upper > MAX_BODY)
+    {
+        return refusal(StatusCode::PAYLOAD_TOO_LARGE, "requests have no body", None);
     }
     if uri.path().trim_end_matches('/') != format!("/{ENDPOINT}") {
         return (
