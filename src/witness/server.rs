@@ -676,4 +676,381 @@ mod tests {
         assert_eq!(response.status().as_u16(), 405);
         assert_eq!(response.headers()[header::ALLOW], "GET");
     }
+
+    // What a hostile client may cost: each test is named after the bug it guards.
+
+    use std::net::Ipv6Addr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    use crate::config::{CheckConfig, FailWhen};
+
+    /// A witness serving with `limits`, stopped through `stop`.
+    struct Running {
+        address: SocketAddr,
+        base: url::Url,
+        stop: oneshot::Sender<()>,
+        stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+    }
+
+    async fn start_with(limits: WitnessLimits, check: CheckConfig, grace: Duration) -> Running {
+        let config = WitnessConfig {
+            path: "witness.toml".into(),
+            name: NAME.into(),
+            token: Secret::inline(TOKEN),
+            timeout: Duration::from_secs(60),
+            fail_when: FailWhen::Any,
+            checks: vec![check],
+            limits,
+            warnings: Vec::new(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stop_asked) = oneshot::channel::<()>();
+        let stopped = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stop_asked.await;
+            };
+            serve_with_grace(&config, listener, shutdown, grace).await
+        });
+        Running {
+            address,
+            base: format!("http://{address}").parse().unwrap(),
+            stop,
+            stopped,
+        }
+    }
+
+    fn closed_port_check() -> CheckConfig {
+        CheckConfig::Tcp {
+            address: testing::closed_address(),
+        }
+    }
+
+    fn limits(header_timeout: Duration, max_connections: u32) -> WitnessLimits {
+        WitnessLimits {
+            header_timeout,
+            max_connections,
+            ..WitnessLimits::default()
+        }
+    }
+
+    /// A connection that has sent the first line of a request and no more.
+    async fn half_sent(address: SocketAddr) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /v1/primary HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        stream
+    }
+
+    /// Reads until the witness closes the connection (whatever it says first).
+    async fn until_closed(stream: &mut tokio::net::TcpStream) {
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            let _ = n;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
+        let header_timeout = Duration::from_millis(300);
+        let witness = start_with(
+            limits(header_timeout, 8),
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let opened = Instant::now();
+        let mut half = half_sent(witness.address).await;
+        // A connection that sends nothing at all is no better.
+        let mut silent = tokio::net::TcpStream::connect(witness.address)
+            .await
+            .unwrap();
+        for stream in [&mut half, &mut silent] {
+            tokio::time::timeout(Duration::from_secs(20), until_closed(stream))
+                .await
+                .expect("the witness keeps a half-sent request open");
+        }
+        assert!(opened.elapsed() >= header_timeout, "{:?}", opened.elapsed());
+    }
+
+    /// The issue's flood, in small: more half-sent requests than the witness has
+    /// connections. They wait their turn or time out; the standby's request is answered.
+    #[tokio::test]
+    async fn many_half_sent_connections_do_not_stop_an_authorised_request() {
+        let witness = start_with(
+            limits(Duration::from_millis(300), 4),
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let mut flood = Vec::new();
+        for _ in 0..24 {
+            flood.push(half_sent(witness.address).await);
+        }
+        let response = reqwest::Client::new()
+            .get(witness.base.join("v1/primary").unwrap())
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("the authorised request is answered");
+        assert_eq!(response.status().as_u16(), 200);
+        let observation: Observation = response.json().await.unwrap();
+        assert_eq!(observation.witness, NAME);
+        // Every one of the flood was dropped for its silence.
+        for stream in &mut flood {
+            tokio::time::timeout(Duration::from_secs(20), until_closed(stream))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Stopping with idle and half-sent clients open does not wait for them: not for the
+    /// header timeout, not for the grace (both a minute here).
+    #[tokio::test]
+    async fn stopping_does_not_wait_for_idle_or_half_sent_clients() {
+        let minute = Duration::from_secs(60);
+        let witness = start_with(limits(minute, 8), closed_port_check(), minute).await;
+        let mut half = half_sent(witness.address).await;
+        let mut idle = tokio::net::TcpStream::connect(witness.address)
+            .await
+            .unwrap();
+        // A kept-alive connection after a full answer.
+        let mut kept = tokio::net::TcpStream::connect(witness.address)
+            .await
+            .unwrap();
+        kept.write_all(
+            format!("GET /v1/primary HTTP/1.1\r\nHost: w\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = [0u8; 12];
+        kept.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+
+        witness.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), witness.stopped)
+            .await
+            .expect("stopping waited for a client")
+            .unwrap()
+            .unwrap();
+        for stream in [&mut half, &mut idle, &mut kept] {
+            tokio::time::timeout(Duration::from_secs(5), until_closed(stream))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A request whose round hangs (the primary accepts and never answers) is given the
+    /// grace at shutdown, then closed: stopping is bounded whatever the checks do.
+    #[tokio::test]
+    async fn stopping_gives_a_request_in_flight_a_bounded_grace() {
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let check = CheckConfig::Http {
+            url: format!("http://{}/health", hung.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+            expect_status: None,
+            expect_body: None,
+        };
+        let grace = Duration::from_millis(300);
+        let witness = start_with(limits(Duration::from_secs(60), 8), check, grace).await;
+        let asking = tokio::spawn(
+            reqwest::Client::new()
+                .get(witness.base.join("v1/primary").unwrap())
+                .bearer_auth(TOKEN)
+                .send(),
+        );
+        // The round is running once its check has reached the hung primary.
+        let (_held, _) = tokio::time::timeout(Duration::from_secs(20), hung.accept())
+            .await
+            .unwrap()
+            .unwrap();
+
+        let stopping = Instant::now();
+        witness.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), witness.stopped)
+            .await
+            .expect("stopping waited for the round")
+            .unwrap()
+            .unwrap();
+        assert!(stopping.elapsed() >= grace, "{:?}", stopping.elapsed());
+        let asked = asking.await.unwrap();
+        assert!(
+            asked.is_err(),
+            "no answer, the connection closed: {asked:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_rate_limit_answers_429_with_retry_after_and_lets_a_well_behaved_client_through() {
+        let witness = start_with(
+            WitnessLimits {
+                requests_per_second: 1,
+                request_burst: 3,
+                ..WitnessLimits::default()
+            },
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let endpoint = witness.base.join("v1/primary").unwrap();
+        let flooder = reqwest::Client::new();
+        // Its burst: answered (401: it has no token).
+        for _ in 0..3 {
+            let response = flooder.get(endpoint.clone()).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        // Beyond: 429 before the token is looked at, with or without one.
+        for token in [None, Some(TOKEN)] {
+            let mut request = flooder.get(endpoint.clone());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 429, "{token:?}");
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+            assert_eq!(
+                response.text().await.unwrap(),
+                r#"{"error":"too many requests"}"#
+            );
+        }
+        // Another client is not held for it.
+        let standby = reqwest::Client::builder()
+            .local_address(IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let response = standby
+            .get(endpoint.clone())
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        // And the flooder, once it waits as told, is heard again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let response = flooder
+            .get(endpoint.clone())
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_request_with_a_body_is_refused_once_authorised() {
+        let witness = start_with(
+            WitnessLimits::default(),
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let endpoint = witness.base.join("v1/primary").unwrap();
+        let http = reqwest::Client::new();
+        let big = vec![b'x'; 2 * MAX_BODY as usize];
+        let response = http
+            .get(endpoint.clone())
+            .bearer_auth(TOKEN)
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413);
+        // Without the token the answer is the same 401 as ever.
+        let response = http.get(endpoint.clone()).body(big).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        // A small body is let be.
+        let response = http
+            .get(endpoint)
+            .bearer_auth(TOKEN)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[test]
+    fn a_client_over_its_burst_waits_for_the_rate() {
+        let limit = RateLimit::new(2, 3);
+        let t0 = Instant::now();
+        let flooder = IpAddr::from([203, 0, 113, 7]);
+        for _ in 0..3 {
+            assert_eq!(limit.admit(flooder, t0), Admission::Allowed);
+        }
+        assert_eq!(
+            limit.admit(flooder, t0),
+            Admission::Refused {
+                retry_after: Duration::from_secs(1),
+                first: true
+            }
+        );
+        // Told once, not per request.
+        assert!(matches!(
+            limit.admit(flooder, t0),
+            Admission::Refused { first: false, .. }
+        ));
+        // Half a second refills one request at 2 a second.
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(limit.admit(flooder, later), Admission::Allowed);
+        assert!(matches!(
+            limit.admit(flooder, later),
+            Admission::Refused { first: true, .. }
+        ));
+        // Others have their own buckets.
+        assert_eq!(
+            limit.admit(IpAddr::from([203, 0, 113, 8]), t0),
+            Admission::Allowed
+        );
+    }
+
+    /// A host has a whole IPv6 /64: changing the address within it is the same client;
+    /// an IPv4 address written as IPv6 is that IPv4 client.
+    #[test]
+    fn one_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let in_64 = |last: u16| IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
+        assert_eq!(Client::of(in_64(1)), Client::of(in_64(2)));
+        assert_ne!(
+            Client::of(in_64(1)),
+            Client::of(IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1)))
+        );
+        let v4 = Ipv4Addr::new(203, 0, 113, 7);
+        assert_eq!(
+            Client::of(IpAddr::from(v4.to_ipv6_mapped())),
+            Client::of(IpAddr::from(v4))
+        );
+    }
+
+    /// A flood from many addresses cannot grow the map: clients whose buckets refilled
+    /// are forgotten, and beyond the bound the newcomers share one bucket.
+    #[test]
+    fn the_rate_limit_tracks_a_bounded_number_of_clients() {
+        let limit = RateLimit::new(1, 2);
+        let t0 = Instant::now();
+        let client = |n: usize| IpAddr::from(Ipv4Addr::from(0x0a00_0000 + n as u32));
+        for n in 0..MAX_CLIENTS {
+            assert_eq!(limit.admit(client(n), t0), Admission::Allowed);
+        }
+        let tracked = || limit.buckets.lock().unwrap().clients.len();
+        assert_eq!(tracked(), MAX_CLIENTS);
+        // All still busy: the newcomers share one bucket of two.
+        let newcomer = client(MAX_CLIENTS);
+        assert_eq!(limit.admit(newcomer, t0), Admission::Allowed);
+        assert_eq!(limit.admit(client(MAX_CLIENTS + 1), t0), Admission::Allowed);
+        assert!(matches!(
+            limit.admit(client(MAX_CLIENTS + 2), t0),
+            Admission::Refused { .. }
+        ));
+        assert_eq!(tracked(), MAX_CLIENTS + 1);
+        // Once their buckets have refilled, they are forgotten.
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(limit.admit(newcomer, later), Admission::Allowed);
+        assert_eq!(tracked(), 1);
+    }
 }
