@@ -25,7 +25,8 @@
 //!   request. An authorised client loses nothing by it: requests that arrive together
 //!   share a round anyway;
 //! - a failed `accept` (out of descriptors) is tried again after a pause that grows to a
-//!   second, and logged when the failures start and when they end, not once per try.
+//!   second, and logged when the failures start and when they end (at most every ten
+//!   seconds), not once per try.
 //!
 //! **Shutdown.** When `shutdown` resolves the witness stops accepting. A connection with
 //! no request in flight (idle, or still sending its head) is closed at once; a request in
@@ -77,6 +78,9 @@ pub const MAX_BODY: u64 = 1024;
 /// The first pause after a failed `accept`; it doubles up to [`ACCEPT_PAUSE_MAX`].
 const ACCEPT_PAUSE_FIRST: Duration = Duration::from_millis(10);
 const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// Failed `accept`s are told at most this often, however many runs of them there are.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Clients the rate limit tracks at most. Beyond, new clients share one bucket, so a
 /// flood from many addresses cannot grow the witness's memory.
@@ -162,7 +166,7 @@ async fn serve_with_grace(
         };
         match accepted {
             Ok((stream, peer)) => {
-                accept_failures.ended();
+                accept_failures.accepted();
                 connections.spawn(serve_connection(
                     server.clone(),
                     stream,
@@ -331,42 +335,56 @@ fn log_panic(ended: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// A run of failed `accept`s (out of descriptors, say): a growing pause between tries,
-/// so the loop does not spin, and one line when the run starts and one when it ends.
+/// Failed `accept`s (out of descriptors, say): a pause between tries that grows with
+/// the failures in a row, so the loop does not spin, and a line when a run of them
+/// starts and one when it ends, at most every [`ACCEPT_WARN_EVERY`]: descriptors freed
+/// one at a time would otherwise start and end a run per connection.
 #[derive(Debug, Default)]
 struct AcceptFailures {
-    tries: u32,
+    in_a_row: u32,
+    /// When the run began.
     since: Option<Instant>,
-    pause: Duration,
+    /// Whether this run was told (so its end is too).
+    told: bool,
+    last_told: Option<Instant>,
 }
 
 impl AcceptFailures {
     /// Records a failure; returns how long to pause before the next try.
     fn failed(&mut self, e: &io::Error) -> Duration {
-        if self.tries == 0 {
-            tracing::warn!(
-                "cannot accept connections: {e}; trying again, at most once a second, until it can"
-            );
-            self.since = Some(Instant::now());
-            self.pause = ACCEPT_PAUSE_FIRST;
-        } else {
-            self.pause = (self.pause * 2).min(ACCEPT_PAUSE_MAX);
+        let now = Instant::now();
+        if self.in_a_row == 0 {
+            self.since = Some(now);
         }
-        self.tries += 1;
-        self.pause
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if !self.told
+            && self
+                .last_told
+                .is_none_or(|at| now.saturating_duration_since(at) >= ACCEPT_WARN_EVERY)
+        {
+            tracing::warn!(
+                "cannot accept connections: {e}; trying again with pauses of up to {}",
+                humantime::format_duration(ACCEPT_PAUSE_MAX)
+            );
+            self.told = true;
+            self.last_told = Some(now);
+        }
+        let doublings = (self.in_a_row - 1).min(16);
+        (ACCEPT_PAUSE_FIRST * 2u32.pow(doublings)).min(ACCEPT_PAUSE_MAX)
     }
 
     /// A connection was accepted: the run, if any, is over.
-    fn ended(&mut self) {
-        if self.tries > 0 {
+    fn accepted(&mut self) {
+        if self.in_a_row > 0 && self.told {
             let lasted = self.since.map(|since| since.elapsed()).unwrap_or_default();
             tracing::warn!(
                 "accepting connections again after {} failed tries in {} ms",
-                self.tries,
+                self.in_a_row,
                 lasted.as_millis()
             );
-            *self = Self::default();
         }
+        self.in_a_row = 0;
+        self.told = false;
     }
 }
 
@@ -1052,5 +1070,24 @@ mod tests {
         let later = t0 + Duration::from_secs(2);
         assert_eq!(limit.admit(newcomer, later), Admission::Allowed);
         assert_eq!(tracked(), 1);
+    }
+
+    /// Out of descriptors, the accept loop pauses 10 ms, 20 ms, … up to a second
+    /// between tries, and starts again from 10 ms once a connection is accepted.
+    #[test]
+    fn failed_accepts_pause_longer_and_longer_up_to_a_second() {
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let mut failures = AcceptFailures::default();
+        let pauses: Vec<u128> = (0..9)
+            .map(|_| failures.failed(&emfile).as_millis())
+            .collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        failures.accepted();
+        assert_eq!(failures.failed(&emfile), ACCEPT_PAUSE_FIRST);
+        // The client's own failures are not ours to wait for.
+        assert!(is_connection_error(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
+        assert!(!is_connection_error(&emfile));
     }
 }
