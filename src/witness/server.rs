@@ -1,10 +1,11 @@
 //! The witness's HTTP server: one endpoint, behind a bearer token.
 //!
-//! Every request is checked for the token first, whatever its path or method, so a
-//! caller without it learns nothing (not even which paths exist). An authorised
-//! `GET /v1/primary` runs the witness's checks of the primary and answers with an
-//! [`Observation`]. Requests that arrive while a round runs wait for the next round
-//! rather than starting their own: the primary is never probed twice at once.
+//! Every request (within the rate limit below) is checked for the token first, whatever
+//! its path, method or body, so a caller without it learns nothing (not even which
+//! paths exist). An authorised `GET /v1/primary` runs the witness's checks of the
+//! primary and answers with an [`Observation`]. Requests that arrive while a round runs
+//! wait for the next round rather than starting their own: the primary is never probed
+//! twice at once.
 //!
 //! **What a client may cost.** Anyone who reaches the port is a client, token or not,
 //! so each is held to the config's [`WitnessLimits`]:
@@ -767,9 +768,7 @@ mod tests {
     /// Reads until the witness closes the connection (whatever it says first).
     async fn until_closed(stream: &mut tokio::net::TcpStream) {
         let mut buf = [0u8; 1024];
-        while let Ok(n @ 1..) = stream.read(&mut buf).await {
-            let _ = n;
-        }
+        while let Ok(1..) = stream.read(&mut buf).await {}
     }
 
     #[tokio::test]
@@ -950,7 +949,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(response.status().as_u16(), 200);
-        // And the flooder, once it waits as told, is heard again.
+        // And the flooder, once it waits as told (`Retry-After: 1`), is heard again.
         tokio::time::sleep(Duration::from_secs(1)).await;
         let response = flooder
             .get(endpoint.clone())
