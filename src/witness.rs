@@ -126,6 +126,7 @@ pub(crate) mod testing {
             checks: vec![CheckConfig::Tcp {
                 address: address.into(),
             }],
+            limits: Default::default(),
             warnings: Vec::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

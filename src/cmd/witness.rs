@@ -1,5 +1,6 @@
-//! `witness --listen ADDR`: the witness on a third host, stopped by SIGTERM or SIGINT,
-//! with `READY=1` for systemd once it listens.
+//! `witness --listen ADDR`: the witness on a third host, stopped by SIGTERM or SIGINT
+//! (without waiting for idle or half-sent clients), with `READY=1` for systemd once it
+//! listens.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -25,6 +26,14 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         crate::witness::ENDPOINT,
         config.checks.len(),
         humantime::format_duration(config.timeout)
+    );
+    let limits = &config.limits;
+    tracing::info!(
+        "limits: {} connections at once, a request head within {}, {} requests a second per client after a burst of {}",
+        limits.max_connections,
+        humantime::format_duration(limits.header_timeout),
+        limits.requests_per_second,
+        limits.request_burst
     );
     super::notify_ready();
     crate::witness::server::serve(&config, listener, shutdown).await?;

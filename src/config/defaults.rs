@@ -30,6 +30,23 @@ pub const FAILURES_BEFORE_PROMOTION: u32 = 5;
 /// `probe.fail_when` (the standby's and the witness's): a round fails when any check fails.
 pub const FAIL_WHEN: FailWhen = FailWhen::Any;
 
+/// `witness.header_timeout`: how long a client may take to send its whole request head
+/// (and how long a kept-alive connection may sit idle) before the witness drops it. The
+/// standby sends its request at once; only a stalled or hostile client needs longer.
+pub const WITNESS_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `witness.max_connections`: connections the witness serves at once; more wait in the
+/// kernel's listen backlog. Far below the usual 1024 descriptors a service may open.
+pub const WITNESS_MAX_CONNECTIONS: u32 = 256;
+
+/// `witness.requests_per_second`: the rate each client (IP address, an IPv6 /64) may
+/// keep up. A standby asks once per failing round, its retries at least 200 ms apart.
+pub const WITNESS_REQUESTS_PER_SECOND: u32 = 2;
+
+/// `witness.request_burst`: the requests a client may send at once before the rate
+/// applies: a standby's retries and a smoke test at the same time fit in it.
+pub const WITNESS_REQUEST_BURST: u32 = 10;
+
 /// `probe.confirm_with_replication`: a failed round counts only when the replica no
 /// longer hears from the primary.
 pub const CONFIRM_WITH_REPLICATION: bool = true;

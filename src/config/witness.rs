@@ -8,6 +8,10 @@
 //!
 //! [witness]
 //! token_file = "witness.token"     # or token = "..."
+//! header_timeout = "5s"            # what one client may cost the witness:
+//! max_connections = 256            # see `WitnessLimits`
+//! requests_per_second = 2
+//! request_burst = 10
 //!
 //! [probe]
 //! timeout = "10s"
@@ -44,8 +48,39 @@ pub struct WitnessConfig {
     pub timeout: Duration,
     pub fail_when: FailWhen,
     pub checks: Vec<CheckConfig>,
+    /// What one client may cost the witness.
+    pub limits: WitnessLimits,
     #[serde(skip)]
     pub warnings: Vec<String>,
+}
+
+/// What one client may cost the witness (`[witness]`), so that clients without the
+/// token cannot exhaust it: its descriptors, its token check, its log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct WitnessLimits {
+    /// A client that has not sent its whole request head within this is dropped; so is
+    /// a kept-alive connection idle this long.
+    #[serde(serialize_with = "ser_duration")]
+    pub header_timeout: Duration,
+    /// Connections served at once; more wait in the kernel's listen backlog, costing no
+    /// descriptor, and are taken in arrival order as slots free.
+    pub max_connections: u32,
+    /// Requests each client (IP address; an IPv6 /64) may keep up per second; beyond
+    /// it and its burst, 429 with `Retry-After`.
+    pub requests_per_second: u32,
+    /// Requests a client may send at once before the rate applies.
+    pub request_burst: u32,
+}
+
+impl Default for WitnessLimits {
+    fn default() -> Self {
+        Self {
+            header_timeout: defaults::WITNESS_HEADER_TIMEOUT,
+            max_connections: defaults::WITNESS_MAX_CONNECTIONS,
+            requests_per_second: defaults::WITNESS_REQUESTS_PER_SECOND,
+            request_burst: defaults::WITNESS_REQUEST_BURST,
+        }
+    }
 }
 
 /// The witness's TOML file as written.
@@ -72,6 +107,10 @@ mod raw {
     pub struct Witness {
         pub token: Option<String>,
         pub token_file: Option<String>,
+        pub header_timeout: Option<String>,
+        pub max_connections: Option<i64>,
+        pub requests_per_second: Option<i64>,
+        pub request_burst: Option<i64>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -117,6 +156,7 @@ impl WitnessConfig {
             defaults::PROBE_TIMEOUT,
         )?;
         let checks = v.primary_checks(&raw.probe.checks)?;
+        let limits = limits(&v, &raw.witness)?;
         Ok(WitnessConfig {
             path: file.to_path_buf(),
             name,
@@ -124,6 +164,7 @@ impl WitnessConfig {
             timeout,
             fail_when: raw.probe.fail_when.unwrap_or(defaults::FAIL_WHEN),
             checks,
+            limits,
             warnings: v.into_warnings(),
         })
     }
@@ -134,6 +175,32 @@ impl WitnessConfig {
         secrets.extend(check_passwords(&self.checks));
         secrets
     }
+}
+
+/// `[witness]`'s limits, each its default when left out.
+fn limits(v: &Validator, raw: &raw::Witness) -> Result<WitnessLimits, ConfigError> {
+    Ok(WitnessLimits {
+        header_timeout: v.duration_or(
+            "witness.header_timeout",
+            raw.header_timeout.as_deref(),
+            defaults::WITNESS_HEADER_TIMEOUT,
+        )?,
+        max_connections: v.count(
+            "witness.max_connections",
+            raw.max_connections,
+            defaults::WITNESS_MAX_CONNECTIONS,
+        )?,
+        requests_per_second: v.count(
+            "witness.requests_per_second",
+            raw.requests_per_second,
+            defaults::WITNESS_REQUESTS_PER_SECOND,
+        )?,
+        request_burst: v.count(
+            "witness.request_burst",
+            raw.request_burst,
+            defaults::WITNESS_REQUEST_BURST,
+        )?,
+    })
 }
 
 #[cfg(test)]
@@ -181,10 +248,28 @@ password_file = "primary-db.password"
         assert_eq!(config.timeout, Duration::from_secs(5));
         assert_eq!(config.fail_when, FailWhen::Any);
         assert_eq!(config.checks.len(), 2);
+        assert_eq!(config.limits, WitnessLimits::default());
         assert_eq!(config.secrets().len(), 2);
         let shown = toml::to_string(&config).unwrap();
         assert!(!shown.contains("0123456789abcdef"), "{shown}");
         assert!(!shown.contains("probe-pw"), "{shown}");
+    }
+
+    #[test]
+    fn a_witness_config_reads_its_limits() {
+        let limits = "token_file = \"witness.token\"\nheader_timeout = \"2s\"\nmax_connections = 64\nrequests_per_second = 1\nrequest_burst = 3\n";
+        let config = parse(&GOOD.replacen("token_file = \"witness.token\"\n", limits, 1)).unwrap();
+        assert_eq!(
+            config.limits,
+            WitnessLimits {
+                header_timeout: Duration::from_secs(2),
+                max_connections: 64,
+                requests_per_second: 1,
+                request_burst: 3,
+            }
+        );
+        let shown = toml::to_string(&config).unwrap();
+        assert!(shown.contains("header_timeout = \"2s\""), "{shown}");
     }
 
     /// Each case: (what to replace in GOOD, with what, the key named, a part of the problem).
@@ -206,6 +291,36 @@ password_file = "primary-db.password"
             "token_file = \"nowhere.token\"",
             "witness.token_file",
             "cannot read secret file",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nheader_timeout = \"0s\"",
+            "witness.header_timeout",
+            "longer than zero",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nmax_connections = 0",
+            "witness.max_connections",
+            "at least 1",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nrequests_per_second = -1",
+            "witness.requests_per_second",
+            "at least 1",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nrequest_burst = 0",
+            "witness.request_burst",
+            "at least 1",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nrate_limit = 5",
+            "witness",
+            "unknown field `rate_limit`",
         ),
         (
             "timeout = \"5s\"",

@@ -1,31 +1,91 @@
 //! The witness's HTTP server: one endpoint, behind a bearer token.
 //!
-//! Every request is checked for the token first, whatever its path or method, so a
-//! caller without it learns nothing (not even which paths exist). An authorised
-//! `GET /v1/primary` runs the witness's checks of the primary and answers with an
-//! [`Observation`]. Requests that arrive while a round runs wait for the next round
-//! rather than starting their own: the primary is never probed twice at once.
+//! Every request (within the rate limit below) is checked for the token first, whatever
+//! its path, method or body, so a caller without it learns nothing (not even which
+//! paths exist). An authorised `GET /v1/primary` runs the witness's checks of the
+//! primary and answers with an [`Observation`]. Requests that arrive while a round runs
+//! wait for the next round rather than starting their own: the primary is never probed
+//! twice at once.
 //!
-//! The server speaks plain HTTP: run it behind a TLS reverse proxy or on a private
+//! **What a client may cost.** Anyone who reaches the port is a client, token or not,
+//! so each is held to the config's [`WitnessLimits`]:
+//! - a client that has not sent its whole request head within `header_timeout` is
+//!   dropped (hyper's header read timeout, which also drops a kept-alive connection
+//!   idle that long), and a head is read into at most [`MAX_HEAD`] bytes;
+//! - once authorised, a request whose body may be longer than [`MAX_BODY`] is refused
+//!   (413): requests have no body, and it is never read;
+//! - at most `max_connections` connections are served at once. A slot is taken *before*
+//!   `accept`, so connections beyond the cap wait in the kernel's listen backlog: they
+//!   cost no descriptor, and are served in arrival order as slots free (the header
+//!   timeout frees a slot a stalled client holds). Closing them at once instead would
+//!   still cost an accept and a descriptor each, and would turn the standby away for
+//!   as long as a flood holds every slot; waiting keeps it in line;
+//! - each client (an IP address; an IPv6 /64) may send `requests_per_second` after a
+//!   burst of `request_burst`; beyond that it gets 429 with `Retry-After` before its
+//!   token is looked at, so a flood costs neither the token check nor a log line per
+//!   request. An authorised client loses nothing by it: requests that arrive together
+//!   share a round anyway;
+//! - a failed `accept` (out of descriptors) is tried again after a pause that grows to a
+//!   second, and logged when the failures start and when they end (at most every ten
+//!   seconds), not once per try.
+//!
+//! **Shutdown.** When `shutdown` resolves the witness stops accepting. A connection with
+//! no request in flight (idle, or still sending its head) is closed at once; a request in
+//! flight has [`SHUTDOWN_GRACE`] to be answered, then its connection is closed too.
+//!
+//! The server speaks plain HTTP/1.1: run it behind a TLS reverse proxy or on a private
 //! network (the README shows both).
 
+use std::collections::HashMap;
+use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError};
+use std::time::Duration;
 
 use axum::Json;
+use axum::body::{Body, HttpBody};
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq;
-use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
+use tower::ServiceExt;
 
 use super::{CheckSeen, ENDPOINT, Observation};
-use crate::config::witness::WitnessConfig;
+use crate::config::witness::{WitnessConfig, WitnessLimits};
 use crate::probe::Prober;
 use crate::secret::Secret;
+
+/// How long requests in flight at shutdown have to be answered before their
+/// connections are closed: a round of checks that is nearly done may finish.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The buffer a request head is read into (hyper's smallest): a standby's head is a few
+/// hundred bytes, a proxy's a little more. A longer head is answered 431 and dropped.
+pub const MAX_HEAD: usize = 8 * 1024;
+
+/// The longest request body accepted, unread: requests have none.
+pub const MAX_BODY: u64 = 1024;
+
+/// The first pause after a failed `accept`; it doubles up to [`ACCEPT_PAUSE_MAX`].
+const ACCEPT_PAUSE_FIRST: Duration = Duration::from_millis(10);
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+/// Failed `accept`s are told at most this often, however many runs of them there are.
+const ACCEPT_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Clients the rate limit tracks at most. Beyond, new clients share one bucket, so a
+/// flood from many addresses cannot grow the witness's memory.
+const MAX_CLIENTS: usize = 10_000;
 
 /// The witness: its checks, its token and the last round.
 struct Witness {
@@ -38,11 +98,31 @@ struct Witness {
     last: Mutex<Option<(Instant, Observation)>>,
 }
 
-/// Serves witness requests on `listener` until `shutdown` resolves.
+/// What every connection shares.
+struct Server {
+    /// The token check and the endpoint.
+    router: axum::Router,
+    rate_limit: RateLimit,
+    /// hyper's connection settings: the header timeout and the head's buffer.
+    http: http1::Builder,
+    limits: WitnessLimits,
+}
+
+/// Serves witness requests on `listener` until `shutdown` resolves, within the config's
+/// limits; requests in flight then have [`SHUTDOWN_GRACE`].
 pub async fn serve(
     config: &WitnessConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_grace(config, listener, shutdown, SHUTDOWN_GRACE).await
+}
+
+async fn serve_with_grace(
+    config: &WitnessConfig,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
 ) -> anyhow::Result<()> {
     let witness = Arc::new(Witness {
         name: config.name.clone(),
@@ -50,14 +130,381 @@ pub async fn serve(
         prober: Prober::for_checks(&config.checks, config.timeout, config.fail_when)?,
         last: Mutex::new(None),
     });
-    let app = axum::Router::new().fallback(answer).with_state(witness);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let limits = config.limits;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD);
+    let server = Arc::new(Server {
+        router: axum::Router::new().fallback(answer).with_state(witness),
+        rate_limit: RateLimit::new(limits.requests_per_second, limits.request_burst),
+        http,
+        limits,
+    });
+    let slots = Arc::new(Semaphore::new(
+        usize::try_from(limits.max_connections)
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS),
+    ));
+    let (stop, stopped) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut accept_failures = AcceptFailures::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // The slot first: beyond the cap, connections wait in the kernel's backlog.
+        let slot = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_closed) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                accept_failures.accepted();
+                connections.spawn(serve_connection(
+                    server.clone(),
+                    stream,
+                    peer,
+                    stopped.clone(),
+                    slot,
+                ));
+            }
+            // The client gave up before we took its connection: nothing to wait for.
+            Err(e) if is_connection_error(&e) => {}
+            Err(e) => {
+                let pause = accept_failures.failed(&e);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(pause) => {}
+                }
+            }
+        }
+        while let Some(ended) = connections.try_join_next() {
+            log_panic(ended);
+        }
+    }
+    // Connections still in the backlog are refused from here on.
+    drop(listener);
+    stop.send_replace(true);
+    let drained = tokio::time::timeout(grace, async {
+        while let Some(ended) = connections.join_next().await {
+            log_panic(ended);
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "closing {} connection(s) whose requests were not answered within {}",
+            connections.len(),
+            humantime::format_duration(grace)
+        );
+        connections.shutdown().await;
+    }
     Ok(())
+}
+
+/// One connection, until it ends or the witness stops.
+async fn serve_connection(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut stopped: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    // Requests on this connection being answered: 0 or 1, as HTTP/1.1 answers in turn.
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let service = {
+        let server = server.clone();
+        let in_flight = in_flight.clone();
+        hyper::service::service_fn(move |request: Request<Incoming>| {
+            let server = server.clone();
+            let busy = InFlight::enter(&in_flight);
+            async move {
+                let response = server.respond(request, peer).await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        })
+    };
+    let connection = server.http.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        ended = connection.as_mut() => {
+            if let Err(e) = ended {
+                // A header timeout, a client gone: routine, and a flood would fill the log.
+                tracing::debug!("connection from {peer} ended: {e}");
+            }
+            return;
+        }
+        _ = stopped.wait_for(|stopped| *stopped) => {}
+    }
+    // Stopping: a connection with nothing to answer (idle, or still sending its head) is
+    // closed now; a request in flight is answered first, within the caller's grace.
+    if in_flight.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    connection.as_mut().graceful_shutdown();
+    if let Err(e) = connection.await {
+        tracing::debug!("connection from {peer} ended: {e}");
+    }
+}
+
+/// Counts a request as in flight for as long as it lives.
+struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn enter(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Server {
+    /// The rate limit, then the router (the token first).
+    async fn respond(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
+        if let Admission::Refused { retry_after, first } =
+            self.rate_limit.admit(peer.ip(), Instant::now())
+        {
+            if first {
+                tracing::warn!(
+                    "rate-limiting {}: more than {} requests a second (burst {}); it gets 429 until it slows down",
+                    peer.ip(),
+                    self.limits.requests_per_second,
+                    self.limits.request_burst
+                );
+            }
+            return refusal(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many requests",
+                Some((header::RETRY_AFTER, retry_after.as_secs().into())),
+            );
+        }
+        request.extensions_mut().insert(ConnectInfo(peer));
+        match self.router.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
+}
+
+/// A refusal: a fixed body, and the connection closed after it, as a client refused has
+/// no reason to keep it.
+fn refusal(
+    status: StatusCode,
+    error: &'static str,
+    extra: Option<(header::HeaderName, HeaderValue)>,
+) -> Response {
+    let mut response = (status, Json(serde_json::json!({ "error": error }))).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    if let Some((name, value)) = extra {
+        headers.insert(name, value);
+    }
+    response
+}
+
+/// `accept` failures that are the client's (it reset before we took the connection);
+/// any other (out of descriptors, out of memory) is ours, and passes with time.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+fn log_panic(ended: Result<(), tokio::task::JoinError>) {
+    if let Err(e) = ended
+        && e.is_panic()
+    {
+        tracing::error!("a witness connection panicked: {e}");
+    }
+}
+
+/// Failed `accept`s (out of descriptors, say): a pause between tries that grows with
+/// the failures in a row, so the loop does not spin, and a line when a run of them
+/// starts and one when it ends, at most every [`ACCEPT_WARN_EVERY`]: descriptors freed
+/// one at a time would otherwise start and end a run per connection.
+#[derive(Debug, Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    /// When the run began.
+    since: Option<Instant>,
+    /// Whether this run was told (so its end is too).
+    told: bool,
+    last_told: Option<Instant>,
+}
+
+impl AcceptFailures {
+    /// Records a failure; returns how long to pause before the next try.
+    fn failed(&mut self, e: &io::Error) -> Duration {
+        let now = Instant::now();
+        if self.in_a_row == 0 {
+            self.since = Some(now);
+        }
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if !self.told
+            && self
+                .last_told
+                .is_none_or(|at| now.saturating_duration_since(at) >= ACCEPT_WARN_EVERY)
+        {
+            tracing::warn!(
+                "cannot accept connections: {e}; trying again with pauses of up to {}",
+                humantime::format_duration(ACCEPT_PAUSE_MAX)
+            );
+            self.told = true;
+            self.last_told = Some(now);
+        }
+        let doublings = (self.in_a_row - 1).min(16);
+        (ACCEPT_PAUSE_FIRST * 2u32.pow(doublings)).min(ACCEPT_PAUSE_MAX)
+    }
+
+    /// A connection was accepted: the run, if any, is over.
+    fn accepted(&mut self) {
+        if self.in_a_row > 0 && self.told {
+            let lasted = self.since.map(|since| since.elapsed()).unwrap_or_default();
+            tracing::warn!(
+                "accepting connections again after {} failed tries in {} ms",
+                self.in_a_row,
+                lasted.as_millis()
+            );
+        }
+        self.in_a_row = 0;
+        self.told = false;
+    }
+}
+
+/// Whether a request may go on to the token check.
+#[derive(Debug, PartialEq)]
+enum Admission {
+    Allowed,
+    /// Over the limit: `retry_after` until the next request would be allowed; `first`
+    /// when this client was within the limit until now (logged once, not per request).
+    Refused {
+        retry_after: Duration,
+        first: bool,
+    },
+}
+
+/// Who the rate limit counts as one client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Client {
+    V4(Ipv4Addr),
+    /// An IPv6 /64: one host is given a whole one, so its addresses are one client.
+    V6(u64),
+    /// The clients beyond [`MAX_CLIENTS`], together.
+    Crowd,
+}
+
+impl Client {
+    fn of(ip: IpAddr) -> Client {
+        match ip {
+            IpAddr::V4(v4) => Client::V4(v4),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client::V4(v4),
+                None => Client::V6((u128::from(v6) >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// A token bucket per client: it holds up to `burst` requests and refills at
+/// `per_second`; a request takes one.
+struct RateLimit {
+    per_second: f64,
+    burst: f64,
+    /// A std mutex: held for a lookup, never across an await.
+    buckets: std::sync::Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    clients: HashMap<Client, Bucket>,
+    last_sweep: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    refused: bool,
+}
+
+impl RateLimit {
+    fn new(per_second: u32, burst: u32) -> Self {
+        Self {
+            per_second: f64::from(per_second.max(1)),
+            burst: f64::from(burst.max(1)),
+            buckets: std::sync::Mutex::new(Buckets::default()),
+        }
+    }
+
+    /// Takes a request from `ip`'s bucket at `now`, if it holds one.
+    fn admit(&self, ip: IpAddr, now: Instant) -> Admission {
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut client = Client::of(ip);
+        if buckets.clients.len() >= MAX_CLIENTS && !buckets.clients.contains_key(&client) {
+            self.sweep(&mut buckets, now);
+            if buckets.clients.len() >= MAX_CLIENTS {
+                client = Client::Crowd;
+            }
+        }
+        let bucket = buckets.clients.entry(client).or_insert(Bucket {
+            tokens: self.burst,
+            at: now,
+            refused: false,
+        });
+        bucket.tokens = self.refilled(bucket, now);
+        bucket.at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            bucket.refused = false;
+            return Admission::Allowed;
+        }
+        let first = !bucket.refused;
+        bucket.refused = true;
+        let wait = ((1.0 - bucket.tokens) / self.per_second).ceil().max(1.0);
+        Admission::Refused {
+            retry_after: Duration::from_secs(wait as u64),
+            first,
+        }
+    }
+
+    /// What `bucket` holds at `now`.
+    fn refilled(&self, bucket: &Bucket, now: Instant) -> f64 {
+        let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
+        (bucket.tokens + elapsed * self.per_second).min(self.burst)
+    }
+
+    /// Forgets the clients whose buckets are full again: they are as good as new. At
+    /// most once a second, so a flood of new clients does not walk the map per request.
+    fn sweep(&self, buckets: &mut Buckets, now: Instant) {
+        if buckets
+            .last_sweep
+            .is_some_and(|at| now.saturating_duration_since(at) < Duration::from_secs(1))
+        {
+            return;
+        }
+        buckets.last_sweep = Some(now);
+        buckets
+            .clients
+            .retain(|_, bucket| self.refilled(bucket, now) < self.burst);
+    }
 }
 
 async fn answer(
@@ -66,15 +513,23 @@ async fn answer(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
     if !witness.authorized(&headers) {
         tracing::warn!("refused a request from {peer} without the witness token");
-        return (
+        return refusal(
             StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            Json(serde_json::json!({ "error": "unauthorized" })),
-        )
-            .into_response();
+            "unauthorized",
+            Some((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))),
+        );
+    }
+    // A chunked body has no upper bound until it is read: refused as well.
+    if body
+        .size_hint()
+        .upper()
+        .is_none_or(|upper| upper > MAX_BODY)
+    {
+        return refusal(StatusCode::PAYLOAD_TOO_LARGE, "requests have no body", None);
     }
     if uri.path().trim_end_matches('/') != format!("/{ENDPOINT}") {
         return (
@@ -239,5 +694,399 @@ mod tests {
             .unwrap();
         assert_eq!(response.status().as_u16(), 405);
         assert_eq!(response.headers()[header::ALLOW], "GET");
+    }
+
+    // What a hostile client may cost: each test is named after the bug it guards.
+
+    use std::net::Ipv6Addr;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    use crate::config::{CheckConfig, FailWhen};
+
+    /// A witness serving with `limits`, stopped through `stop`.
+    struct Running {
+        address: SocketAddr,
+        base: url::Url,
+        stop: oneshot::Sender<()>,
+        stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
+    }
+
+    async fn start_with(limits: WitnessLimits, check: CheckConfig, grace: Duration) -> Running {
+        let config = WitnessConfig {
+            path: "witness.toml".into(),
+            name: NAME.into(),
+            token: Secret::inline(TOKEN),
+            timeout: Duration::from_secs(60),
+            fail_when: FailWhen::Any,
+            checks: vec![check],
+            limits,
+            warnings: Vec::new(),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let (stop, stop_asked) = oneshot::channel::<()>();
+        let stopped = tokio::spawn(async move {
+            let shutdown = async {
+                let _ = stop_asked.await;
+            };
+            serve_with_grace(&config, listener, shutdown, grace).await
+        });
+        Running {
+            address,
+            base: format!("http://{address}").parse().unwrap(),
+            stop,
+            stopped,
+        }
+    }
+
+    fn closed_port_check() -> CheckConfig {
+        CheckConfig::Tcp {
+            address: testing::closed_address(),
+        }
+    }
+
+    fn limits(header_timeout: Duration, max_connections: u32) -> WitnessLimits {
+        WitnessLimits {
+            header_timeout,
+            max_connections,
+            ..WitnessLimits::default()
+        }
+    }
+
+    /// A connection that has sent the first line of a request and no more.
+    async fn half_sent(address: SocketAddr) -> tokio::net::TcpStream {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        stream
+            .write_all(b"GET /v1/primary HTTP/1.1\r\n")
+            .await
+            .unwrap();
+        stream
+    }
+
+    /// Reads until the witness closes the connection (whatever it says first).
+    async fn until_closed(stream: &mut tokio::net::TcpStream) {
+        let mut buf = [0u8; 1024];
+        while let Ok(1..) = stream.read(&mut buf).await {}
+    }
+
+    #[tokio::test]
+    async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
+        let header_timeout = Duration::from_millis(300);
+        let witness = start_with(
+            limits(header_timeout, 8),
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let opened = Instant::now();
+        let mut half = half_sent(witness.address).await;
+        // A connection that sends nothing at all is no better.
+        let mut silent = tokio::net::TcpStream::connect(witness.address)
+            .await
+            .unwrap();
+        for stream in [&mut half, &mut silent] {
+            tokio::time::timeout(Duration::from_secs(20), until_closed(stream))
+                .await
+                .expect("the witness keeps a half-sent request open");
+        }
+        assert!(opened.elapsed() >= header_timeout, "{:?}", opened.elapsed());
+    }
+
+    /// The issue's flood, in small: more half-sent requests than the witness has
+    /// connections. They wait their turn or time out; the standby's request is answered.
+    #[tokio::test]
+    async fn many_half_sent_connections_do_not_stop_an_authorised_request() {
+        let witness = start_with(
+            limits(Duration::from_millis(300), 4),
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let mut flood = Vec::new();
+        for _ in 0..24 {
+            flood.push(half_sent(witness.address).await);
+        }
+        let response = reqwest::Client::new()
+            .get(witness.base.join("v1/primary").unwrap())
+            .bearer_auth(TOKEN)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .expect("the authorised request is answered");
+        assert_eq!(response.status().as_u16(), 200);
+        let observation: Observation = response.json().await.unwrap();
+        assert_eq!(observation.witness, NAME);
+        // Every one of the flood was dropped for its silence.
+        for stream in &mut flood {
+            tokio::time::timeout(Duration::from_secs(20), until_closed(stream))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// Stopping with idle and half-sent clients open does not wait for them: not for the
+    /// header timeout, not for the grace (both a minute here).
+    #[tokio::test]
+    async fn stopping_does_not_wait_for_idle_or_half_sent_clients() {
+        let minute = Duration::from_secs(60);
+        let witness = start_with(limits(minute, 8), closed_port_check(), minute).await;
+        let mut half = half_sent(witness.address).await;
+        let mut idle = tokio::net::TcpStream::connect(witness.address)
+            .await
+            .unwrap();
+        // A kept-alive connection after a full answer.
+        let mut kept = tokio::net::TcpStream::connect(witness.address)
+            .await
+            .unwrap();
+        kept.write_all(
+            format!("GET /v1/primary HTTP/1.1\r\nHost: w\r\nAuthorization: Bearer {TOKEN}\r\n\r\n")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut answer = [0u8; 12];
+        kept.read_exact(&mut answer).await.unwrap();
+        assert_eq!(&answer, b"HTTP/1.1 200");
+
+        witness.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), witness.stopped)
+            .await
+            .expect("stopping waited for a client")
+            .unwrap()
+            .unwrap();
+        for stream in [&mut half, &mut idle, &mut kept] {
+            tokio::time::timeout(Duration::from_secs(5), until_closed(stream))
+                .await
+                .unwrap();
+        }
+    }
+
+    /// A request whose round hangs (the primary accepts and never answers) is given the
+    /// grace at shutdown, then closed: stopping is bounded whatever the checks do.
+    #[tokio::test]
+    async fn stopping_gives_a_request_in_flight_a_bounded_grace() {
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let check = CheckConfig::Http {
+            url: format!("http://{}/health", hung.local_addr().unwrap())
+                .parse()
+                .unwrap(),
+            expect_status: None,
+            expect_body: None,
+        };
+        let grace = Duration::from_millis(300);
+        let witness = start_with(limits(Duration::from_secs(60), 8), check, grace).await;
+        let asking = tokio::spawn(
+            reqwest::Client::new()
+                .get(witness.base.join("v1/primary").unwrap())
+                .bearer_auth(TOKEN)
+                .send(),
+        );
+        // The round is running once its check has reached the hung primary.
+        let (_held, _) = tokio::time::timeout(Duration::from_secs(20), hung.accept())
+            .await
+            .unwrap()
+            .unwrap();
+
+        let stopping = Instant::now();
+        witness.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), witness.stopped)
+            .await
+            .expect("stopping waited for the round")
+            .unwrap()
+            .unwrap();
+        assert!(stopping.elapsed() >= grace, "{:?}", stopping.elapsed());
+        let asked = asking.await.unwrap();
+        assert!(
+            asked.is_err(),
+            "no answer, the connection closed: {asked:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_rate_limit_answers_429_with_retry_after_and_lets_a_well_behaved_client_through() {
+        let witness = start_with(
+            WitnessLimits {
+                requests_per_second: 1,
+                request_burst: 3,
+                ..WitnessLimits::default()
+            },
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let endpoint = witness.base.join("v1/primary").unwrap();
+        let flooder = reqwest::Client::new();
+        // Its burst: answered (401: it has no token).
+        for _ in 0..3 {
+            let response = flooder.get(endpoint.clone()).send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 401);
+        }
+        // Beyond: 429 before the token is looked at, with or without one.
+        for token in [None, Some(TOKEN)] {
+            let mut request = flooder.get(endpoint.clone());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status().as_u16(), 429, "{token:?}");
+            assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+            assert_eq!(
+                response.text().await.unwrap(),
+                r#"{"error":"too many requests"}"#
+            );
+        }
+        // Another client is not held for it.
+        let standby = reqwest::Client::builder()
+            .local_address(IpAddr::from([127, 0, 0, 2]))
+            .build()
+            .unwrap();
+        let response = standby
+            .get(endpoint.clone())
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        // And the flooder, once it waits as told (`Retry-After: 1`), is heard again.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let response = flooder
+            .get(endpoint.clone())
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[tokio::test]
+    async fn a_request_with_a_body_is_refused_once_authorised() {
+        let witness = start_with(
+            WitnessLimits::default(),
+            closed_port_check(),
+            SHUTDOWN_GRACE,
+        )
+        .await;
+        let endpoint = witness.base.join("v1/primary").unwrap();
+        let http = reqwest::Client::new();
+        let big = vec![b'x'; 2 * MAX_BODY as usize];
+        let response = http
+            .get(endpoint.clone())
+            .bearer_auth(TOKEN)
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 413);
+        // Without the token the answer is the same 401 as ever.
+        let response = http.get(endpoint.clone()).body(big).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        // A small body is let be.
+        let response = http
+            .get(endpoint)
+            .bearer_auth(TOKEN)
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+
+    #[test]
+    fn a_client_over_its_burst_waits_for_the_rate() {
+        let limit = RateLimit::new(2, 3);
+        let t0 = Instant::now();
+        let flooder = IpAddr::from([203, 0, 113, 7]);
+        for _ in 0..3 {
+            assert_eq!(limit.admit(flooder, t0), Admission::Allowed);
+        }
+        assert_eq!(
+            limit.admit(flooder, t0),
+            Admission::Refused {
+                retry_after: Duration::from_secs(1),
+                first: true
+            }
+        );
+        // Told once, not per request.
+        assert!(matches!(
+            limit.admit(flooder, t0),
+            Admission::Refused { first: false, .. }
+        ));
+        // Half a second refills one request at 2 a second.
+        let later = t0 + Duration::from_millis(500);
+        assert_eq!(limit.admit(flooder, later), Admission::Allowed);
+        assert!(matches!(
+            limit.admit(flooder, later),
+            Admission::Refused { first: true, .. }
+        ));
+        // Others have their own buckets.
+        assert_eq!(
+            limit.admit(IpAddr::from([203, 0, 113, 8]), t0),
+            Admission::Allowed
+        );
+    }
+
+    /// A host has a whole IPv6 /64: changing the address within it is the same client;
+    /// an IPv4 address written as IPv6 is that IPv4 client.
+    #[test]
+    fn one_client_is_an_ipv4_address_or_an_ipv6_64() {
+        let in_64 = |last: u16| IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
+        assert_eq!(Client::of(in_64(1)), Client::of(in_64(2)));
+        assert_ne!(
+            Client::of(in_64(1)),
+            Client::of(IpAddr::from(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1)))
+        );
+        let v4 = Ipv4Addr::new(203, 0, 113, 7);
+        assert_eq!(
+            Client::of(IpAddr::from(v4.to_ipv6_mapped())),
+            Client::of(IpAddr::from(v4))
+        );
+    }
+
+    /// A flood from many addresses cannot grow the map: clients whose buckets refilled
+    /// are forgotten, and beyond the bound the newcomers share one bucket.
+    #[test]
+    fn the_rate_limit_tracks_a_bounded_number_of_clients() {
+        let limit = RateLimit::new(1, 2);
+        let t0 = Instant::now();
+        let client = |n: usize| IpAddr::from(Ipv4Addr::from(0x0a00_0000 + n as u32));
+        for n in 0..MAX_CLIENTS {
+            assert_eq!(limit.admit(client(n), t0), Admission::Allowed);
+        }
+        let tracked = || limit.buckets.lock().unwrap().clients.len();
+        assert_eq!(tracked(), MAX_CLIENTS);
+        // All still busy: the newcomers share one bucket of two.
+        let newcomer = client(MAX_CLIENTS);
+        assert_eq!(limit.admit(newcomer, t0), Admission::Allowed);
+        assert_eq!(limit.admit(client(MAX_CLIENTS + 1), t0), Admission::Allowed);
+        assert!(matches!(
+            limit.admit(client(MAX_CLIENTS + 2), t0),
+            Admission::Refused { .. }
+        ));
+        assert_eq!(tracked(), MAX_CLIENTS + 1);
+        // Once their buckets have refilled, they are forgotten.
+        let later = t0 + Duration::from_secs(2);
+        assert_eq!(limit.admit(newcomer, later), Admission::Allowed);
+        assert_eq!(tracked(), 1);
+    }
+
+    /// Out of descriptors, the accept loop pauses 10 ms, 20 ms, … up to a second
+    /// between tries, and starts again from 10 ms once a connection is accepted.
+    #[test]
+    fn failed_accepts_pause_longer_and_longer_up_to_a_second() {
+        let emfile = io::Error::from_raw_os_error(libc::EMFILE);
+        let mut failures = AcceptFailures::default();
+        let pauses: Vec<u128> = (0..9)
+            .map(|_| failures.failed(&emfile).as_millis())
+            .collect();
+        assert_eq!(pauses, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        failures.accepted();
+        assert_eq!(failures.failed(&emfile), ACCEPT_PAUSE_FIRST);
+        // The client's own failures are not ours to wait for.
+        assert!(is_connection_error(&io::Error::from(
+            io::ErrorKind::ConnectionAborted
+        )));
+        assert!(!is_connection_error(&emfile));
     }
 }

@@ -2,13 +2,22 @@
 //! primary is cut must not promote while a witness still reaches the primary; once
 //! every observer sees it down, it does. A witness answers nobody without its token.
 //!
+//! A witness also faces clients without its token: half-sent requests, floods. They
+//! cannot exhaust its descriptors, hold its shutdown or crowd out the standby.
+//!
 //! The partition is real at the TCP level: the standby's checks and its replica's
 //! replication run through a [`Link`] to the primary, and so do one witness's checks;
 //! cutting the links refuses new connections and silences the open ones (the replica
 //! then hears no heartbeat), while the other witness reaches the primary directly.
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use failover_watchdog_rig::link::Link;
 
@@ -251,4 +260,214 @@ fn a_witness_with_a_bad_config_exits_78_naming_the_key() {
         stderr.contains("witness.toml") && stderr.contains("witness.token: missing"),
         "{stderr}"
     );
+}
+
+/// A witness run by hand rather than by the rig: `[witness]` keys of our own, at most
+/// `descriptors` open files (set in the child only), a check of a closed port (the
+/// answers say the primary is down; they are answers all the same).
+struct BareWitness {
+    child: tokio::process::Child,
+    address: SocketAddr,
+    log: PathBuf,
+}
+
+impl BareWitness {
+    async fn spawn(dir: &Path, witness_keys: &str, descriptors: Option<libc::rlim_t>) -> Self {
+        std::fs::write(dir.join("witness.token"), format!("{WITNESS_TOKEN}\n")).unwrap();
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let config = dir.join("witness.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[witness]\ntoken_file = \"witness.token\"\n{witness_keys}\n[probe]\ntimeout = \"500ms\"\n[[probe.checks]]\ntype = \"tcp\"\naddress = \"{closed}\"\n"
+            ),
+        )
+        .unwrap();
+        let log = dir.join("witness.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let mut command = std::process::Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&config)
+            .args(["witness", "--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file);
+        if let Some(limit) = descriptors {
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: between fork and exec the child only calls setrlimit, which is
+            // async-signal-safe, on a value copied in.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = tokio::process::Command::from(command)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // The port is the kernel's choice: read it from the start-up line.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(address) = text
+                .split("listening on ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                let address = address.trim_end_matches(':').parse().unwrap();
+                return Self {
+                    child,
+                    address,
+                    log,
+                };
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the witness exited with {status}: {text}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the witness did not start: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Asks with the token, as the standby does; the status, or why there was none.
+    async fn ask(&self, within: Duration) -> Result<u16, reqwest::Error> {
+        let response = reqwest::Client::new()
+            .get(format!("http://{}/v1/primary", self.address))
+            .bearer_auth(WITNESS_TOKEN)
+            .timeout(within)
+            .send()
+            .await?;
+        Ok(response.status().as_u16())
+    }
+
+    /// SIGTERM; how long it took to exit, and its exit code.
+    async fn terminate(&mut self, within: Duration) -> (Duration, Option<i32>) {
+        let asked = Instant::now();
+        let pid = self.child.id().expect("the witness is running");
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        let status = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("the witness still runs {within:?} after SIGTERM"))
+            .unwrap();
+        (asked.elapsed(), status.code())
+    }
+}
+
+/// The first line of a request, and nothing more: the adversarial pass's client.
+async fn half_sent(address: SocketAddr) -> TcpStream {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(b"GET /v1/primary HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+/// The repro, scaled down: more half-sent requests than the witness may open
+/// descriptors. Its connection cap keeps it below the limit (the rest wait in the
+/// backlog), the header timeout clears them, and the standby's request is answered.
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_requests_do_not_exhaust_the_witness_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut witness = BareWitness::spawn(
+        dir.path(),
+        "header_timeout = \"1s\"\nmax_connections = 32",
+        Some(64),
+    )
+    .await;
+    let mut flood = Vec::new();
+    for _ in 0..100 {
+        flood.push(half_sent(witness.address).await);
+    }
+    let status = witness.ask(Duration::from_secs(30)).await;
+    assert_eq!(status.ok(), Some(200), "{}", witness.log());
+    let log = witness.log();
+    assert!(!log.contains("Too many open files"), "{log}");
+    assert!(log.contains("32 connections at once"), "{log}");
+    let (_, code) = witness.terminate(Duration::from_secs(20)).await;
+    assert_eq!(code, Some(0));
+    drop(flood);
+}
+
+/// With the connection cap above what its descriptors allow, `accept` fails with
+/// EMFILE: the witness pauses between tries instead of spinning, and recovers once the
+/// header timeout has freed descriptors.
+#[tokio::test(flavor = "multi_thread")]
+async fn accept_failures_back_off_and_the_witness_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let witness = BareWitness::spawn(dir.path(), "header_timeout = \"1s\"", Some(40)).await;
+    let mut flood = Vec::new();
+    for _ in 0..60 {
+        flood.push(half_sent(witness.address).await);
+    }
+    let status = witness.ask(Duration::from_secs(30)).await;
+    assert_eq!(status.ok(), Some(200), "{}", witness.log());
+    let log = witness.log();
+    assert!(log.contains("Too many open files"), "{log}");
+    // Each run of failures is told once, when it ends, with how many tries it took.
+    let runs: Vec<u32> = log
+        .split("accepting connections again after ")
+        .skip(1)
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(!runs.is_empty(), "{log}");
+    for tries in runs {
+        // A pause growing from 10 ms to 1 s: a handful of tries per second, not thousands.
+        assert!(tries <= 20, "{tries} tries: the loop spins\n{log}");
+    }
+    drop(flood);
+}
+
+/// SIGTERM with an idle client and a half-sent request open: the witness stops at once,
+/// not when their header timeout (a minute here) would drop them, nor after the grace
+/// that only a request in flight gets.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_idle_and_half_sent_clients_open_exits_promptly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut witness = BareWitness::spawn(dir.path(), "header_timeout = \"60s\"", None).await;
+    let mut half = half_sent(witness.address).await;
+    let mut idle = TcpStream::connect(witness.address).await.unwrap();
+    // Both are taken in before the signal: an answered request follows them.
+    assert_eq!(
+        witness.ask(Duration::from_secs(20)).await.ok(),
+        Some(200),
+        "{}",
+        witness.log()
+    );
+    let (took, code) = witness.terminate(Duration::from_secs(20)).await;
+    assert_eq!(code, Some(0), "{}", witness.log());
+    // Not even the grace a request in flight would get: there was none.
+    assert!(
+        took < failover_watchdog::witness::server::SHUTDOWN_GRACE,
+        "{took:?}"
+    );
+    for stream in [&mut half, &mut idle] {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0) | Err(_))),
+            "closed by the witness: {read:?}"
+        );
+    }
+    assert!(witness.log().contains("stopped"), "{}", witness.log());
 }
