@@ -66,11 +66,7 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
             || false,
         )
         .await?;
-    let report = StatusReport::gather(
-        &store,
-        config.probe.failures_before_promotion,
-        jiff::Timestamp::now(),
-    )?;
+    let report = StatusReport::gather(&store, &config.probe, jiff::Timestamp::now())?;
     print!("{}", report.render());
     // Alerts are queued; give them what is left of the wait before the process ends.
     let undelivered = alerter.flush(ALERT_WAIT).await;

@@ -20,7 +20,7 @@ use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
 use crate::secret::Scrubber;
 use crate::shell::{self, Ended, Program};
-use crate::status::StatusReport;
+use crate::status::{self, StatusReport};
 use crate::store::StateDir;
 use crate::systemd;
 use crate::verdict::HeartbeatRule;
@@ -30,8 +30,6 @@ use crate::witness::client::Witnesses;
 /// The detail shows this many of its last lines, at most [`OUTPUT_TAIL_CHARS`].
 const OUTPUT_TAIL_LINES: usize = 5;
 const OUTPUT_TAIL_CHARS: usize = 300;
-/// The daemon's last round may be this many intervals (plus a probe timeout) old.
-const STALE_ROUNDS: u32 = 3;
 
 const USER_AGENT: &str = concat!(
     "failover-watchdog/",
@@ -446,7 +444,7 @@ pub async fn promotion_plan(config: &Config) -> Finding {
 pub async fn watchdog_alive(config: &Config) -> Finding {
     let store = StateDir::new(config.state_dir());
     let now = Timestamp::now();
-    let report = match StatusReport::gather(&store, config.probe.failures_before_promotion, now) {
+    let report = match StatusReport::gather(&store, &config.probe, now) {
         Ok(report) => report,
         Err(e) => return Finding::fail(format!("{e:#}")),
     };
@@ -454,24 +452,9 @@ pub async fn watchdog_alive(config: &Config) -> Finding {
         state: report.state,
         updated_at: report.daemon_updated_at,
         pid: report.daemon_pid,
-        pid_alive: report.daemon_pid.is_some_and(process_exists),
+        pid_alive: report.daemon_running,
     };
-    let stale_after = config.probe.interval * STALE_ROUNDS + config.probe.timeout;
-    assess::watchdog(&daemon, now, stale_after)
-}
-
-/// Whether a process with this id exists: `kill(pid, 0)`, where EPERM (another user's
-/// process) counts as existing.
-fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 is not sent; kill only checks that the process exists.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    assess::watchdog(&daemon, now, status::stale_after(&config.probe))
 }
 
 #[cfg(test)]
@@ -743,15 +726,5 @@ mod tests {
             without_password(&url),
             "https://ops:redacted@panel.example.com/"
         );
-    }
-
-    #[test]
-    fn this_process_exists_and_a_reaped_child_does_not() {
-        assert!(process_exists(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_exists(pid));
-        assert!(!process_exists(0), "0 means our own process group");
     }
 }
