@@ -15,8 +15,10 @@
 //! [`verify_bot`] asks Telegram who the bot is (`getMe`): the smoke test's proof that the
 //! token works, without a message.
 //!
-//! teloxide puts the bot token in the request URL, so every error text is scrubbed of
-//! it before it reaches a log line.
+//! Every alert's text is scrubbed of every configured secret when it is queued, so no
+//! secret that reached an alert (an error text a service echoed) leaves through Telegram
+//! or the log. teloxide puts the bot token in the request URL, so every error text is
+//! scrubbed too, with the same [`Scrubber`], before it reaches a log line.
 
 pub mod message;
 
@@ -33,6 +35,7 @@ use tokio::time::Instant;
 
 use crate::config::TelegramConfig;
 use crate::retry::{Backoff, Failure, retry_until};
+use crate::secret::Scrubber;
 
 pub use message::Alert;
 
@@ -55,6 +58,8 @@ enum Job {
 #[derive(Clone)]
 pub struct Alerter {
     node: String,
+    /// Every alert's text goes through it before it is logged or sent.
+    scrubber: Scrubber,
     queue: mpsc::UnboundedSender<Job>,
     counts: Arc<Counts>,
     /// For one-shot commands: the total time all waits for delivery may take.
@@ -101,16 +106,22 @@ impl std::fmt::Display for Undelivered {
 
 impl Alerter {
     /// Starts the delivery worker. With no `[telegram]` config, alerts go to the log only.
-    pub fn start(node: &str, telegram: Option<&TelegramConfig>) -> anyhow::Result<Alerter> {
+    /// `scrubber` (every secret of the config) cleans every alert and every error text.
+    pub fn start(
+        node: &str,
+        telegram: Option<&TelegramConfig>,
+        scrubber: Scrubber,
+    ) -> anyhow::Result<Alerter> {
         let (queue, jobs) = mpsc::unbounded_channel();
         let sender = match telegram {
-            Some(config) => Some(TelegramSender::new(config)?),
+            Some(config) => Some(TelegramSender::new(config, scrubber.clone())?),
             None => None,
         };
         let counts = Arc::new(Counts::default());
         tokio::spawn(deliver(jobs, sender, counts.clone()));
         Ok(Alerter {
             node: node.to_string(),
+            scrubber,
             queue,
             counts,
             wait_budget: None,
@@ -134,7 +145,7 @@ impl Alerter {
 
     /// Queues an alert; returns at once.
     pub fn send(&self, alert: &Alert) {
-        let text = alert.render(&self.node);
+        let text = self.render(alert);
         tracing::info!(alert = alert.kind(), "alert queued: {text}");
         self.enqueue(text, None);
     }
@@ -142,7 +153,7 @@ impl Alerter {
     /// Queues an alert and waits up to `within` (and the wait budget) for it to be
     /// delivered.
     pub async fn send_and_confirm(&self, alert: &Alert, within: Duration) -> Result<(), String> {
-        let text = alert.render(&self.node);
+        let text = self.render(alert);
         tracing::info!(alert = alert.kind(), "alert queued: {text}");
         let within = self.bounded(within);
         let (tx, rx) = oneshot::channel();
@@ -172,6 +183,11 @@ impl Alerter {
             queued: self.counts.queued.load(Ordering::Relaxed),
             failed: self.counts.failed.load(Ordering::Relaxed),
         }
+    }
+
+    /// The alert's text as it is logged and sent: rendered, then scrubbed.
+    pub fn render(&self, alert: &Alert) -> String {
+        self.scrubber.scrub(&alert.render(&self.node))
     }
 
     fn enqueue(
@@ -236,9 +252,13 @@ async fn deliver(
 
 /// Asks Telegram who the bot is (`getMe`), which proves the bot token works without
 /// sending anything; for the smoke test. Returns the bot's `@username`. Transient
-/// failures are retried until `deadline`.
-pub async fn verify_bot(config: &TelegramConfig, deadline: Instant) -> anyhow::Result<String> {
-    let sender = TelegramSender::new(config)?;
+/// failures are retried until `deadline`. Errors are scrubbed with `scrubber`.
+pub async fn verify_bot(
+    config: &TelegramConfig,
+    scrubber: Scrubber,
+    deadline: Instant,
+) -> anyhow::Result<String> {
+    let sender = TelegramSender::new(config, scrubber)?;
     let me = retry_until(
         "asking Telegram who the bot is (getMe)",
         deadline,
@@ -255,11 +275,12 @@ pub async fn verify_bot(config: &TelegramConfig, deadline: Instant) -> anyhow::R
 struct TelegramSender {
     bot: Bot,
     chat: Recipient,
-    token: String,
+    /// Knows the bot token (and every other secret): teloxide's errors carry the URL.
+    scrubber: Scrubber,
 }
 
 impl TelegramSender {
-    fn new(config: &TelegramConfig) -> anyhow::Result<Self> {
+    fn new(config: &TelegramConfig, scrubber: Scrubber) -> anyhow::Result<Self> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(ATTEMPT_TIMEOUT)
@@ -273,7 +294,7 @@ impl TelegramSender {
         Ok(Self {
             bot,
             chat,
-            token: config.bot_token.expose().to_string(),
+            scrubber,
         })
     }
 
@@ -309,7 +330,7 @@ impl TelegramSender {
     }
 
     fn classify(&self, error: RequestError) -> Failure {
-        let text = crate::probe::error_chain(&error).replace(&self.token, "[redacted]");
+        let text = self.scrubber.scrub(&crate::probe::error_chain(&error));
         match error {
             RequestError::RetryAfter(after) => Failure::Transient {
                 error: anyhow!(text),

@@ -5,7 +5,10 @@
 //! retries): timeouts, connection errors, 5xx and 429 (with its `Retry-After`) are
 //! transient, any other error is fatal and carries Cloudflare's own error messages.
 //! Every reply is the v4 envelope `{success, errors[{code, message}], messages, result}`.
-//! The API token goes only into the `Authorization: Bearer` header.
+//! The API token goes only into the `Authorization: Bearer` header; a token that cannot
+//! go into a header is a fatal failure, never retried. Every failure's text is scrubbed
+//! of every configured secret before it leaves this module: Cloudflare (or a proxy in
+//! front of it) may echo the header it was sent.
 
 use std::time::Duration;
 
@@ -16,12 +19,14 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::retry::Failure;
-use crate::secret::Secret;
+use crate::secret::{Scrubber, Secret};
 
 /// Longest a single request may take; the step's deadline bounds the retries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A DNS record as Cloudflare returns it (the fields we use).
+/// A DNS record as Cloudflare returns it (the fields we use). `ttl` is in seconds, 1
+/// meaning "automatic" (300 s); `proxied` records are answered with Cloudflare's own
+/// addresses, so a change of `content` reaches users at once, whatever the TTL.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct DnsRecord {
     pub id: String,
@@ -54,14 +59,17 @@ pub struct Cloudflare {
     http: reqwest::Client,
     api_base: Url,
     token: Secret,
+    scrubber: Scrubber,
 }
 
 impl Cloudflare {
-    pub fn new(http: reqwest::Client, api_base: Url, token: Secret) -> Self {
+    /// `scrubber` cuts the secrets out of every failure's text.
+    pub fn new(http: reqwest::Client, api_base: Url, token: Secret, scrubber: Scrubber) -> Self {
         Self {
             http,
             api_base,
             token,
+            scrubber,
         }
     }
 
@@ -84,14 +92,14 @@ impl Cloudflare {
             [] => Err(Failure::fatal(anyhow!(
                 "no {record_type} record named {name} in zone {zone_id}"
             ))),
-            many => Err(Failure::fatal(anyhow!(
+            many => Err(self.scrubber.failure(Failure::fatal(anyhow!(
                 "{} {record_type} records named {name} in zone {zone_id} (ids {}); expected exactly one",
                 many.len(),
                 many.iter()
                     .map(|r| r.id.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))),
+            )))),
         }
     }
 
@@ -135,26 +143,47 @@ impl Cloudflare {
         url
     }
 
+    /// One request, its failure classified and scrubbed.
     async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         url: Url,
         body: Option<serde_json::Value>,
     ) -> Result<T, Failure> {
+        self.attempt(method, url, body)
+            .await
+            .map_err(|failure| self.scrubber.failure(failure))
+    }
+
+    async fn attempt<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<serde_json::Value>,
+    ) -> Result<T, Failure> {
         let what = format!("{method} {}", url.path());
+        let Some(authorization) = self.token.bearer() else {
+            return Err(Failure::fatal(anyhow!(
+                "{what}: the API token contains characters that cannot be sent in a header (a line break?): check dns.api_token"
+            )));
+        };
         let mut request = self
             .http
             .request(method, url)
-            .bearer_auth(self.token.expose())
+            .header(reqwest::header::AUTHORIZATION, authorization)
             .timeout(REQUEST_TIMEOUT);
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.map_err(|e| {
-            Failure::transient(anyhow!(
-                "{what}: {}",
-                crate::probe::error_chain(&e.without_url())
-            ))
+            // A request that cannot be built fails the same way every time.
+            let built = !e.is_builder();
+            let error = anyhow!("{what}: {}", crate::probe::error_chain(&e.without_url()));
+            if !built {
+                Failure::fatal(error)
+            } else {
+                Failure::transient(error)
+            }
         })?;
         let status = response.status();
         let retry_after = response
@@ -212,5 +241,55 @@ fn snippet(text: &str) -> String {
         "(empty body)".to_string()
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cloudflare(api_base: &str, token: &str, secrets: &[Secret]) -> Cloudflare {
+        Cloudflare::new(
+            reqwest::Client::new(),
+            api_base.parse().unwrap(),
+            Secret::inline(token),
+            Scrubber::new(secrets),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_line_break_is_a_fatal_failure_not_retried() {
+        // Nothing listens there: the failure comes before any request is sent.
+        let edge = cloudflare("http://127.0.0.1:9/client/v4", "abc\ndef", &[]);
+        let failure = edge.verify_token().await.unwrap_err();
+        let Failure::Fatal(error) = failure else {
+            panic!("not fatal: {failure:?}");
+        };
+        assert!(
+            error
+                .to_string()
+                .contains("the API token contains characters that cannot be sent in a header"),
+            "{error:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_error_that_echoes_the_token_is_scrubbed() {
+        use failover_watchdog_rig::cloudflare::{CloudflareStandIn, Fault};
+        let token = "cf-echoed-token-0123";
+        let stand_in = CloudflareStandIn::start(token).await.unwrap();
+        stand_in.inject([Fault::EchoAuthorization]);
+        let other = Secret::inline("another-secret");
+        let edge = cloudflare(&stand_in.api_base(), token, &[Secret::inline(token), other]);
+        let failure = edge.verify_token().await.unwrap_err();
+        let Failure::Fatal(error) = failure else {
+            panic!("a 400 is fatal: {failure:?}");
+        };
+        let text = format!("{error:#}");
+        assert!(
+            text.contains("HTTP 400") && text.contains("Bearer [redacted]"),
+            "{text}"
+        );
+        assert!(!text.contains(token), "{text}");
     }
 }

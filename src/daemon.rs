@@ -55,7 +55,12 @@ pub async fn run(
         std::process::id(),
         Timestamp::now()
     ))?;
-    let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
+    let scrubber = crate::secret::Scrubber::new(config.secrets());
+    let alerter = Alerter::start(
+        &config.node.name,
+        config.telegram.as_ref(),
+        scrubber.clone(),
+    )?;
     let started = Instant::now();
     let decider = Decider::new(
         Settings::from_config(&config),
@@ -70,7 +75,7 @@ pub async fn run(
     let mut daemon = Daemon {
         promoter: Promoter::new(&config, alerter.clone())?,
         prober: Prober::new(&config.probe)?,
-        witnesses: Witnesses::new(&config.probe.witnesses)?,
+        witnesses: Witnesses::new(&config.probe.witnesses, scrubber)?,
         decider,
         alerter: alerter.clone(),
         store,

@@ -5,6 +5,8 @@
 //! within its deadline, mark it done or failed and persist again. A failed step halts the
 //! promotion and leaves every later step undone, so DNS never moves to a standby whose
 //! database is not writable. Alerts go through the queue and never block a step.
+//! Every step's detail and error is scrubbed of every configured secret before the
+//! journal records it (and so before `status`, the log and the HALTED alert show it).
 
 use std::time::Duration;
 
@@ -22,6 +24,7 @@ use crate::fence;
 use crate::journal::{DnsChange, Journal, Outcome, PrimarySeen, StepName, Trigger};
 use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
+use crate::secret::Scrubber;
 use crate::shell;
 use crate::store::StateDir;
 use crate::systemd;
@@ -43,6 +46,8 @@ pub struct Promoter {
     replica: Replica,
     cloudflare: Cloudflare,
     alerter: Alerter,
+    /// Every step's detail and error goes through it before the journal keeps it.
+    scrubber: Scrubber,
 }
 
 impl Promoter {
@@ -50,6 +55,7 @@ impl Promoter {
         let http = reqwest::Client::builder()
             .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
             .build()?;
+        let scrubber = Scrubber::new(config.secrets());
         Ok(Self {
             config: config.clone(),
             store: StateDir::new(config.state_dir()),
@@ -58,8 +64,10 @@ impl Promoter {
                 http,
                 config.dns.api_base.clone(),
                 config.dns.api_token.clone(),
+                scrubber.clone(),
             ),
             alerter,
+            scrubber,
         })
     }
 
@@ -151,6 +159,7 @@ impl Promoter {
         crashpoint::reached(&format!("after:{step}"));
         match result {
             Ok(detail) => {
+                let detail = self.scrubber.scrub(&detail);
                 tracing::info!(
                     "step {step}: done in {} ms: {detail}",
                     started.elapsed().as_millis()
@@ -158,7 +167,7 @@ impl Promoter {
                 journal.finish(step, detail, Timestamp::now());
             }
             Err(error) => {
-                let error = format!("{error:#}");
+                let error = self.scrubber.scrub(&format!("{error:#}"));
                 journal.fail(step, error.clone(), Timestamp::now());
                 if step == StepName::Notify {
                     tracing::error!("the closing alert was not delivered: {error}");
@@ -250,9 +259,9 @@ impl Promoter {
         step: StepName,
         error: anyhow::Error,
     ) -> PromoteError {
-        let error = format!(
+        let error = self.scrubber.scrub(&format!(
             "the promotion journal cannot be written, so the promotion stops before its next step: {error:#}"
-        );
+        ));
         journal.fail(step, error.clone(), Timestamp::now());
         self.halted(journal, step, &error).await;
         if self.store.save_journal(journal).is_ok() {
@@ -397,7 +406,7 @@ impl Promoter {
                         // Kept whole in the journal: the team may have to read it there.
                         Err(e) => Err(anyhow!(
                             "closing alert {e}; it said:\n{}",
-                            alert.render(self.alerter.node())
+                            self.alerter.render(&alert)
                         )),
                     }
                 }

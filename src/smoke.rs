@@ -12,6 +12,12 @@
 //! A check with nothing configured is `skip`, never `pass`. The checks' I/O lives in
 //! [`checks`] and goes through the edges; what they conclude from what they read is pure
 //! ([`assess`]) and unit-tested, like the table and the Telegram summary here.
+//!
+//! A check may pass with a warning (a DNS record whose TTL keeps users on the old
+//! primary long after the switch): it stays `pass`, the warning is in its detail, and
+//! the table's last lines and the Telegram summary repeat it, so whoever reads only the
+//! verdict still sees it. Every detail is scrubbed of every configured secret before it
+//! is shown: the checks report what services and commands said.
 
 mod assess;
 mod checks;
@@ -25,6 +31,7 @@ use tokio::time::Instant;
 
 use crate::config::Config;
 use crate::probe::human_duration;
+use crate::secret::Scrubber;
 
 /// Time the trial boot check gets beyond `trial_boot_timeout`: killing the command and
 /// reading the rest of its output. The command itself is killed at its timeout.
@@ -101,28 +108,35 @@ impl Verdict {
 pub struct Finding {
     pub verdict: Verdict,
     pub detail: String,
+    /// What does not fail the check but should be known (a long DNS TTL).
+    pub warnings: Vec<String>,
 }
 
 impl Finding {
     pub fn pass(detail: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Pass,
-            detail: detail.into(),
-        }
+        Self::new(Verdict::Pass, detail)
     }
 
     pub fn fail(detail: impl Into<String>) -> Self {
-        Self {
-            verdict: Verdict::Fail,
-            detail: detail.into(),
-        }
+        Self::new(Verdict::Fail, detail)
     }
 
     pub fn skip(detail: impl Into<String>) -> Self {
+        Self::new(Verdict::Skip, detail)
+    }
+
+    fn new(verdict: Verdict, detail: impl Into<String>) -> Self {
         Self {
-            verdict: Verdict::Skip,
+            verdict,
             detail: detail.into(),
+            warnings: Vec::new(),
         }
+    }
+
+    /// The same finding with these warnings added.
+    pub fn with_warnings(mut self, warnings: impl IntoIterator<Item = String>) -> Self {
+        self.warnings.extend(warnings);
+        self
     }
 
     /// A check made of parts: it fails naming every part that failed, or passes naming
@@ -148,8 +162,37 @@ impl Finding {
 pub struct CheckReport {
     pub name: CheckName,
     pub result: Verdict,
+    /// Why, in one line; each warning is in it too, as `warning: ...`.
     pub detail: String,
+    /// What does not fail the check but should be known; often empty.
+    pub warnings: Vec<String>,
     pub duration_ms: u64,
+}
+
+impl CheckReport {
+    /// A check's report from its finding: the warnings are added to the detail.
+    fn new(name: CheckName, finding: Finding, duration_ms: u64) -> Self {
+        let mut detail = finding.detail;
+        for warning in &finding.warnings {
+            detail.push_str(&format!("; warning: {warning}"));
+        }
+        Self {
+            name,
+            result: finding.verdict,
+            detail,
+            warnings: finding.warnings,
+            duration_ms,
+        }
+    }
+
+    /// The report with every secret cut out of its texts.
+    fn scrubbed(self, scrubber: &Scrubber) -> Self {
+        Self {
+            detail: scrubber.scrub(&self.detail),
+            warnings: self.warnings.iter().map(|w| scrubber.scrub(w)).collect(),
+            ..self
+        }
+    }
 }
 
 /// The whole smoke test: what `--json` prints.
@@ -186,6 +229,13 @@ impl SmokeReport {
 
     fn with(&self, verdict: Verdict) -> impl Iterator<Item = &CheckReport> {
         self.checks.iter().filter(move |c| c.result == verdict)
+    }
+
+    /// Every warning, as `(check, warning)`.
+    fn warnings(&self) -> impl Iterator<Item = (CheckName, &str)> {
+        self.checks
+            .iter()
+            .flat_map(|c| c.warnings.iter().map(|w| (c.name, w.as_str())))
     }
 
     fn names(&self, verdict: Verdict) -> String {
@@ -234,11 +284,15 @@ impl SmokeReport {
                 "a takeover now would likely not work"
             }
         ));
+        for (name, warning) in self.warnings() {
+            out.push_str(&format!("warning: {}: {warning}\n", name.as_str()));
+        }
         out
     }
 
     /// The Telegram summary: the verdict, then each failed check with its detail, then
-    /// the passed and the skipped ones by name. (The alerter puts the node first.)
+    /// each warning, then the passed and the skipped ones by name. (The alerter puts the
+    /// node first.)
     pub fn summary(&self) -> String {
         let total = self.checks.len();
         let mut lines = vec![if self.ok {
@@ -257,6 +311,13 @@ impl SmokeReport {
                 "❌ {}: {}",
                 failed.name.as_str(),
                 shorten(&failed.detail, SUMMARY_DETAIL_CHARS)
+            ));
+        }
+        for (name, warning) in self.warnings() {
+            lines.push(format!(
+                "⚠️ {}: {}",
+                name.as_str(),
+                shorten(warning, SUMMARY_DETAIL_CHARS)
             ));
         }
         if self.passed > 0 {
@@ -286,6 +347,7 @@ fn shorten(text: &str, max: usize) -> String {
 pub async fn run(config: &Config) -> SmokeReport {
     let at = Timestamp::now();
     let limit = config.smoke.check_timeout;
+    let scrubber = Scrubber::new(config.secrets());
     let (replication, sync, build, trial, endpoints, tokens, plan, watchdog, witnesses) = tokio::join!(
         bounded(CheckName::Replication, limit, checks::replication(config)),
         bounded(
@@ -308,7 +370,11 @@ pub async fn run(config: &Config) -> SmokeReport {
             limit,
             checks::endpoints(&config.smoke)
         ),
-        bounded(CheckName::ApiTokens, limit, checks::api_tokens(config)),
+        bounded(
+            CheckName::ApiTokens,
+            limit,
+            checks::api_tokens(config, &scrubber)
+        ),
         bounded(
             CheckName::PromotionPlan,
             limit,
@@ -319,23 +385,26 @@ pub async fn run(config: &Config) -> SmokeReport {
             limit,
             checks::watchdog_alive(config)
         ),
-        bounded(CheckName::Witnesses, limit, checks::witnesses(config)),
+        bounded(
+            CheckName::Witnesses,
+            limit,
+            checks::witnesses(config, &scrubber)
+        ),
     );
-    SmokeReport::new(
-        &config.node.name,
-        at,
-        vec![
-            replication,
-            sync,
-            build,
-            trial,
-            endpoints,
-            tokens,
-            plan,
-            watchdog,
-            witnesses,
-        ],
-    )
+    let checks = [
+        replication,
+        sync,
+        build,
+        trial,
+        endpoints,
+        tokens,
+        plan,
+        watchdog,
+        witnesses,
+    ];
+    // The last line: whatever a check let through, no secret is shown.
+    let checks = checks.into_iter().map(|c| c.scrubbed(&scrubber)).collect();
+    SmokeReport::new(&config.node.name, at, checks)
 }
 
 /// Runs one check; one that takes longer than `limit` fails.
@@ -353,12 +422,7 @@ async fn bounded(
                 humantime::format_duration(limit)
             ))
         });
-    CheckReport {
-        name,
-        result: finding.verdict,
-        detail: finding.detail,
-        duration_ms: started.elapsed().as_millis() as u64,
-    }
+    CheckReport::new(name, finding, started.elapsed().as_millis() as u64)
 }
 
 #[cfg(test)]
@@ -372,6 +436,7 @@ mod tests {
                 name: *name,
                 result: *result,
                 detail: detail.to_string(),
+                warnings: Vec::new(),
                 duration_ms: 12,
             })
             .collect();
@@ -480,6 +545,51 @@ mod tests {
         );
         let finding = Finding::from_parts([Ok("a".to_string()), Ok("b".to_string())]);
         assert_eq!(finding, Finding::pass("a; b"));
+    }
+
+    #[test]
+    fn a_warning_passes_and_shows_in_the_detail_the_table_and_the_summary() {
+        let finding = Finding::pass("Cloudflare API token active")
+            .with_warnings(["www.example.com A has a long TTL".to_string()]);
+        let check = CheckReport::new(CheckName::ApiTokens, finding, 12);
+        assert_eq!(check.result, Verdict::Pass);
+        assert_eq!(
+            check.detail,
+            "Cloudflare API token active; warning: www.example.com A has a long TTL"
+        );
+        let report = SmokeReport::new("standby-fra1", Timestamp::UNIX_EPOCH, vec![check]);
+        assert!(report.ok);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(
+            json["checks"][0]["warnings"],
+            serde_json::json!(["www.example.com A has a long TTL"])
+        );
+        let table = report.render();
+        assert!(
+            table.ends_with("warning: api_tokens: www.example.com A has a long TTL\n"),
+            "{table}"
+        );
+        let summary = report.summary();
+        let lines: Vec<&str> = summary.lines().collect();
+        assert!(lines[0].starts_with("✅ smoke test passed"), "{summary}");
+        assert_eq!(lines[1], "⚠️ api_tokens: www.example.com A has a long TTL");
+    }
+
+    #[test]
+    fn a_report_is_scrubbed_of_every_secret() {
+        let secret = crate::secret::Secret::inline("cf-secret-token");
+        let check = CheckReport::new(
+            CheckName::ApiTokens,
+            Finding::fail("HTTP 400: bad header Bearer cf-secret-token")
+                .with_warnings(["cf-secret-token".to_string()]),
+            1,
+        )
+        .scrubbed(&Scrubber::new([&secret]));
+        assert_eq!(
+            check.detail,
+            "HTTP 400: bad header Bearer [redacted]; warning: [redacted]"
+        );
+        assert_eq!(check.warnings, ["[redacted]"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -5,10 +5,18 @@
 //! [`StatusReport::gather`] combines them; the state is derived, never stored twice: a
 //! journal decides `promoting` / `promoted` / `halted`, then a pause, then the daemon's
 //! own view. Every state name comes from [`State`].
+//!
+//! The live state is what the daemon last wrote, not proof that it still runs: `status`
+//! also says whether its pid is a running process ([`process_exists`], read by
+//! [`StatusReport::gather`]) and whether its last round is stale ([`stale_after`]). What
+//! to say from that is decided by [`StatusReport::derive`], which does no I/O.
+
+use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ProbeConfig;
 use crate::detect::ReplicationSeen;
 use crate::journal::{Journal, Outcome, PrimarySeen};
 use crate::probe::{RoundReport, human_duration};
@@ -58,6 +66,40 @@ impl Pause {
     }
 }
 
+/// The daemon's last round may be this many intervals (plus a probe timeout) old before
+/// `status` and the smoke test call it stale.
+pub const STALE_ROUNDS: u32 = 3;
+
+/// How old the daemon's live state may be before it is stale: [`STALE_ROUNDS`] intervals
+/// plus a probe timeout (a round takes at most that).
+pub fn stale_after(probe: &ProbeConfig) -> Duration {
+    probe.interval * STALE_ROUNDS + probe.timeout
+}
+
+/// Whether a process with this id exists: `kill(pid, 0)`, where EPERM (another user's
+/// process) counts as existing.
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 is not sent; kill only checks that the process exists.
+    let result = unsafe { libc::kill(pid, 0) };
+    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// What `status` goes by: the files in `state_dir` and whether the live state's pid runs.
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub live: Option<LiveState>,
+    pub journal: Option<Journal>,
+    pub pause: Option<Pause>,
+    /// Whether the live state's pid is a running process ([`process_exists`]).
+    pub pid_running: bool,
+}
+
 /// `status --json`.
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -76,19 +118,53 @@ pub struct StatusReport {
     /// When the daemon last wrote its live state; `None` if it never ran here.
     pub daemon_updated_at: Option<Timestamp>,
     pub daemon_pid: Option<u32>,
+    /// Whether `daemon_pid` is a running process: `false` when the daemon exited (or
+    /// never ran here), whatever `state` says.
+    pub daemon_running: bool,
+    /// Whether the live state is older than [`stale_after`]: the daemon does no rounds.
+    pub daemon_stale: bool,
+    /// How old the live state may be, for the text form.
+    #[serde(skip)]
+    stale_after: Duration,
 }
 
 impl StatusReport {
-    pub fn gather(
-        store: &StateDir,
-        failures_before_promotion: u32,
-        now: Timestamp,
-    ) -> anyhow::Result<Self> {
+    /// Reads `state_dir` and asks whether the daemon's pid runs, then [`Self::derive`].
+    pub fn gather(store: &StateDir, probe: &ProbeConfig, now: Timestamp) -> anyhow::Result<Self> {
         let live: Option<LiveState> = store.load_live()?;
-        let journal = store.load_journal()?;
-        let pause: Option<Pause> = store.load_pause()?.filter(|p: &Pause| p.active_at(now));
+        let observed = Observed {
+            pid_running: live.as_ref().is_some_and(|l| process_exists(l.pid)),
+            live,
+            journal: store.load_journal()?,
+            pause: store.load_pause()?,
+        };
+        Ok(Self::derive(
+            observed,
+            probe.failures_before_promotion,
+            stale_after(probe),
+            now,
+        ))
+    }
+
+    /// What `status` says, from what was read at `now`. No I/O.
+    pub fn derive(
+        observed: Observed,
+        failures_before_promotion: u32,
+        stale_after: Duration,
+        now: Timestamp,
+    ) -> Self {
+        let Observed {
+            live,
+            journal,
+            pause,
+            pid_running,
+        } = observed;
+        let pause = pause.filter(|p| p.active_at(now));
         let state = derive_state(journal.as_ref(), pause.as_ref(), live.as_ref());
-        Ok(Self {
+        let daemon_stale = live.as_ref().is_some_and(|l| {
+            Duration::try_from(now.duration_since(l.updated_at)).is_ok_and(|age| age > stale_after)
+        });
+        Self {
             state,
             consecutive_failures: live.as_ref().map_or(0, |l| l.consecutive_failures),
             failures_before_promotion: live
@@ -102,7 +178,10 @@ impl StatusReport {
             verdict: live.as_ref().and_then(|l| l.verdict.clone()),
             daemon_updated_at: live.as_ref().map(|l| l.updated_at),
             daemon_pid: live.as_ref().map(|l| l.pid),
-        })
+            daemon_running: live.is_some() && pid_running,
+            daemon_stale,
+            stale_after,
+        }
     }
 
     /// The text form of `status`.
@@ -113,6 +192,13 @@ impl StatusReport {
             self.consecutive_failures, self.failures_before_promotion
         ));
         match (&self.daemon_updated_at, &self.daemon_pid) {
+            (Some(at), Some(pid)) if !self.daemon_running => out.push_str(&format!(
+                "daemon: NOT RUNNING (pid {pid} exited; last wrote its state at {at}): nothing watches the primary; the state shown is the one it left\n"
+            )),
+            (Some(at), Some(pid)) if self.daemon_stale => out.push_str(&format!(
+                "daemon: pid {pid}, last wrote its state at {at}: STALE, no round for longer than {} ({STALE_ROUNDS} intervals and a probe timeout): is it hung?\n",
+                humantime::format_duration(self.stale_after)
+            )),
             (Some(at), Some(pid)) => out.push_str(&format!(
                 "daemon: pid {pid}, last wrote its state at {at}\n"
             )),
@@ -306,6 +392,91 @@ mod tests {
             derive_state(None, None, Some(&live(State::Promoted))),
             State::Monitoring
         );
+    }
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::from_second(second).unwrap()
+    }
+
+    /// A report at `now` (seconds) of a daemon that last wrote at 1000, with an interval
+    /// of 10 s and a timeout of 5 s: stale after 35 s.
+    fn report(pid_running: bool, now: i64) -> StatusReport {
+        let observed = Observed {
+            live: Some(LiveState {
+                pid: 812,
+                updated_at: at(1000),
+                ..live(State::Monitoring)
+            }),
+            pid_running,
+            ..Observed::default()
+        };
+        StatusReport::derive(observed, 5, Duration::from_secs(35), at(now))
+    }
+
+    #[test]
+    fn status_with_a_dead_pid_says_the_daemon_is_not_running() {
+        let report = report(false, 1010);
+        assert_eq!(report.state, State::Monitoring, "the state list is fixed");
+        assert!(!report.daemon_running);
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["daemon_running"], false);
+        assert_eq!(json["daemon_pid"], 812);
+        assert!(json.get("stale_after").is_none());
+        let text = report.render();
+        assert!(
+            text.contains(
+                "daemon: NOT RUNNING (pid 812 exited; last wrote its state at 1970-01-01T00:16:40Z)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn status_says_when_a_running_daemon_is_stale() {
+        let fresh = report(true, 1035);
+        assert!(fresh.daemon_running && !fresh.daemon_stale);
+        assert!(
+            fresh
+                .render()
+                .contains("daemon: pid 812, last wrote its state at 1970-01-01T00:16:40Z\n"),
+            "{}",
+            fresh.render()
+        );
+        let stale = report(true, 1036);
+        assert!(stale.daemon_running && stale.daemon_stale);
+        assert_eq!(serde_json::to_value(&stale).unwrap()["daemon_stale"], true);
+        assert!(
+            stale
+                .render()
+                .contains("STALE, no round for longer than 35s"),
+            "{}",
+            stale.render()
+        );
+    }
+
+    #[test]
+    fn without_a_live_state_no_daemon_runs_and_none_is_stale() {
+        let report = StatusReport::derive(
+            Observed {
+                pid_running: true,
+                ..Observed::default()
+            },
+            5,
+            Duration::from_secs(35),
+            at(1000),
+        );
+        assert!(!report.daemon_running && !report.daemon_stale);
+        assert!(report.render().contains("daemon: no live state yet"));
+    }
+
+    #[test]
+    fn this_process_exists_and_a_reaped_child_does_not() {
+        assert!(process_exists(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!process_exists(pid));
+        assert!(!process_exists(0), "0 means our own process group");
     }
 
     #[test]

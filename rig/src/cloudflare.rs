@@ -102,6 +102,10 @@ pub enum Fault {
     /// Never answer: the request stays open until the client gives up or the stand-in is
     /// dropped (which closes the connection without a response).
     Hang,
+    /// Answer 400 with an error whose message echoes the request's `Authorization`
+    /// header, token and all (`6003 bad header Bearer <token>`), as a careless proxy or
+    /// API might: what the client does with an error text it did not write.
+    EchoAuthorization,
 }
 
 /// A running Cloudflare API stand-in; dropping it stops the server and closes every
@@ -291,6 +295,7 @@ impl Inner {
                 }
                 Fault::Status(429) => Reply::Now(rate_limited(None)),
                 Fault::Status(code) => Reply::Now(server_error(code)),
+                Fault::EchoAuthorization => Reply::Now(echo_authorization(headers)),
             };
         }
 
@@ -785,6 +790,18 @@ fn rate_limited(retry_after_secs: Option<u64>) -> Response {
     response
 }
 
+fn echo_authorization(headers: &HeaderMap) -> Response {
+    let sent = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .unwrap_or_default();
+    error(
+        StatusCode::BAD_REQUEST,
+        json!([{"code": 6003, "message": format!("bad header {sent}")}]),
+    )
+    .into_response()
+}
+
 fn server_error(code: u16) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     error(
@@ -1217,6 +1234,20 @@ mod tests {
         assert_eq!(status, 200);
         assert_eq!(body["result"][0]["content"], "192.0.2.1");
         assert_eq!(cf.requests().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn echo_authorization_sends_the_token_back_in_its_error() {
+        let cf = CloudflareStandIn::start(TOKEN).await.unwrap();
+        cf.inject([Fault::EchoAuthorization]);
+        let (status, _, body) = get(&cf, "/user/tokens/verify").await;
+        assert_eq!(status, 400);
+        assert_eq!(
+            body,
+            json!({"success": false, "errors": [{"code": 6003, "message": format!("bad header Bearer {TOKEN}")}], "messages": [], "result": null})
+        );
+        let (status, _, _) = get(&cf, "/user/tokens/verify").await;
+        assert_eq!(status, 200, "one request only");
     }
 
     #[tokio::test]

@@ -35,8 +35,9 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
     }
     // A dead Telegram must not hold the operator's terminal: every wait for an alert
     // together stays within ALERT_WAIT; what is not delivered is said, and logged.
-    let alerter =
-        Alerter::start(&config.node.name, config.telegram.as_ref())?.with_wait_budget(ALERT_WAIT);
+    let scrubber = crate::secret::Scrubber::new(config.secrets());
+    let alerter = Alerter::start(&config.node.name, config.telegram.as_ref(), scrubber)?
+        .with_wait_budget(ALERT_WAIT);
     let promoter = Promoter::new(config, alerter.clone())?;
     if dry_run {
         return dry_run_plan(config, &promoter, store.load_journal()?.as_ref()).await;
@@ -65,11 +66,7 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
             || false,
         )
         .await?;
-    let report = StatusReport::gather(
-        &store,
-        config.probe.failures_before_promotion,
-        jiff::Timestamp::now(),
-    )?;
+    let report = StatusReport::gather(&store, &config.probe, jiff::Timestamp::now())?;
     print!("{}", report.render());
     // Alerts are queued; give them what is left of the wait before the process ends.
     let undelivered = alerter.flush(ALERT_WAIT).await;

@@ -22,7 +22,8 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
         print!("{}", report.render());
     }
     if notify {
-        let alerter = Alerter::start(&config.node.name, config.telegram.as_ref())?;
+        let scrubber = crate::secret::Scrubber::new(config.secrets());
+        let alerter = Alerter::start(&config.node.name, config.telegram.as_ref(), scrubber)?;
         alerter
             .send_and_confirm(
                 &Alert::SmokeReport {

@@ -1,4 +1,5 @@
-//! `status [--json]`: what the daemon and the journal say, read from `state_dir`.
+//! `status [--json]`: what the daemon and the journal say, read from `state_dir`, and
+//! whether the daemon still runs.
 
 use std::process::ExitCode;
 
@@ -10,11 +11,7 @@ use crate::store::StateDir;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let store = StateDir::new(config.state_dir());
-    let report = StatusReport::gather(
-        &store,
-        config.probe.failures_before_promotion,
-        Timestamp::now(),
-    )?;
+    let report = StatusReport::gather(&store, &config.probe, Timestamp::now())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -175,6 +175,7 @@ impl<'a> Validator<'a> {
                 if value.is_empty() {
                     return Err(self.error(key, "must not be empty"));
                 }
+                self.one_line(key, value)?;
                 self.warn(format!(
                     "{key} is written inline; prefer {key}_file with a file only the service can read"
                 ));
@@ -204,7 +205,26 @@ impl<'a> Validator<'a> {
                 format!("secret file {} is empty", path.display()),
             ));
         }
+        self.one_line(&file_key, value)?;
         Ok(Secret::from_file(value, path))
+    }
+
+    /// A secret goes into a header, a URL or a login as one line: a line break, tab or
+    /// other control character inside it (a file of two lines) cannot be sent, or is cut
+    /// silently. A plain space is let through: a database password may hold one.
+    fn one_line(&self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |c: char| c.is_control() || (c.is_whitespace() && c != ' ');
+        match value.chars().position(bad) {
+            None => Ok(()),
+            Some(at) => Err(self.error(
+                key,
+                format!(
+                    "the secret holds a line break, tab or other control character (character {} of {}); it must be one line",
+                    at + 1,
+                    value.chars().count()
+                ),
+            )),
+        }
     }
 
     /// A wait that must end before the next round is due.

@@ -261,6 +261,41 @@ fn rough(age: Duration) -> String {
     format_days(Duration::from_secs(age.as_secs() / unit * unit))
 }
 
+/// A DNS-only record with a TTL above this draws a warning: resolvers may keep the old
+/// primary's address that long after `update_dns`.
+pub const LONG_TTL_SECS: u32 = 60;
+/// Cloudflare's "automatic" TTL (`ttl` 1), in seconds.
+const AUTOMATIC_TTL_SECS: u32 = 300;
+
+/// The warning for a record found by the API tokens check, if it needs one: not proxied
+/// (a proxied record is answered with Cloudflare's addresses, so users follow a change at
+/// once) and a TTL over [`LONG_TTL_SECS`]. It says the recovery time users see: detection
+/// (`failures` rounds of `interval`) plus that TTL, in seconds.
+pub fn dns_ttl(
+    record: &str,
+    ttl: u32,
+    proxied: bool,
+    failures: u32,
+    interval: Duration,
+) -> Option<String> {
+    let (ttl_secs, ttl_shown) = match ttl {
+        1 => (
+            AUTOMATIC_TTL_SECS,
+            format!("automatic ({AUTOMATIC_TTL_SECS} s)"),
+        ),
+        ttl => (ttl, format!("{ttl} s")),
+    };
+    if proxied || ttl_secs <= LONG_TTL_SECS {
+        return None;
+    }
+    let detection = (interval * failures).as_secs_f64().ceil() as u64;
+    Some(format!(
+        "{record} is not proxied and its TTL is {ttl_shown}: resolvers may send users to the old primary for up to {ttl_secs} s after DNS moves; recovery time for users up to {} s ({detection} s to detect: {failures} × {}, + {ttl_secs} s TTL); lower the TTL to {LONG_TTL_SECS} s or proxy the record",
+        detection + u64::from(ttl_secs),
+        humantime::format_duration(interval)
+    ))
+}
+
 /// What `state_dir` says about the daemon, for the watchdog check.
 #[derive(Debug, Clone, Copy)]
 pub struct Daemon {
@@ -614,6 +649,35 @@ mod tests {
             watchdog(&daemon("monitoring", 1000, true), at(1002), stale_after).detail,
             "pid 812, state monitoring, last round 2s ago"
         );
+    }
+
+    #[test]
+    fn the_smoke_ttl_warning_names_the_recovery_time_for_users() {
+        let interval = Duration::from_secs(10);
+        let warning = dns_ttl("www.example.com A", 3600, false, 3, interval).unwrap();
+        assert!(
+            warning.starts_with("www.example.com A is not proxied and its TTL is 3600 s"),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(
+                "recovery time for users up to 3630 s (30 s to detect: 3 × 10s, + 3600 s TTL)"
+            ),
+            "{warning}"
+        );
+        let automatic = dns_ttl("db A", 1, false, 3, interval).unwrap();
+        assert!(
+            automatic.contains("TTL is automatic (300 s)") && automatic.contains("up to 330 s"),
+            "{automatic}"
+        );
+        // Sub-second intervals round the detection up.
+        let quick = dns_ttl("db A", 120, false, 3, Duration::from_millis(500)).unwrap();
+        assert!(quick.contains("up to 122 s (2 s to detect"), "{quick}");
+        // Proxied records follow at once; short TTLs are fine.
+        assert_eq!(dns_ttl("db A", 3600, true, 3, interval), None);
+        assert_eq!(dns_ttl("db A", 1, true, 3, interval), None);
+        assert_eq!(dns_ttl("db A", 60, false, 3, interval), None);
+        assert!(dns_ttl("db A", 61, false, 3, interval).is_some());
     }
 
     #[test]

@@ -18,8 +18,9 @@ use crate::config::{Config, SmokeConfig};
 use crate::probe::{error_chain, human_duration};
 use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
+use crate::secret::Scrubber;
 use crate::shell::{self, Ended, Program};
-use crate::status::StatusReport;
+use crate::status::{self, StatusReport};
 use crate::store::StateDir;
 use crate::systemd;
 use crate::verdict::HeartbeatRule;
@@ -29,8 +30,6 @@ use crate::witness::client::Witnesses;
 /// The detail shows this many of its last lines, at most [`OUTPUT_TAIL_CHARS`].
 const OUTPUT_TAIL_LINES: usize = 5;
 const OUTPUT_TAIL_CHARS: usize = 300;
-/// The daemon's last round may be this many intervals (plus a probe timeout) old.
-const STALE_ROUNDS: u32 = 3;
 
 const USER_AGENT: &str = concat!(
     "failover-watchdog/",
@@ -252,8 +251,8 @@ fn without_password(url: &Url) -> String {
 /// the primary. A witness that cannot be asked counts as not agreeing, so it would hold
 /// an automatic promotion; one that cannot reach a healthy primary has wrong checks or a
 /// wrong network, and would not stop a false one.
-pub async fn witnesses(config: &Config) -> Finding {
-    let witnesses = match Witnesses::new(&config.probe.witnesses) {
+pub async fn witnesses(config: &Config, scrubber: &Scrubber) -> Finding {
+    let witnesses = match Witnesses::new(&config.probe.witnesses, scrubber.clone()) {
         Ok(Some(witnesses)) => witnesses,
         Ok(None) => return Finding::skip("no [[probe.witnesses]]"),
         Err(e) => return Finding::fail(format!("cannot make an HTTP client: {e:#}")),
@@ -275,24 +274,37 @@ pub async fn witnesses(config: &Config) -> Finding {
 }
 
 /// Check 6, API tokens: Cloudflare's is active and finds every record; Telegram knows the bot.
-pub async fn api_tokens(config: &Config) -> Finding {
+/// A record that is not proxied and has a long TTL passes with a warning
+/// ([`assess::dns_ttl`]).
+pub async fn api_tokens(config: &Config, scrubber: &Scrubber) -> Finding {
     let deadline = Instant::now() + config.smoke.check_timeout;
-    let (cloudflare, telegram) = tokio::join!(
-        cloudflare_token(config, deadline),
-        telegram_token(config, deadline)
+    let ((cloudflare, warnings), telegram) = tokio::join!(
+        cloudflare_token(config, scrubber, deadline),
+        telegram_token(config, scrubber, deadline)
     );
-    Finding::from_parts(cloudflare.into_iter().chain([telegram]))
+    Finding::from_parts(cloudflare.into_iter().chain([telegram])).with_warnings(warnings)
 }
 
-async fn cloudflare_token(config: &Config, deadline: Instant) -> Vec<Result<String, String>> {
+/// The token's parts of the check, and the warnings about the records found.
+async fn cloudflare_token(
+    config: &Config,
+    scrubber: &Scrubber,
+    deadline: Instant,
+) -> (Vec<Result<String, String>>, Vec<String>) {
     let http = match reqwest::Client::builder().user_agent(USER_AGENT).build() {
         Ok(http) => http,
-        Err(e) => return vec![Err(format!("cannot make an HTTP client: {e}"))],
+        Err(e) => {
+            return (
+                vec![Err(format!("cannot make an HTTP client: {e}"))],
+                vec![],
+            );
+        }
     };
     let cloudflare = Cloudflare::new(
         http,
         config.dns.api_base.clone(),
         config.dns.api_token.clone(),
+        scrubber.clone(),
     );
     let verified = retry_until(
         "verifying the Cloudflare API token",
@@ -303,9 +315,14 @@ async fn cloudflare_token(config: &Config, deadline: Instant) -> Vec<Result<Stri
     .await;
     match verified {
         Ok(status) if status == "active" => {}
-        Ok(status) => return vec![Err(format!("the Cloudflare API token is {status}"))],
+        Ok(status) => {
+            return (
+                vec![Err(format!("the Cloudflare API token is {status}"))],
+                vec![],
+            );
+        }
         // The record lookups would only fail the same way.
-        Err(e) => return vec![Err(format!("Cloudflare: {e:#}"))],
+        Err(e) => return (vec![Err(format!("Cloudflare: {e:#}"))], vec![]),
     }
     let found = join_all(config.dns.records.iter().map(|record| async {
         let what = format!(
@@ -318,28 +335,42 @@ async fn cloudflare_token(config: &Config, deadline: Instant) -> Vec<Result<Stri
         .await
     }))
     .await;
+    let mut warnings = Vec::new();
     let records = config
         .dns
         .records
         .iter()
         .zip(found)
         .map(|(record, found)| match found {
-            Ok(found) => Ok(format!(
-                "{} {} found ({})",
-                record.name, record.record_type, found.content
-            )),
+            Ok(found) => {
+                let what = format!("{} {}", record.name, record.record_type);
+                warnings.extend(assess::dns_ttl(
+                    &what,
+                    found.ttl,
+                    found.proxied,
+                    config.probe.failures_before_promotion,
+                    config.probe.interval,
+                ));
+                Ok(format!("{what} found ({})", found.content))
+            }
             Err(e) => Err(format!("Cloudflare: {e:#}")),
-        });
-    std::iter::once(Ok("Cloudflare API token active".to_string()))
+        })
+        .collect::<Vec<_>>();
+    let parts = std::iter::once(Ok("Cloudflare API token active".to_string()))
         .chain(records)
-        .collect()
+        .collect();
+    (parts, warnings)
 }
 
-async fn telegram_token(config: &Config, deadline: Instant) -> Result<String, String> {
+async fn telegram_token(
+    config: &Config,
+    scrubber: &Scrubber,
+    deadline: Instant,
+) -> Result<String, String> {
     let Some(telegram) = &config.telegram else {
         return Ok("no [telegram] configured (alerts go to the log)".to_string());
     };
-    alert::verify_bot(telegram, deadline)
+    alert::verify_bot(telegram, scrubber.clone(), deadline)
         .await
         .map(|bot| format!("Telegram bot {bot}"))
         .map_err(|e| format!("Telegram: {e:#}"))
@@ -413,7 +444,7 @@ pub async fn promotion_plan(config: &Config) -> Finding {
 pub async fn watchdog_alive(config: &Config) -> Finding {
     let store = StateDir::new(config.state_dir());
     let now = Timestamp::now();
-    let report = match StatusReport::gather(&store, config.probe.failures_before_promotion, now) {
+    let report = match StatusReport::gather(&store, &config.probe, now) {
         Ok(report) => report,
         Err(e) => return Finding::fail(format!("{e:#}")),
     };
@@ -421,24 +452,9 @@ pub async fn watchdog_alive(config: &Config) -> Finding {
         state: report.state,
         updated_at: report.daemon_updated_at,
         pid: report.daemon_pid,
-        pid_alive: report.daemon_pid.is_some_and(process_exists),
+        pid_alive: report.daemon_running,
     };
-    let stale_after = config.probe.interval * STALE_ROUNDS + config.probe.timeout;
-    assess::watchdog(&daemon, now, stale_after)
-}
-
-/// Whether a process with this id exists: `kill(pid, 0)`, where EPERM (another user's
-/// process) counts as existing.
-fn process_exists(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    if pid <= 0 {
-        return false;
-    }
-    // SAFETY: signal 0 is not sent; kill only checks that the process exists.
-    let result = unsafe { libc::kill(pid, 0) };
-    result == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    assess::watchdog(&daemon, now, status::stale_after(&config.probe))
 }
 
 #[cfg(test)]
@@ -710,15 +726,5 @@ mod tests {
             without_password(&url),
             "https://ops:redacted@panel.example.com/"
         );
-    }
-
-    #[test]
-    fn this_process_exists_and_a_reaped_child_does_not() {
-        assert!(process_exists(std::process::id()));
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_exists(pid));
-        assert!(!process_exists(0), "0 means our own process group");
     }
 }

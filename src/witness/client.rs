@@ -1,7 +1,8 @@
 //! The standby asks its witnesses: every `[[probe.witnesses]]` at once, each within its
 //! own `timeout` (retries included, through [`crate::retry`]). Every outcome becomes a
 //! [`WitnessReport`]; a witness that cannot be asked is [`Said::NoAnswer`], which the
-//! vote counts as not agreeing.
+//! vote counts as not agreeing. A report's detail is scrubbed of every configured
+//! secret: it holds what a witness (or whatever answers at its address) said.
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use super::{ENDPOINT, Observation, Said, WitnessReport};
 use crate::config::WitnessRef;
 use crate::probe::error_chain;
 use crate::retry::{Backoff, Failure, retry_until};
+use crate::secret::Scrubber;
 
 /// Backoff between attempts inside one request's timeout: short, as the round waits.
 const BACKOFF: Backoff = Backoff {
@@ -27,11 +29,12 @@ const BACKOFF: Backoff = Backoff {
 pub struct Witnesses {
     witnesses: Vec<(WitnessRef, Url)>,
     http: reqwest::Client,
+    scrubber: Scrubber,
 }
 
 impl Witnesses {
-    /// `None` when no witness is configured.
-    pub fn new(witnesses: &[WitnessRef]) -> anyhow::Result<Option<Self>> {
+    /// `None` when no witness is configured. `scrubber` cleans every report's detail.
+    pub fn new(witnesses: &[WitnessRef], scrubber: Scrubber) -> anyhow::Result<Option<Self>> {
         if witnesses.is_empty() {
             return Ok(None);
         }
@@ -45,7 +48,11 @@ impl Witnesses {
             .iter()
             .map(|w| (w.clone(), endpoint(&w.url)))
             .collect();
-        Ok(Some(Self { witnesses, http }))
+        Ok(Some(Self {
+            witnesses,
+            http,
+            scrubber,
+        }))
     }
 
     /// Asks every witness at once; one report each, in config order.
@@ -68,20 +75,34 @@ impl Witnesses {
         WitnessReport {
             name: witness.name.clone(),
             said,
-            detail,
+            detail: self.scrubber.scrub(&detail),
             duration_ms: started.elapsed().as_millis() as u64,
         }
     }
 
     /// One request, its failure classified for the retry loop.
     async fn attempt(&self, witness: &WitnessRef, url: &Url) -> Result<Observation, Failure> {
+        let Some(authorization) = witness.token.bearer() else {
+            return Err(Failure::fatal(anyhow!(
+                "our token for this witness contains characters that cannot be sent in a header (a line break?)"
+            )));
+        };
         let response = self
             .http
             .get(url.clone())
-            .bearer_auth(witness.token.expose())
+            .header(reqwest::header::AUTHORIZATION, authorization)
             .send()
             .await
-            .map_err(|e| Failure::transient(anyhow!("{}", error_chain(&e.without_url()))))?;
+            .map_err(|e| {
+                // A request that cannot be built fails the same way every time.
+                let built = !e.is_builder();
+                let error = anyhow!("{}", error_chain(&e.without_url()));
+                if !built {
+                    Failure::fatal(error)
+                } else {
+                    Failure::transient(error)
+                }
+            })?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Failure::fatal(anyhow!(
@@ -166,14 +187,15 @@ mod asking {
         let nobody = format!("http://{}", testing::closed_address())
             .parse()
             .unwrap();
-        let witnesses = Witnesses::new(&[
+        let configured = [
             witness("down", sees_down.clone(), TOKEN),
             witness("up", sees_up, TOKEN),
             witness("wrong-token", sees_down, "not-the-token"),
             witness("unreachable", nobody, TOKEN),
-        ])
-        .unwrap()
-        .unwrap();
+        ];
+        let witnesses = Witnesses::new(&configured, scrubber(&configured))
+            .unwrap()
+            .unwrap();
         let reports = witnesses.ask_all().await;
         let said: Vec<(&str, Said)> = reports.iter().map(|r| (r.name.as_str(), r.said)).collect();
         assert_eq!(
@@ -200,8 +222,68 @@ mod asking {
         assert!(!format!("{reports:?}").contains(TOKEN));
     }
 
+    fn scrubber(witnesses: &[WitnessRef]) -> Scrubber {
+        Scrubber::new(witnesses.iter().map(|w| &w.token))
+    }
+
     #[test]
     fn no_witnesses_no_client() {
-        assert!(Witnesses::new(&[]).unwrap().is_none());
+        assert!(Witnesses::new(&[], scrubber(&[])).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_token_with_a_line_break_is_not_retried_until_the_timeout() {
+        let nobody: Url = format!("http://{}", testing::closed_address())
+            .parse()
+            .unwrap();
+        let configured = [WitnessRef {
+            timeout: Duration::from_secs(30),
+            ..witness("broken", nobody, "abc\ndef")
+        }];
+        let witnesses = Witnesses::new(&configured, scrubber(&configured))
+            .unwrap()
+            .unwrap();
+        let started = Instant::now();
+        let reports = witnesses.ask_all().await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "retried: {reports:?}"
+        );
+        assert_eq!(reports[0].said, Said::NoAnswer);
+        assert!(
+            reports[0].detail.contains("cannot be sent in a header"),
+            "{}",
+            reports[0].detail
+        );
+    }
+
+    /// Whatever answers at a witness's address may send our token back.
+    #[tokio::test]
+    async fn an_answer_that_echoes_the_token_is_scrubbed() {
+        use axum::http::HeaderMap;
+        let echo = axum::Router::new().fallback(|headers: HeaderMap| async move {
+            let sent = headers["authorization"].to_str().unwrap().to_string();
+            (
+                axum::http::StatusCode::OK,
+                format!("{{\"primary_down\": \"{sent}\"}}"),
+            )
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Url = format!("http://{}", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        tokio::spawn(async move { axum::serve(listener, echo).await });
+        let configured = [witness("echo", url, TOKEN)];
+        let witnesses = Witnesses::new(&configured, scrubber(&configured))
+            .unwrap()
+            .unwrap();
+        let reports = witnesses.ask_all().await;
+        assert_eq!(reports[0].said, Said::NoAnswer);
+        assert!(
+            reports[0].detail.contains("[redacted]"),
+            "{}",
+            reports[0].detail
+        );
+        assert!(!reports[0].detail.contains(TOKEN), "{}", reports[0].detail);
     }
 }

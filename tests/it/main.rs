@@ -8,6 +8,7 @@ mod failback;
 mod failover;
 mod failure_paths;
 mod fencing;
+mod hostile;
 mod one_promoter;
 mod promote_now;
 mod resume;
