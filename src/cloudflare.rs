@@ -186,12 +186,7 @@ impl Cloudflare {
             }
         })?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+        let retry_after = crate::retry::retry_after(response.headers());
         let text = response.text().await.map_err(|e| {
             Failure::transient(anyhow!("{what}: reading the reply: {}", e.without_url()))
         })?;

@@ -396,11 +396,6 @@ impl Config {
         secrets
     }
 
-    /// Every secret's value, to scrub from text we did not write (command output).
-    pub fn secret_values(&self) -> Vec<&str> {
-        self.secrets().into_iter().map(Secret::expose).collect()
-    }
-
     /// The first `mysql` check: the account that reads the primary, and fences it.
     pub fn primary_database(&self) -> Option<(&str, u16, &str, &Secret)> {
         self.probe.checks.iter().find_map(|check| match check {

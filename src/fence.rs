@@ -15,6 +15,7 @@ use mysql_async::prelude::Queryable;
 use crate::config::Config;
 use crate::journal::FenceRecord;
 use crate::probe::error_chain;
+use crate::secret::Scrubber;
 use crate::shell;
 
 /// Fences the old primary as far as it can; never fails itself: the record says what
@@ -79,7 +80,7 @@ pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> Fence
             command,
             env,
             timeout,
-            &config.secret_values(),
+            &Scrubber::new(config.secrets()),
         )
         .await
         {

@@ -291,15 +291,7 @@ impl Promoter {
         };
         let env = command_env(journal, None);
         let timeout = self.config.promotion.hook_timeout;
-        match shell::run(
-            "pre_promote",
-            command,
-            &env,
-            timeout,
-            &self.config.secret_values(),
-        )
-        .await
-        {
+        match shell::run("pre_promote", command, &env, timeout, &self.scrubber).await {
             Ok(done) if done.success() => Ok(()),
             Ok(done) => Err(PrePromoteRefused(format!(
                 "{}: {}",
@@ -321,12 +313,11 @@ impl Promoter {
         let Some(command) = command else { return };
         let env = command_env(journal, step);
         let timeout = self.config.promotion.hook_timeout;
-        let problem =
-            match shell::run(name, command, &env, timeout, &self.config.secret_values()).await {
-                Ok(done) if done.success() => return,
-                Ok(done) => format!("{}: {}", done.describe(), done.tail),
-                Err(e) => format!("{e:#}"),
-            };
+        let problem = match shell::run(name, command, &env, timeout, &self.scrubber).await {
+            Ok(done) if done.success() => return,
+            Ok(done) => format!("{}: {}", done.describe(), done.tail),
+            Err(e) => format!("{e:#}"),
+        };
         tracing::error!("the {name} hook failed: {problem}");
         self.alerter.send(&Alert::HookFailed {
             hook: name,

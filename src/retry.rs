@@ -100,6 +100,16 @@ where
     }
 }
 
+/// A reply's `Retry-After`, in seconds (the form Cloudflare and our witness send; an
+/// HTTP date is not honoured and the backoff decides).
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,8 @@ use tokio::net::unix::pipe;
 use tokio::process::Command;
 use tokio::time::Instant;
 
+use crate::secret::Scrubber;
+
 /// How much of a command's output is kept: its end tells what happened.
 pub const OUTPUT_KEPT_BYTES: usize = 64 * 1024;
 /// How long the rest of the output may take once the command's process group is gone.
@@ -61,7 +63,7 @@ pub async fn run(
     command: &str,
     env: &[(&str, String)],
     timeout: Duration,
-    secrets: &[&str],
+    scrubber: &Scrubber,
 ) -> anyhow::Result<Finished> {
     tracing::info!("{what}: running `{command}`");
     let ran = run_in_own_group(Program::Shell(command), env, timeout)
@@ -73,7 +75,7 @@ pub async fn run(
             OUTPUT_KEPT_BYTES / 1024
         );
     }
-    let text = scrubbed(&ran.output, ran.output_cut, secrets);
+    let text = scrubbed(&ran.output, ran.output_cut, scrubber);
     for line in text.lines() {
         tracing::info!("{what}: {line}");
     }
@@ -260,18 +262,14 @@ impl Kept {
 /// The output as text with every secret replaced. When its start was cut off, its first
 /// (partial) line goes too: it may begin in the middle of a secret, which no replace
 /// would catch.
-fn scrubbed(output: &[u8], cut: bool, secrets: &[&str]) -> String {
+fn scrubbed(output: &[u8], cut: bool, scrubber: &Scrubber) -> String {
     let whole_lines = match (cut, output.iter().position(|&b| b == b'\n')) {
         (false, _) => output,
         (true, Some(newline)) => &output[newline + 1..],
         // One line longer than the cap: no part of it is safe to show.
         (true, None) => &[],
     };
-    let mut text = String::from_utf8_lossy(whole_lines).into_owned();
-    for secret in secrets.iter().filter(|s| !s.is_empty()) {
-        text = text.replace(secret, "[redacted]");
-    }
-    text
+    scrubber.scrub(&String::from_utf8_lossy(whole_lines))
 }
 
 #[cfg(test)]
@@ -279,6 +277,11 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::secret::Secret;
+
+    fn scrubbing(secret: &str) -> Scrubber {
+        Scrubber::new([&Secret::inline(secret)])
+    }
 
     /// Orphans are handed to their nearest "subreaper" ancestor, else to PID 1, which in
     /// a container may never reap them (a zombie still answers `kill(pid, 0)`). This
@@ -344,7 +347,7 @@ mod tests {
             "echo node=$FAILOVER_NODE token=s3cret; exit 4",
             &env,
             Duration::from_secs(5),
-            &["s3cret"],
+            &scrubbing("s3cret"),
         )
         .await
         .unwrap();
@@ -360,7 +363,7 @@ mod tests {
             "for i in 1 2 3 4 5 6; do echo line $i; done; echo warned >&2",
             &[],
             Duration::from_secs(5),
-            &[],
+            &Scrubber::none(),
         )
         .await
         .unwrap();
@@ -376,7 +379,7 @@ mod tests {
             "echo powering off; sleep 30",
             &[],
             Duration::from_millis(200),
-            &[],
+            &Scrubber::none(),
         )
         .await
         .unwrap_err();
@@ -401,7 +404,7 @@ mod tests {
         );
         let timeout = Duration::from_secs(2);
         let started = Instant::now();
-        let err = run("pre_promote", &hook, &[], timeout, &[])
+        let err = run("pre_promote", &hook, &[], timeout, &Scrubber::none())
             .await
             .unwrap_err();
         assert!(started.elapsed() < timeout + OUTPUT_DRAIN, "{err}");
@@ -427,7 +430,9 @@ mod tests {
         );
         let timeout = Duration::from_secs(60);
         let started = Instant::now();
-        let done = run("post_promote", &hook, &[], timeout, &[]).await.unwrap();
+        let done = run("post_promote", &hook, &[], timeout, &Scrubber::none())
+            .await
+            .unwrap();
         assert!(started.elapsed() < Duration::from_secs(10), "{done:?}");
         assert!(done.success(), "{done:?}");
         assert_eq!(done.tail, "done");
@@ -447,7 +452,7 @@ mod tests {
         );
         let timeout = Duration::from_millis(500);
         let started = Instant::now();
-        let err = run("fence_command", &hook, &[], timeout, &[]).await;
+        let err = run("fence_command", &hook, &[], timeout, &Scrubber::none()).await;
         let took = started.elapsed();
         let escaped = pid_in(&pid_file).await;
         // SAFETY: kill with an integer pid; the test's own leftover.
@@ -472,7 +477,14 @@ mod tests {
             leader_file.display(),
             background_child(&child_file)
         );
-        let mut running = Box::pin(run("on_failure", &hook, &[], Duration::from_secs(300), &[]));
+        let scrubber = Scrubber::none();
+        let mut running = Box::pin(run(
+            "on_failure",
+            &hook,
+            &[],
+            Duration::from_secs(300),
+            &scrubber,
+        ));
         let (leader, child) = tokio::select! {
             ended = &mut running => panic!("the hook ended: {ended:?}"),
             pids = async { (pid_in(&leader_file).await, pid_in(&child_file).await) } => pids,
@@ -500,7 +512,7 @@ mod tests {
 
     #[test]
     fn a_secret_cut_in_half_at_the_cap_is_not_shown() {
-        let secrets = ["s3cret"];
+        let secrets = scrubbing("s3cret");
         assert_eq!(
             scrubbed(b"cret, then\nok s3cret\n", true, &secrets),
             "ok [redacted]\n"

@@ -110,7 +110,13 @@ impl Witnesses {
                 status.as_u16()
             )));
         }
-        if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Failure::Transient {
+                error: anyhow!("HTTP 429: the witness limits our rate"),
+                retry_after: crate::retry::retry_after(response.headers()),
+            });
+        }
+        if status.is_server_error() {
             return Err(Failure::transient(anyhow!("HTTP {}", status.as_u16())));
         }
         if !status.is_success() {
