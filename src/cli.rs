@@ -50,7 +50,11 @@ pub enum Command {
     /// Run the daemon (the default).
     Run,
     /// Parse and validate the config; print the effective config, secrets redacted.
-    CheckConfig,
+    CheckConfig {
+        /// The config is a witness's (`failover-watchdog witness`), not a standby's.
+        #[arg(long)]
+        witness: bool,
+    },
     /// Show the state, failure count, last probe and promotion journal.
     Status {
         /// One JSON object instead of text.

@@ -30,7 +30,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     let config = || load(&cli.config);
     match cli.command {
         None | Some(Command::Run) => run::run(config()?).await,
-        Some(Command::CheckConfig) => check_config::run(&config()?),
+        Some(Command::CheckConfig { witness: false }) => check_config::run(&config()?),
+        Some(Command::CheckConfig { witness: true }) => check_config::witness(&cli.config),
         Some(Command::Status { json }) => status::run(&config()?, json),
         Some(Command::SmokeTest { json, no_notify }) => {
             smoke_test::run(&config()?, json, !no_notify).await

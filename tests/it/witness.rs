@@ -262,6 +262,39 @@ fn a_witness_with_a_bad_config_exits_78_naming_the_key() {
     );
 }
 
+/// `check-config --witness` validates a witness's config as `witness` would at start:
+/// the effective config with the token redacted, or exit 78 naming the key.
+#[test]
+fn check_config_checks_a_witness_config_and_redacts_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("witness.toml");
+    std::fs::write(dir.path().join("witness.token"), "a-witness-token-of-20\n").unwrap();
+    let check = |text: &str| {
+        std::fs::write(&config, text).unwrap();
+        std::process::Command::new(BIN)
+            .arg("--config")
+            .arg(&config)
+            .args(["check-config", "--witness"])
+            .output()
+            .unwrap()
+    };
+    let good = "[node]\nname = \"ams1\"\n[witness]\ntoken_file = \"witness.token\"\n[probe]\n[[probe.checks]]\ntype = \"tcp\"\naddress = \"127.0.0.1:9\"\n";
+    let output = check(good);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        stdout.contains("is valid")
+            && stdout.contains("ams1")
+            && stdout.contains("max_connections"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("a-witness-token-of-20"), "{stdout}");
+    let output = check(&good.replace("[probe]", "[probe]\ninterval = \"1s\""));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("interval"), "{stderr}");
+}
+
 /// A witness run by hand rather than by the rig: `[witness]` keys of our own, at most
 /// `descriptors` open files (set in the child only), a check of a closed port (the
 /// answers say the primary is down; they are answers all the same).
