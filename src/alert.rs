@@ -57,6 +57,8 @@ enum Job {
 /// The alert queue. Cheap to clone.
 #[derive(Clone)]
 pub struct Alerter {
+    /// The channel the worker delivers to (for [`Self::deliveries`]).
+    channel: &'static str,
     node: String,
     /// Every alert's text goes through it before it is logged or sent.
     scrubber: Scrubber,
@@ -70,7 +72,19 @@ pub struct Alerter {
 #[derive(Default)]
 struct Counts {
     queued: AtomicUsize,
+    /// Given up on, since start (the channel's `failed`).
     failed: AtomicUsize,
+    /// Delivered, since start.
+    sent: AtomicUsize,
+}
+
+/// Alerts delivered and given up on by one channel since start (for metrics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelCount {
+    /// `telegram`, or `log` when no channel is configured.
+    pub channel: &'static str,
+    pub sent: u64,
+    pub failed: u64,
 }
 
 /// A total wait, counted from the first wait.
@@ -118,8 +132,10 @@ impl Alerter {
             None => None,
         };
         let counts = Arc::new(Counts::default());
+        let channel = if sender.is_some() { "telegram" } else { "log" };
         tokio::spawn(deliver(jobs, sender, counts.clone()));
         Ok(Alerter {
+            channel,
             node: node.to_string(),
             scrubber,
             queue,
@@ -141,6 +157,15 @@ impl Alerter {
     /// The node's name, as alerts show it.
     pub fn node(&self) -> &str {
         &self.node
+    }
+
+    /// Alerts delivered and given up on, per channel, since start.
+    pub fn deliveries(&self) -> Vec<ChannelCount> {
+        vec![ChannelCount {
+            channel: self.channel,
+            sent: self.counts.sent.load(Ordering::Relaxed) as u64,
+            failed: self.counts.failed.load(Ordering::Relaxed) as u64,
+        }]
     }
 
     /// Queues an alert; returns at once.
@@ -235,7 +260,10 @@ async fn deliver(
                     Some(sender) => sender.send(&text).await.map_err(|e| format!("{e:#}")),
                 };
                 match &result {
-                    Ok(()) => tracing::debug!("alert delivered"),
+                    Ok(()) => {
+                        counts.sent.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!("alert delivered")
+                    }
                     Err(e) => {
                         counts.failed.fetch_add(1, Ordering::Relaxed);
                         tracing::error!("alert not delivered: {e}; text was: {text}")
