@@ -108,24 +108,6 @@ async fn dry_run_plan(
     promoter: &Promoter,
     journal: Option<&Journal>,
 ) -> anyhow::Result<ExitCode> {
-    let mut failed = 0;
-    // A step the journal has done is not run again: show what it did, check nothing.
-    let already_done = |step: StepName| match journal.and_then(|j| j.step(step)) {
-        Some(record) if record.status == StepStatus::Done => {
-            println!(
-                "     already done: {}",
-                record.detail.as_deref().unwrap_or("")
-            );
-            true
-        }
-        _ => false,
-    };
-    let mut check = |ok: bool, text: String| {
-        if !ok {
-            failed += 1;
-        }
-        println!("     {} {text}", if ok { "now:" } else { "CHECK FAILED:" });
-    };
     println!(
         "Promotion plan for {} (dry run: nothing is changed)",
         config.node.name
@@ -146,98 +128,11 @@ async fn dry_run_plan(
                 .map_or("-", StepName::as_str)
         );
     }
-
-    let r = &config.replica;
-    println!(
-        " 1. stop_replica: on {} stop the IO thread, wait up to {} for everything received to be applied (MASTER_GTID_WAIT), STOP SLAVE{}",
-        promoter.replica().describe(),
-        humantime::format_duration(r.apply_timeout),
-        if r.reset_replica {
-            ", RESET SLAVE ALL"
-        } else {
-            ""
-        }
-    );
-    let replica_status = if already_done(StepName::StopReplica) {
-        None
-    } else {
-        Some(promoter.replica().status().await)
-    };
-    match replica_status {
-        None => {}
-        Some(Ok(Some(status))) => match &status.sql_error {
-            Some(error) => check(false, error.to_string()),
-            None => check(true, status.summary()),
-        },
-        Some(Ok(None)) => check(
-            false,
-            format!(
-                "no replication connection {:?} on the replica",
-                r.connection_name
-            ),
-        ),
-        Some(Err(e)) => check(false, format!("{e:#}")),
-    }
-
-    println!(
-        " 2. make_writable: SET GLOBAL read_only = OFF on {}:{}, then read it back",
-        r.host, r.port
-    );
-    if !already_done(StepName::MakeWritable) {
-        match promoter.replica().read_only().await {
-            Ok(read_only) => check(
-                true,
-                format!("read_only = {}", if read_only { "ON" } else { "OFF" }),
-            ),
-            Err(e) => check(false, format!("{e:#}")),
-        }
-    }
-
-    println!(
-        " 3. start_apps: systemctl start, in order: {} (each within {})",
-        if config.apps.units.is_empty() {
-            "(no units)".to_string()
-        } else {
-            config.apps.units.join(", ")
-        },
-        humantime::format_duration(config.apps.start_timeout)
-    );
-    let apps_done = already_done(StepName::StartApps);
-    for unit in config.apps.units.iter().filter(|_| !apps_done) {
-        match systemd::active_state(unit, Duration::from_secs(10)).await {
-            Ok(state) => check(true, format!("{unit} is {state}")),
-            Err(e) => check(false, format!("{unit}: {e:#}")),
-        }
-    }
-
-    println!(" 4. update_dns: via {}", config.dns.api_base);
-    let dns_done = already_done(StepName::UpdateDns);
-    for record in &config.dns.records {
-        println!(
-            "     {} {} in zone {} -> {}",
-            record.name, record.record_type, record.zone_id, record.content
-        );
-        if dns_done {
-            continue;
-        }
-        match promoter
-            .cloudflare()
-            .find_record(&record.zone_id, &record.name, &record.record_type)
-            .await
-        {
-            Ok(found) => check(
-                true,
-                format!(
-                    "{} (id {}, ttl {}, proxied {})",
-                    found.content, found.id, found.ttl, found.proxied
-                ),
-            ),
-            Err(Failure::Fatal(e) | Failure::Transient { error: e, .. }) => {
-                check(false, format!("{e:#}"))
-            }
-        }
-    }
-
+    let mut plan = Plan { journal, failed: 0 };
+    plan.stop_replica(config, promoter).await;
+    plan.make_writable(config, promoter).await;
+    plan.start_apps(config).await;
+    plan.update_dns(config, promoter).await;
     match &config.telegram {
         Some(t) => println!(
             " 5. notify: the closing alert to Telegram chat {} via {}",
@@ -245,11 +140,143 @@ async fn dry_run_plan(
         ),
         None => println!(" 5. notify: the closing alert to the log (no [telegram] configured)"),
     }
-    if failed == 0 {
+    if plan.failed == 0 {
         println!("All read-only checks passed.");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{failed} read-only check(s) failed: a promotion now would likely halt.");
+        println!(
+            "{} read-only check(s) failed: a promotion now would likely halt.",
+            plan.failed
+        );
         Ok(ExitCode::FAILURE)
+    }
+}
+
+/// The dry run's steps, each printed with what its targets look like now.
+struct Plan<'a> {
+    journal: Option<&'a Journal>,
+    /// Read-only checks that failed so far.
+    failed: usize,
+}
+
+impl Plan<'_> {
+    /// A step the journal has done is not run again: show what it did, check nothing.
+    fn already_done(&self, step: StepName) -> bool {
+        match self.journal.and_then(|j| j.step(step)) {
+            Some(record) if record.status == StepStatus::Done => {
+                println!(
+                    "     already done: {}",
+                    record.detail.as_deref().unwrap_or("")
+                );
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn check(&mut self, ok: bool, text: String) {
+        if !ok {
+            self.failed += 1;
+        }
+        println!("     {} {text}", if ok { "now:" } else { "CHECK FAILED:" });
+    }
+
+    async fn stop_replica(&mut self, config: &Config, promoter: &Promoter) {
+        let r = &config.replica;
+        println!(
+            " 1. stop_replica: on {} stop the IO thread, wait up to {} for everything received to be applied (MASTER_GTID_WAIT), STOP SLAVE{}",
+            promoter.replica().describe(),
+            humantime::format_duration(r.apply_timeout),
+            if r.reset_replica {
+                ", RESET SLAVE ALL"
+            } else {
+                ""
+            }
+        );
+        if self.already_done(StepName::StopReplica) {
+            return;
+        }
+        match promoter.replica().status().await {
+            Ok(Some(status)) => match &status.sql_error {
+                Some(error) => self.check(false, error.to_string()),
+                None => self.check(true, status.summary()),
+            },
+            Ok(None) => self.check(
+                false,
+                format!(
+                    "no replication connection {:?} on the replica",
+                    r.connection_name
+                ),
+            ),
+            Err(e) => self.check(false, format!("{e:#}")),
+        }
+    }
+
+    async fn make_writable(&mut self, config: &Config, promoter: &Promoter) {
+        println!(
+            " 2. make_writable: SET GLOBAL read_only = OFF on {}:{}, then read it back",
+            config.replica.host, config.replica.port
+        );
+        if self.already_done(StepName::MakeWritable) {
+            return;
+        }
+        match promoter.replica().read_only().await {
+            Ok(read_only) => self.check(
+                true,
+                format!("read_only = {}", if read_only { "ON" } else { "OFF" }),
+            ),
+            Err(e) => self.check(false, format!("{e:#}")),
+        }
+    }
+
+    async fn start_apps(&mut self, config: &Config) {
+        println!(
+            " 3. start_apps: systemctl start, in order: {} (each within {})",
+            if config.apps.units.is_empty() {
+                "(no units)".to_string()
+            } else {
+                config.apps.units.join(", ")
+            },
+            humantime::format_duration(config.apps.start_timeout)
+        );
+        if self.already_done(StepName::StartApps) {
+            return;
+        }
+        for unit in &config.apps.units {
+            match systemd::active_state(unit, Duration::from_secs(10)).await {
+                Ok(state) => self.check(true, format!("{unit} is {state}")),
+                Err(e) => self.check(false, format!("{unit}: {e:#}")),
+            }
+        }
+    }
+
+    async fn update_dns(&mut self, config: &Config, promoter: &Promoter) {
+        println!(" 4. update_dns: via {}", config.dns.api_base);
+        let done = self.already_done(StepName::UpdateDns);
+        for record in &config.dns.records {
+            println!(
+                "     {} {} in zone {} -> {}",
+                record.name, record.record_type, record.zone_id, record.content
+            );
+            if done {
+                continue;
+            }
+            match promoter
+                .cloudflare()
+                .find_record(&record.zone_id, &record.name, &record.record_type)
+                .await
+            {
+                Ok(found) => self.check(
+                    true,
+                    format!(
+                        "{} (id {}, ttl {}, proxied {})",
+                        found.content, found.id, found.ttl, found.proxied
+                    ),
+                ),
+                Err(Failure::Fatal(e) | Failure::Transient { error: e, .. }) => {
+                    self.check(false, format!("{e:#}"))
+                }
+            }
+        }
     }
 }
