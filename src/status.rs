@@ -238,75 +238,81 @@ impl StatusReport {
         }
         match &self.last_probe {
             None => out.push_str("last probe: none yet\n"),
-            Some(round) => {
-                out.push_str(&format!(
-                    "last probe: {} {}\n",
-                    round.at,
-                    if round.ok { "ok" } else { "FAILED" }
-                ));
-                for check in &round.checks {
-                    out.push_str(&format!(
-                        "  {:<5} {:<40} {:<6} {} ({} ms)\n",
-                        check.kind,
-                        check.target,
-                        if check.ok { "ok" } else { "FAILED" },
-                        check.detail,
-                        check.duration_ms
-                    ));
-                }
-                for witness in &round.witnesses {
-                    out.push_str(&format!(
-                        "  witness {:<38} {:<6} {} ({} ms)\n",
-                        witness.name,
-                        match witness.said {
-                            Said::Down => "DOWN",
-                            Said::Up => "UP",
-                            Said::NoAnswer => "silent",
-                        },
-                        witness.detail,
-                        witness.duration_ms
-                    ));
-                }
-            }
+            Some(round) => render_round(round, &mut out),
         }
         match &self.promotion {
             None => out.push_str("promotion: none\n"),
-            Some(j) => {
-                out.push_str(&format!(
-                    "promotion: {}, trigger {}, started {}{}\n  why: {}\n",
-                    derive_state(Some(j), None, None),
-                    j.trigger.as_str(),
-                    j.started_at,
-                    j.finished_at
-                        .map_or(String::new(), |f| format!(", finished {f}")),
-                    j.reason
-                ));
-                for step in &j.steps {
-                    let took = j
-                        .step_duration(step.name)
-                        .map_or(String::new(), |d| format!(" in {}", human_duration(d)));
-                    out.push_str(&format!(
-                        "  {:<14} {:<8}{took} {}{}\n",
-                        step.name.as_str(),
-                        step.status.as_str(),
-                        step.detail.as_deref().unwrap_or(""),
-                        step.error
-                            .as_ref()
-                            .map_or(String::new(), |e| format!("ERROR: {e}"))
-                    ));
-                }
-                if let Some(g) = &j.gtid {
-                    out.push_str(&format!(
-                        "  gtid: received {}, applied {}, current {}\n",
-                        g.received, g.applied, g.current
-                    ));
-                }
-                if let Some(accounting) = j.accounting() {
-                    out.push_str(&format!("  data: {accounting}\n"));
-                }
-            }
+            Some(journal) => render_journal(journal, &mut out),
         }
         out
+    }
+}
+
+/// The last round: each check, each witness's answer.
+fn render_round(round: &RoundReport, out: &mut String) {
+    out.push_str(&format!(
+        "last probe: {} {}\n",
+        round.at,
+        if round.ok { "ok" } else { "FAILED" }
+    ));
+    for check in &round.checks {
+        out.push_str(&format!(
+            "  {:<5} {:<40} {:<6} {} ({} ms)\n",
+            check.kind,
+            check.target,
+            if check.ok { "ok" } else { "FAILED" },
+            check.detail,
+            check.duration_ms
+        ));
+    }
+    for witness in &round.witnesses {
+        out.push_str(&format!(
+            "  witness {:<38} {:<6} {} ({} ms)\n",
+            witness.name,
+            match witness.said {
+                Said::Down => "DOWN",
+                Said::Up => "UP",
+                Said::NoAnswer => "silent",
+            },
+            witness.detail,
+            witness.duration_ms
+        ));
+    }
+}
+
+/// The promotion: why, each step, the GTID positions and what was lost or saved.
+fn render_journal(j: &Journal, out: &mut String) {
+    out.push_str(&format!(
+        "promotion: {}, trigger {}, started {}{}\n  why: {}\n",
+        derive_state(Some(j), None, None),
+        j.trigger.as_str(),
+        j.started_at,
+        j.finished_at
+            .map_or(String::new(), |f| format!(", finished {f}")),
+        j.reason
+    ));
+    for step in &j.steps {
+        let took = j
+            .step_duration(step.name)
+            .map_or(String::new(), |d| format!(" in {}", human_duration(d)));
+        out.push_str(&format!(
+            "  {:<14} {:<8}{took} {}{}\n",
+            step.name.as_str(),
+            step.status.as_str(),
+            step.detail.as_deref().unwrap_or(""),
+            step.error
+                .as_ref()
+                .map_or(String::new(), |e| format!("ERROR: {e}"))
+        ));
+    }
+    if let Some(g) = &j.gtid {
+        out.push_str(&format!(
+            "  gtid: received {}, applied {}, current {}\n",
+            g.received, g.applied, g.current
+        ));
+    }
+    if let Some(accounting) = j.accounting() {
+        out.push_str(&format!("  data: {accounting}\n"));
     }
 }
 
