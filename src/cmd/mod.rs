@@ -61,9 +61,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 /// Tells systemd we are ready (`READY=1`); outside systemd `NOTIFY_SOCKET` is unset and
 /// this does nothing.
 fn notify_ready() {
-    if let Err(e) = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]) {
-        tracing::warn!("cannot tell systemd we are ready: {e}");
-    }
+    crate::systemd::Notifier::from_env().ready();
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {
