@@ -51,14 +51,6 @@ impl State {
             State::Halted => "halted",
         }
     }
-
-    /// The states in which the daemon would promote on its own when the primary dies.
-    pub fn watches_for_promotion(self) -> bool {
-        matches!(
-            self,
-            State::Monitoring | State::Suspect | State::Isolated | State::Degraded
-        )
-    }
 }
 
 impl std::fmt::Display for State {
