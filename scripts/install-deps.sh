@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and the rehearsal need: MariaDB server and client from
-# Debian's packages (when missing), and systemd-analyze for checking the units.
+# Debian's packages (when missing), systemd-analyze for checking the units, and for the
+# package test (scripts/package-test.sh) lintian, man-db and cargo-deb.
 set -euo pipefail
 
 need=()
@@ -8,6 +9,8 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
 command -v mariadb >/dev/null 2>&1 || need+=(mariadb-client)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v man >/dev/null 2>&1 || need+=(man-db)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
@@ -18,3 +21,10 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # Fail, not skip, when the server cannot be found after the install.
 PATH="$PATH:/usr/sbin" mariadbd --version
+
+# cargo-deb builds the Debian package; it is a crate, not a Debian package.
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing: cargo-deb"
+  cargo install cargo-deb --locked
+fi
+cargo deb --version

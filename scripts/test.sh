@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then runs formatting, lint, the unit
 # and integration tests (a real MariaDB pair, Cloudflare and Telegram stand-ins, a
-# systemctl shim), and checks the systemd unit.
+# systemctl shim), checks the systemd units, and builds, lints, installs and purges the
+# Debian package (scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,10 +70,12 @@ unit_dir=$work/units
 mkdir "$unit_dir"
 for unit in systemd/*.service systemd/*.timer; do
   [ -e "$unit" ] || continue
-  sed "s|/usr/local/bin/failover-watchdog|$bin|g" "$unit" > "$unit_dir/$(basename "$unit")"
+  sed "s|/usr/bin/failover-watchdog|$bin|g" "$unit" > "$unit_dir/$(basename "$unit")"
 done
 systemd-analyze verify "$unit_dir"/*
 echo "systemd units verified"
+
+bash scripts/package-test.sh
 
 # One closing line for the whole run: cargo's last "test result" is the doc tests' (0).
 awk '/^test result:/ { passed += $4; failed += $6 }

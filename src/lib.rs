@@ -17,9 +17,11 @@
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
 //! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
 //! - [`witness`]: the witness on a third host (`witness`), and the standby's client of it;
-//! - [`cli`] and [`cmd`]: the command line.
+//! - [`cli`] and [`cmd`]: the command line; [`assets`]: the man pages and completions
+//!   generated from it.
 
 pub mod alert;
+pub mod assets;
 pub mod careful_read;
 pub mod cli;
 pub mod cloudflare;
