@@ -36,7 +36,8 @@ pub struct Received {
     pub body: Value,
 }
 
-/// How the stand-in answers a `POST`.
+/// How the stand-in answers a `POST` (and, with [`WebhookStandIn::set_down_for_everything`],
+/// every other request too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     Up,
@@ -63,6 +64,8 @@ struct Shared {
 
 struct Inner {
     mode: Mode,
+    /// Answer every request, not only `POST`s, with this status.
+    all_down: Option<u16>,
     received: Vec<Received>,
     attempts: usize,
 }
@@ -77,6 +80,7 @@ impl WebhookStandIn {
         let shared = Arc::new(Shared {
             state: Mutex::new(Inner {
                 mode: Mode::Up,
+                all_down: None,
                 received: Vec::new(),
                 attempts: 0,
             }),
@@ -98,6 +102,14 @@ impl WebhookStandIn {
 
     pub fn set_mode(&self, mode: Mode) {
         self.shared.lock().mode = mode;
+    }
+
+    /// Answers every request, reachability checks included, with `status`; records
+    /// nothing.
+    pub fn set_down_for_everything(&self, status: u16) {
+        let mut state = self.shared.lock();
+        state.mode = Mode::Down(status);
+        state.all_down = Some(status);
     }
 
     /// The requests accepted so far, in order.
@@ -148,6 +160,10 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(status) = shared.lock().all_down {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (status, "down").into_response();
+    }
     if method != Method::POST {
         if uri.path() == "/api/v2/status" {
             return Json(json!({"cluster": {"status": "ready"}})).into_response();

@@ -223,12 +223,80 @@ impl WebhookSender {
     }
 }
 
+/// Whether the webhook's receiver answers, without posting anything (no one is paged):
+/// for the smoke test. `alertmanager`: `GET <base>/api/v2/status` (with the bearer
+/// token), which must answer 2xx; the others (a POST-only endpoint, whose answer to
+/// anything else varies: Slack says 400, PagerDuty 404): `HEAD <url>`, where any answer
+/// but a 5xx proves the host, TLS and path's server are there. Network errors and 5xx
+/// are retried until `deadline`.
+pub async fn check_reachable(config: &WebhookConfig, deadline: Instant) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder()
+        .connect_timeout(config.timeout.min(Duration::from_secs(5)))
+        .timeout(config.timeout)
+        .build()?;
+    let (method, url) = match config.format {
+        WebhookFormat::Alertmanager => (reqwest::Method::GET, alertmanager_status_url(&config.url)),
+        _ => (reqwest::Method::HEAD, config.url.clone()),
+    };
+    let what = format!("reaching webhook {} ({method})", config.name);
+    let status = retry_until(&what, deadline, Backoff::API, || async {
+        let mut request = client.request(method.clone(), url.clone());
+        if let Some(token) = &config.token
+            && config.format == WebhookFormat::Alertmanager
+        {
+            request = request.bearer_auth(token.expose());
+        }
+        match request.send().await {
+            Err(e) => Err(Failure::transient(anyhow!(
+                "{}",
+                crate::probe::error_chain(&e.without_url())
+            ))),
+            Ok(r) if r.status().is_server_error() => Err(Failure::Transient {
+                error: anyhow!("HTTP {}", r.status()),
+                retry_after: retry_after(r.headers()),
+            }),
+            Ok(r) => Ok(r.status()),
+        }
+    })
+    .await?;
+    match config.format {
+        WebhookFormat::Alertmanager if !status.is_success() => {
+            Err(anyhow!("Alertmanager's status answered HTTP {status}"))
+        }
+        WebhookFormat::Alertmanager => Ok("Alertmanager ready".to_string()),
+        _ => Ok(format!("reachable (HTTP {} to HEAD)", status.as_u16())),
+    }
+}
+
+/// `<base>/api/v2/status` for an Alertmanager `<base>/api/v2/alerts` URL.
+fn alertmanager_status_url(alerts: &url::Url) -> url::Url {
+    let mut url = alerts.clone();
+    let path = alerts.path().trim_end_matches('/');
+    let base = path.strip_suffix("/api/v2/alerts").unwrap_or(path);
+    url.set_path(&format!("{base}/api/v2/status"));
+    url.set_query(None);
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn event(alert: &Alert, text: &str) -> Event {
         Event::new("db2", alert, text, "2026-11-23T20:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn alertmanagers_status_is_beside_its_alerts() {
+        let url = |s: &str| url::Url::parse(s).unwrap();
+        assert_eq!(
+            alertmanager_status_url(&url("https://am.example.com/api/v2/alerts")).as_str(),
+            "https://am.example.com/api/v2/status"
+        );
+        assert_eq!(
+            alertmanager_status_url(&url("http://h:9093/am/api/v2/alerts/?x=1")).as_str(),
+            "http://h:9093/am/api/v2/status"
+        );
     }
 
     #[test]

@@ -159,3 +159,63 @@ timeout = "1s"
         assert!(!run.stderr.contains(secret), "{secret} leaked into the log");
     }
 }
+
+/// The smoke test's `api_tokens` check reaches every webhook without posting to any (no
+/// one is paged): Alertmanager's status for an `alertmanager` hook, `HEAD` for the
+/// others; a hook that answers 5xx fails the check, named.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_smoke_test_reaches_every_webhook_without_paging_anyone() {
+    let rig = stage().await;
+    let am = WebhookStandIn::start().await.unwrap();
+    let broken = WebhookStandIn::start().await.unwrap();
+    let hooks = format!(
+        r#"
+[[alerts.webhooks]]
+url = "{am}"
+format = "alertmanager"
+name = "am"
+
+[[alerts.webhooks]]
+url = "{broken}"
+format = "slack"
+name = "broken"
+"#,
+        am = am.url("/api/v2/alerts"),
+        broken = broken.url("/services/T1/B2/C3"),
+    );
+    rig.write_config(&format!("{}{hooks}", rig.config()));
+    let healthy = rig.run(&["smoke-test", "--json", "--no-notify"]).await;
+    let report: serde_json::Value = serde_json::from_str(&healthy.stdout).unwrap();
+    let tokens = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api_tokens")
+        .unwrap()
+        .clone();
+    assert_eq!(tokens["result"], "pass", "{tokens:#}");
+
+    broken.set_down_for_everything(500);
+    let run = rig.run(&["smoke-test", "--json", "--no-notify"]).await;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let tokens = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "api_tokens")
+        .unwrap();
+    assert_eq!(tokens["result"], "fail", "{tokens:#}");
+    let detail = tokens["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("webhook broken") && detail.contains("500"),
+        "{detail}"
+    );
+    assert!(
+        !detail.contains("webhook am"),
+        "only the failing part: {detail}"
+    );
+
+    assert_eq!(am.attempts(), 0, "nothing was posted");
+    assert!(am.received().is_empty() && broken.received().is_empty());
+    assert!(rig.telegram.messages().is_empty(), "--no-notify");
+}
