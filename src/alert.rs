@@ -510,3 +510,121 @@ impl TelegramSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use failover_watchdog_rig::webhook::{Mode, WebhookStandIn};
+
+    use super::*;
+    use crate::config::WebhookFormat;
+
+    fn hook(name: &str, stand_in: &WebhookStandIn) -> WebhookConfig {
+        WebhookConfig {
+            name: name.to_string(),
+            url: url::Url::parse(&stand_in.url("/hook")).unwrap(),
+            format: WebhookFormat::Json,
+            token: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn start(hooks: &[WebhookConfig]) -> Alerter {
+        let channels = Channels {
+            telegram: None,
+            webhooks: hooks,
+        };
+        Alerter::start("db2", channels, Scrubber::none()).unwrap()
+    }
+
+    /// A hanging channel holds neither the other channel's deliveries nor the closing
+    /// alert's confirmation, which the live channel gives.
+    #[tokio::test]
+    async fn a_hanging_channel_delays_no_other_and_any_delivery_confirms() {
+        let live = WebhookStandIn::start().await.unwrap();
+        let dead = WebhookStandIn::start().await.unwrap();
+        dead.set_mode(Mode::Hang);
+        let alerter = start(&[hook("dead", &dead), hook("live", &live)]);
+        alerter.send(&Alert::Rearmed);
+        alerter.send(&Alert::Resumed);
+        let confirmed = alerter
+            .send_and_confirm(&Alert::PauseRanOut, Duration::from_secs(5))
+            .await;
+        assert_eq!(confirmed, Ok(()));
+        let kinds: Vec<_> = live
+            .received()
+            .iter()
+            .map(|r| r.body["kind"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, ["rearmed", "resumed", "pause_ran_out"]);
+        assert!(dead.received().is_empty());
+        let counts = alerter.deliveries();
+        assert_eq!(
+            counts,
+            [
+                ChannelCount {
+                    channel: "dead".into(),
+                    sent: 0,
+                    failed: 0
+                },
+                ChannelCount {
+                    channel: "live".into(),
+                    sent: 3,
+                    failed: 0
+                },
+            ]
+        );
+        let left = alerter.flush(Duration::from_millis(200)).await;
+        assert_eq!(left.queued, 3, "the dead channel's alerts are still queued");
+    }
+
+    /// When no channel takes the closing alert, the error names each one and why; a
+    /// refusal (4xx) is not retried, and is counted per channel.
+    #[tokio::test]
+    async fn an_alert_no_channel_took_names_every_channel() {
+        let a = WebhookStandIn::start().await.unwrap();
+        let b = WebhookStandIn::start().await.unwrap();
+        a.set_mode(Mode::Down(400));
+        b.set_mode(Mode::Down(403));
+        let alerter = start(&[hook("a", &a), hook("b", &b)]);
+        let error = alerter
+            .send_and_confirm(&Alert::Rearmed, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(error.contains("a: ") && error.contains("400"), "{error}");
+        assert!(error.contains("b: ") && error.contains("403"), "{error}");
+        assert_eq!((a.attempts(), b.attempts()), (1, 1));
+        assert!(alerter.deliveries().iter().all(|c| c.failed == 1));
+        let left = alerter.flush(Duration::from_secs(1)).await;
+        assert_eq!(
+            left,
+            Undelivered {
+                queued: 0,
+                failed: 2
+            }
+        );
+    }
+
+    /// A webhook that answers 429 with `Retry-After` is tried again after it, within
+    /// the delivery budget.
+    #[tokio::test]
+    async fn a_rate_limited_webhook_is_retried_after_its_retry_after() {
+        let hook_stand_in = WebhookStandIn::start().await.unwrap();
+        hook_stand_in.set_mode(Mode::Down(429));
+        let alerter = start(&[hook("h", &hook_stand_in)]);
+        alerter.send(&Alert::Rearmed);
+        let tries = async {
+            while hook_stand_in.attempts() < 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), tries)
+            .await
+            .unwrap();
+        hook_stand_in.set_mode(Mode::Up);
+        let got = hook_stand_in.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 1, "delivered on a later try");
+        assert!(hook_stand_in.attempts() >= 2);
+        assert!(alerter.flush(Duration::from_secs(5)).await.none());
+        assert_eq!(alerter.deliveries()[0].sent, 1);
+    }
+}
