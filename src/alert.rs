@@ -12,7 +12,9 @@
 //! whether it arrived: it counts as delivered as soon as any channel took it
 //! ([`Alerter::send_and_confirm`]); the others keep trying on their own. What each alert
 //! says is [`message`]'s: every alert is an [`Alert`] value, rendered there with the
-//! node's name in its headline; [`webhook`] shapes it for each webhook format.
+//! node's name in its headline; [`webhook`] shapes it for each webhook format. The smoke
+//! test's monthly report goes to the chat channels only, never to an incident tool
+//! (`alertmanager`, `pagerduty`): it must not page anyone.
 //!
 //! A one-shot command (`--promote-now`, `pause`) gives the alerter a wait budget
 //! ([`Alerter::with_wait_budget`]): all its waits for delivery together stay within it,
@@ -42,7 +44,7 @@ use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::config::{Config, TelegramConfig, WebhookConfig};
+use crate::config::{Config, TelegramConfig, WebhookConfig, WebhookFormat};
 use crate::retry::{Backoff, Failure, retry_until};
 use crate::secret::Scrubber;
 use webhook::{Event, WebhookSender};
@@ -105,6 +107,9 @@ pub struct Alerter {
 struct Channel {
     /// `telegram`, a webhook's `name`, or `log`.
     name: String,
+    /// An incident tool (`alertmanager`, `pagerduty`): it pages someone, so it is not
+    /// sent the smoke test's monthly report, which is for the team's chat.
+    pages: bool,
     queue: mpsc::UnboundedSender<Job>,
     counts: Arc<Counts>,
 }
@@ -178,23 +183,25 @@ impl Alerter {
         scrubber: Scrubber,
     ) -> anyhow::Result<Alerter> {
         let channels = channels.into();
-        let mut sinks: Vec<(String, Sink)> = Vec::new();
+        let mut sinks: Vec<(String, bool, Sink)> = Vec::new();
         if let Some(config) = channels.telegram {
             let sender = TelegramSender::new(config, scrubber.clone())?;
-            sinks.push(("telegram".to_string(), Sink::Telegram(sender)));
+            sinks.push(("telegram".to_string(), false, Sink::Telegram(sender)));
         }
         for config in channels.webhooks {
-            sinks.push((
-                config.name.clone(),
-                Sink::Webhook(WebhookSender::new(config)?),
-            ));
+            let pages = matches!(
+                config.format,
+                WebhookFormat::Alertmanager | WebhookFormat::Pagerduty
+            );
+            let sender = WebhookSender::new(config)?;
+            sinks.push((config.name.clone(), pages, Sink::Webhook(sender)));
         }
         if sinks.is_empty() {
-            sinks.push(("log".to_string(), Sink::Log));
+            sinks.push(("log".to_string(), false, Sink::Log));
         }
         let channels = sinks
             .into_iter()
-            .map(|(name, sink)| {
+            .map(|(name, pages, sink)| {
                 let (queue, jobs) = mpsc::unbounded_channel();
                 let counts = Arc::new(Counts::default());
                 tokio::spawn(deliver(
@@ -206,6 +213,7 @@ impl Alerter {
                 ));
                 Channel {
                     name,
+                    pages,
                     queue,
                     counts,
                 }
@@ -249,7 +257,7 @@ impl Alerter {
     /// Queues an alert on every channel; returns at once.
     pub fn send(&self, alert: &Alert) {
         let event = self.event(alert);
-        for channel in self.channels.iter() {
+        for channel in self.channels_for(alert) {
             channel.enqueue(event.clone(), None);
         }
     }
@@ -262,7 +270,7 @@ impl Alerter {
         let within = self.bounded(within);
         let mut waiting = FuturesUnordered::new();
         let mut problems: Vec<String> = Vec::new();
-        for channel in self.channels.iter() {
+        for channel in self.channels_for(alert) {
             let (tx, rx) = oneshot::channel();
             if channel.enqueue(event.clone(), Some(tx)) {
                 let name = channel.name.as_str();
@@ -271,7 +279,7 @@ impl Alerter {
                 problems.push(format!("{}: its worker has stopped", channel.name));
             }
         }
-        let mut pending: Vec<&str> = self.channels.iter().map(|c| c.name.as_str()).collect();
+        let mut pending: Vec<&str> = self.channels_for(alert).map(|c| c.name.as_str()).collect();
         let deadline = Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, waiting.next()).await {
@@ -296,6 +304,10 @@ impl Alerter {
                     break;
                 }
             }
+        }
+        if problems.is_empty() {
+            // Only incident tools are configured and this alert is not for them.
+            return Ok(());
         }
         Err(problems.join("; "))
     }
@@ -329,6 +341,13 @@ impl Alerter {
     /// The alert's text as it is logged and sent: rendered, then scrubbed.
     pub fn render(&self, alert: &Alert) -> String {
         self.scrubber.scrub(&alert.render(&self.node))
+    }
+
+    /// The channels `alert` goes to: every one, except that the smoke test's report does
+    /// not page anyone.
+    fn channels_for<'s>(&'s self, alert: &'s Alert) -> impl Iterator<Item = &'s Channel> {
+        let report = matches!(alert, Alert::SmokeReport { .. });
+        self.channels.iter().filter(move |c| !(report && c.pages))
     }
 
     /// The alert, rendered and scrubbed once for every channel, and logged.
@@ -516,7 +535,6 @@ mod tests {
     use failover_watchdog_rig::webhook::{Mode, WebhookStandIn};
 
     use super::*;
-    use crate::config::WebhookFormat;
 
     fn hook(name: &str, stand_in: &WebhookStandIn) -> WebhookConfig {
         WebhookConfig {
@@ -602,6 +620,34 @@ mod tests {
                 failed: 2
             }
         );
+    }
+
+    /// The smoke test's monthly report goes to the chat channels, never to an incident
+    /// tool: it would page someone.
+    #[tokio::test]
+    async fn the_smoke_report_pages_no_one() {
+        let chat = WebhookStandIn::start().await.unwrap();
+        let pager = WebhookStandIn::start().await.unwrap();
+        let mut pd = hook("pd", &pager);
+        pd.format = WebhookFormat::Pagerduty;
+        pd.token = Some(crate::secret::Secret::inline("rk"));
+        let alerter = start(&[hook("chat", &chat), pd]);
+        let report = Alert::SmokeReport {
+            summary: "all pass".into(),
+        };
+        assert_eq!(
+            alerter
+                .send_and_confirm(&report, Duration::from_secs(5))
+                .await,
+            Ok(())
+        );
+        alerter.send(&Alert::Rearmed);
+        assert!(alerter.flush(Duration::from_secs(5)).await.none());
+        assert_eq!(chat.received().len(), 2);
+        let paged = pager.received();
+        assert_eq!(paged.len(), 1, "{paged:?}");
+        assert_eq!(paged[0].body["event_action"], "trigger");
+        assert_eq!(paged[0].body["payload"]["severity"], "info");
     }
 
     /// A webhook that answers 429 with `Retry-After` is tried again after it, within
