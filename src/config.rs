@@ -281,8 +281,10 @@ pub struct TelegramConfig {
     pub api_url: Url,
 }
 
-/// One `[[alerts.webhooks]]` entry: an alert channel beside Telegram.
-#[derive(Debug, Clone, Serialize)]
+/// One `[[alerts.webhooks]]` entry: an alert channel beside Telegram. Shown (by
+/// `check-config`) without what may be a credential: a Slack webhook's path is its
+/// secret, and a query may hold a token.
+#[derive(Debug, Clone)]
 pub struct WebhookConfig {
     /// Names the channel in logs, errors and delivery counts; unique. Defaults to the
     /// URL's host.
@@ -291,11 +293,47 @@ pub struct WebhookConfig {
     pub format: WebhookFormat,
     /// `token_file`: sent as `Authorization: Bearer`, except for `pagerduty`, where it
     /// is the routing key in the body (and required).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
     /// One attempt's time limit.
-    #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
+}
+
+impl WebhookConfig {
+    /// The URL as it may be shown: a Slack webhook's path and any query redacted.
+    pub fn shown_url(&self) -> String {
+        let mut url = self.url.clone();
+        if url.query().is_some() {
+            url.set_query(Some("[redacted]"));
+        }
+        if self.format == WebhookFormat::Slack {
+            url.set_path("/[redacted]");
+        }
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+}
+
+impl Serialize for WebhookConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            name: &'a str,
+            url: String,
+            format: WebhookFormat,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            token: Option<&'a Secret>,
+            #[serde(serialize_with = "ser_duration")]
+            timeout: Duration,
+        }
+        Shown {
+            name: &self.name,
+            url: self.shown_url(),
+            format: self.format,
+            token: self.token.as_ref(),
+            timeout: self.timeout,
+        }
+        .serialize(serializer)
+    }
 }
 
 /// The body a webhook is sent: see `alert::webhook` for each shape.

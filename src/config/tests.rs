@@ -833,6 +833,12 @@ fn webhooks_are_read_with_their_defaults_and_their_tokens_redacted() {
     assert_eq!(pager.timeout, Duration::from_secs(2));
     assert_eq!(am.format, WebhookFormat::Alertmanager);
     let shown = toml::to_string(&config).unwrap() + &format!("{config:?}");
+    assert!(
+        !toml::to_string(&config).unwrap().contains("T1/B2/C3"),
+        "a Slack webhook's path is its secret"
+    );
+    assert_eq!(slack.shown_url(), "https://hooks.example.com/[redacted]");
+    assert_eq!(am.shown_url(), "https://am.example.com/api/v2/alerts");
     for secret in ["pd-routing-key", "am-bearer"] {
         assert!(!shown.contains(secret), "{secret} leaked");
         assert!(
