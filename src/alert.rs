@@ -1,12 +1,20 @@
-//! Alerts to the team on Telegram. The only module that knows teloxide.
+//! Alerts to the team: on Telegram and on every configured webhook. The only module that
+//! knows teloxide.
 //!
 //! Alerts never sit on a promotion's critical path: [`Alerter::send`] queues a message
-//! and returns at once; a background worker delivers the queue in order, retrying
-//! transient failures (network errors, 5xx, 429 with its `retry_after`) with backoff for
-//! a bounded time per message, and logs what it could not deliver. Only the closing
-//! alert (the `notify` step) waits for its delivery, with a deadline, to record whether it
-//! arrived. What each alert says is [`message`]'s: every alert is an [`Alert`] value,
-//! rendered there with the node's name in its headline.
+//! and returns at once. Every channel (Telegram, each `[[alerts.webhooks]]` entry, or the
+//! log when none is configured) has its own queue and background worker, so a slow or
+//! dead channel never delays another: each delivers its queue in order, retrying
+//! transient failures (network errors, 5xx, 429 with its retry-after) with backoff for
+//! a bounded time per message ([`DELIVERY_BUDGET`]), and logs what it could not deliver
+//! with the alert's text; [`Alerter::deliveries`] counts both per channel. Only the
+//! closing alert (the `notify` step) waits for its delivery, with a deadline, to record
+//! whether it arrived: it counts as delivered as soon as any channel took it
+//! ([`Alerter::send_and_confirm`]); the others keep trying on their own. What each alert
+//! says is [`message`]'s: every alert is an [`Alert`] value, rendered there with the
+//! node's name in its headline; [`webhook`] shapes it for each webhook format. The smoke
+//! test's monthly report goes to the chat channels only, never to an incident tool
+//! (`alertmanager`, `pagerduty`): it must not page anyone.
 //!
 //! A one-shot command (`--promote-now`, `pause`) gives the alerter a wait budget
 //! ([`Alerter::with_wait_budget`]): all its waits for delivery together stay within it,
@@ -16,59 +24,97 @@
 //! token works, without a message.
 //!
 //! Every alert's text is scrubbed of every configured secret when it is queued, so no
-//! secret that reached an alert (an error text a service echoed) leaves through Telegram
-//! or the log. teloxide puts the bot token in the request URL, so every error text is
-//! scrubbed too, with the same [`Scrubber`], before it reaches a log line.
+//! secret that reached an alert (an error text a service echoed) leaves through a
+//! channel or the log. teloxide puts the bot token in the request URL, so every error
+//! text is scrubbed too, with the same [`Scrubber`], before it reaches a log line.
 
 pub mod message;
+pub mod webhook;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::anyhow;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use teloxide::requests::Requester;
 use teloxide::types::{ChatId, Recipient};
 use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::config::TelegramConfig;
+use crate::config::{Config, TelegramConfig, WebhookConfig, WebhookFormat};
 use crate::retry::{Backoff, Failure, retry_until};
 use crate::secret::Scrubber;
+use webhook::{Event, WebhookSender};
 
 pub use message::Alert;
 
-/// How long the worker keeps trying to deliver one message.
+/// How long a channel's worker keeps trying to deliver one message.
 pub const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
 /// Longest a single attempt may take. Telegram answers in well under a second, but
 /// teloxide sleeps 10 s before it reads a 5xx reply: we cut the attempt short and let the
 /// backoff decide when to try again, so a one-shot command's 10 s still sees a few tries.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// The channels to start: Telegram and the webhooks, as configured.
+#[derive(Clone, Copy, Default)]
+pub struct Channels<'a> {
+    pub telegram: Option<&'a TelegramConfig>,
+    pub webhooks: &'a [WebhookConfig],
+}
+
+impl<'a> From<&'a Config> for Channels<'a> {
+    fn from(config: &'a Config) -> Self {
+        Channels {
+            telegram: config.telegram.as_ref(),
+            webhooks: &config.webhooks,
+        }
+    }
+}
+
+impl<'a> From<Option<&'a TelegramConfig>> for Channels<'a> {
+    fn from(telegram: Option<&'a TelegramConfig>) -> Self {
+        Channels {
+            telegram,
+            webhooks: &[],
+        }
+    }
+}
+
 enum Job {
     Message {
-        text: String,
+        /// The alert, rendered and scrubbed.
+        event: Arc<Event>,
         delivered: Option<oneshot::Sender<Result<(), String>>>,
     },
     Flush(oneshot::Sender<()>),
 }
 
-/// The alert queue. Cheap to clone.
+/// The alert queues, one per channel. Cheap to clone.
 #[derive(Clone)]
 pub struct Alerter {
-    /// The channel the worker delivers to (for [`Self::deliveries`]).
-    channel: &'static str,
     node: String,
     /// Every alert's text goes through it before it is logged or sent.
     scrubber: Scrubber,
-    queue: mpsc::UnboundedSender<Job>,
-    counts: Arc<Counts>,
+    channels: Arc<[Channel]>,
     /// For one-shot commands: the total time all waits for delivery may take.
     wait_budget: Option<Arc<WaitBudget>>,
 }
 
-/// Alerts queued and not yet handled, and alerts given up on.
+/// One channel's queue, as the [`Alerter`] sees it.
+struct Channel {
+    /// `telegram`, a webhook's `name`, or `log`.
+    name: String,
+    /// An incident tool (`alertmanager`, `pagerduty`): it pages someone, so it is not
+    /// sent the smoke test's monthly report, which is for the team's chat.
+    pages: bool,
+    queue: mpsc::UnboundedSender<Job>,
+    counts: Arc<Counts>,
+}
+
+/// Alerts queued and not yet handled, and alerts given up on, by one channel.
 #[derive(Default)]
 struct Counts {
     queued: AtomicUsize,
@@ -81,8 +127,8 @@ struct Counts {
 /// Alerts delivered and given up on by one channel since start (for metrics).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelCount {
-    /// `telegram`, or `log` when no channel is configured.
-    pub channel: &'static str,
+    /// `telegram`, a webhook's `name`, or `log` when no channel is configured.
+    pub channel: String,
     pub sent: u64,
     pub failed: u64,
 }
@@ -93,8 +139,9 @@ struct WaitBudget {
     deadline: OnceLock<Instant>,
 }
 
-/// What [`Alerter::flush`] found: alerts still queued when it gave up waiting, and
-/// alerts the worker gave up on.
+/// What [`Alerter::flush`] found, summed over the channels (an alert two channels did
+/// not deliver counts twice): deliveries still queued when it gave up waiting, and
+/// deliveries the workers gave up on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Undelivered {
     pub queued: usize,
@@ -118,28 +165,64 @@ impl std::fmt::Display for Undelivered {
     }
 }
 
+/// Where one worker delivers.
+enum Sink {
+    /// No channel configured: the log is the channel.
+    Log,
+    Telegram(TelegramSender),
+    Webhook(WebhookSender),
+}
+
 impl Alerter {
-    /// Starts the delivery worker. With no `[telegram]` config, alerts go to the log only.
-    /// `scrubber` (every secret of the config) cleans every alert and every error text.
-    pub fn start(
+    /// Starts one delivery worker per channel: Telegram and each webhook; with none
+    /// configured, alerts go to the log only. `scrubber` (every secret of the config)
+    /// cleans every alert and every error text.
+    pub fn start<'a>(
         node: &str,
-        telegram: Option<&TelegramConfig>,
+        channels: impl Into<Channels<'a>>,
         scrubber: Scrubber,
     ) -> anyhow::Result<Alerter> {
-        let (queue, jobs) = mpsc::unbounded_channel();
-        let sender = match telegram {
-            Some(config) => Some(TelegramSender::new(config, scrubber.clone())?),
-            None => None,
-        };
-        let counts = Arc::new(Counts::default());
-        let channel = if sender.is_some() { "telegram" } else { "log" };
-        tokio::spawn(deliver(jobs, sender, counts.clone()));
+        let channels = channels.into();
+        let mut sinks: Vec<(String, bool, Sink)> = Vec::new();
+        if let Some(config) = channels.telegram {
+            let sender = TelegramSender::new(config, scrubber.clone())?;
+            sinks.push(("telegram".to_string(), false, Sink::Telegram(sender)));
+        }
+        for config in channels.webhooks {
+            let pages = matches!(
+                config.format,
+                WebhookFormat::Alertmanager | WebhookFormat::Pagerduty
+            );
+            let sender = WebhookSender::new(config)?;
+            sinks.push((config.name.clone(), pages, Sink::Webhook(sender)));
+        }
+        if sinks.is_empty() {
+            sinks.push(("log".to_string(), false, Sink::Log));
+        }
+        let channels = sinks
+            .into_iter()
+            .map(|(name, pages, sink)| {
+                let (queue, jobs) = mpsc::unbounded_channel();
+                let counts = Arc::new(Counts::default());
+                tokio::spawn(deliver(
+                    name.clone(),
+                    jobs,
+                    sink,
+                    counts.clone(),
+                    scrubber.clone(),
+                ));
+                Channel {
+                    name,
+                    pages,
+                    queue,
+                    counts,
+                }
+            })
+            .collect();
         Ok(Alerter {
-            channel,
             node: node.to_string(),
             scrubber,
-            queue,
-            counts,
+            channels,
             wait_budget: None,
         })
     }
@@ -161,52 +244,97 @@ impl Alerter {
 
     /// Alerts delivered and given up on, per channel, since start.
     pub fn deliveries(&self) -> Vec<ChannelCount> {
-        vec![ChannelCount {
-            channel: self.channel,
-            sent: self.counts.sent.load(Ordering::Relaxed) as u64,
-            failed: self.counts.failed.load(Ordering::Relaxed) as u64,
-        }]
+        self.channels
+            .iter()
+            .map(|c| ChannelCount {
+                channel: c.name.clone(),
+                sent: c.counts.sent.load(Ordering::Relaxed) as u64,
+                failed: c.counts.failed.load(Ordering::Relaxed) as u64,
+            })
+            .collect()
     }
 
-    /// Queues an alert; returns at once.
+    /// Queues an alert on every channel; returns at once.
     pub fn send(&self, alert: &Alert) {
-        let text = self.render(alert);
-        tracing::info!(alert = alert.kind(), "alert queued: {text}");
-        self.enqueue(text, None);
+        let event = self.event(alert);
+        for channel in self.channels_for(alert) {
+            channel.enqueue(event.clone(), None);
+        }
     }
 
-    /// Queues an alert and waits up to `within` (and the wait budget) for it to be
-    /// delivered.
+    /// Queues an alert on every channel and waits up to `within` (and the wait budget)
+    /// for it to be delivered. `Ok` as soon as any channel delivered it (the others go
+    /// on trying, and log a failure); otherwise the error names every channel and why.
     pub async fn send_and_confirm(&self, alert: &Alert, within: Duration) -> Result<(), String> {
-        let text = self.render(alert);
-        tracing::info!(alert = alert.kind(), "alert queued: {text}");
+        let event = self.event(alert);
         let within = self.bounded(within);
-        let (tx, rx) = oneshot::channel();
-        if !self.enqueue(text, Some(tx)) {
-            return Err("the alert worker has stopped".to_string());
+        let mut waiting = FuturesUnordered::new();
+        let mut problems: Vec<String> = Vec::new();
+        for channel in self.channels_for(alert) {
+            let (tx, rx) = oneshot::channel();
+            if channel.enqueue(event.clone(), Some(tx)) {
+                let name = channel.name.as_str();
+                waiting.push(async move { (name, rx.await) });
+            } else {
+                problems.push(format!("{}: its worker has stopped", channel.name));
+            }
         }
-        match tokio::time::timeout(within, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the alert worker has stopped".to_string()),
-            Err(_) => Err(format!(
-                "not delivered within {}",
-                humantime::format_duration(within)
-            )),
+        let mut pending: Vec<&str> = self.channels_for(alert).map(|c| c.name.as_str()).collect();
+        let deadline = Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, waiting.next()).await {
+                Ok(Some((_, Ok(Ok(()))))) => return Ok(()),
+                Ok(Some((name, answer))) => {
+                    pending.retain(|n| *n != name);
+                    let why = match answer {
+                        Ok(Err(e)) => e,
+                        _ => "its worker has stopped".to_string(),
+                    };
+                    problems.push(format!("{name}: {why}"));
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    let not_yet = pending.iter().map(|name| {
+                        format!(
+                            "{name}: not delivered within {}",
+                            humantime::format_duration(within)
+                        )
+                    });
+                    problems.extend(not_yet);
+                    break;
+                }
+            }
         }
+        if problems.is_empty() {
+            // Only incident tools are configured and this alert is not for them.
+            return Ok(());
+        }
+        Err(problems.join("; "))
     }
 
     /// Waits up to `within` (and the wait budget) for every queued alert to be delivered
-    /// or given up on, so a short-lived command does not exit with alerts unsent; says
-    /// what was not delivered.
+    /// or given up on by every channel, so a short-lived command does not exit with
+    /// alerts unsent; says what was not delivered.
     pub async fn flush(&self, within: Duration) -> Undelivered {
         let within = self.bounded(within);
-        let (tx, rx) = oneshot::channel();
-        if self.queue.send(Job::Flush(tx)).is_ok() {
-            let _ = tokio::time::timeout(within, rx).await;
-        }
+        let waits: Vec<_> = self
+            .channels
+            .iter()
+            .filter_map(|channel| {
+                let (tx, rx) = oneshot::channel();
+                channel.queue.send(Job::Flush(tx)).ok().map(|_| rx)
+            })
+            .collect();
+        let _ = tokio::time::timeout(within, futures::future::join_all(waits)).await;
+        let sum = |count: fn(&Counts) -> &AtomicUsize| {
+            self.channels
+                .iter()
+                .map(|c| count(&c.counts).load(Ordering::Relaxed))
+                .sum()
+        };
         Undelivered {
-            queued: self.counts.queued.load(Ordering::Relaxed),
-            failed: self.counts.failed.load(Ordering::Relaxed),
+            queued: sum(|c| &c.queued),
+            failed: sum(|c| &c.failed),
         }
     }
 
@@ -215,18 +343,18 @@ impl Alerter {
         self.scrubber.scrub(&alert.render(&self.node))
     }
 
-    fn enqueue(
-        &self,
-        text: String,
-        delivered: Option<oneshot::Sender<Result<(), String>>>,
-    ) -> bool {
-        self.counts.queued.fetch_add(1, Ordering::Relaxed);
-        let sent = self.queue.send(Job::Message { text, delivered }).is_ok();
-        if !sent {
-            self.counts.queued.fetch_sub(1, Ordering::Relaxed);
-            self.counts.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        sent
+    /// The channels `alert` goes to: every one, except that the smoke test's report does
+    /// not page anyone.
+    fn channels_for<'s>(&'s self, alert: &'s Alert) -> impl Iterator<Item = &'s Channel> {
+        let report = matches!(alert, Alert::SmokeReport { .. });
+        self.channels.iter().filter(move |c| !(report && c.pages))
+    }
+
+    /// The alert, rendered and scrubbed once for every channel, and logged.
+    fn event(&self, alert: &Alert) -> Arc<Event> {
+        let text = self.render(alert);
+        tracing::info!(alert = alert.kind(), "alert queued: {text}");
+        Arc::new(Event::new(&self.node, alert, &text, jiff::Timestamp::now()))
     }
 
     /// `within`, cut to what is left of the wait budget.
@@ -241,32 +369,58 @@ impl Alerter {
     }
 }
 
+impl Channel {
+    fn enqueue(
+        &self,
+        event: Arc<Event>,
+        delivered: Option<oneshot::Sender<Result<(), String>>>,
+    ) -> bool {
+        self.counts.queued.fetch_add(1, Ordering::Relaxed);
+        let sent = self.queue.send(Job::Message { event, delivered }).is_ok();
+        if !sent {
+            self.counts.queued.fetch_sub(1, Ordering::Relaxed);
+            self.counts.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        sent
+    }
+}
+
+/// One channel's worker: delivers its queue in order, each alert within
+/// [`DELIVERY_BUDGET`].
 async fn deliver(
+    channel: String,
     mut jobs: mpsc::UnboundedReceiver<Job>,
-    sender: Option<TelegramSender>,
+    sink: Sink,
     counts: Arc<Counts>,
+    scrubber: Scrubber,
 ) {
     while let Some(job) = jobs.recv().await {
         match job {
             Job::Flush(done) => {
                 let _ = done.send(());
             }
-            Job::Message { text, delivered } => {
-                let result = match &sender {
-                    None => {
-                        tracing::info!(alert = %text, "alert (no [telegram] configured)");
+            Job::Message { event, delivered } => {
+                let text = &event.text;
+                let result = match &sink {
+                    Sink::Log => {
+                        tracing::info!(alert = %text, "alert (no alert channel configured)");
                         Ok(())
                     }
-                    Some(sender) => sender.send(&text).await.map_err(|e| format!("{e:#}")),
-                };
+                    Sink::Telegram(sender) => sender.send(text).await,
+                    Sink::Webhook(sender) => sender.send(&event, DELIVERY_BUDGET).await,
+                }
+                .map_err(|e| scrubber.scrub(&format!("{e:#}")));
                 match &result {
                     Ok(()) => {
                         counts.sent.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!("alert delivered")
+                        tracing::debug!(channel, "alert delivered")
                     }
                     Err(e) => {
                         counts.failed.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!("alert not delivered: {e}; text was: {text}")
+                        tracing::error!(
+                            channel,
+                            "alert not delivered to {channel}: {e}; text was: {text}"
+                        )
                     }
                 }
                 counts.queued.fetch_sub(1, Ordering::Relaxed);
@@ -373,5 +527,150 @@ impl TelegramSender {
                 Failure::fatal(anyhow!(text))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use failover_watchdog_rig::webhook::{Mode, WebhookStandIn};
+
+    use super::*;
+
+    fn hook(name: &str, stand_in: &WebhookStandIn) -> WebhookConfig {
+        WebhookConfig {
+            name: name.to_string(),
+            url: url::Url::parse(&stand_in.url("/hook")).unwrap(),
+            format: WebhookFormat::Json,
+            token: None,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn start(hooks: &[WebhookConfig]) -> Alerter {
+        let channels = Channels {
+            telegram: None,
+            webhooks: hooks,
+        };
+        Alerter::start("db2", channels, Scrubber::none()).unwrap()
+    }
+
+    /// A hanging channel holds neither the other channel's deliveries nor the closing
+    /// alert's confirmation, which the live channel gives.
+    #[tokio::test]
+    async fn a_hanging_channel_delays_no_other_and_any_delivery_confirms() {
+        let live = WebhookStandIn::start().await.unwrap();
+        let dead = WebhookStandIn::start().await.unwrap();
+        dead.set_mode(Mode::Hang);
+        let alerter = start(&[hook("dead", &dead), hook("live", &live)]);
+        alerter.send(&Alert::Rearmed);
+        alerter.send(&Alert::Resumed);
+        let confirmed = alerter
+            .send_and_confirm(&Alert::PauseRanOut, Duration::from_secs(5))
+            .await;
+        assert_eq!(confirmed, Ok(()));
+        let kinds: Vec<_> = live
+            .received()
+            .iter()
+            .map(|r| r.body["kind"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(kinds, ["rearmed", "resumed", "pause_ran_out"]);
+        assert!(dead.received().is_empty());
+        let counts = alerter.deliveries();
+        assert_eq!(
+            counts,
+            [
+                ChannelCount {
+                    channel: "dead".into(),
+                    sent: 0,
+                    failed: 0
+                },
+                ChannelCount {
+                    channel: "live".into(),
+                    sent: 3,
+                    failed: 0
+                },
+            ]
+        );
+        let left = alerter.flush(Duration::from_millis(200)).await;
+        assert_eq!(left.queued, 3, "the dead channel's alerts are still queued");
+    }
+
+    /// When no channel takes the closing alert, the error names each one and why; a
+    /// refusal (4xx) is not retried, and is counted per channel.
+    #[tokio::test]
+    async fn an_alert_no_channel_took_names_every_channel() {
+        let a = WebhookStandIn::start().await.unwrap();
+        let b = WebhookStandIn::start().await.unwrap();
+        a.set_mode(Mode::Down(400));
+        b.set_mode(Mode::Down(403));
+        let alerter = start(&[hook("a", &a), hook("b", &b)]);
+        let error = alerter
+            .send_and_confirm(&Alert::Rearmed, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(error.contains("a: ") && error.contains("400"), "{error}");
+        assert!(error.contains("b: ") && error.contains("403"), "{error}");
+        assert_eq!((a.attempts(), b.attempts()), (1, 1));
+        assert!(alerter.deliveries().iter().all(|c| c.failed == 1));
+        let left = alerter.flush(Duration::from_secs(1)).await;
+        assert_eq!(
+            left,
+            Undelivered {
+                queued: 0,
+                failed: 2
+            }
+        );
+    }
+
+    /// The smoke test's monthly report goes to the chat channels, never to an incident
+    /// tool: it would page someone.
+    #[tokio::test]
+    async fn the_smoke_report_pages_no_one() {
+        let chat = WebhookStandIn::start().await.unwrap();
+        let pager = WebhookStandIn::start().await.unwrap();
+        let mut pd = hook("pd", &pager);
+        pd.format = WebhookFormat::Pagerduty;
+        pd.token = Some(crate::secret::Secret::inline("rk"));
+        let alerter = start(&[hook("chat", &chat), pd]);
+        let report = Alert::SmokeReport {
+            summary: "all pass".into(),
+        };
+        assert_eq!(
+            alerter
+                .send_and_confirm(&report, Duration::from_secs(5))
+                .await,
+            Ok(())
+        );
+        alerter.send(&Alert::Rearmed);
+        assert!(alerter.flush(Duration::from_secs(5)).await.none());
+        assert_eq!(chat.received().len(), 2);
+        let paged = pager.received();
+        assert_eq!(paged.len(), 1, "{paged:?}");
+        assert_eq!(paged[0].body["event_action"], "trigger");
+        assert_eq!(paged[0].body["payload"]["severity"], "info");
+    }
+
+    /// A webhook that answers 429 with `Retry-After` is tried again after it, within
+    /// the delivery budget.
+    #[tokio::test]
+    async fn a_rate_limited_webhook_is_retried_after_its_retry_after() {
+        let hook_stand_in = WebhookStandIn::start().await.unwrap();
+        hook_stand_in.set_mode(Mode::Down(429));
+        let alerter = start(&[hook("h", &hook_stand_in)]);
+        alerter.send(&Alert::Rearmed);
+        let tries = async {
+            while hook_stand_in.attempts() < 1 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), tries)
+            .await
+            .unwrap();
+        hook_stand_in.set_mode(Mode::Up);
+        let got = hook_stand_in.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 1, "delivered on a later try");
+        assert!(hook_stand_in.attempts() >= 2);
+        assert!(alerter.flush(Duration::from_secs(5)).await.none());
+        assert_eq!(alerter.deliveries()[0].sent, 1);
     }
 }

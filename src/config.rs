@@ -74,6 +74,8 @@ pub struct Config {
     pub dns: DnsConfig,
     /// `None` when there is no `[telegram]` table: alerts then only go to the log.
     pub telegram: Option<TelegramConfig>,
+    /// `[[alerts.webhooks]]`: alert channels beside Telegram; empty when none.
+    pub webhooks: Vec<WebhookConfig>,
     pub promotion: PromotionConfig,
     /// `[smoke]`: the readiness checks of `smoke-test`; every key is optional.
     pub smoke: SmokeConfig,
@@ -279,6 +281,71 @@ pub struct TelegramConfig {
     pub api_url: Url,
 }
 
+/// One `[[alerts.webhooks]]` entry: an alert channel beside Telegram. Shown (by
+/// `check-config`) without what may be a credential: a Slack webhook's path is its
+/// secret, and a query may hold a token.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// Names the channel in logs, errors and delivery counts; unique. Defaults to the
+    /// URL's host.
+    pub name: String,
+    pub url: Url,
+    pub format: WebhookFormat,
+    /// `token_file`: sent as `Authorization: Bearer`, except for `pagerduty`, where it
+    /// is the routing key in the body (and required).
+    pub token: Option<Secret>,
+    /// One attempt's time limit.
+    pub timeout: Duration,
+}
+
+impl WebhookConfig {
+    /// The URL as it may be shown: a Slack webhook's path and any query redacted.
+    pub fn shown_url(&self) -> String {
+        let mut url = self.url.clone();
+        if url.query().is_some() {
+            url.set_query(Some("[redacted]"));
+        }
+        if self.format == WebhookFormat::Slack {
+            url.set_path("/[redacted]");
+        }
+        let _ = url.set_password(None);
+        url.to_string()
+    }
+}
+
+impl Serialize for WebhookConfig {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            name: &'a str,
+            url: String,
+            format: WebhookFormat,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            token: Option<&'a Secret>,
+            #[serde(serialize_with = "ser_duration")]
+            timeout: Duration,
+        }
+        Shown {
+            name: &self.name,
+            url: self.shown_url(),
+            format: self.format,
+            token: self.token.as_ref(),
+            timeout: self.timeout,
+        }
+        .serialize(serializer)
+    }
+}
+
+/// The body a webhook is sent: see `alert::webhook` for each shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    Json,
+    Slack,
+    Alertmanager,
+    Pagerduty,
+}
+
 /// `[smoke]`: the standby's readiness checks (`smoke-test`). Every key is optional; a
 /// check with nothing configured is skipped, never passed.
 #[derive(Debug, Clone, Serialize)]
@@ -366,6 +433,7 @@ impl Config {
         let apps = v.apps(&raw.apps)?;
         let dns = v.dns(&raw.dns)?;
         let telegram = v.telegram(raw.telegram.as_ref())?;
+        let webhooks = v.webhooks(&raw.alerts, telegram.is_some())?;
         let smoke = v.smoke(&raw.smoke, replica.max_lag)?;
         let promotion = v.promotion(&raw.promotion, &probe.checks)?;
         Ok(Config {
@@ -376,6 +444,7 @@ impl Config {
             apps,
             dns,
             telegram,
+            webhooks,
             promotion,
             smoke,
             warnings: v.into_warnings(),
@@ -391,6 +460,7 @@ impl Config {
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut secrets = vec![&self.replica.password, &self.dns.api_token];
         secrets.extend(self.telegram.iter().map(|t| &t.bot_token));
+        secrets.extend(self.webhooks.iter().filter_map(|w| w.token.as_ref()));
         secrets.extend(self.probe.witnesses.iter().map(|w| &w.token));
         secrets.extend(check_passwords(&self.probe.checks));
         secrets

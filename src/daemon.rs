@@ -56,11 +56,7 @@ pub async fn run(
         Timestamp::now()
     ))?;
     let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let alerter = Alerter::start(
-        &config.node.name,
-        config.telegram.as_ref(),
-        scrubber.clone(),
-    )?;
+    let alerter = Alerter::start(&config.node.name, &config, scrubber.clone())?;
     let started = Instant::now();
     let decider = Decider::new(
         Settings::from_config(&config),

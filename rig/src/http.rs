@@ -1,5 +1,5 @@
 //! The stand-ins' HTTP server loop, shared by [`crate::cloudflare`],
-//! [`crate::telegram`] and [`crate::panel`].
+//! [`crate::telegram`], [`crate::webhook`] and [`crate::panel`].
 
 use axum::Router;
 use tokio::net::TcpListener;

@@ -5,6 +5,8 @@
 //!   temporary directory on free loopback ports.
 //! - [`cloudflare`]: a local HTTP server that follows Cloudflare's v4 DNS API.
 //! - [`telegram`]: a local HTTP server that follows the Telegram Bot API.
+//! - [`webhook`]: a local HTTP server that takes alert webhooks (JSON, Slack,
+//!   Alertmanager, PagerDuty) and records them.
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
 //! - [`health`]: an HTTP health endpoint whose answers a test scripts.
 //! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
@@ -23,3 +25,4 @@ pub mod panel;
 pub mod stage;
 pub mod systemctl;
 pub mod telegram;
+pub mod webhook;

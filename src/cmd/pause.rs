@@ -54,7 +54,7 @@ pub async fn resume(config: &Config) -> anyhow::Result<ExitCode> {
 /// The alert; a Telegram that does not take it is a warning, not a failed command.
 async fn tell(config: &Config, alert: &Alert) {
     let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let delivered = match Alerter::start(&config.node.name, config.telegram.as_ref(), scrubber) {
+    let delivered = match Alerter::start(&config.node.name, config, scrubber) {
         Ok(alerter) => alerter.send_and_confirm(alert, ALERT_WAIT).await,
         Err(e) => Err(format!("{e:#}")),
     };

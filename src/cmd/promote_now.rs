@@ -36,8 +36,7 @@ pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<Ex
     // A dead Telegram must not hold the operator's terminal: every wait for an alert
     // together stays within ALERT_WAIT; what is not delivered is said, and logged.
     let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let alerter = Alerter::start(&config.node.name, config.telegram.as_ref(), scrubber)?
-        .with_wait_budget(ALERT_WAIT);
+    let alerter = Alerter::start(&config.node.name, config, scrubber)?.with_wait_budget(ALERT_WAIT);
     let promoter = Promoter::new(config, alerter.clone())?;
     if dry_run {
         return dry_run_plan(config, &promoter, store.load_journal()?.as_ref()).await;

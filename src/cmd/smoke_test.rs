@@ -23,7 +23,7 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
     }
     if notify {
         let scrubber = crate::secret::Scrubber::new(config.secrets());
-        let alerter = Alerter::start(&config.node.name, config.telegram.as_ref(), scrubber)?;
+        let alerter = Alerter::start(&config.node.name, config, scrubber)?;
         alerter
             .send_and_confirm(
                 &Alert::SmokeReport {

@@ -154,3 +154,10 @@ pub fn witness_timeout(probe_timeout: Duration, interval: Duration) -> Duration 
 pub fn smoke_max_lag(replica_max_lag: Duration) -> Duration {
     replica_max_lag
 }
+
+/// `alerts.webhooks[].url` for `format = "pagerduty"`: the Events API v2.
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// `alerts.webhooks[].timeout`: one attempt's limit. A webhook answers in well under a
+/// second; the delivery budget retries a slow one.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);

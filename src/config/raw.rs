@@ -16,6 +16,8 @@ pub struct File {
     pub dns: Dns,
     pub telegram: Option<Telegram>,
     #[serde(default)]
+    pub alerts: Alerts,
+    #[serde(default)]
     pub promotion: Promotion,
     #[serde(default)]
     pub smoke: Smoke,
@@ -156,6 +158,25 @@ pub struct Smoke {
     pub trial_boot_timeout: Option<String>,
     #[serde(default)]
     pub urls: Vec<String>,
+}
+
+/// `[alerts]`: the alert channels beside Telegram.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    #[serde(default)]
+    pub webhooks: Vec<Webhook>,
+}
+
+/// One `[[alerts.webhooks]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub url: Option<String>,
+    pub format: String,
+    pub token_file: Option<String>,
+    pub name: Option<String>,
+    pub timeout: Option<String>,
 }
 
 /// Telegram chat ids are numbers, but people write them both ways.

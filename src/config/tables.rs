@@ -9,7 +9,8 @@ use std::time::Duration;
 use super::validate::{Validator, host_name_problem};
 use super::{
     AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, NodeConfig, ProbeConfig,
-    PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig, WitnessRef, defaults, raw,
+    PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig, WebhookConfig, WebhookFormat,
+    WitnessRef, defaults, raw,
 };
 
 impl Validator<'_> {
@@ -384,13 +385,13 @@ impl Validator<'_> {
         })
     }
 
-    /// `[telegram]`; without it alerts go to the log only, which draws a warning.
+    /// `[telegram]`; without it (and without webhooks) alerts go to the log only, which
+    /// [`Self::webhooks`] warns of.
     pub(super) fn telegram(
         &mut self,
         raw: Option<&raw::Telegram>,
     ) -> Result<Option<TelegramConfig>, ConfigError> {
         let Some(t) = raw else {
-            self.warn("no [telegram] table: alerts go to the log only");
             return Ok(None);
         };
         Ok(Some(TelegramConfig {
@@ -405,6 +406,82 @@ impl Validator<'_> {
                 t.api_url.as_deref().unwrap_or(defaults::TELEGRAM_API_URL),
             )?,
         }))
+    }
+
+    /// `[[alerts.webhooks]]`. Names are unique (they name the channel in logs and
+    /// counts); `pagerduty` needs its routing key in `token_file`. With neither Telegram
+    /// nor a webhook, alerts go to the log only, which draws a warning.
+    pub(super) fn webhooks(
+        &mut self,
+        raw: &raw::Alerts,
+        has_telegram: bool,
+    ) -> Result<Vec<WebhookConfig>, ConfigError> {
+        if !has_telegram && raw.webhooks.is_empty() {
+            self.warn("no [telegram] table: alerts go to the log only");
+        }
+        let mut webhooks: Vec<WebhookConfig> = Vec::new();
+        for (i, w) in raw.webhooks.iter().enumerate() {
+            let key = |k: &str| format!("alerts.webhooks[{i}].{k}");
+            let format = match w.format.trim() {
+                "json" => WebhookFormat::Json,
+                "slack" => WebhookFormat::Slack,
+                "alertmanager" => WebhookFormat::Alertmanager,
+                "pagerduty" => WebhookFormat::Pagerduty,
+                other => {
+                    return Err(self.error(
+                        &key("format"),
+                        format!(
+                            "{other:?} is not a format: use json, slack, alertmanager or pagerduty"
+                        ),
+                    ));
+                }
+            };
+            let url = match (w.url.as_deref(), format) {
+                (Some(url), _) => self.url(&key("url"), url)?,
+                (None, WebhookFormat::Pagerduty) => {
+                    self.url(&key("url"), defaults::PAGERDUTY_EVENTS_URL)?
+                }
+                (None, _) => return Err(self.error(&key("url"), "missing")),
+            };
+            let token = match w.token_file.as_deref() {
+                Some(path) => Some(self.secret(&key("token"), None, Some(path))?),
+                None if format == WebhookFormat::Pagerduty => {
+                    return Err(self.error(
+                        &key("token_file"),
+                        "missing: a pagerduty webhook needs its routing key in token_file",
+                    ));
+                }
+                None => None,
+            };
+            let name = match w.name.as_deref() {
+                Some(name) => self.non_empty(&key("name"), name)?,
+                None => url.host_str().unwrap_or_default().to_string(),
+            };
+            if name == "telegram" || name == "log" {
+                return Err(self.error(
+                    &key("name"),
+                    format!("{name:?} is taken by a built-in channel; give another name"),
+                ));
+            }
+            if webhooks.iter().any(|other| other.name == name) {
+                return Err(self.error(
+                    &key("name"),
+                    format!("{name:?} names another webhook too; give each a unique name"),
+                ));
+            }
+            let timeout = match w.timeout.as_deref() {
+                Some(text) => self.duration(&key("timeout"), text)?,
+                None => defaults::WEBHOOK_TIMEOUT,
+            };
+            webhooks.push(WebhookConfig {
+                name,
+                url,
+                format,
+                token,
+                timeout,
+            });
+        }
+        Ok(webhooks)
     }
 
     /// `telegram.chat_id`: a number, written as one or as text, or an `@channel` name.

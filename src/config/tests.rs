@@ -115,12 +115,17 @@ fn the_shipped_example_config_is_valid() {
     let fx = Fixture::new();
     // The example points at absolute secret paths; swap them for the fixture's files.
     let text = text.replace("/etc/failover-watchdog/", "");
-    for token in ["witness-ams1.token", "witness-nyc1.token"] {
+    for token in [
+        "witness-ams1.token",
+        "witness-nyc1.token",
+        "alertmanager.token",
+    ] {
         std::fs::write(fx.dir.path().join(token), "w-token\n").unwrap();
     }
     let config = fx.parse(&text).unwrap();
     assert!(!config.dns.records.is_empty());
     assert_eq!(config.probe.witnesses.len(), 2);
+    assert_eq!(config.webhooks.len(), 1);
 }
 
 #[test]
@@ -789,4 +794,140 @@ fn a_record_already_right_in_another_spelling_points_at_the_standby() {
     assert!(!record("A", "203.0.113.20").points_at("203.0.113.21"));
     assert!(record("CNAME", "Standby.Example.com.").points_at("standby.example.com"));
     assert!(!record("CNAME", "standby.example.com").points_at("primary.example.com"));
+}
+
+/// Three webhooks, appended to GOOD.
+const WEBHOOKS: &str = r#"
+[[alerts.webhooks]]
+url = "https://hooks.example.com/services/T1/B2/C3"
+format = "slack"
+
+[[alerts.webhooks]]
+format = "pagerduty"
+token_file = "pd.key"
+name = "pager"
+timeout = "2s"
+
+[[alerts.webhooks]]
+url = "https://am.example.com/api/v2/alerts"
+format = "alertmanager"
+token_file = "am.token"
+"#;
+
+#[test]
+fn webhooks_are_read_with_their_defaults_and_their_tokens_redacted() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("pd.key"), "pd-routing-key\n").unwrap();
+    std::fs::write(fx.dir.path().join("am.token"), "am-bearer\n").unwrap();
+    let config = fx.parse(&format!("{GOOD}{WEBHOOKS}")).unwrap();
+    let [slack, pager, am] = &config.webhooks[..] else {
+        panic!("{:?}", config.webhooks)
+    };
+    assert_eq!(slack.name, "hooks.example.com", "the URL's host by default");
+    assert_eq!(slack.format, WebhookFormat::Slack);
+    assert!(slack.token.is_none());
+    assert_eq!(slack.timeout, defaults::WEBHOOK_TIMEOUT);
+    assert_eq!(pager.name, "pager");
+    assert_eq!(pager.url.as_str(), defaults::PAGERDUTY_EVENTS_URL);
+    assert_eq!(pager.token.as_ref().unwrap().expose(), "pd-routing-key");
+    assert_eq!(pager.timeout, Duration::from_secs(2));
+    assert_eq!(am.format, WebhookFormat::Alertmanager);
+    let shown = toml::to_string(&config).unwrap() + &format!("{config:?}");
+    assert!(
+        !toml::to_string(&config).unwrap().contains("T1/B2/C3"),
+        "a Slack webhook's path is its secret"
+    );
+    assert_eq!(slack.shown_url(), "https://hooks.example.com/[redacted]");
+    assert_eq!(am.shown_url(), "https://am.example.com/api/v2/alerts");
+    for secret in ["pd-routing-key", "am-bearer"] {
+        assert!(!shown.contains(secret), "{secret} leaked");
+        assert!(
+            config.secrets().iter().any(|s| s.expose() == secret),
+            "{secret} is not scrubbed"
+        );
+    }
+    assert!(
+        !config.warnings.iter().any(|w| w.contains("log only")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn webhooks_without_telegram_do_not_draw_the_log_only_warning() {
+    let fx = Fixture::new();
+    let start = GOOD.find("[telegram]").unwrap();
+    let end = start + GOOD[start..].find("api_url").unwrap();
+    let end = end + GOOD[end..].find('\n').unwrap();
+    let without = format!("{}{}", &GOOD[..start], &GOOD[end..]);
+    let config = fx.parse(&without).unwrap();
+    assert!(config.warnings.iter().any(|w| w.contains("log only")));
+    let hook = "[[alerts.webhooks]]\nurl = \"https://h.example.com/\"\nformat = \"json\"\n";
+    let config = fx.parse(&format!("{without}{hook}")).unwrap();
+    assert!(config.telegram.is_none());
+    assert!(!config.warnings.iter().any(|w| w.contains("log only")));
+}
+
+#[test]
+fn a_bad_webhook_names_its_key_and_the_problem() {
+    let fx = Fixture::new();
+    let hook = |body: &str| format!("{GOOD}\n[[alerts.webhooks]]\n{body}\n");
+    let cases = [
+        (
+            "url = \"https://h.example.com/\"\nformat = \"teams\"",
+            "alerts.webhooks[0].format",
+            "not a format",
+        ),
+        ("format = \"json\"", "alerts.webhooks[0].url", "missing"),
+        (
+            "url = \"ftp://h.example.com/\"\nformat = \"json\"",
+            "alerts.webhooks[0].url",
+            "http",
+        ),
+        (
+            "format = \"pagerduty\"",
+            "alerts.webhooks[0].token_file",
+            "routing key",
+        ),
+        (
+            "url = \"https://h.example.com/\"\nformat = \"json\"\ntoken_file = \"nope.token\"",
+            "alerts.webhooks[0].token_file",
+            "cannot read",
+        ),
+        (
+            "url = \"https://h.example.com/\"\nformat = \"json\"\nname = \"telegram\"",
+            "alerts.webhooks[0].name",
+            "built-in",
+        ),
+        (
+            "url = \"https://h.example.com/\"\nformat = \"json\"\ntimeout = \"soon\"",
+            "alerts.webhooks[0].timeout",
+            "not a duration",
+        ),
+        (
+            "url = \"https://h.example.com/\"\nformat = \"json\"\nretries = 3",
+            "alerts.webhooks",
+            "unknown field `retries`",
+        ),
+        (
+            "url = \"https://h.example.com/a\"\nformat = \"json\"\n[[alerts.webhooks]]\nurl = \"https://h.example.com/b\"\nformat = \"slack\"",
+            "alerts.webhooks[1].name",
+            "unique",
+        ),
+    ];
+    for (body, key, problem) in cases {
+        let message = match fx.parse(&hook(body)) {
+            Ok(_) => panic!("accepted {body:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains("config.toml"), "no file in {message:?}");
+        assert!(
+            message.contains(key),
+            "{body:?}: expected {key:?} in {message:?}"
+        );
+        assert!(
+            message.contains(problem),
+            "{body:?}: expected {problem:?} in {message:?}"
+        );
+    }
 }

@@ -273,16 +273,24 @@ pub async fn witnesses(config: &Config, scrubber: &Scrubber) -> Finding {
     )
 }
 
-/// Check 6, API tokens: Cloudflare's is active and finds every record; Telegram knows the bot.
-/// A record that is not proxied and has a long TTL passes with a warning
-/// ([`assess::dns_ttl`]).
+/// Check 6, API tokens: Cloudflare's is active and finds every record; Telegram knows the bot;
+/// every webhook's receiver answers ([`alert::webhook::check_reachable`]: nothing is
+/// posted, no one is paged). A record that is not proxied and has a long TTL passes with
+/// a warning ([`assess::dns_ttl`]).
 pub async fn api_tokens(config: &Config, scrubber: &Scrubber) -> Finding {
     let deadline = Instant::now() + config.smoke.check_timeout;
-    let ((cloudflare, warnings), telegram) = tokio::join!(
+    let ((cloudflare, warnings), telegram, webhooks) = tokio::join!(
         cloudflare_token(config, scrubber, deadline),
-        telegram_token(config, scrubber, deadline)
+        telegram_token(config, scrubber, deadline),
+        join_all(config.webhooks.iter().map(|hook| async move {
+            alert::webhook::check_reachable(hook, deadline)
+                .await
+                .map(|said| format!("webhook {}: {said}", hook.name))
+                .map_err(|e| scrubber.scrub(&format!("webhook {}: {e:#}", hook.name)))
+        }))
     );
-    Finding::from_parts(cloudflare.into_iter().chain([telegram])).with_warnings(warnings)
+    Finding::from_parts(cloudflare.into_iter().chain([telegram]).chain(webhooks))
+        .with_warnings(warnings)
 }
 
 /// The token's parts of the check, and the warnings about the records found.

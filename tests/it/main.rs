@@ -2,6 +2,7 @@
 //! Cloudflare and Telegram stand-ins, a systemctl shim). One test binary, so the rig's
 //! one-time setup (the MariaDB template data directory) is shared.
 
+mod alerts;
 mod cli;
 mod decision;
 mod failback;
