@@ -177,20 +177,7 @@ impl TelegramStandIn {
     /// Waits until at least `n` messages have been delivered or `timeout` has passed, and
     /// returns the messages delivered by then (possibly fewer than `n`).
     pub async fn wait_for_messages(&self, n: usize, timeout: Duration) -> Vec<SentMessage> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            // Register interest before looking, so a delivery in between is not missed.
-            let notified = self.shared.delivered.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let messages = self.messages();
-            if messages.len() >= n {
-                return messages;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.messages();
-            }
-        }
+        crate::http::wait_for_count(&self.shared.delivered, n, timeout, || self.messages()).await
     }
 }
 

@@ -125,19 +125,7 @@ impl WebhookStandIn {
     /// Waits until at least `n` requests were accepted or `timeout` passed; returns what
     /// was accepted by then.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let notified = self.shared.received.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return self.received();
-            }
-        }
+        crate::http::wait_for_count(&self.shared.received, n, timeout, || self.received()).await
     }
 }
 
