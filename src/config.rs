@@ -79,6 +79,9 @@ pub struct Config {
     pub promotion: PromotionConfig,
     /// `[smoke]`: the readiness checks of `smoke-test`; every key is optional.
     pub smoke: SmokeConfig,
+    /// `[peer]`: the other host of the pair, for roles, `rejoin` and `switchover`;
+    /// `None` on a standby-only setup (today's behaviour, no roles acted on).
+    pub peer: Option<PeerConfig>,
     /// Things that are allowed but unwise (inline secrets, a world-readable file).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -204,6 +207,47 @@ pub struct AppsConfig {
     pub units: Vec<String>,
     #[serde(serialize_with = "ser_duration")]
     pub start_timeout: Duration,
+    /// With `[peer]`: a host that finds itself a standby while its units run (it was
+    /// just demoted) stops them.
+    pub stop_when_demoted: bool,
+}
+
+/// `[peer]`: the other host of a pair. Both hosts run the same binary with mirrored
+/// configs, each naming the other here, so after a switchover nothing is edited.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerConfig {
+    /// Shown in alerts and `status` (default: `host:port`).
+    pub name: String,
+    /// The peer's MariaDB, as this host reaches it and as this host's replication names
+    /// it (`CHANGE MASTER TO MASTER_HOST`, `MASTER_PORT`): a host replicates "from the
+    /// peer" when its replication source is exactly this host and port.
+    pub host: String,
+    pub port: u16,
+    /// An account on the peer's database that reads its role and replication and, for
+    /// `switchover`, fences it and points its replication here.
+    pub user: String,
+    pub password: Secret,
+    /// The account this host's replication uses on the peer (`MASTER_USER`).
+    pub replication_user: String,
+    pub replication_password: Secret,
+    /// `rejoin`: the longest wait for this host to catch up once it replicates.
+    #[serde(serialize_with = "ser_duration")]
+    pub catch_up_timeout: Duration,
+    /// `switchover`: the longest wait for this host to apply the fenced primary's final
+    /// position; past it the fence is undone and nothing else changed.
+    #[serde(serialize_with = "ser_duration")]
+    pub switchover_timeout: Duration,
+    /// `switchover`: how long the fenced primary's running writes may finish before
+    /// its remaining client connections are ended.
+    #[serde(serialize_with = "ser_duration")]
+    pub write_drain_timeout: Duration,
+}
+
+impl PeerConfig {
+    /// Whether a replication source (`Master_Host`, `Master_Port`) is this peer.
+    pub fn is_source(&self, host: &str, port: Option<u16>) -> bool {
+        port == Some(self.port) && host.eq_ignore_ascii_case(&self.host)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -436,6 +480,7 @@ impl Config {
         let webhooks = v.webhooks(&raw.alerts, telegram.is_some())?;
         let smoke = v.smoke(&raw.smoke, replica.max_lag)?;
         let promotion = v.promotion(&raw.promotion, &probe.checks)?;
+        let peer = v.peer(raw.peer.as_ref(), &replica)?;
         Ok(Config {
             path: file.to_path_buf(),
             node,
@@ -447,6 +492,7 @@ impl Config {
             webhooks,
             promotion,
             smoke,
+            peer,
             warnings: v.into_warnings(),
         })
     }
@@ -463,6 +509,9 @@ impl Config {
         secrets.extend(self.webhooks.iter().filter_map(|w| w.token.as_ref()));
         secrets.extend(self.probe.witnesses.iter().map(|w| &w.token));
         secrets.extend(check_passwords(&self.probe.checks));
+        if let Some(peer) = &self.peer {
+            secrets.extend([&peer.password, &peer.replication_password]);
+        }
         secrets
     }
 

@@ -72,6 +72,23 @@ pub const REPLICA_MAX_LAG: Duration = Duration::from_secs(30);
 /// `apps.start_timeout`: per unit, `systemctl start` plus its confirmation.
 pub const APPS_START_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// `apps.stop_when_demoted`: a host that finds itself a standby again (read-only,
+/// replicating from its peer) stops its application units, so traffic drains to the
+/// primary.
+pub const STOP_APPS_WHEN_DEMOTED: bool = true;
+
+/// `peer.catch_up_timeout`: the longest `rejoin` waits for this host to catch up with
+/// the peer once it replicates from it.
+pub const PEER_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `peer.switchover_timeout`: the longest `switchover` waits for this host to apply the
+/// fenced primary's final position before it undoes the fence.
+pub const PEER_SWITCHOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `peer.write_drain_timeout`: how long `switchover` lets the fenced primary's running
+/// write transactions finish before it ends the remaining client connections.
+pub const PEER_WRITE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// `dns.provider`: the only one there is.
 pub const DNS_PROVIDER: &str = "cloudflare";
 

@@ -21,6 +21,25 @@ pub struct File {
     pub promotion: Promotion,
     #[serde(default)]
     pub smoke: Smoke,
+    /// `[peer]`: the other host of the pair; absent on a standby-only setup.
+    pub peer: Option<Peer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Peer {
+    pub name: Option<String>,
+    pub host: String,
+    pub port: Option<i64>,
+    pub user: String,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub replication_user: String,
+    pub replication_password: Option<String>,
+    pub replication_password_file: Option<String>,
+    pub catch_up_timeout: Option<String>,
+    pub switchover_timeout: Option<String>,
+    pub write_drain_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +129,7 @@ pub struct Apps {
     #[serde(default)]
     pub units: Vec<String>,
     pub start_timeout: Option<String>,
+    pub stop_when_demoted: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

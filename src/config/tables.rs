@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::validate::{Validator, host_name_problem};
 use super::{
-    AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, NodeConfig, ProbeConfig,
-    PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig, WebhookConfig, WebhookFormat,
-    WitnessRef, defaults, raw,
+    AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, NodeConfig, PeerConfig,
+    ProbeConfig, PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig, WebhookConfig,
+    WebhookFormat, WitnessRef, defaults, raw,
 };
 
 impl Validator<'_> {
@@ -252,7 +252,74 @@ impl Validator<'_> {
                 raw.start_timeout.as_deref(),
                 defaults::APPS_START_TIMEOUT,
             )?,
+            stop_when_demoted: raw
+                .stop_when_demoted
+                .unwrap_or(defaults::STOP_APPS_WHEN_DEMOTED),
         })
+    }
+
+    /// `[peer]`: the other host of the pair; never this host's own database.
+    pub(super) fn peer(
+        &mut self,
+        raw: Option<&raw::Peer>,
+        replica: &ReplicaConfig,
+    ) -> Result<Option<PeerConfig>, ConfigError> {
+        let Some(p) = raw else {
+            return Ok(None);
+        };
+        let host = self.non_empty("peer.host", &p.host)?;
+        let port = self.port("peer.port", p.port, defaults::MYSQL_PORT)?;
+        if host.eq_ignore_ascii_case(&replica.host) && port == replica.port {
+            return Err(self.error(
+                "peer.host",
+                format!(
+                    "{host}:{port} is this host's own database ([replica]); the peer is the other host of the pair"
+                ),
+            ));
+        }
+        let name = match &p.name {
+            Some(name) => self.non_empty("peer.name", name)?,
+            None => format!("{host}:{port}"),
+        };
+        let replication_user = self.non_empty("peer.replication_user", &p.replication_user)?;
+        if replication_user.contains(['\'', '\\']) {
+            return Err(self.error(
+                "peer.replication_user",
+                "must not contain quotes or backslashes",
+            ));
+        }
+        Ok(Some(PeerConfig {
+            name,
+            user: self.non_empty("peer.user", &p.user)?,
+            password: self.secret(
+                "peer.password",
+                p.password.as_deref(),
+                p.password_file.as_deref(),
+            )?,
+            replication_user,
+            replication_password: self.secret(
+                "peer.replication_password",
+                p.replication_password.as_deref(),
+                p.replication_password_file.as_deref(),
+            )?,
+            catch_up_timeout: self.duration_or(
+                "peer.catch_up_timeout",
+                p.catch_up_timeout.as_deref(),
+                defaults::PEER_CATCH_UP_TIMEOUT,
+            )?,
+            switchover_timeout: self.duration_or(
+                "peer.switchover_timeout",
+                p.switchover_timeout.as_deref(),
+                defaults::PEER_SWITCHOVER_TIMEOUT,
+            )?,
+            write_drain_timeout: self.duration_or(
+                "peer.write_drain_timeout",
+                p.write_drain_timeout.as_deref(),
+                defaults::PEER_WRITE_DRAIN_TIMEOUT,
+            )?,
+            host,
+            port,
+        }))
     }
 
     /// `[dns]` and its `[[dns.records]]`: at least one, none listed twice.

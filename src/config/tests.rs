@@ -931,3 +931,86 @@ fn a_bad_webhook_names_its_key_and_the_problem() {
         );
     }
 }
+
+/// A `[peer]` table for [`GOOD`]: the primary's database, seen from the standby.
+const PEER: &str = r#"
+[peer]
+name = "primary-nyc1"
+host = "198.51.100.10"
+user = "watchdog"
+password_file = "primary-db.password"
+replication_user = "repl"
+replication_password_file = "replication.password"
+switchover_timeout = "20s"
+"#;
+
+#[test]
+fn a_peer_is_read_with_its_defaults_and_secrets() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("replication.password"), "repl-pw\n").unwrap();
+    let config = fx.parse(&format!("{GOOD}{PEER}")).unwrap();
+    let peer = config.peer.as_ref().unwrap();
+    assert_eq!(peer.name, "primary-nyc1");
+    assert_eq!((peer.host.as_str(), peer.port), ("198.51.100.10", 3306));
+    assert_eq!(peer.replication_password.expose(), "repl-pw");
+    assert_eq!(peer.switchover_timeout, Duration::from_secs(20));
+    assert_eq!(peer.catch_up_timeout, defaults::PEER_CATCH_UP_TIMEOUT);
+    assert_eq!(peer.write_drain_timeout, defaults::PEER_WRITE_DRAIN_TIMEOUT);
+    assert!(peer.is_source("198.51.100.10", Some(3306)));
+    assert!(!peer.is_source("198.51.100.10", Some(3307)));
+    assert!(!peer.is_source("198.51.100.11", Some(3306)));
+    assert!(config.apps.stop_when_demoted);
+    assert!(
+        config.secrets().iter().any(|s| s.expose() == "repl-pw"),
+        "the replication password is scrubbed like every secret"
+    );
+    let shown = serde_json::to_string(&config).unwrap();
+    assert!(!shown.contains("repl-pw"), "{shown}");
+    assert!(fx.parse(GOOD).unwrap().peer.is_none());
+}
+
+#[test]
+fn a_bad_peer_names_its_key() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("replication.password"), "repl-pw\n").unwrap();
+    for (from, to, key, problem) in [
+        (
+            "host = \"198.51.100.10\"\nuser",
+            "host = \"127.0.0.1\"\nuser",
+            "peer.host",
+            "this host's own database",
+        ),
+        (
+            "replication_user = \"repl\"",
+            "replication_user = \"re'pl\"",
+            "peer.replication_user",
+            "quotes",
+        ),
+        (
+            "switchover_timeout = \"20s\"",
+            "switchover_timeout = \"soon\"",
+            "peer.switchover_timeout",
+            "not a duration",
+        ),
+        (
+            "replication_password_file = \"replication.password\"",
+            "replication_password_file = \"missing.password\"",
+            "peer.replication_password",
+            "missing.password",
+        ),
+        (
+            "replication_user = \"repl\"\n",
+            "",
+            "replication_user",
+            "missing",
+        ),
+    ] {
+        let text = format!("{GOOD}{}", PEER.replace(from, to));
+        assert_ne!(text, format!("{GOOD}{PEER}"), "{from} not found");
+        let error = fx.parse(&text).unwrap_err().to_string();
+        assert!(
+            error.contains(key) && error.contains(problem),
+            "{from} -> {to}: {error}"
+        );
+    }
+}
