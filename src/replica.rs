@@ -341,7 +341,10 @@ impl Replica {
     }
 }
 
-async fn read_status(conn: &mut Conn, name: &str) -> anyhow::Result<Option<ReplicaStatus>> {
+pub(crate) async fn read_status(
+    conn: &mut Conn,
+    name: &str,
+) -> anyhow::Result<Option<ReplicaStatus>> {
     let rows: Vec<mysql_async::Row> = conn
         .query("SHOW ALL SLAVES STATUS")
         .await

@@ -110,6 +110,26 @@ pub async fn start_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
     }
 }
 
+/// Stops `unit` (`systemctl stop` waits until it is stopped), within `timeout`.
+/// Idempotent: stopping an inactive unit changes nothing.
+pub async fn stop_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
+    let output = systemctl(&["stop", unit], timeout).await?;
+    if !output.success {
+        bail!(
+            "`systemctl stop {unit}` exited with {}: {}",
+            output
+                .code
+                .map_or("a signal".to_string(), |c| c.to_string()),
+            if output.stderr.is_empty() {
+                &output.stdout
+            } else {
+                &output.stderr
+            }
+        );
+    }
+    Ok(())
+}
+
 /// What systemd is told about this service through `sd_notify`: `READY=1`, a `STATUS=`
 /// line, and the watchdog (`WATCHDOG=1`, `WATCHDOG_USEC=`). Outside systemd (no
 /// `NOTIFY_SOCKET`) every call does nothing.

@@ -62,6 +62,11 @@ pub const FAILOVER_PASSWORD: &str = "rig-failover-pw";
 /// `SELECT MASTER_GTID_WAIT(..)` and reading `@@gtid_*` need no privilege.
 pub const FAILOVER_GRANTS: &str =
     "SLAVE MONITOR, REPLICATION SLAVE ADMIN, RELOAD, READ_ONLY ADMIN, BINLOG MONITOR";
+/// What [`FAILOVER_USER`] also needs as the `[peer]` account of the other host, which
+/// `switchover` fences: `CONNECTION ADMIN` and `PROCESS` to end the clients' connections.
+/// Granted on every rig server, so the same account serves both roles, as on a mirrored
+/// pair.
+pub const PEER_GRANTS: &str = "CONNECTION ADMIN, PROCESS";
 /// The replication account (`REPLICATION SLAVE`), host `%`.
 pub const REPL_USER: &str = "repl";
 /// Password of [`REPL_USER`].
@@ -197,7 +202,7 @@ fn setup_sql() -> String {
     );
     let _ = writeln!(
         sql,
-        "GRANT {FAILOVER_GRANTS} ON *.* TO '{FAILOVER_USER}'@'%';"
+        "GRANT {FAILOVER_GRANTS}, {PEER_GRANTS} ON *.* TO '{FAILOVER_USER}'@'%';"
     );
     let _ = writeln!(
         sql,

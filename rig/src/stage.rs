@@ -15,6 +15,8 @@ use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 pub const NODE: &str = "standby-test";
+/// The node name of the other host ([`Stage::primary_host`]).
+pub const PRIMARY_NODE: &str = "primary-test";
 pub const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 pub const STANDBY_ADDRESS: &str = "203.0.113.20";
 pub const OLD_PRIMARY_ADDRESS: &str = "198.51.100.10";
@@ -96,6 +98,7 @@ impl Stage {
             ("cloudflare.token", CF_TOKEN),
             ("telegram.token", TG_TOKEN),
             ("witness.token", WITNESS_TOKEN),
+            ("replication.password", mariadb::REPL_PASSWORD),
         ] {
             std::fs::write(dir.path().join(name), format!("{secret}\n")).unwrap();
         }
@@ -215,41 +218,71 @@ api_url = "{api_url}"
 
     /// The binary, with the shim first on PATH and the config in the environment.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(&self.bin);
-        command
-            .args(args)
-            .env("PATH", self.systemctl.path_env())
-            .env("FAILOVER_WATCHDOG_CONFIG", self.config_path())
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
+        command(&self.bin, &self.systemctl, &self.config_path(), args)
     }
 
     /// Runs the binary to completion.
     pub async fn run(&self, args: &[&str]) -> Run {
-        let output = tokio::time::timeout(Duration::from_secs(120), self.command(args).output())
-            .await
-            .expect("the command finished within 120 s")
-            .unwrap();
-        Run {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        run(self.command(args)).await
     }
 
     /// Starts the daemon; its log goes to a file the caller can read while it runs.
     pub fn spawn_daemon(&self) -> Daemon {
-        let log = self.dir.path().join("daemon.log");
-        let file = std::fs::File::create(&log).unwrap();
-        let child = self
-            .command(&["run"])
-            .stdout(file.try_clone().unwrap())
-            .stderr(file)
-            .spawn()
-            .unwrap();
-        Daemon { child, log }
+        spawn_daemon(self.command(&["run"]), &self.dir.path().join("daemon.log"))
+    }
+
+    /// The `[peer]` table of the standby's config: the primary's database, through the
+    /// same account as `[replica]` (it exists on both servers, as on a mirrored pair).
+    pub fn peer_table_for_standby(&self) -> String {
+        peer_table(PRIMARY_NODE, self.db.primary.port())
+    }
+
+    /// The standby's config with its `[peer]` table: one host of a mirrored pair.
+    pub fn pair_config(&self) -> String {
+        format!("{}{}", self.config(), self.peer_table_for_standby())
+    }
+
+    /// The other host of the pair: the primary's database with a config of its own
+    /// (mirrored from the standby's: its checks and `[peer]` name the replica's
+    /// database, its DNS records point at [`OLD_PRIMARY_ADDRESS`]), its own state
+    /// directory and its own `systemctl` shim, where the application units run.
+    pub fn primary_host(&self) -> Host {
+        let dir = self.dir.path().join("primary-host");
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in [
+            "replica.password",
+            "primary.password",
+            "cloudflare.token",
+            "telegram.token",
+            "replication.password",
+        ] {
+            std::fs::copy(self.dir.path().join(name), dir.join(name)).unwrap();
+        }
+        let systemctl = SystemctlShim::new(&UNITS).unwrap();
+        for unit in UNITS {
+            systemctl.set_active(unit, true);
+        }
+        let host = Host {
+            bin: self.bin.clone(),
+            dir,
+            systemctl,
+        };
+        let standby = self.db.replica.port();
+        const CHECKS: &str = "# the checks of the peer\n";
+        let mirrored = self
+            .config_with_checks(CHECKS)
+            .replace(
+                &format!("name = \"{NODE}\""),
+                &format!("name = \"{PRIMARY_NODE}\""),
+            )
+            .replace(
+                &format!("port = {standby}\nuser"),
+                &format!("port = {}\nuser", self.db.primary.port()),
+            )
+            .replace(STANDBY_ADDRESS, OLD_PRIMARY_ADDRESS)
+            .replace(CHECKS, &self.primary_checks_at(standby));
+        host.write_config(&format!("{mirrored}{}", peer_table(NODE, standby)));
+        host
     }
 
     /// Starts `failover-watchdog witness` named `name` with these `[[probe.checks]]` on a
@@ -361,6 +394,110 @@ api_url = "{api_url}"
     /// `@@global.read_only` on the replica.
     pub async fn replica_read_only(&self) -> String {
         self.db.replica.global_var("read_only").await.unwrap()
+    }
+}
+
+/// The `[peer]` table naming the database on `port`.
+fn peer_table(name: &str, port: u16) -> String {
+    format!(
+        r#"
+[peer]
+name = "{name}"
+host = "{host}"
+port = {port}
+user = "{failover}"
+password_file = "replica.password"
+replication_user = "{repl}"
+replication_password_file = "replication.password"
+"#,
+        host = mariadb::HOST,
+        failover = mariadb::FAILOVER_USER,
+        repl = mariadb::REPL_USER,
+    )
+}
+
+/// The binary, with `systemctl` first on PATH and the config in the environment.
+fn command(bin: &Path, systemctl: &SystemctlShim, config: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .args(args)
+        .env("PATH", systemctl.path_env())
+        .env("FAILOVER_WATCHDOG_CONFIG", config)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run(mut command: Command) -> Run {
+    let output = tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("the command finished within 120 s")
+        .unwrap();
+    Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn spawn_daemon(mut command: Command, log: &Path) -> Daemon {
+    let file = std::fs::File::create(log).unwrap();
+    let child = command
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    Daemon {
+        child,
+        log: log.to_path_buf(),
+    }
+}
+
+/// The other host of a pair ([`Stage::primary_host`]): its own config, state directory
+/// and `systemctl` shim, the same binary.
+pub struct Host {
+    pub bin: PathBuf,
+    /// Holds its config, secrets, state directory and daemon log.
+    pub dir: PathBuf,
+    pub systemctl: SystemctlShim,
+}
+
+impl Host {
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    pub fn config(&self) -> String {
+        std::fs::read_to_string(self.config_path()).unwrap()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        command(&self.bin, &self.systemctl, &self.config_path(), args)
+    }
+
+    pub async fn run(&self, args: &[&str]) -> Run {
+        run(self.command(args)).await
+    }
+
+    pub fn spawn_daemon(&self) -> Daemon {
+        spawn_daemon(self.command(&["run"]), &self.dir.join("daemon.log"))
+    }
+
+    /// `status --json`.
+    pub async fn status(&self) -> Value {
+        let run = self.run(&["status", "--json"]).await;
+        assert_eq!(run.code, Some(0), "status failed: {run:?}");
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", run.stdout))
     }
 }
 
