@@ -182,13 +182,17 @@ impl Daemon {
 
     /// One round's observations: everything at once, each bounded by the probe timeout.
     async fn observe(&self) -> Round {
-        let (report, replication) = tokio::join!(self.prober.run_round(), async {
-            if self.decider.wants_replication() {
-                self.read_replication().await
-            } else {
-                Replication::NotRead
-            }
-        });
+        let (report, replication, pair) = tokio::join!(
+            self.prober.run_round(),
+            async {
+                if self.decider.wants_replication() {
+                    self.read_replication().await
+                } else {
+                    Replication::NotRead
+                }
+            },
+            crate::pair::observe(&self.config)
+        );
         Round {
             report,
             replication,
@@ -204,6 +208,7 @@ impl Daemon {
                     None
                 }
             },
+            pair,
         }
     }
 
@@ -272,6 +277,10 @@ impl Daemon {
                     }
                     Some(Event::PromotionEnded(promotion_end(result)))
                 }
+                Action::StopApps(units) => Some(Event::AppsStopped(self.stop_apps(&units).await)),
+                Action::ArchivePromotion => {
+                    Some(Event::PromotionArchived(self.archive_promotion()))
+                }
                 Action::Exit(error) => {
                     self.alerter.flush(FLUSH_ON_STOP).await;
                     anyhow::bail!(error);
@@ -287,6 +296,37 @@ impl Daemon {
 
     fn now(&self) -> Now {
         now_since(self.started)
+    }
+
+    /// A demoted host's application units, stopped in reverse start order; every unit
+    /// is tried, the failures are returned together.
+    async fn stop_apps(&self, units: &[String]) -> Result<(), String> {
+        let mut problems = Vec::new();
+        for unit in units.iter().rev() {
+            match crate::systemd::stop_unit(unit, self.config.apps.start_timeout).await {
+                Ok(()) => tracing::info!("{unit} stopped"),
+                Err(e) => problems.push(format!("{unit}: {e:#}")),
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
+    }
+
+    /// Archives the finished promotion as `reset` does, under the promotion lock.
+    fn archive_promotion(&self) -> Result<String, String> {
+        let holder = format!("pid {} (daemon, re-arming)", std::process::id());
+        let _lock = self
+            .store
+            .lock_promotion(&holder)
+            .map_err(|e| format!("{e:#}"))?;
+        match self.store.archive_journal(Timestamp::now()) {
+            Ok(Some(path)) => Ok(path.display().to_string()),
+            Ok(None) => Ok("nothing (no journal left)".to_string()),
+            Err(e) => Err(format!("{e:#}")),
+        }
     }
 
     /// The replica's replication, bounded by the probe timeout.

@@ -21,6 +21,7 @@ use crate::config::Config;
 use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
 use crate::journal::{Outcome, PrimarySeen};
 use crate::probe::RoundReport;
+use crate::role::Role;
 use crate::state::State;
 use crate::status::{LiveState, Pause};
 use crate::verdict::{
@@ -41,6 +42,12 @@ pub struct Settings {
     pub replication_silence: Option<Duration>,
     /// Whether `[[probe.witnesses]]` are configured.
     pub witnesses: bool,
+    /// `[apps] stop_when_demoted` (acted on only with `[peer]`).
+    pub stop_when_demoted: bool,
+    /// `[apps] units`, named in the alert when a demoted host stops them.
+    pub units: Vec<String>,
+    /// `[peer] name`, for the alerts about it.
+    pub peer_name: Option<String>,
 }
 
 impl Settings {
@@ -53,6 +60,9 @@ impl Settings {
             confirm_with_replication: config.probe.confirm_with_replication,
             replication_silence: config.probe.replication_silence,
             witnesses: !config.probe.witnesses.is_empty(),
+            stop_when_demoted: config.apps.stop_when_demoted,
+            units: config.apps.units.clone(),
+            peer_name: config.peer.as_ref().map(|p| p.name.clone()),
         }
     }
 }
@@ -118,6 +128,40 @@ pub enum JournalAtStart {
     Unreadable(String),
 }
 
+/// The pair, as read this round: only with `[peer]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairReading {
+    /// This host's role, read from its own database (`Unknown` when it did not answer).
+    pub role: Role,
+    /// One line: what its database said, or why it could not be read.
+    pub detail: String,
+    /// It replicates from the peer, both threads run, and it is caught up.
+    pub caught_up: bool,
+    /// The application units that run here; read only while this host is a standby.
+    pub apps_running: Vec<String>,
+    /// The peer's database; read only while this host is the primary.
+    pub peer: PeerDb,
+}
+
+/// The peer's database, as this host (the primary) read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerDb {
+    NotRead,
+    Unreadable(String),
+    Read(PeerReading),
+}
+
+/// What the primary needs of its standby's database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerReading {
+    pub writable: bool,
+    /// It has a replication connection and both threads run.
+    pub replicating: bool,
+    pub lag_seconds: Option<u64>,
+    /// One line: its replication, or that it has none.
+    pub summary: String,
+}
+
 /// One round of observations.
 #[derive(Debug, Clone)]
 pub struct Round {
@@ -129,6 +173,9 @@ pub struct Round {
     /// read this round. The daemon follows a journal that another process changed (an
     /// operator's `--promote-now`).
     pub journal: Option<Option<Outcome>>,
+    /// This host's role and, while it is the primary, its standby; `None` without
+    /// `[peer]` (a standby-only setup: no roles acted on).
+    pub pair: Option<Box<PairReading>>,
 }
 
 /// How a promotion the core asked for ended.
@@ -157,6 +204,10 @@ pub enum Event {
     LastLook(RoundReport),
     /// The end of [`Action::Promote`].
     PromotionEnded(PromotionEnd),
+    /// The end of [`Action::StopApps`]: `Err` says what failed.
+    AppsStopped(Result<(), String>),
+    /// The end of [`Action::ArchivePromotion`]: where the journal went, or why not.
+    PromotionArchived(Result<String, String>),
 }
 
 /// How loud a log line is.
@@ -185,6 +236,12 @@ pub enum Action {
         reason: String,
         primary_last_seen: Option<PrimarySeen>,
     },
+    /// Stop these application units (this host was demoted); answer with
+    /// [`Event::AppsStopped`].
+    StopApps(Vec<String>),
+    /// Archive the finished promotion as `reset` does (this host is a healthy standby
+    /// again); answer with [`Event::PromotionArchived`].
+    ArchivePromotion,
     /// Stop the daemon with this error (after the actions before it).
     Exit(String),
 }
@@ -242,6 +299,12 @@ pub struct Decider {
     verdict_by_witnesses: bool,
     /// The journal as last read, and what to do with the next reading.
     journal: JournalWatch,
+    /// What the primary last found wrong with its standby (one alert per change).
+    standby_problem: Option<&'static str>,
+    /// When the two-primaries alert last went out, while the peer stays writable.
+    two_primaries_alerted: Option<Duration>,
+    /// Stopping the units of a demoted host was alerted, until none runs.
+    demote_alerted: bool,
 }
 
 /// How the next reading of the journal is taken.
@@ -272,6 +335,7 @@ impl Decider {
             replication_seen: before.as_ref().and_then(|b| b.replication_seen.clone()),
             held: None,
             verdict: None,
+            role: None,
         };
         Decider {
             detector: Detector::new(settings.failures_before_promotion),
@@ -285,6 +349,9 @@ impl Decider {
             split_brain_alerted: None,
             verdict_by_witnesses: false,
             journal: JournalWatch::Seen(None),
+            standby_problem: None,
+            two_primaries_alerted: None,
+            demote_alerted: false,
         }
     }
 
@@ -380,6 +447,8 @@ impl Decider {
                 other => self.unexpected(other, "a last look", &mut out),
             },
             Event::PromotionEnded(end) => self.on_promotion_ended(end, now, &mut out),
+            Event::AppsStopped(result) => self.on_apps_stopped(result, &mut out),
+            Event::PromotionArchived(result) => self.on_archived(result, now, &mut out),
         }
         out
     }
@@ -400,15 +469,32 @@ impl Decider {
         }
         let pause = self.active_pause(round.pause, now, out);
         let report = round.report;
-        if self.mode != Mode::Monitoring {
+        let mut standby_watched = false;
+        let primary = match &round.pair {
+            Some(pair) => {
+                standby_watched = self.on_pair(pair, now, out);
+                pair.role == Role::Primary
+            }
+            None => false,
+        };
+        if self.mode != Mode::Monitoring || primary {
             // Promoting, promoted or halted: replication is over; only the checks
-            // matter (the split-brain watch).
+            // matter (the split-brain watch). A primary never promotes: its checks of
+            // the peer count nothing.
             let verdict = judge(report.ok, &report.failures(), None, None);
-            self.detector.on_round(report.ok);
-            if self.mode == Mode::Promoted {
+            if primary {
+                self.detector.alive();
+                self.live.held = None;
+            } else {
+                self.detector.on_round(report.ok);
+            }
+            if self.mode == Mode::Promoted && !standby_watched {
                 self.watch_for_split_brain(&report, now, out);
             }
             self.remember(&report, verdict);
+            if self.mode == Mode::Monitoring {
+                self.live.state = State::Serving;
+            }
             self.save(out, now, Some(report));
             return;
         }
@@ -686,6 +772,187 @@ impl Decider {
                 ),
             );
             self.mode = mode;
+        }
+    }
+
+    /// The pair's news: the role, a demoted host's units, a healthy standby's re-arming,
+    /// and (as the primary) the standby's health. Returns whether the peer's database
+    /// was read, so the check-based split-brain watch is only the fallback.
+    fn on_pair(&mut self, pair: &PairReading, now: Now, out: &mut Vec<Action>) -> bool {
+        if self.live.role != Some(pair.role) {
+            log(
+                out,
+                Level::Info,
+                format!("this host's role: {} ({})", pair.role, pair.detail),
+            );
+            self.live.role = Some(pair.role);
+        }
+        match pair.role {
+            Role::Standby => {
+                if pair.apps_running.is_empty() {
+                    self.demote_alerted = false;
+                } else if self.settings.stop_when_demoted {
+                    log(
+                        out,
+                        Level::Warn,
+                        format!(
+                            "this host is a standby (read-only, replicating from its peer) while its application runs: stopping {}",
+                            pair.apps_running.join(", ")
+                        ),
+                    );
+                    out.push(Action::StopApps(pair.apps_running.clone()));
+                }
+                if self.mode == Mode::Promoted && pair.caught_up {
+                    log(
+                        out,
+                        Level::Info,
+                        "this host is a healthy standby again (read-only, replicating from its peer, caught up): archiving its finished promotion",
+                    );
+                    out.push(Action::ArchivePromotion);
+                }
+                false
+            }
+            Role::Primary => self.watch_the_standby(&pair.peer, now, out),
+            Role::Unknown => false,
+        }
+    }
+
+    /// As the primary: alert when the peer is writable too (again every
+    /// `split_brain_alert_every`), and once per change when the standby stops
+    /// replicating, lags or cannot be read, and when it is healthy again.
+    fn watch_the_standby(&mut self, peer: &PeerDb, now: Now, out: &mut Vec<Action>) -> bool {
+        let name = self.settings_peer_name();
+        let (problem, alert) = match peer {
+            PeerDb::NotRead => return false,
+            PeerDb::Unreadable(why) => (
+                Some("unreadable"),
+                Alert::StandbyNotReplicating {
+                    peer: name.clone(),
+                    why: format!("its database cannot be read: {why}"),
+                },
+            ),
+            PeerDb::Read(r) if r.writable && !r.replicating => {
+                self.on_two_primaries(&name, &r.summary, now, out);
+                return true;
+            }
+            PeerDb::Read(r) if !r.replicating => (
+                Some("stopped"),
+                Alert::StandbyNotReplicating {
+                    peer: name.clone(),
+                    why: r.summary.clone(),
+                },
+            ),
+            PeerDb::Read(r)
+                if r.lag_seconds
+                    .is_some_and(|lag| Duration::from_secs(lag) > self.settings.max_lag) =>
+            {
+                (
+                    Some("lagging"),
+                    Alert::StandbyLagging {
+                        peer: name.clone(),
+                        lag_seconds: r.lag_seconds.unwrap_or_default(),
+                        max_lag: humantime::format_duration(self.settings.max_lag).to_string(),
+                    },
+                )
+            }
+            PeerDb::Read(_) => (None, Alert::StandbyHealthy { peer: name.clone() }),
+        };
+        if self.two_primaries_alerted.take().is_some() {
+            log(
+                out,
+                Level::Info,
+                format!("the peer ({name}) is no longer a writable primary"),
+            );
+        }
+        let before = std::mem::replace(&mut self.standby_problem, problem);
+        if before != problem && (problem.is_some() || before.is_some()) {
+            let text = alert.render("");
+            let level = if problem.is_some() {
+                Level::Warn
+            } else {
+                Level::Info
+            };
+            log(
+                out,
+                level,
+                text.trim_start_matches("[] ").replace('\n', " "),
+            );
+            out.push(Action::Alert(alert));
+        }
+        !matches!(peer, PeerDb::Unreadable(_))
+    }
+
+    fn on_two_primaries(&mut self, peer: &str, summary: &str, now: Now, out: &mut Vec<Action>) {
+        let every = self.settings.split_brain_alert_every;
+        if self
+            .two_primaries_alerted
+            .is_some_and(|at| now.since_start.saturating_sub(at) < every)
+        {
+            return;
+        }
+        self.two_primaries_alerted = Some(now.since_start);
+        self.standby_problem = Some("two primaries");
+        log(
+            out,
+            Level::Error,
+            format!(
+                "TWO PRIMARIES: this host is the primary and the peer ({peer}) is writable and not replicating ({summary})"
+            ),
+        );
+        out.push(Action::Alert(Alert::TwoPrimaries {
+            peer: peer.to_string(),
+            detail: summary.to_string(),
+        }));
+    }
+
+    fn settings_peer_name(&self) -> String {
+        self.settings
+            .peer_name
+            .clone()
+            .unwrap_or_else(|| "the peer".to_string())
+    }
+
+    fn on_apps_stopped(&mut self, result: Result<(), String>, out: &mut Vec<Action>) {
+        if let Err(problem) = &result {
+            log(
+                out,
+                Level::Error,
+                format!("stopping the application units failed: {problem}"),
+            );
+        }
+        if std::mem::replace(&mut self.demote_alerted, true) {
+            return;
+        }
+        out.push(Action::Alert(Alert::Demoted {
+            units: self.settings.units.clone(),
+            problem: result.err(),
+        }));
+    }
+
+    fn on_archived(&mut self, result: Result<String, String>, now: Now, out: &mut Vec<Action>) {
+        match result {
+            Ok(archived) => {
+                log(
+                    out,
+                    Level::Info,
+                    format!(
+                        "the finished promotion is archived as {archived}; watching the primary again, automatic promotion armed"
+                    ),
+                );
+                out.push(Action::Alert(Alert::RearmedAsStandby { archived }));
+                self.mode = Mode::Monitoring;
+                self.journal = JournalWatch::Seen(None);
+                self.detector.alive();
+                self.split_brain_alerted = None;
+                self.live.state = State::Monitoring;
+                self.save(out, now, None);
+            }
+            // Tried again next round.
+            Err(problem) => log(
+                out,
+                Level::Error,
+                format!("cannot archive the finished promotion: {problem}"),
+            ),
         }
     }
 

@@ -13,7 +13,9 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::config::Config;
+use crate::decide::{PairReading, PeerDb, PeerReading};
 use crate::replica::{ReplicaStatus, read_status};
+use crate::role::{self, Role};
 use crate::secret::Secret;
 
 /// A MariaDB of the pair, with the account we act on it with.
@@ -252,6 +254,79 @@ impl Database {
         let _ = conn.disconnect().await;
         Ok(reached == Some(0))
     }
+}
+
+/// One round's reading of the pair for the decision core (`None` without `[peer]`):
+/// this host's role from its own database; while it is a standby, which application
+/// units run (a demoted host stops them); while it is the primary, its standby's
+/// database. Each read is bounded by the probe timeout.
+pub async fn observe(config: &Config) -> Option<Box<PairReading>> {
+    let peer = config.peer.as_ref()?;
+    let within = config.probe.timeout;
+    let local = Database::local(config);
+    let (role, detail, caught_up) = match bounded(within, local.state()).await {
+        Ok(state) => {
+            let role = role::derive(state.read_only, state.replica.as_ref(), Some(peer));
+            let caught_up =
+                role == Role::Standby && state.replica.as_ref().is_some_and(role::caught_up);
+            (role, describe_state(&state), caught_up)
+        }
+        Err(e) => (Role::Unknown, format!("{e:#}"), false),
+    };
+    let mut apps_running = Vec::new();
+    if role == Role::Standby && config.apps.stop_when_demoted {
+        for unit in &config.apps.units {
+            if let Ok(state) = crate::systemd::active_state(unit, within).await
+                && matches!(state.as_str(), "active" | "activating" | "reloading")
+            {
+                apps_running.push(unit.clone());
+            }
+        }
+    }
+    let peer = match (role, Database::peer(config)) {
+        (Role::Primary, Some(db)) => match bounded(within, db.state()).await {
+            Ok(state) => PeerDb::Read(PeerReading {
+                writable: !state.read_only,
+                replicating: state
+                    .replica
+                    .as_ref()
+                    .is_some_and(ReplicaStatus::replicating),
+                lag_seconds: state.replica.as_ref().and_then(|r| r.seconds_behind),
+                summary: describe_state(&state),
+            }),
+            Err(e) => PeerDb::Unreadable(format!("{e:#}")),
+        },
+        _ => PeerDb::NotRead,
+    };
+    Some(Box::new(PairReading {
+        role,
+        detail,
+        caught_up,
+        apps_running,
+        peer,
+    }))
+}
+
+/// `read_only`, the binlog position and the replication, in one line.
+fn describe_state(state: &DbState) -> String {
+    format!(
+        "read_only {}, binlog at {}, {}",
+        if state.read_only { "ON" } else { "OFF" },
+        crate::replica::display_gtid(&state.gtid_binlog_pos),
+        state.replica.as_ref().map_or(
+            "no replication connection".to_string(),
+            ReplicaStatus::summary
+        )
+    )
+}
+
+async fn bounded<T>(
+    within: Duration,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::time::timeout(within, work)
+        .await
+        .map_err(|_| anyhow!("no answer within {}", humantime::format_duration(within)))?
 }
 
 async fn read_state(conn: &mut Conn, connection_name: &str) -> anyhow::Result<DbState> {

@@ -23,11 +23,14 @@ pub enum State {
     Promoted,
     /// A promotion halted at a step, or automatic promotion is held: an operator decides.
     Halted,
+    /// This host is the primary of its pair (`[peer]`): it never promotes, and watches
+    /// its standby.
+    Serving,
 }
 
 impl State {
-    /// Every state, in the order the SPEC lists them.
-    pub const ALL: [State; 8] = [
+    /// Every state, in the order the SPEC lists them, then `serving` (a primary's).
+    pub const ALL: [State; 9] = [
         State::Monitoring,
         State::Suspect,
         State::Isolated,
@@ -36,6 +39,7 @@ impl State {
         State::Promoted,
         State::Halted,
         State::Paused,
+        State::Serving,
     ];
 
     /// The name in `status`, the live state file and logs.
@@ -49,6 +53,7 @@ impl State {
             State::Promoting => "promoting",
             State::Promoted => "promoted",
             State::Halted => "halted",
+            State::Serving => "serving",
         }
     }
 }

@@ -48,6 +48,9 @@ pub struct LiveState {
     /// The last round's verdict, with its reason.
     #[serde(default)]
     pub verdict: Option<Verdict>,
+    /// This host's role as its own database said in the last round (only with `[peer]`).
+    #[serde(default)]
+    pub role: Option<crate::role::Role>,
 }
 
 /// An operator's pause of automatic promotion.
@@ -104,6 +107,9 @@ pub struct Observed {
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
     pub state: State,
+    /// This host's role in its pair (`primary`, `standby`, `unknown`), as the daemon
+    /// last read it from its own database; `unknown` without `[peer]` or before a round.
+    pub role: crate::role::Role,
     pub consecutive_failures: u32,
     pub failures_before_promotion: u32,
     pub last_probe: Option<RoundReport>,
@@ -166,6 +172,10 @@ impl StatusReport {
         });
         Self {
             state,
+            role: live
+                .as_ref()
+                .and_then(|l| l.role)
+                .unwrap_or(crate::role::Role::Unknown),
             consecutive_failures: live.as_ref().map_or(0, |l| l.consecutive_failures),
             failures_before_promotion: live
                 .as_ref()
@@ -186,7 +196,7 @@ impl StatusReport {
 
     /// The text form of `status`.
     pub fn render(&self) -> String {
-        let mut out = format!("state: {}\n", self.state);
+        let mut out = format!("state: {}\nrole: {}\n", self.state, self.role);
         out.push_str(&format!(
             "consecutive failures: {} of {}\n",
             self.consecutive_failures, self.failures_before_promotion
@@ -362,6 +372,7 @@ mod tests {
             replication_seen: None,
             held: None,
             verdict: None,
+            role: None,
         }
     }
 

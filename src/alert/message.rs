@@ -48,6 +48,29 @@ pub enum Alert {
     /// The daemon cannot start: its promotion journal cannot be read.
     JournalUnreadable { error: String },
 
+    // ---- The pair ----------------------------------------------------------------------
+    /// This host is the primary and the peer's database is writable and not
+    /// replicating too: two primaries.
+    TwoPrimaries { peer: String, detail: String },
+    /// This host is the primary and its standby does not replicate (or cannot be read).
+    StandbyNotReplicating { peer: String, why: String },
+    /// This host is the primary and its standby lags more than `max_lag`.
+    StandbyLagging {
+        peer: String,
+        lag_seconds: u64,
+        max_lag: String,
+    },
+    /// The standby replicates and is within `max_lag` again.
+    StandbyHealthy { peer: String },
+    /// This host became a standby while its application ran: its units were stopped.
+    Demoted {
+        units: Vec<String>,
+        problem: Option<String>,
+    },
+    /// This host is a healthy standby again: its finished promotion was archived and
+    /// automatic promotion is armed.
+    RearmedAsStandby { archived: String },
+
     // ---- Promotion -------------------------------------------------------------------
     /// A promotion starts (the opening alert; never blocks a step).
     Promoting { trigger: Trigger, reason: String },
@@ -117,6 +140,12 @@ impl Alert {
             Alert::PauseRanOut => "pause_ran_out",
             Alert::OldPrimaryBack { .. } => "old_primary_back",
             Alert::JournalUnreadable { .. } => "journal_unreadable",
+            Alert::TwoPrimaries { .. } => "two_primaries",
+            Alert::StandbyNotReplicating { .. } => "standby_not_replicating",
+            Alert::StandbyLagging { .. } => "standby_lagging",
+            Alert::StandbyHealthy { .. } => "standby_healthy",
+            Alert::Demoted { .. } => "demoted",
+            Alert::RearmedAsStandby { .. } => "rearmed_as_standby",
             Alert::Promoting { .. } => "promoting",
             Alert::Resuming { .. } => "resuming",
             Alert::RetryingHalted { .. } => "retrying_halted",
@@ -186,6 +215,46 @@ impl Alert {
             Alert::JournalUnreadable { error } => (
                 "🛑 the watchdog cannot start: its promotion journal cannot be read. Automatic promotion is OFF until an operator repairs or moves the file.".to_string(),
                 vec![detail(error)],
+            ),
+            Alert::TwoPrimaries { peer, detail: what } => (
+                format!(
+                    "🚨🚨 TWO PRIMARIES: this host is the primary and the peer ({peer}) is writable and not replicating too: both can take writes. Make one read-only now: on the host that should not serve, run failover-watchdog rejoin."
+                ),
+                vec![detail(what), "Nothing is changed automatically.".to_string()],
+            ),
+            Alert::StandbyNotReplicating { peer, why } => (
+                format!(
+                    "⚠️ the standby ({peer}) does not replicate from this primary: there is no failover until it does. Look at the standby."
+                ),
+                vec![detail(why)],
+            ),
+            Alert::StandbyLagging {
+                peer,
+                lag_seconds,
+                max_lag,
+            } => (
+                format!(
+                    "⚠️ the standby ({peer}) lags {lag_seconds} s behind this primary (max_lag {max_lag}): a failover now could lose data, so it would be held."
+                ),
+                vec![],
+            ),
+            Alert::StandbyHealthy { peer } => (
+                format!("✅ the standby ({peer}) replicates and is caught up again. Nothing to do."),
+                vec![],
+            ),
+            Alert::Demoted { units, problem } => (
+                match problem {
+                    None => "⬇️ this host is a standby again (read-only, replicating from its peer): its application units were stopped, so traffic drains to the primary.".to_string(),
+                    Some(_) => "⚠️ this host is a standby again (read-only, replicating from its peer), but stopping its application units failed: stop them by hand.".to_string(),
+                },
+                vec![
+                    format!("Units: {}", units.join(", ")),
+                    problem.as_deref().map_or(String::new(), detail),
+                ],
+            ),
+            Alert::RearmedAsStandby { archived } => (
+                "✅ this host is a healthy standby again (read-only, replicating from its peer, caught up): its finished promotion was archived and automatic promotion is armed.".to_string(),
+                vec![format!("The journal is kept as {archived}.")],
             ),
             Alert::Promoting { trigger, reason } => (
                 format!(
@@ -413,6 +482,31 @@ mod tests {
                 problem: "exit 1".into(),
             },
             Alert::Promoted(Box::new(journal.clone())),
+            Alert::TwoPrimaries {
+                peer: "p".into(),
+                detail: "d".into(),
+            },
+            Alert::StandbyNotReplicating {
+                peer: "p".into(),
+                why: "w".into(),
+            },
+            Alert::StandbyLagging {
+                peer: "p".into(),
+                lag_seconds: 40,
+                max_lag: "30s".into(),
+            },
+            Alert::StandbyHealthy { peer: "p".into() },
+            Alert::Demoted {
+                units: vec!["app.service".into()],
+                problem: None,
+            },
+            Alert::Demoted {
+                units: vec!["app.service".into()],
+                problem: Some("exit 5".into()),
+            },
+            Alert::RearmedAsStandby {
+                archived: "/x".into(),
+            },
         ];
         for alert in alerts {
             let text = alert.render("standby-9");

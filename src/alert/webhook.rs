@@ -57,18 +57,25 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::FenceFailed { .. }
         | Alert::Promoted(_)
         | Alert::OldPrimaryBack { .. }
+        | Alert::TwoPrimaries { .. }
         | Alert::JournalUnreadable { .. } => Severity::Critical,
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
+        | Alert::StandbyNotReplicating { .. }
         | Alert::HookFailed { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }
         | Alert::Paused { .. }
+        | Alert::StandbyLagging { .. }
+        | Alert::Demoted { .. }
         | Alert::PauseRanOut => Severity::Warning,
-        Alert::Reconnected | Alert::Rearmed | Alert::Resumed | Alert::SmokeReport { .. } => {
-            Severity::Info
-        }
+        Alert::Reconnected
+        | Alert::Rearmed
+        | Alert::Resumed
+        | Alert::StandbyHealthy { .. }
+        | Alert::RearmedAsStandby { .. }
+        | Alert::SmokeReport { .. } => Severity::Info,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::probe::CheckReport;
+use crate::role::Role;
 use crate::witness::Said;
 
 const THRESHOLD: u32 = 3;
@@ -16,6 +17,9 @@ fn settings() -> Settings {
         confirm_with_replication: true,
         replication_silence: None,
         witnesses: false,
+        stop_when_demoted: true,
+        units: vec!["app.service".into()],
+        peer_name: Some("peer-db".into()),
     }
 }
 
@@ -99,12 +103,22 @@ impl Story {
     }
 
     fn round_with(&mut self, report_ok: bool, replication: Replication) -> Vec<Action> {
+        self.paired_round(report_ok, replication, None)
+    }
+
+    fn paired_round(
+        &mut self,
+        report_ok: bool,
+        replication: Replication,
+        pair: Option<Box<PairReading>>,
+    ) -> Vec<Action> {
         self.secs += 1;
         let round = Round {
             report: report(report_ok, self.secs),
             replication,
             pause: self.pause.clone(),
             journal: self.journal,
+            pair,
         };
         self.decider.handle(Event::Round(round), now(self.secs))
     }
@@ -436,6 +450,7 @@ fn an_isolated_standby_counts_nothing_and_says_when_it_can_talk_again() {
                 replication: disconnected(),
                 pause: PauseMarker::Absent,
                 journal: Some(None),
+                pair: None,
             }),
             now(story.secs),
         );
@@ -679,6 +694,7 @@ fn the_old_primary_back_after_promotion_is_alerted_at_once_then_every_period() {
                 replication: Replication::NotRead,
                 pause: PauseMarker::Absent,
                 journal: story.journal,
+                pair: None,
             }),
             now(story.secs),
         )
@@ -787,4 +803,171 @@ fn witness(name: &str, said: Said) -> WitnessReport {
         detail: "tcp failed".into(),
         duration_ms: 3,
     }
+}
+
+// ---- The pair ------------------------------------------------------------------------
+
+fn as_primary(peer: PeerDb) -> Option<Box<PairReading>> {
+    Some(Box::new(PairReading {
+        role: Role::Primary,
+        detail: "read_only OFF, no replication connection".into(),
+        caught_up: false,
+        apps_running: Vec::new(),
+        peer,
+    }))
+}
+
+fn as_standby(caught_up: bool, apps_running: &[&str]) -> Option<Box<PairReading>> {
+    Some(Box::new(PairReading {
+        role: Role::Standby,
+        detail: "read_only ON, IO thread Yes, SQL thread Yes".into(),
+        caught_up,
+        apps_running: apps_running.iter().map(|u| u.to_string()).collect(),
+        peer: PeerDb::NotRead,
+    }))
+}
+
+fn standby_db(replicating: bool, lag: u64) -> PeerDb {
+    PeerDb::Read(PeerReading {
+        writable: false,
+        replicating,
+        lag_seconds: replicating.then_some(lag),
+        summary: "IO thread Yes, SQL thread Yes".into(),
+    })
+}
+
+fn writable_peer() -> PeerDb {
+    PeerDb::Read(PeerReading {
+        writable: true,
+        replicating: false,
+        lag_seconds: None,
+        summary: "no replication connection".into(),
+    })
+}
+
+fn kinds(actions: &[Action]) -> Vec<&'static str> {
+    alerts(actions).iter().map(|a| a.kind()).collect()
+}
+
+#[test]
+fn a_primary_never_promotes_however_its_checks_of_the_peer_fail() {
+    let mut story = Story::new(settings());
+    for _ in 0..10 {
+        let actions = story.paired_round(false, disconnected(), as_primary(standby_db(true, 0)));
+        assert!(!asks_last_look(&actions) && promotes(&actions).is_none());
+        assert_eq!(story.failures(), 0);
+        assert_eq!(story.state(), State::Serving);
+    }
+    assert_eq!(story.decider.live().role, Some(Role::Primary));
+}
+
+#[test]
+fn a_primary_alerts_once_per_change_of_its_standbys_health() {
+    let mut story = Story::new(settings());
+    let quiet = story.paired_round(true, Replication::NotRead, as_primary(standby_db(true, 0)));
+    assert!(kinds(&quiet).is_empty(), "{quiet:?}");
+    let stopped = story.paired_round(true, Replication::NotRead, as_primary(standby_db(false, 0)));
+    assert_eq!(kinds(&stopped), ["standby_not_replicating"]);
+    let again = story.paired_round(true, Replication::NotRead, as_primary(standby_db(false, 0)));
+    assert!(kinds(&again).is_empty(), "said once: {again:?}");
+    let lagging = story.paired_round(true, Replication::NotRead, as_primary(standby_db(true, 31)));
+    assert_eq!(kinds(&lagging), ["standby_lagging"]);
+    let unreadable = story.paired_round(
+        true,
+        Replication::NotRead,
+        as_primary(PeerDb::Unreadable("refused".into())),
+    );
+    assert_eq!(kinds(&unreadable), ["standby_not_replicating"]);
+    let healthy = story.paired_round(true, Replication::NotRead, as_primary(standby_db(true, 30)));
+    assert_eq!(
+        kinds(&healthy),
+        ["standby_healthy"],
+        "30 s is within max_lag"
+    );
+}
+
+#[test]
+fn two_primaries_are_alerted_at_once_then_every_period() {
+    let mut story = Story::new(settings());
+    let first = story.paired_round(true, Replication::NotRead, as_primary(writable_peer()));
+    assert_eq!(kinds(&first), ["two_primaries"]);
+    assert!(logs(&first).iter().any(|l| l.contains("TWO PRIMARIES")));
+    // At 1 s a round, the next alert is due 60 rounds after the first.
+    for _ in 0..59 {
+        let quiet = story.paired_round(true, Replication::NotRead, as_primary(writable_peer()));
+        assert!(kinds(&quiet).is_empty(), "{quiet:?}");
+    }
+    let again = story.paired_round(true, Replication::NotRead, as_primary(writable_peer()));
+    assert_eq!(
+        kinds(&again),
+        ["two_primaries"],
+        "after split_brain_alert_every"
+    );
+    let over = story.paired_round(true, Replication::NotRead, as_primary(standby_db(true, 0)));
+    assert_eq!(kinds(&over), ["standby_healthy"]);
+}
+
+#[test]
+fn a_promoted_host_watches_the_peers_database_instead_of_its_checks() {
+    let mut story = Story::new(settings());
+    promote_after_death(&mut story);
+    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)));
+    story.journal = Some(Some(Outcome::Promoted));
+    // The old primary answers its checks, as a healthy standby of ours does.
+    let rejoined = story.paired_round(true, Replication::NotRead, as_primary(standby_db(true, 0)));
+    assert!(kinds(&rejoined).is_empty(), "{rejoined:?}");
+    assert_eq!(story.state(), State::Promoted);
+    // Its database unreadable: the check-based split-brain watch is the fallback.
+    let fallback = story.paired_round(
+        true,
+        Replication::NotRead,
+        as_primary(PeerDb::Unreadable("denied".into())),
+    );
+    assert_eq!(
+        kinds(&fallback),
+        ["standby_not_replicating", "old_primary_back"]
+    );
+}
+
+#[test]
+fn a_demoted_host_stops_its_units_and_alerts_once() {
+    let mut story = Story::new(settings());
+    let actions = story.paired_round(true, connected(2), as_standby(true, &["app.service"]));
+    assert!(actions.contains(&Action::StopApps(vec!["app.service".into()])));
+    let alerted = story.event(Event::AppsStopped(Err("exit 5".into())));
+    assert_eq!(kinds(&alerted), ["demoted"]);
+    let retried = story.paired_round(true, connected(4), as_standby(true, &["app.service"]));
+    assert!(retried.contains(&Action::StopApps(vec!["app.service".into()])));
+    assert!(kinds(&story.event(Event::AppsStopped(Ok(())))).is_empty());
+
+    let mut off = settings();
+    off.stop_when_demoted = false;
+    let mut story = Story::new(off);
+    let actions = story.paired_round(true, connected(2), as_standby(true, &["app.service"]));
+    assert!(!actions.iter().any(|a| matches!(a, Action::StopApps(_))));
+}
+
+#[test]
+fn a_promoted_host_that_is_a_healthy_standby_again_rearms() {
+    let mut story = Story::new(settings());
+    promote_after_death(&mut story);
+    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)));
+    story.journal = Some(Some(Outcome::Promoted));
+    let behind = story.paired_round(true, Replication::NotRead, as_standby(false, &[]));
+    assert!(
+        !behind.contains(&Action::ArchivePromotion),
+        "not caught up yet"
+    );
+    let caught_up = story.paired_round(true, Replication::NotRead, as_standby(true, &[]));
+    assert!(caught_up.contains(&Action::ArchivePromotion));
+    let failed = story.event(Event::PromotionArchived(Err("locked".into())));
+    assert!(kinds(&failed).is_empty());
+    assert_eq!(story.state(), State::Promoted, "tried again next round");
+    let done = story.event(Event::PromotionArchived(Ok("/state/journal.1.json".into())));
+    assert_eq!(kinds(&done), ["rearmed_as_standby"]);
+    assert_eq!(story.state(), State::Monitoring);
+    story.journal = Some(None);
+    assert!(story.decider.wants_replication());
+    // Armed again: a dead primary is promoted.
+    promote_after_death(&mut story);
 }
