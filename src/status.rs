@@ -349,6 +349,7 @@ pub fn derive_state(
                         | State::Halted
                         | State::Isolated
                         | State::Degraded
+                        | State::Serving
                 )
             })
             .unwrap_or(State::Monitoring),

@@ -11,6 +11,7 @@ mod failure_paths;
 mod fencing;
 mod hostile;
 mod one_promoter;
+mod pair;
 mod promote_now;
 mod resume;
 mod shutdown;

@@ -1,0 +1,158 @@
+//! Both hosts of a pair, each with its daemon and a mirrored config (`[peer]`): each
+//! reads its role from its own database and acts by it.
+
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use tokio::time::Instant;
+
+use crate::support::*;
+
+/// The standby's daemon and the primary's, both with `[peer]`, once each shows its role.
+async fn pair() -> (Stage, Host, Daemon, Daemon) {
+    let rig = stage().await;
+    rig.write_config(&rig.pair_config());
+    let host = rig.primary_host();
+    let standby = rig.spawn_daemon();
+    let primary = host.spawn_daemon();
+    rig.wait_for_status("the standby's role", Duration::from_secs(30), |s| {
+        s["role"] == "standby" && s["state"] == "monitoring"
+    })
+    .await;
+    wait_for_host_status(&host, "the primary's role", |s| {
+        s["role"] == "primary" && s["state"] == "serving"
+    })
+    .await;
+    (rig, host, standby, primary)
+}
+
+async fn wait_for_host_status(
+    host: &Host,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = host.status().await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last status: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for a Telegram message from `node` that contains `text`.
+async fn wait_for_alert(rig: &Stage, node: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let prefix = format!("[{node}] ");
+    loop {
+        let messages = rig.telegram.messages();
+        if let Some(m) = messages
+            .iter()
+            .find(|m| m.text.starts_with(&prefix) && m.text.contains(text))
+        {
+            return m.text.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert from {node} with {text:?}; sent: {:#?}",
+            messages.iter().map(|m| &m.text).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_primary_never_promotes_and_alerts_when_its_standby_is_gone() {
+    let (mut rig, host, standby, primary) = pair().await;
+    rig.db.replica.kill9();
+    let alert = wait_for_alert(&rig, PRIMARY_NODE, "does not replicate").await;
+    assert!(alert.contains("standby-test"), "{alert}");
+    // Its checks of the peer fail round after round: more than the threshold of 3.
+    let status = host.status().await;
+    let since: jiff::Timestamp = status["last_probe"]["at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let status = wait_for_host_status(&host, "five more rounds", |s| {
+        s["last_probe"]["at"]
+            .as_str()
+            .and_then(|at| at.parse::<jiff::Timestamp>().ok())
+            .is_some_and(|at| at.duration_since(since).as_secs() >= 5)
+    })
+    .await;
+    assert_eq!(status["state"], "serving", "{status:#}");
+    assert_eq!(status["consecutive_failures"], 0, "{status:#}");
+    assert!(status["promotion"].is_null(), "{status:#}");
+    assert_eq!(
+        rig.db.primary.global_var("read_only").await.unwrap(),
+        "0",
+        "still the writable primary"
+    );
+    let (_, log) = primary.stop().await;
+    assert!(!log.contains("promoting"), "{log}");
+    drop(standby);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_primaries_are_alerted_by_both_daemons() {
+    let (rig, host, standby, primary) = pair().await;
+    let mut replica = rig.db.replica.root_conn().await.unwrap();
+    for statement in [
+        "STOP SLAVE",
+        "RESET SLAVE ALL",
+        "SET GLOBAL read_only = OFF",
+    ] {
+        replica.query_drop(statement).await.unwrap();
+    }
+    let from_primary = wait_for_alert(&rig, PRIMARY_NODE, "TWO PRIMARIES").await;
+    assert!(from_primary.contains("standby-test"), "{from_primary}");
+    let from_standby = wait_for_alert(&rig, NODE, "TWO PRIMARIES").await;
+    assert!(from_standby.contains("primary-test"), "{from_standby}");
+    rig.wait_for_status("the replica's new role", Duration::from_secs(30), |s| {
+        s["role"] == "primary" && s["state"] == "serving"
+    })
+    .await;
+    // Neither changed anything: an operator decides.
+    assert_eq!(rig.db.primary.global_var("read_only").await.unwrap(), "0");
+    assert_eq!(rig.db.replica.global_var("read_only").await.unwrap(), "0");
+    assert!(host.systemctl.stopped().is_empty());
+    let _ = (standby.stop().await, primary.stop().await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_demoted_host_stops_its_application_units() {
+    let (rig, host, standby, primary) = pair().await;
+    assert!(UNITS.iter().all(|u| host.systemctl.is_active(u)));
+    // Demote the primary by hand: read-only, replicating from the replica.
+    let mut conn = rig.db.primary.root_conn().await.unwrap();
+    conn.query_drop("SET GLOBAL read_only = ON").await.unwrap();
+    conn.query_drop("SET GLOBAL gtid_slave_pos = @@global.gtid_current_pos")
+        .await
+        .unwrap();
+    rig.db
+        .primary
+        .replicate_from(&rig.db.replica)
+        .await
+        .unwrap();
+    let alert = wait_for_alert(&rig, PRIMARY_NODE, "standby again").await;
+    assert!(alert.contains("were stopped"), "{alert}");
+    wait_for_host_status(&host, "the demoted host's role", |s| s["role"] == "standby").await;
+    let stopped = host.systemctl.stopped();
+    assert_eq!(
+        stopped,
+        UNITS
+            .iter()
+            .rev()
+            .map(|u| u.to_string())
+            .collect::<Vec<_>>(),
+        "in reverse start order"
+    );
+    assert!(UNITS.iter().all(|u| !host.systemctl.is_active(u)));
+    let _ = (standby.stop().await, primary.stop().await);
+}
