@@ -71,7 +71,7 @@ bash -c 'source /usr/share/bash-completion/completions/failover-watchdog &&
   complete -p failover-watchdog' >/dev/null || fail "the bash completion does not load"
 [ -s /usr/share/zsh/vendor-completions/_failover-watchdog ] || fail "no zsh completion"
 [ -s /usr/share/fish/vendor_completions.d/failover-watchdog.fish ] || fail "no fish completion"
-for example in config.toml witness.toml; do
+for example in config.toml witness.toml pair/nyc1.toml pair/fra1.toml; do
   [ -s "/usr/share/doc/failover-watchdog/examples/$example" ] || fail "no example $example"
 done
 getent passwd failover-watchdog >/dev/null || fail "no failover-watchdog user"

@@ -119,6 +119,8 @@ fn the_shipped_example_config_is_valid() {
         "witness-ams1.token",
         "witness-nyc1.token",
         "alertmanager.token",
+        "peer-db.password",
+        "replication.password",
     ] {
         std::fs::write(fx.dir.path().join(token), "w-token\n").unwrap();
     }
@@ -126,6 +128,7 @@ fn the_shipped_example_config_is_valid() {
     assert!(!config.dns.records.is_empty());
     assert_eq!(config.probe.witnesses.len(), 2);
     assert_eq!(config.webhooks.len(), 1);
+    assert_eq!(config.peer.as_ref().unwrap().name, "primary-nyc1");
 }
 
 #[test]
@@ -1012,5 +1015,39 @@ fn a_bad_peer_names_its_key() {
             error.contains(key) && error.contains(problem),
             "{from} -> {to}: {error}"
         );
+    }
+}
+
+#[test]
+fn the_shipped_pair_mirrors_itself() {
+    let fx = Fixture::new();
+    for name in [
+        "peer-db.password",
+        "local-db.password",
+        "replication.password",
+    ] {
+        std::fs::write(fx.dir.path().join(name), "pw\n").unwrap();
+    }
+    let parse = |text: &str| {
+        fx.parse(&text.replace("/etc/failover-watchdog/", ""))
+            .unwrap()
+    };
+    let a = parse(include_str!("../../config/pair/nyc1.toml"));
+    let b = parse(include_str!("../../config/pair/fra1.toml"));
+    for (this, other) in [(&a, &b), (&b, &a)] {
+        let peer = this.peer.as_ref().unwrap();
+        assert_eq!(peer.name, other.node.name);
+        assert_eq!(
+            peer.host, other.dns.records[0].content,
+            "{}'s peer is the other host's address",
+            this.node.name
+        );
+        assert_eq!(
+            this.primary_database().unwrap().0,
+            peer.host,
+            "the checks probe the peer"
+        );
+        assert_eq!(this.replica.host, "127.0.0.1");
+        assert!(this.apps.stop_when_demoted);
     }
 }
