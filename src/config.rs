@@ -79,6 +79,9 @@ pub struct Config {
     pub promotion: PromotionConfig,
     /// `[smoke]`: the readiness checks of `smoke-test`; every key is optional.
     pub smoke: SmokeConfig,
+    /// `[metrics]`: the Prometheus endpoint; `None` (no table) serves none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
     /// Things that are allowed but unwise (inline secrets, a world-readable file).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -346,6 +349,14 @@ pub enum WebhookFormat {
     Pagerduty,
 }
 
+/// `[metrics]` (the standby's and the witness's): where `GET /metrics` is served for
+/// Prometheus. Opt-in: without the table there is no listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MetricsConfig {
+    /// An IP address and port; port 0 lets the kernel pick one (logged at start).
+    pub listen: std::net::SocketAddr,
+}
+
 /// `[smoke]`: the standby's readiness checks (`smoke-test`). Every key is optional; a
 /// check with nothing configured is skipped, never passed.
 #[derive(Debug, Clone, Serialize)]
@@ -436,6 +447,7 @@ impl Config {
         let webhooks = v.webhooks(&raw.alerts, telegram.is_some())?;
         let smoke = v.smoke(&raw.smoke, replica.max_lag)?;
         let promotion = v.promotion(&raw.promotion, &probe.checks)?;
+        let metrics = v.metrics(raw.metrics.as_ref())?;
         Ok(Config {
             path: file.to_path_buf(),
             node,
@@ -447,6 +459,7 @@ impl Config {
             webhooks,
             promotion,
             smoke,
+            metrics,
             warnings: v.into_warnings(),
         })
     }

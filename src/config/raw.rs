@@ -21,6 +21,7 @@ pub struct File {
     pub promotion: Promotion,
     #[serde(default)]
     pub smoke: Smoke,
+    pub metrics: Option<Metrics>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,4 +186,12 @@ pub struct Webhook {
 pub enum ChatId {
     Number(i64),
     Text(String),
+}
+
+/// `[metrics]` (the standby's and the witness's): present only to serve metrics, so its
+/// one key is required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    pub listen: String,
 }

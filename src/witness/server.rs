@@ -722,6 +722,7 @@ mod tests {
             fail_when: FailWhen::Any,
             checks: vec![check],
             limits,
+            metrics: None,
             warnings: Vec::new(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
