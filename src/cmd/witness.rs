@@ -1,6 +1,6 @@
 //! `witness --listen ADDR`: the witness on a third host, stopped by SIGTERM or SIGINT
 //! (without waiting for idle or half-sent clients), with `READY=1` for systemd once it
-//! listens.
+//! listens; with `[metrics]`, its Prometheus endpoint on a listener of its own.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -35,8 +35,17 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         limits.requests_per_second,
         limits.request_burst
     );
+    let metrics = std::sync::Arc::new(crate::metrics::WitnessMetrics::new());
+    // The metrics server stops when this function returns (the sender is dropped).
+    let (_metrics_running, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(served) = &config.metrics {
+        crate::metrics::start(served.listen, metrics.registry(), async {
+            let _ = metrics_stopped.await;
+        })
+        .await?;
+    }
     super::notify_ready();
-    crate::witness::server::serve(&config, listener, shutdown).await?;
+    crate::witness::server::serve_observed(&config, listener, metrics, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
