@@ -203,10 +203,9 @@ impl DaemonMetrics {
     /// The daemon's registry, its values taken from `live` (what the decision core
     /// knows at start); alert deliveries are read from `alerter` at each scrape.
     pub fn new(alerter: Alerter, live: &LiveState) -> Self {
-        let mut registry = Registry::with_prefix(PREFIX);
-        register_build_info(&mut registry);
-        let metrics = DaemonMetrics {
-            registry: Arc::new(Registry::default()),
+        let mut metrics = DaemonMetrics {
+            // Replaced below, once every metric is registered.
+            registry: Arc::default(),
             state: Family::default(),
             consecutive_failures: Gauge::default(),
             failures_before_promotion: Gauge::default(),
@@ -220,6 +219,8 @@ impl DaemonMetrics {
             promotions: Family::default(),
             step_duration: Family::default(),
         };
+        let mut registry = Registry::with_prefix(PREFIX);
+        register_build_info(&mut registry);
         registry.register(
             "state",
             "The daemon's state: 1 for the current one, 0 for the others",
@@ -290,11 +291,9 @@ impl DaemonMetrics {
             metrics.step_duration.clone(),
         );
         registry.register_collector(Box::new(AlertDeliveries(alerter)));
+        metrics.registry = Arc::new(registry);
         metrics.live(live);
-        DaemonMetrics {
-            registry: Arc::new(registry),
-            ..metrics
-        }
+        metrics
     }
 
     /// What the server encodes.

@@ -304,3 +304,33 @@ async fn the_witness_serves_its_answers_by_code_and_its_checks() {
     assert!(!page.contains("failover_watchdog_state"), "{page}");
     promtool_accepts(&page).await;
 }
+
+/// The README's example alerting rules are valid rules, by promtool.
+#[tokio::test]
+async fn the_readmes_alerting_rules_pass_promtool() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```yaml\ngroups:")
+        .expect("the README's Metrics section has its rules");
+    let rules = &readme[start + "```yaml\n".len()..];
+    let rules = &rules[..rules.find("```").unwrap()];
+    assert!(rules.contains("FailoverWatchdogDown") && rules.contains("FailoverStandbyNotReady"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.yml");
+    std::fs::write(&path, rules).unwrap();
+    let output = match tokio::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&path)
+        .output()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run promtool ({e}); install it with scripts/install-deps.sh"),
+    };
+    assert!(
+        output.status.success(),
+        "promtool check rules refused the README's rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
