@@ -20,7 +20,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::alert::Alerter;
@@ -30,7 +30,7 @@ use crate::decide::{
     Replication, Round, Settings,
 };
 use crate::journal::{Outcome, Trigger};
-use crate::metrics::DaemonMetrics;
+use crate::metrics::{DaemonMetrics, MetricsServer};
 use crate::probe::Prober;
 use crate::promote::{PromoteError, Promoter};
 use crate::status::{LiveState, Pause};
@@ -70,14 +70,9 @@ pub async fn run(
         now_since(started),
     );
     let metrics = DaemonMetrics::new(alerter.clone(), decider.live());
-    // The metrics server stops when this function returns (the sender is dropped).
-    let (_metrics_running, metrics_stopped) = oneshot::channel::<()>();
-    if let Some(served) = &config.metrics {
-        crate::metrics::start(served.listen, metrics.registry(), async {
-            let _ = metrics_stopped.await;
-        })
-        .await?;
-    }
+    // Served (with `[metrics]`) until this function returns.
+    let _metrics_server =
+        MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
     let (stop_tx, stop) = watch::channel(false);
     let watchdog = notifier
         .watchdog()

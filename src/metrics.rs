@@ -44,10 +44,11 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use crate::alert::Alerter;
+use crate::config::MetricsConfig;
 use crate::journal::{Journal, Outcome, StepName, Trigger};
 use crate::probe::{CheckReport, RoundReport};
 use crate::promote::PromoteError;
@@ -616,21 +617,48 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
-/// Binds `address` and serves the metrics there on a task of their own until
-/// `shutdown`; returns the address bound (the kernel's choice for port 0).
-pub async fn start(
+/// The metrics server, on a task of its own: it stops when this is dropped.
+pub struct MetricsServer {
     address: SocketAddr,
-    registry: SharedRegistry,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<SocketAddr> {
-    use anyhow::Context;
-    let listener = TcpListener::bind(address)
-        .await
-        .with_context(|| format!("cannot listen on {address} (metrics.listen)"))?;
-    let bound = listener.local_addr()?;
-    tracing::info!("serving metrics on http://{bound}/metrics");
-    tokio::spawn(serve(listener, registry, shutdown));
-    Ok(bound)
+    /// Dropped with the server: its task sees the channel close and stops.
+    _stop: oneshot::Sender<()>,
+}
+
+impl MetricsServer {
+    /// Serves `registry` when `[metrics]` says where (`None`: nothing listens). A
+    /// listener that cannot bind is an error naming the key.
+    pub async fn start_configured(
+        config: Option<&MetricsConfig>,
+        registry: SharedRegistry,
+    ) -> anyhow::Result<Option<MetricsServer>> {
+        match config {
+            Some(config) => Ok(Some(Self::start(config.listen, registry).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Binds `address` and serves `registry` there until dropped.
+    pub async fn start(address: SocketAddr, registry: SharedRegistry) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        let listener = TcpListener::bind(address)
+            .await
+            .with_context(|| format!("metrics.listen: cannot listen on {address}"))?;
+        let bound = listener.local_addr()?;
+        tracing::info!("serving metrics on http://{bound}/metrics");
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(serve(listener, registry, async {
+            let _ = stopped.await;
+        }));
+        Ok(MetricsServer {
+            address: bound,
+            _stop: stop,
+        })
+    }
+
+    /// Where it listens (the kernel's choice for port 0).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
 }
 
 /// One request: `GET /metrics` in the format the client asked for, 405 for another
@@ -1031,12 +1059,10 @@ mod tests {
     async fn the_server_answers_get_metrics_in_the_format_asked_and_nothing_else() {
         let metrics = WitnessMetrics::new();
         metrics.answered(StatusCode::OK);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let address = start("127.0.0.1:0".parse().unwrap(), metrics.registry(), async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
+        let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), metrics.registry())
+            .await
+            .unwrap();
+        let address = server.address();
 
         let plain = get(address, "GET", "/metrics", None).await;
         assert_eq!(plain.status(), 200);
@@ -1067,13 +1093,28 @@ mod tests {
         assert_eq!(post.status(), 405);
         assert_eq!(post.headers()[header::ALLOW], "GET");
 
-        // Stopped: nothing listens any more.
-        stop.send(()).unwrap();
+        // Dropped: nothing listens any more.
+        drop(server);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while tokio::net::TcpStream::connect(address).await.is_ok() {
             assert!(tokio::time::Instant::now() < deadline, "still listening");
             tokio::task::yield_now().await;
         }
+    }
+
+    /// A port already taken stops the start, naming the key.
+    #[tokio::test]
+    async fn an_address_that_cannot_be_bound_is_an_error_naming_the_key() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = taken.local_addr().unwrap();
+        let error = match MetricsServer::start(address, WitnessMetrics::new().registry()).await {
+            Ok(_) => panic!("bound {address} twice"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(
+            error.starts_with(&format!("metrics.listen: cannot listen on {address}")),
+            "{error}"
+        );
     }
 
     /// A client that never finishes its request head is dropped at the header timeout
@@ -1082,13 +1123,10 @@ mod tests {
     async fn a_half_sent_request_is_dropped_after_the_header_timeout() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let metrics = WitnessMetrics::new();
-        let address = start(
-            "127.0.0.1:0".parse().unwrap(),
-            metrics.registry(),
-            std::future::pending(),
-        )
-        .await
-        .unwrap();
+        let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), metrics.registry())
+            .await
+            .unwrap();
+        let address = server.address();
         let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
         stream
             .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")

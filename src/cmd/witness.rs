@@ -5,10 +5,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::config::witness::WitnessConfig;
+use crate::metrics::{MetricsServer, WitnessMetrics};
 
 pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let config = WitnessConfig::load(config_path)?;
@@ -35,15 +37,10 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         limits.requests_per_second,
         limits.request_burst
     );
-    let metrics = std::sync::Arc::new(crate::metrics::WitnessMetrics::new());
-    // The metrics server stops when this function returns (the sender is dropped).
-    let (_metrics_running, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
-    if let Some(served) = &config.metrics {
-        crate::metrics::start(served.listen, metrics.registry(), async {
-            let _ = metrics_stopped.await;
-        })
-        .await?;
-    }
+    let metrics = Arc::new(WitnessMetrics::new());
+    // Served (with `[metrics]`) until this function returns.
+    let _metrics_server =
+        MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
     super::notify_ready();
     crate::witness::server::serve_observed(&config, listener, metrics, shutdown).await?;
     tracing::info!("stopped");
