@@ -82,6 +82,9 @@ pub struct Config {
     /// `[peer]`: the other host of the pair, for roles, `rejoin` and `switchover`;
     /// `None` on a standby-only setup (today's behaviour, no roles acted on).
     pub peer: Option<PeerConfig>,
+    /// `[metrics]`: the Prometheus endpoint; `None` (no table) serves none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
     /// Things that are allowed but unwise (inline secrets, a world-readable file).
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -390,6 +393,14 @@ pub enum WebhookFormat {
     Pagerduty,
 }
 
+/// `[metrics]` (the standby's and the witness's): where `GET /metrics` is served for
+/// Prometheus. Opt-in: without the table there is no listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MetricsConfig {
+    /// An IP address and port; port 0 lets the kernel pick one (logged at start).
+    pub listen: std::net::SocketAddr,
+}
+
 /// `[smoke]`: the standby's readiness checks (`smoke-test`). Every key is optional; a
 /// check with nothing configured is skipped, never passed.
 #[derive(Debug, Clone, Serialize)]
@@ -481,6 +492,7 @@ impl Config {
         let smoke = v.smoke(&raw.smoke, replica.max_lag)?;
         let promotion = v.promotion(&raw.promotion, &probe.checks)?;
         let peer = v.peer(raw.peer.as_ref(), &replica)?;
+        let metrics = v.metrics(raw.metrics.as_ref())?;
         Ok(Config {
             path: file.to_path_buf(),
             node,
@@ -493,6 +505,7 @@ impl Config {
             promotion,
             smoke,
             peer,
+            metrics,
             warnings: v.into_warnings(),
         })
     }

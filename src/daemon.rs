@@ -7,6 +7,10 @@
 //! order; the asking ones (the witnesses, the last look, the promotion) come back as the
 //! next event.
 //!
+//! Metrics (`[metrics]`) follow from here without a decision of their own: the live
+//! state each time it is saved, the replica each time it is read, a promotion when it
+//! ends; the server runs on its own task and never holds the loop.
+//!
 //! Shutdown: a round in progress is dropped (it only reads), but a promotion in progress
 //! is not: the promoter finishes the running step, journals it and stops before the next
 //! one, and the next start resumes there.
@@ -26,6 +30,7 @@ use crate::decide::{
     Replication, Round, Settings,
 };
 use crate::journal::{Outcome, Trigger};
+use crate::metrics::{DaemonMetrics, MetricsServer};
 use crate::probe::Prober;
 use crate::promote::{PromoteError, Promoter};
 use crate::status::{LiveState, Pause};
@@ -64,6 +69,10 @@ pub async fn run(
         std::process::id(),
         now_since(started),
     );
+    let metrics = DaemonMetrics::new(alerter.clone(), decider.live());
+    // Served (with `[metrics]`) until this function returns.
+    let _metrics_server =
+        MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
     let (stop_tx, stop) = watch::channel(false);
     let watchdog = notifier
         .watchdog()
@@ -73,6 +82,7 @@ pub async fn run(
         prober: Prober::new(&config.probe)?,
         witnesses: Witnesses::new(&config.probe.witnesses, scrubber)?,
         decider,
+        metrics,
         alerter: alerter.clone(),
         store,
         config,
@@ -125,6 +135,8 @@ struct Daemon {
     witnesses: Option<Witnesses>,
     alerter: Alerter,
     decider: Decider,
+    /// Follows the live state; the server (when `[metrics]` is set) only encodes it.
+    metrics: DaemonMetrics,
     /// The monotonic clock the core's `since_start` counts from.
     started: Instant,
     stop: Stop,
@@ -239,6 +251,7 @@ impl Daemon {
                     if let Err(e) = self.store.save_live(self.decider.live()) {
                         tracing::warn!("cannot write the live state: {e:#}");
                     }
+                    self.metrics.live(self.decider.live());
                     None
                 }
                 Action::RemovePause => {
@@ -275,6 +288,7 @@ impl Daemon {
                     if let Some(timeout) = self.watchdog {
                         self.notifier.set_watchdog(timeout);
                     }
+                    self.metrics.promotion_ended(Trigger::Automatic, &result);
                     Some(Event::PromotionEnded(promotion_end(result)))
                 }
                 Action::StopApps(units) => Some(Event::AppsStopped(self.stop_apps(&units).await)),
@@ -333,6 +347,10 @@ impl Daemon {
     async fn read_replication(&self) -> Replication {
         let read =
             tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
+        self.metrics.replication(match &read {
+            Ok(Ok(status)) => status.as_ref(),
+            _ => None,
+        });
         match read {
             Ok(Ok(Some(status))) => Replication::Read(ReplicaReading {
                 replicating: status.replicating(),

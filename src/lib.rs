@@ -15,6 +15,7 @@
 //!   state files): regular files only, size-capped, never blocking;
 //! - one retry owner: [`retry`];
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
+//! - [`metrics`]: the opt-in Prometheus endpoint of the daemon and the witness;
 //! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
 //! - [`witness`]: the witness on a third host (`witness`), and the standby's client of it;
 //! - [`cli`] and [`cmd`]: the command line; [`assets`]: the man pages and completions
@@ -35,6 +36,7 @@ pub mod error;
 pub mod fence;
 pub mod gtid;
 pub mod journal;
+pub mod metrics;
 pub mod mysql;
 pub mod pair;
 pub mod probe;

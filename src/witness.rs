@@ -127,6 +127,7 @@ pub(crate) mod testing {
                 address: address.into(),
             }],
             limits: Default::default(),
+            metrics: None,
             warnings: Vec::new(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,14 +1,16 @@
 //! `witness --listen ADDR`: the witness on a third host, stopped by SIGTERM or SIGINT
 //! (without waiting for idle or half-sent clients), with `READY=1` for systemd once it
-//! listens.
+//! listens; with `[metrics]`, its Prometheus endpoint on a listener of its own.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::config::witness::WitnessConfig;
+use crate::metrics::{MetricsServer, WitnessMetrics};
 
 pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitCode> {
     let config = WitnessConfig::load(config_path)?;
@@ -35,8 +37,12 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         limits.requests_per_second,
         limits.request_burst
     );
+    let metrics = Arc::new(WitnessMetrics::new());
+    // Served (with `[metrics]`) until this function returns.
+    let _metrics_server =
+        MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
     super::notify_ready();
-    crate::witness::server::serve(&config, listener, shutdown).await?;
+    crate::witness::server::serve_observed(&config, listener, metrics, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

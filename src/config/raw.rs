@@ -23,6 +23,7 @@ pub struct File {
     pub smoke: Smoke,
     /// `[peer]`: the other host of the pair; absent on a standby-only setup.
     pub peer: Option<Peer>,
+    pub metrics: Option<Metrics>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -205,4 +206,12 @@ pub struct Webhook {
 pub enum ChatId {
     Number(i64),
     Text(String),
+}
+
+/// `[metrics]` (the standby's and the witness's): present only to serve metrics, so its
+/// one key is required.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metrics {
+    pub listen: String,
 }

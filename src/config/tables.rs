@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::validate::{Validator, host_name_problem};
 use super::{
-    AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, NodeConfig, PeerConfig,
-    ProbeConfig, PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig, WebhookConfig,
-    WebhookFormat, WitnessRef, defaults, raw,
+    AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, MetricsConfig, NodeConfig,
+    PeerConfig, ProbeConfig, PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig,
+    WebhookConfig, WebhookFormat, WitnessRef, defaults, raw,
 };
 
 impl Validator<'_> {
@@ -663,5 +663,18 @@ impl Validator<'_> {
             )?,
             urls,
         })
+    }
+
+    /// `[metrics]` (the standby's and the witness's): no table, no listener.
+    pub(super) fn metrics(
+        &self,
+        raw: Option<&raw::Metrics>,
+    ) -> Result<Option<MetricsConfig>, ConfigError> {
+        raw.map(|m| {
+            Ok(MetricsConfig {
+                listen: self.listen_address("metrics.listen", &m.listen)?,
+            })
+        })
+        .transpose()
     }
 }

@@ -129,6 +129,10 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(config.probe.witnesses.len(), 2);
     assert_eq!(config.webhooks.len(), 1);
     assert_eq!(config.peer.as_ref().unwrap().name, "primary-nyc1");
+    assert_eq!(
+        config.metrics.map(|m| m.listen),
+        Some("127.0.0.1:9187".parse().unwrap())
+    );
 }
 
 #[test]
@@ -931,6 +935,79 @@ fn a_bad_webhook_names_its_key_and_the_problem() {
         assert!(
             message.contains(problem),
             "{body:?}: expected {problem:?} in {message:?}"
+        );
+    }
+}
+
+/// `[metrics]` is opt-in: without the table no listener; with it, an IP address and a
+/// port, shown by `check-config`.
+#[test]
+fn metrics_are_served_only_when_the_table_names_an_address() {
+    let fx = Fixture::new();
+    let config = fx.parse(GOOD).unwrap();
+    assert_eq!(config.metrics, None);
+    let shown = toml::to_string_pretty(&config).unwrap();
+    assert!(!shown.contains("[metrics]"), "{shown}");
+
+    for (listen, address) in [
+        ("127.0.0.1:9187", "127.0.0.1:9187"),
+        ("[::1]:9187", "[::1]:9187"),
+        (" 0.0.0.0:9187 ", "0.0.0.0:9187"),
+    ] {
+        let config = fx
+            .parse(&format!("{GOOD}\n[metrics]\nlisten = \"{listen}\"\n"))
+            .unwrap();
+        assert_eq!(
+            config.metrics.map(|m| m.listen),
+            Some(address.parse().unwrap())
+        );
+        let shown = toml::to_string_pretty(&config).unwrap();
+        assert!(
+            shown.contains(&format!("[metrics]\nlisten = \"{address}\"")),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_metrics_address_names_its_key_and_the_problem() {
+    let fx = Fixture::new();
+    for (table, key, problem) in [
+        (
+            "listen = \"127.0.0.1\"",
+            "metrics.listen",
+            "not an IP address with a port",
+        ),
+        (
+            "listen = \"localhost:9187\"",
+            "metrics.listen",
+            "not an IP address with a port",
+        ),
+        (
+            "listen = \"127.0.0.1:99999\"",
+            "metrics.listen",
+            "not an IP address with a port",
+        ),
+        ("listen = \"\"", "metrics.listen", "must not be empty"),
+        ("", "metrics", "missing field `listen`"),
+        (
+            "listen = \"127.0.0.1:9187\"\npath = \"/m\"",
+            "metrics",
+            "unknown field `path`",
+        ),
+    ] {
+        let message = match fx.parse(&format!("{GOOD}\n[metrics]\n{table}\n")) {
+            Ok(_) => panic!("accepted {table:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains("config.toml"), "no file in {message:?}");
+        assert!(
+            message.contains(key),
+            "{table:?}: expected {key:?} in {message:?}"
+        );
+        assert!(
+            message.contains(problem),
+            "{table:?}: expected {problem:?} in {message:?}"
         );
     }
 }

@@ -147,6 +147,25 @@ impl<'a> Validator<'a> {
         Ok(address)
     }
 
+    /// An address to listen on: an IP address and a port, as `127.0.0.1:9187` or
+    /// `[::1]:9187`. A host name is refused: which address it would bind is the
+    /// resolver's choice, not the operator's.
+    pub(super) fn listen_address(
+        &self,
+        key: &str,
+        text: &str,
+    ) -> Result<std::net::SocketAddr, ConfigError> {
+        let text = self.non_empty(key, text)?;
+        text.parse().map_err(|_| {
+            self.error(
+                key,
+                format!(
+                    "{text:?} is not an IP address with a port; write e.g. \"127.0.0.1:9187\" or \"[::1]:9187\""
+                ),
+            )
+        })
+    }
+
     /// A systemd unit name, as `systemctl` takes it (never an option).
     pub(super) fn unit_name(&self, key: &str, text: &str) -> Result<String, ConfigError> {
         let unit = self.non_empty(key, text)?;

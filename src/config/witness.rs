@@ -13,6 +13,9 @@
 //! requests_per_second = 2
 //! request_burst = 10
 //!
+//! [metrics]                        # opt-in: Prometheus at GET /metrics
+//! listen = "127.0.0.1:9188"
+//!
 //! [probe]
 //! timeout = "10s"
 //! fail_when = "any"
@@ -31,7 +34,9 @@ use serde::Serialize;
 
 use super::file::{parse_raw, read_config_file, world_readable_warning};
 use super::validate::Validator;
-use super::{CheckConfig, ConfigError, FailWhen, check_passwords, defaults, ser_duration};
+use super::{
+    CheckConfig, ConfigError, FailWhen, MetricsConfig, check_passwords, defaults, ser_duration,
+};
 use crate::secret::Secret;
 
 /// The validated witness config.
@@ -50,6 +55,9 @@ pub struct WitnessConfig {
     pub checks: Vec<CheckConfig>,
     /// What one client may cost the witness.
     pub limits: WitnessLimits,
+    /// `[metrics]`: the witness's Prometheus endpoint; `None` serves none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
     #[serde(skip)]
     pub warnings: Vec<String>,
 }
@@ -94,6 +102,7 @@ mod raw {
         pub node: Node,
         pub witness: Witness,
         pub probe: Probe,
+        pub metrics: Option<super::super::raw::Metrics>,
     }
 
     #[derive(Debug, Default, Deserialize)]
@@ -157,6 +166,7 @@ impl WitnessConfig {
         )?;
         let checks = v.primary_checks(&raw.probe.checks)?;
         let limits = limits(&v, &raw.witness)?;
+        let metrics = v.metrics(raw.metrics.as_ref())?;
         Ok(WitnessConfig {
             path: file.to_path_buf(),
             name,
@@ -165,6 +175,7 @@ impl WitnessConfig {
             fail_when: raw.probe.fail_when.unwrap_or(defaults::FAIL_WHEN),
             checks,
             limits,
+            metrics,
             warnings: v.into_warnings(),
         })
     }
@@ -341,6 +352,12 @@ password_file = "primary-db.password"
             "probe.checks[0].address",
             "host:port",
         ),
+        (
+            "[probe]",
+            "[metrics]\nlisten = \"9187\"\n\n[probe]",
+            "metrics.listen",
+            "not an IP address with a port",
+        ),
     ];
 
     #[test]
@@ -355,6 +372,27 @@ password_file = "primary-db.password"
         }
     }
 
+    /// `[metrics]` is the standby's table: opt-in, an IP address and a port.
+    #[test]
+    fn a_witness_serves_metrics_only_when_its_config_says_where() {
+        assert_eq!(parse(GOOD).unwrap().metrics, None);
+        let config = parse(&GOOD.replacen(
+            "[probe]",
+            "[metrics]\nlisten = \"127.0.0.1:9188\"\n\n[probe]",
+            1,
+        ))
+        .unwrap();
+        assert_eq!(
+            config.metrics.map(|m| m.listen),
+            Some("127.0.0.1:9188".parse().unwrap())
+        );
+        let shown = toml::to_string_pretty(&config).unwrap();
+        assert!(
+            shown.contains("[metrics]\nlisten = \"127.0.0.1:9188\""),
+            "{shown}"
+        );
+    }
+
     #[test]
     fn the_shipped_witness_example_is_valid() {
         let text = include_str!("../../config/witness.toml")
@@ -362,6 +400,10 @@ password_file = "primary-db.password"
         let config = parse(&text).unwrap();
         assert_eq!(config.name, "witness-ams1");
         assert_eq!(config.checks.len(), 2);
+        assert_eq!(
+            config.metrics.map(|m| m.listen),
+            Some("127.0.0.1:9188".parse().unwrap())
+        );
     }
 
     /// The witness reads its config and token the careful way too: a FIFO for either

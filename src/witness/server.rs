@@ -35,6 +35,10 @@
 //!
 //! The server speaks plain HTTP/1.1: run it behind a TLS reverse proxy or on a private
 //! network (the README shows both).
+//!
+//! **Metrics.** [`serve_observed`] counts every answer by its status (429 and 401
+//! included) and records each round's checks in a [`WitnessMetrics`], which `[metrics]`
+//! serves on a listener of its own (`crate::metrics`), never on this one.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -62,6 +66,7 @@ use tower::ServiceExt;
 
 use super::{CheckSeen, ENDPOINT, Observation};
 use crate::config::witness::{WitnessConfig, WitnessLimits};
+use crate::metrics::WitnessMetrics;
 use crate::probe::Prober;
 use crate::secret::Secret;
 
@@ -96,6 +101,8 @@ struct Witness {
     /// round: one round at a time, and a request reuses a round that started after it
     /// arrived.
     last: Mutex<Option<(Instant, Observation)>>,
+    /// Each round's checks, for `[metrics]`.
+    metrics: Arc<WitnessMetrics>,
 }
 
 /// What every connection shares.
@@ -106,6 +113,8 @@ struct Server {
     /// hyper's connection settings: the header timeout and the head's buffer.
     http: http1::Builder,
     limits: WitnessLimits,
+    /// Every answer by its status, for `[metrics]`.
+    metrics: Arc<WitnessMetrics>,
 }
 
 /// Serves witness requests on `listener` until `shutdown` resolves, within the config's
@@ -115,12 +124,24 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with_grace(config, listener, shutdown, SHUTDOWN_GRACE).await
+    serve_observed(config, listener, Arc::default(), shutdown).await
+}
+
+/// [`serve`], recording every answer and round in `metrics` (which `[metrics]`
+/// serves on its own listener).
+pub async fn serve_observed(
+    config: &WitnessConfig,
+    listener: TcpListener,
+    metrics: Arc<WitnessMetrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_with_grace(config, listener, metrics, shutdown, SHUTDOWN_GRACE).await
 }
 
 async fn serve_with_grace(
     config: &WitnessConfig,
     listener: TcpListener,
+    metrics: Arc<WitnessMetrics>,
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> anyhow::Result<()> {
@@ -129,6 +150,7 @@ async fn serve_with_grace(
         token: config.token.clone(),
         prober: Prober::for_checks(&config.checks, config.timeout, config.fail_when)?,
         last: Mutex::new(None),
+        metrics: metrics.clone(),
     });
     let limits = config.limits;
     let mut http = http1::Builder::new();
@@ -140,6 +162,7 @@ async fn serve_with_grace(
         rate_limit: RateLimit::new(limits.requests_per_second, limits.request_burst),
         http,
         limits,
+        metrics,
     });
     let slots = Arc::new(Semaphore::new(
         usize::try_from(limits.max_connections)
@@ -274,8 +297,15 @@ impl Drop for InFlight {
 }
 
 impl Server {
+    /// Answers `request`, and counts the answer by its status.
+    async fn respond(&self, request: Request<Incoming>, peer: SocketAddr) -> Response {
+        let response = self.answer(request, peer).await;
+        self.metrics.answered(response.status());
+        response
+    }
+
     /// The rate limit, then the router (the token first).
-    async fn respond(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
+    async fn answer(&self, mut request: Request<Incoming>, peer: SocketAddr) -> Response {
         if let Admission::Refused { retry_after, first } =
             self.rate_limit.admit(peer.ip(), Instant::now())
         {
@@ -592,6 +622,7 @@ impl Witness {
         }
         let started = Instant::now();
         let round = self.prober.run_round().await;
+        self.metrics.round(&round);
         let observation = Observation {
             witness: self.name.clone(),
             primary_down: !round.ok,
@@ -624,6 +655,50 @@ mod tests {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         (status, headers, response.text().await.unwrap())
+    }
+
+    /// Every answer is counted by its status, a refusal as much as an observation, and
+    /// the round's checks are recorded.
+    #[tokio::test]
+    async fn every_answer_is_counted_by_its_status_and_each_round_recorded() {
+        let primary = testing::closed_address();
+        let config = WitnessConfig {
+            path: "witness.toml".into(),
+            name: NAME.into(),
+            token: Secret::inline(TOKEN),
+            timeout: Duration::from_secs(2),
+            fail_when: crate::config::FailWhen::Any,
+            checks: vec![crate::config::CheckConfig::Tcp {
+                address: primary.clone(),
+            }],
+            limits: Default::default(),
+            metrics: None,
+            warnings: Vec::new(),
+        };
+        let metrics = Arc::new(WitnessMetrics::new());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let observed = metrics.clone();
+        tokio::spawn(async move {
+            serve_observed(&config, listener, observed, std::future::pending())
+                .await
+                .unwrap();
+        });
+        assert_eq!(get(&format!("{base}/v1/primary"), Some(TOKEN)).await.0, 200);
+        assert_eq!(get(&format!("{base}/v1/primary"), None).await.0, 401);
+        assert_eq!(
+            get(&format!("{base}/v1/primary"), Some("wrong")).await.0,
+            401
+        );
+        assert_eq!(get(&format!("{base}/nowhere"), Some(TOKEN)).await.0, 404);
+        let text = crate::metrics::encode_openmetrics(&metrics.registry());
+        for (code, count) in [(200, 1), (401, 2), (404, 1)] {
+            let line =
+                format!("failover_watchdog_witness_requests_total{{code=\"{code}\"}} {count}\n");
+            assert!(text.contains(&line), "{line:?} in\n{text}");
+        }
+        let check = format!("failover_watchdog_check_up{{type=\"tcp\",target=\"{primary}\"}} 0\n");
+        assert!(text.contains(&check), "{check:?} in\n{text}");
     }
 
     /// Without the token, every path gets the same bare 401: nothing of the config, not
@@ -722,6 +797,7 @@ mod tests {
             fail_when: FailWhen::Any,
             checks: vec![check],
             limits,
+            metrics: None,
             warnings: Vec::new(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -731,7 +807,7 @@ mod tests {
             let shutdown = async {
                 let _ = stop_asked.await;
             };
-            serve_with_grace(&config, listener, shutdown, grace).await
+            serve_with_grace(&config, listener, Arc::default(), shutdown, grace).await
         });
         Running {
             address,

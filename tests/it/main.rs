@@ -10,6 +10,7 @@ mod failover;
 mod failure_paths;
 mod fencing;
 mod hostile;
+mod metrics;
 mod one_promoter;
 mod pair;
 mod promote_now;
