@@ -15,6 +15,26 @@ use crate::smoke;
 const SUMMARY_DEADLINE: Duration = Duration::from_secs(DELIVERY_BUDGET.as_secs() + 5);
 
 pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<ExitCode> {
+    if let Some(peer) = primary_of_a_pair(config).await {
+        // Both hosts of a pair run the monthly timer: the primary has nothing to check.
+        let why = format!(
+            "{} is the primary of its pair (its database is writable and not replicating): the smoke test checks a standby's readiness to take over; it runs on the standby ({peer}). Nothing was checked.",
+            config.node.name
+        );
+        if json {
+            let shown = serde_json::json!({
+                "node": config.node.name,
+                "role": "primary",
+                "ok": true,
+                "skipped": why,
+                "checks": [],
+            });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        } else {
+            println!("{why}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = smoke::run(config).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -39,4 +59,18 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// With `[peer]`, the peer's name when this host's own database says it is the primary.
+/// A database that does not answer is no primary: the checks then say what is wrong.
+async fn primary_of_a_pair(config: &Config) -> Option<String> {
+    let peer = config.peer.as_ref()?;
+    let local = crate::pair::Database::local(config);
+    let state = tokio::time::timeout(config.probe.timeout, local.state())
+        .await
+        .ok()?
+        .ok()?;
+    (crate::role::derive(state.read_only, state.replica.as_ref(), Some(peer))
+        == crate::role::Role::Primary)
+        .then(|| peer.name.clone())
 }

@@ -156,3 +156,26 @@ async fn a_demoted_host_stops_its_application_units() {
     assert!(UNITS.iter().all(|u| !host.systemctl.is_active(u)));
     let _ = (standby.stop().await, primary.stop().await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_smoke_test_on_the_primary_of_a_pair_checks_nothing_and_says_why() {
+    let rig = stage().await;
+    rig.write_config(&rig.pair_config());
+    let host = rig.primary_host();
+    let run = host.run(&["smoke-test"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("primary-test is the primary of its pair")
+            && run.stdout.contains("standby-test"),
+        "{run:?}"
+    );
+    assert!(
+        rig.telegram.messages().is_empty(),
+        "no monthly report from the primary"
+    );
+    // The standby's own smoke test still runs its checks.
+    let run = rig.run(&["smoke-test", "--json", "--no-notify"]).await;
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(!report["checks"].as_array().unwrap().is_empty(), "{run:?}");
+}
