@@ -60,15 +60,19 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::JournalUnreadable { .. } => Severity::Critical,
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
-        | Alert::HookFailed { .. } => Severity::Error,
+        | Alert::HookFailed { .. }
+        | Alert::RejoinRefused { .. }
+        | Alert::RejoinFailed { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }
         | Alert::Paused { .. }
         | Alert::PauseRanOut => Severity::Warning,
-        Alert::Reconnected | Alert::Rearmed | Alert::Resumed | Alert::SmokeReport { .. } => {
-            Severity::Info
-        }
+        Alert::Reconnected
+        | Alert::Rearmed
+        | Alert::Resumed
+        | Alert::SmokeReport { .. }
+        | Alert::Rejoined(_) => Severity::Info,
     }
 }
 
