@@ -12,6 +12,7 @@ mod fencing;
 mod hostile;
 mod one_promoter;
 mod promote_now;
+mod rejoin;
 mod resume;
 mod shutdown;
 mod smoke;
