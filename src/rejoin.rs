@@ -555,4 +555,33 @@ mod tests {
         );
         assert_eq!(discard_position("0-1-10", &[]), "0-1-10");
     }
+
+    #[test]
+    fn each_errant_line_names_the_range_and_where_to_read_it() {
+        let range = gtid::errant("0-1-12", "0-1-9", "").unwrap().remove(0);
+        let with = |spot| Errant {
+            range: range.clone(),
+            spot,
+        };
+        let lines = errant_lines(&[
+            with(Ok(BinlogSpot::At {
+                file: "mysql-bin.000003".into(),
+                position: 4711,
+            })),
+            with(Ok(BinlogSpot::InFile("mysql-bin.000004".into()))),
+            with(Ok(BinlogSpot::Purged)),
+            with(Err("access denied".into())),
+        ]);
+        assert_eq!(
+            lines[0],
+            "0-1-10..0-1-12: in mysql-bin.000003 from position 4711; read with: mariadb-binlog --start-position=4711 mysql-bin.000003"
+        );
+        assert!(
+            lines[1].contains("in mysql-bin.000004 (its position lies past the first 100000 events); read with: mariadb-binlog mysql-bin.000004"),
+            "{}",
+            lines[1]
+        );
+        assert!(lines[2].contains("purged"), "{}", lines[2]);
+        assert!(lines[3].ends_with("unknown: access denied"), "{}", lines[3]);
+    }
 }

@@ -232,3 +232,24 @@ async fn a_rejoin_killed_after_replicate_resumes_there_and_finishes() {
     assert_eq!(attempts(0), Some(1), "stop_apps is not run again");
     assert_eq!(attempts(2), Some(2), "replicate is run again");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejoin_needs_a_peer_table_and_a_peer_that_is_the_writable_primary() {
+    let rig = stage().await;
+    let no_peer = rig.run(&["rejoin", "--yes"]).await;
+    assert_eq!(no_peer.code, Some(78), "{no_peer:?}");
+    assert!(no_peer.stderr.contains("peer"), "{}", no_peer.stderr);
+
+    // Before any promotion the primary's peer is the standby: read-only, replicating.
+    let host = rig.primary_host();
+    let refused = host.run(&["rejoin", "--yes"]).await;
+    assert_eq!(refused.code, Some(3), "{refused:?}");
+    assert!(
+        refused.stderr.contains("is not the writable primary"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(rig.db.primary.global_var("read_only").await.unwrap(), "0");
+    assert!(rig.db.primary.slave_status().await.unwrap().is_none());
+    assert!(host.systemctl.stopped().is_empty());
+}
