@@ -97,6 +97,19 @@ pub enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// On the old primary once it is repaired: become the peer's caught-up replica. Checks
+    /// that the peer is the writable primary and that this host has no transaction the
+    /// peer lacks (else refused, exit 3, naming them); then stops the application units,
+    /// sets read_only, replicates from the peer with GTID, waits until caught up, archives
+    /// this host's promotion and alerts. Journalled: a killed rejoin resumes when run again.
+    Rejoin {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan after the read-only checks; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -41,6 +41,7 @@ pub mod mysql;
 pub mod pair;
 pub mod probe;
 pub mod promote;
+pub mod rejoin;
 pub mod replica;
 pub mod retry;
 pub mod role;

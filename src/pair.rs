@@ -14,6 +14,7 @@ use mysql_async::prelude::Queryable;
 
 use crate::config::Config;
 use crate::decide::{PairReading, PeerDb, PeerReading};
+use crate::gtid::{self, Gtid};
 use crate::replica::{ReplicaStatus, read_status};
 use crate::role::{self, Role};
 use crate::secret::Secret;
@@ -46,6 +47,17 @@ pub struct DbState {
     pub gtid_slave_pos: String,
     /// The replication connection, `None` when there is none.
     pub replica: Option<ReplicaStatus>,
+}
+
+/// Where a transaction lies in a database's binary logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinlogSpot {
+    /// The file, and the position of the transaction's GTID event in it.
+    At { file: String, position: u64 },
+    /// The file; its GTID event lies past the scan bound.
+    InFile(String),
+    /// No binary log holds it any more (purged).
+    Purged,
 }
 
 /// What fencing a primary did.
@@ -204,6 +216,27 @@ impl Database {
     ) -> anyhow::Result<()> {
         let mut conn = self.connect().await?;
         let on = self.describe();
+        // A former primary still acting as a semi-sync primary waits, on the first
+        // transaction it applies, for an acknowledgement no replica sends
+        // (rpl_semi_sync_master_timeout), and a STOP SLAVE meanwhile waits with it.
+        // Needs REPLICATION MASTER ADMIN; without it the wait is only slower.
+        let semi_sync: Option<i64> = conn
+            .query_first("SELECT @@global.rpl_semi_sync_master_enabled")
+            .await
+            .ok()
+            .flatten();
+        // It used semi-sync as a primary, so it acknowledges as a replica (read when
+        // its IO thread starts below).
+        if semi_sync == Some(1) {
+            for statement in [
+                "SET GLOBAL rpl_semi_sync_master_enabled = OFF",
+                "SET GLOBAL rpl_semi_sync_slave_enabled = ON",
+            ] {
+                if let Err(e) = conn.query_drop(statement).await {
+                    tracing::warn!("{statement} on {on}, which becomes a replica: {e}");
+                }
+            }
+        }
         conn.query_drop("STOP SLAVE")
             .await
             .with_context(|| format!("STOP SLAVE on {on}"))?;
@@ -253,6 +286,80 @@ impl Database {
             .context("MASTER_GTID_WAIT")?;
         let _ = conn.disconnect().await;
         Ok(reached == Some(0))
+    }
+
+    /// Where `gtid` lies in this database's binary logs: the file from `SHOW BINARY
+    /// LOGS` and each file's starting position (`BINLOG_GTID_POS(file, 4)`), then its
+    /// GTID event's position from `SHOW BINLOG EVENTS IN file`, reading at most
+    /// `scan_bound` events (past it, the file only). Reads only.
+    pub async fn locate_in_binlog(
+        &self,
+        gtid: Gtid,
+        scan_bound: u32,
+    ) -> anyhow::Result<BinlogSpot> {
+        let mut conn = self.connect().await?;
+        let spot = locate(&mut conn, gtid, scan_bound).await.with_context(|| {
+            format!(
+                "looking for {gtid} in the binary logs of {}",
+                self.describe()
+            )
+        });
+        let _ = conn.disconnect().await;
+        spot
+    }
+}
+
+async fn locate(conn: &mut Conn, gtid: Gtid, scan_bound: u32) -> anyhow::Result<BinlogSpot> {
+    let logs: Vec<mysql_async::Row> = conn
+        .query("SHOW BINARY LOGS")
+        .await
+        .context("SHOW BINARY LOGS")?;
+    let mut files = Vec::new();
+    for name in logs.iter().filter_map(|row| column(row, "Log_name")) {
+        let start: Option<Option<String>> = conn
+            .exec_first("SELECT BINLOG_GTID_POS(?, 4)", (name.as_str(),))
+            .await
+            .with_context(|| format!("BINLOG_GTID_POS({name}, 4)"))?;
+        files.push((name, start.flatten().unwrap_or_default()));
+    }
+    let Some(file) = gtid::binlog_file_holding(&files, gtid.domain, gtid.sequence) else {
+        return Ok(BinlogSpot::Purged);
+    };
+    let events: Vec<mysql_async::Row> = conn
+        .query(format!(
+            "SHOW BINLOG EVENTS IN {} LIMIT {scan_bound}",
+            quote(file)
+        ))
+        .await
+        .with_context(|| format!("SHOW BINLOG EVENTS IN {file}"))?;
+    let found = events.iter().find_map(|row| {
+        let is_gtid = column(row, "Event_type").is_some_and(|t| t == "Gtid");
+        let names = column(row, "Info")
+            .and_then(|info| gtid::gtid_of_event(&info))
+            .is_some_and(|g| g.domain == gtid.domain && g.sequence == gtid.sequence);
+        if is_gtid && names {
+            column(row, "Pos").and_then(|pos| pos.parse().ok())
+        } else {
+            None
+        }
+    });
+    Ok(match found {
+        Some(position) => BinlogSpot::At {
+            file: file.to_string(),
+            position,
+        },
+        None => BinlogSpot::InFile(file.to_string()),
+    })
+}
+
+/// A column of a server's answer as text; `None` when absent, NULL or not text, never
+/// a panic on what the server sent.
+fn column(row: &mysql_async::Row, name: &str) -> Option<String> {
+    match row.get_opt::<mysql_async::Value, _>(name)?.ok()? {
+        mysql_async::Value::Bytes(bytes) => String::from_utf8(bytes).ok(),
+        mysql_async::Value::Int(n) => Some(n.to_string()),
+        mysql_async::Value::UInt(n) => Some(n.to_string()),
+        _ => None,
     }
 }
 

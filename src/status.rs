@@ -129,6 +129,8 @@ pub struct StatusReport {
     pub daemon_running: bool,
     /// Whether the live state is older than [`stale_after`]: the daemon does no rounds.
     pub daemon_stale: bool,
+    /// The last `rejoin` on this host, if any.
+    pub rejoin: Option<crate::rejoin::RejoinJournal>,
     /// How old the live state may be, for the text form.
     #[serde(skip)]
     stale_after: Duration,
@@ -144,12 +146,14 @@ impl StatusReport {
             journal: store.load_journal()?,
             pause: store.load_pause()?,
         };
-        Ok(Self::derive(
+        let mut report = Self::derive(
             observed,
             probe.failures_before_promotion,
             stale_after(probe),
             now,
-        ))
+        );
+        report.rejoin = store.load_rejoin()?;
+        Ok(report)
     }
 
     /// What `status` says, from what was read at `now`. No I/O.
@@ -190,6 +194,7 @@ impl StatusReport {
             daemon_pid: live.as_ref().map(|l| l.pid),
             daemon_running: live.is_some() && pid_running,
             daemon_stale,
+            rejoin: None,
             stale_after,
         }
     }
@@ -253,6 +258,9 @@ impl StatusReport {
         match &self.promotion {
             None => out.push_str("promotion: none\n"),
             Some(journal) => render_journal(journal, &mut out),
+        }
+        if let Some(rejoin) = &self.rejoin {
+            out.push_str(&rejoin.render());
         }
         out
     }

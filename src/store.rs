@@ -1,5 +1,5 @@
-//! The state directory: the promotion journal, the live state, the pause marker and the
-//! promotion lock. The only module that writes to `state_dir`.
+//! The state directory: the promotion journal, the rejoin journal, the live state, the
+//! pause marker and the promotion lock. The only module that writes to `state_dir`.
 //!
 //! Every file is written atomically (write to a temporary file, fsync, rename, fsync the
 //! directory), so a reader or a restarted daemon sees the old content or the new one,
@@ -20,8 +20,10 @@ use serde::de::DeserializeOwned;
 
 use crate::careful_read;
 use crate::journal::{JOURNAL_VERSION, Journal};
+use crate::rejoin::journal::{REJOIN_JOURNAL_VERSION, RejoinJournal};
 
 const JOURNAL_FILE: &str = "promotion.json";
+const REJOIN_FILE: &str = "rejoin.json";
 const LIVE_FILE: &str = "live.json";
 const PAUSE_FILE: &str = "pause.json";
 const LOCK_FILE: &str = "promotion.lock";
@@ -115,6 +117,36 @@ impl StateDir {
     /// Persists the journal atomically.
     pub fn save_journal(&self, journal: &Journal) -> anyhow::Result<()> {
         self.save_json(JOURNAL_FILE, journal)
+    }
+
+    /// The last `rejoin`'s journal, `None` when this host never rejoined. Refused, naming
+    /// the file, when it cannot be read or lacks its steps, as the promotion journal is.
+    pub fn load_rejoin(&self) -> anyhow::Result<Option<RejoinJournal>> {
+        let path = self.path.join(REJOIN_FILE);
+        let Some(text) = read_if_exists(&path)? else {
+            return Ok(None);
+        };
+        let journal: RejoinJournal = serde_json::from_str(&text)
+            .with_context(|| format!("the rejoin journal {} cannot be read", path.display()))?;
+        if journal.version != REJOIN_JOURNAL_VERSION {
+            bail!(
+                "the rejoin journal {} has version {}; this build reads version {REJOIN_JOURNAL_VERSION}",
+                path.display(),
+                journal.version
+            );
+        }
+        if let Err(problem) = journal.validate() {
+            bail!(
+                "the rejoin journal {} does not describe a rejoin: {problem}",
+                path.display()
+            );
+        }
+        Ok(Some(journal))
+    }
+
+    /// Persists the rejoin journal atomically.
+    pub fn save_rejoin(&self, journal: &RejoinJournal) -> anyhow::Result<()> {
+        self.save_json(REJOIN_FILE, journal)
     }
 
     /// The live state the daemon writes each round.
@@ -315,6 +347,24 @@ fn remove_if_exists(path: &Path) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::journal::Trigger;
+
+    #[test]
+    fn the_rejoin_journal_round_trips_and_one_without_its_steps_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path().join("state"));
+        assert!(store.load_rejoin().unwrap().is_none());
+        let mut journal =
+            RejoinJournal::new("n", "peer", "h:1", "0-1-5", jiff::Timestamp::UNIX_EPOCH);
+        store.save_rejoin(&journal).unwrap();
+        assert_eq!(store.load_rejoin().unwrap(), Some(journal.clone()));
+        journal.steps.clear();
+        store.save_rejoin(&journal).unwrap();
+        let error = format!("{:#}", store.load_rejoin().unwrap_err());
+        assert!(
+            error.contains("rejoin.json does not describe a rejoin"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn journal_round_trips_and_a_missing_one_is_none() {

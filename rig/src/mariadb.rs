@@ -63,10 +63,12 @@ pub const FAILOVER_PASSWORD: &str = "rig-failover-pw";
 pub const FAILOVER_GRANTS: &str =
     "SLAVE MONITOR, REPLICATION SLAVE ADMIN, RELOAD, READ_ONLY ADMIN, BINLOG MONITOR";
 /// What [`FAILOVER_USER`] also needs as the `[peer]` account of the other host, which
-/// `switchover` fences: `CONNECTION ADMIN` and `PROCESS` to end the clients' connections.
+/// `switchover` fences: `CONNECTION ADMIN` and `PROCESS` to end the clients' connections;
+/// and `REPLICATION MASTER ADMIN`, to turn a former primary's semi-sync primary side off
+/// when it becomes a replica.
 /// Granted on every rig server, so the same account serves both roles, as on a mirrored
 /// pair.
-pub const PEER_GRANTS: &str = "CONNECTION ADMIN, PROCESS";
+pub const PEER_GRANTS: &str = "CONNECTION ADMIN, PROCESS, REPLICATION MASTER ADMIN";
 /// The replication account (`REPLICATION SLAVE`), host `%`.
 pub const REPL_USER: &str = "repl";
 /// Password of [`REPL_USER`].

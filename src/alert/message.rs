@@ -7,6 +7,7 @@
 
 use crate::journal::{Journal, StepName, StepStatus, Trigger};
 use crate::probe::human_duration;
+use crate::rejoin::journal::{RejoinJournal, RejoinStep};
 
 /// Longest a detail line may be before it is cut.
 const DETAIL_CHARS: usize = 600;
@@ -93,6 +94,18 @@ pub enum Alert {
     /// The promotion finished: the closing alert (the `notify` step).
     Promoted(Box<Journal>),
 
+    // ---- Rejoin (on the old primary) ------------------------------------------------
+    /// `rejoin` finished: this host is the peer's caught-up replica.
+    Rejoined(Box<RejoinJournal>),
+    /// `rejoin` refused: this host has transactions the peer lacks.
+    RejoinRefused {
+        peer: String,
+        /// Each errant range with where to read it, one line each.
+        errant: Vec<String>,
+    },
+    /// A `rejoin` step failed; the rejoin stopped there.
+    RejoinFailed { step: RejoinStep, error: String },
+
     // ---- Smoke test ------------------------------------------------------------------
     /// The smoke test's summary, as `smoke` renders it (its own headline first).
     SmokeReport { summary: String },
@@ -153,6 +166,9 @@ impl Alert {
             Alert::FenceFailed { .. } => "fence_failed",
             Alert::HookFailed { .. } => "hook_failed",
             Alert::Promoted(_) => "promoted",
+            Alert::Rejoined(_) => "rejoined",
+            Alert::RejoinRefused { .. } => "rejoin_refused",
+            Alert::RejoinFailed { .. } => "rejoin_failed",
             Alert::SmokeReport { .. } => "smoke_report",
         }
     }
@@ -290,6 +306,19 @@ impl Alert {
                 vec![detail(problem)],
             ),
             Alert::Promoted(journal) => promoted(journal),
+            Alert::Rejoined(journal) => rejoined(journal),
+            Alert::RejoinRefused { peer, errant } => (
+                format!(
+                    "🛑 rejoin REFUSED: this host has transactions its peer {peer} lacks. Nothing was changed. Decide what to do with them (the README's rejoin section), then run rejoin again."
+                ),
+                errant.iter().map(|line| format!("• {}", detail(line))).collect(),
+            ),
+            Alert::RejoinFailed { step, error } => (
+                format!(
+                    "🛑 rejoin FAILED at step {step}. Fix the cause, then run failover-watchdog rejoin --yes again: it resumes there."
+                ),
+                vec![format!("Error: {}", detail(error))],
+            ),
             Alert::SmokeReport { summary } => (summary.clone(), vec![]),
         }
     }
@@ -374,6 +403,52 @@ fn promoted(journal: &Journal) -> (String, Vec<String>) {
         "✅ PROMOTED: this standby is now the primary. Check the application; failback is manual (the README's way back).".to_string(),
         details,
     )
+}
+
+/// The closing alert of a rejoin: the source, the positions, each step with its time.
+fn rejoined(journal: &RejoinJournal) -> (String, Vec<String>) {
+    let mut details = vec![
+        format!("Replicates from: {} ({}).", journal.peer, journal.source),
+        format!(
+            "Position before: {}; caught up to: {}.",
+            empty_as_none(&journal.own_position),
+            journal.caught_up_to.as_deref().map_or("-", empty_as_none)
+        ),
+    ];
+    for step in journal
+        .steps
+        .iter()
+        .filter(|s| s.name != RejoinStep::Notify)
+    {
+        let took = journal
+            .step_duration(step.name)
+            .map_or("-".to_string(), human_duration);
+        details.push(format!(
+            "• {} {} in {took}: {}",
+            step.name,
+            step.status.as_str(),
+            shorten(step.detail.as_deref().unwrap_or(""), DETAIL_CHARS)
+        ));
+    }
+    details.push(format!(
+        "Took {} in all.",
+        human_duration(journal.took(jiff::Timestamp::now()))
+    ));
+    (
+        format!(
+            "✅ REJOINED: this host is now a read-only replica of {}, caught up. Nothing to do.",
+            journal.peer
+        ),
+        details,
+    )
+}
+
+fn empty_as_none(position: &str) -> &str {
+    if position.is_empty() {
+        "none"
+    } else {
+        position
+    }
 }
 
 fn trigger_word(trigger: Trigger) -> &'static str {
@@ -506,6 +581,21 @@ mod tests {
             },
             Alert::RearmedAsStandby {
                 archived: "/x".into(),
+            },
+            Alert::Rejoined(Box::new(RejoinJournal::new(
+                "n",
+                "peer",
+                "h:1",
+                "0-1-5",
+                jiff::Timestamp::UNIX_EPOCH,
+            ))),
+            Alert::RejoinRefused {
+                peer: "peer".into(),
+                errant: vec!["0-1-6".into()],
+            },
+            Alert::RejoinFailed {
+                step: RejoinStep::CatchUp,
+                error: "e".into(),
             },
         ];
         for alert in alerts {

@@ -62,7 +62,9 @@ pub fn severity(alert: &Alert) -> Severity {
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
         | Alert::StandbyNotReplicating { .. }
-        | Alert::HookFailed { .. } => Severity::Error,
+        | Alert::HookFailed { .. }
+        | Alert::RejoinRefused { .. }
+        | Alert::RejoinFailed { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }
@@ -75,7 +77,8 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::Resumed
         | Alert::StandbyHealthy { .. }
         | Alert::RearmedAsStandby { .. }
-        | Alert::SmokeReport { .. } => Severity::Info,
+        | Alert::SmokeReport { .. }
+        | Alert::Rejoined(_) => Severity::Info,
     }
 }
 

@@ -4,6 +4,7 @@
 mod check_config;
 mod pause;
 mod promote_now;
+mod rejoin;
 mod reset;
 mod run;
 mod smoke_test;
@@ -41,6 +42,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Resume) => pause::resume(&config()?).await,
         Some(Command::Reset { yes }) => reset::run(&config()?, yes),
+        Some(Command::Rejoin { yes, dry_run }) => rejoin::run(&config()?, yes, dry_run).await,
         Some(Command::Witness { listen }) => witness::run(&cli.config, listen).await,
     }
 }

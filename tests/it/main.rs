@@ -14,6 +14,7 @@ mod metrics;
 mod one_promoter;
 mod pair;
 mod promote_now;
+mod rejoin;
 mod resume;
 mod shutdown;
 mod smoke;
