@@ -331,13 +331,13 @@ fn old_primary_back(writable: Option<bool>, answers: &str) -> (String, Vec<Strin
             "🚨🚨 SPLIT BRAIN: this node was promoted and the old primary is back with its database WRITABLE: two databases can take writes. Fence it now (SET GLOBAL read_only = ON, stop its application).".to_string(),
             vec![
                 format!("It answers: {answers}."),
-                "DNS stays on this standby and nothing is stopped automatically. Then follow the failback runbook.".to_string(),
+                "DNS stays on this standby and nothing is stopped automatically. Then, on the old primary: failover-watchdog rejoin.".to_string(),
             ],
         );
     }
     (
         format!(
-            "⚠️ the old primary is back; its database is {}. Keep it out of service and follow the failback runbook.",
+            "⚠️ the old primary is back; its database is {}. Keep it out of service; then, on it: failover-watchdog rejoin.",
             if writable == Some(false) {
                 "read-only"
             } else {
