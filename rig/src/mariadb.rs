@@ -430,6 +430,9 @@ pub struct MariaDb {
     port: u16,
     server_id: u32,
     read_only: bool,
+    /// Restarted by [`MariaDb::start_again_as_replica`]: read-only, a semi-sync replica,
+    /// `--init-rpl-role=SLAVE`.
+    as_replica: bool,
     child: Option<Child>,
     // Last field: removed after `Drop::drop` has killed the process.
     dir: TempDir,
@@ -478,6 +481,7 @@ impl MariaDb {
             port: 0,
             server_id,
             read_only,
+            as_replica: false,
             child: None,
             dir,
         };
@@ -512,6 +516,11 @@ impl MariaDb {
             cmd.arg("--user=root");
         }
         let dir = self.dir.path();
+        if self.as_replica {
+            // A crashed semi-sync primary's transactions that no replica acknowledged
+            // are rolled back and cut from its binary log at recovery (MariaDB 10.6+).
+            cmd.arg("--init-rpl-role=SLAVE");
+        }
         cmd.arg(format!("--datadir={}", self.data_dir.display()))
             .arg(format!("--port={}", self.port))
             .arg(format!("--bind-address={HOST}"))
@@ -532,15 +541,18 @@ impl MariaDb {
             // replica's acknowledgement; the replica (started read-only) gives it.
             .arg(format!(
                 "--rpl-semi-sync-master-enabled={}",
-                u8::from(!self.read_only)
+                u8::from(!self.read_only && !self.as_replica)
             ))
             .arg(format!(
                 "--rpl-semi-sync-slave-enabled={}",
-                u8::from(self.read_only)
+                u8::from(self.read_only || self.as_replica)
             ))
             .arg("--rpl-semi-sync-master-wait-point=AFTER_SYNC")
             .arg("--rpl-semi-sync-master-timeout=30000")
-            .arg(format!("--read-only={}", u8::from(self.read_only)))
+            .arg(format!(
+                "--read-only={}",
+                u8::from(self.read_only || self.as_replica)
+            ))
             .args(INNODB_ARGS)
             .arg("--performance-schema=OFF")
             .stdin(Stdio::null());
@@ -832,6 +844,16 @@ impl MariaDb {
             self.child = None;
         }
         self.spawn_and_wait().await
+    }
+
+    /// As [`MariaDb::start_again`], the way a crashed semi-sync primary comes back to
+    /// rejoin its pair: read-only, as a semi-sync replica, with `--init-rpl-role=SLAVE`,
+    /// so its recovery drops the transactions it had written but no replica had
+    /// acknowledged (never acknowledged to a client either): it holds no transaction
+    /// the new primary lacks. It stays so for later restarts.
+    pub async fn start_again_as_replica(&mut self) -> anyhow::Result<()> {
+        self.as_replica = true;
+        self.start_again().await
     }
 
     /// The data directory (`datadir`).

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use mysql_async::prelude::Queryable;
-use tokio::time::Instant;
-
 use crate::support::*;
+use mysql_async::prelude::Queryable;
 
 /// The standby's daemon and the primary's, both with `[peer]`, once each shows its role.
 async fn pair() -> (Stage, Host, Daemon, Daemon) {
@@ -24,46 +22,6 @@ async fn pair() -> (Stage, Host, Daemon, Daemon) {
     })
     .await;
     (rig, host, standby, primary)
-}
-
-async fn wait_for_host_status(
-    host: &Host,
-    what: &str,
-    done: impl Fn(&serde_json::Value) -> bool,
-) -> serde_json::Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = host.status().await;
-        if done(&status) {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; last status: {status:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Waits for a Telegram message from `node` that contains `text`.
-async fn wait_for_alert(rig: &Stage, node: &str, text: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let prefix = format!("[{node}] ");
-    loop {
-        let messages = rig.telegram.messages();
-        if let Some(m) = messages
-            .iter()
-            .find(|m| m.text.starts_with(&prefix) && m.text.contains(text))
-        {
-            return m.text.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no alert from {node} with {text:?}; sent: {:#?}",
-            messages.iter().map(|m| &m.text).collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

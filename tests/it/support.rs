@@ -2,6 +2,10 @@
 
 pub use failover_watchdog_rig::stage::*;
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_failover-watchdog");
 
@@ -60,4 +64,45 @@ pub async fn wait_for_stop_replica_running(rig: &Stage) -> serde_json::Value {
         },
     )
     .await
+}
+
+/// Polls the other host's `status --json` until `done` holds; fails after 30 s.
+pub async fn wait_for_host_status(
+    host: &Host,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = host.status().await;
+        if done(&status) {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; last status: {status:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits for a Telegram message from `node` that contains `text`.
+pub async fn wait_for_alert(rig: &Stage, node: &str, text: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let prefix = format!("[{node}] ");
+    loop {
+        let messages = rig.telegram.messages();
+        if let Some(m) = messages
+            .iter()
+            .find(|m| m.text.starts_with(&prefix) && m.text.contains(text))
+        {
+            return m.text.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert from {node} with {text:?}; sent: {:#?}",
+            messages.iter().map(|m| &m.text).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
