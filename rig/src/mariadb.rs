@@ -73,6 +73,9 @@ pub const APP_DB: &str = "app";
 pub const APP_TABLE: &str = "writes";
 /// The address every rig server listens on.
 pub const HOST: &str = "127.0.0.1";
+/// The host part of a second `root` account, for the network fault rig's private range
+/// ([`crate::netns`]): its test process connects from there.
+pub const NETNS_CLIENTS: &str = "10.213.%";
 /// `server_id` of the primary started by [`MariaDbPair::start`].
 pub const PRIMARY_SERVER_ID: u32 = 1;
 /// `server_id` of the replica started by [`MariaDbPair::start`].
@@ -185,6 +188,16 @@ fn setup_sql() -> String {
     let _ = writeln!(
         sql,
         "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+    );
+    // The test process reaches servers in network namespaces from the controller's
+    // address (crate::netns), never from the loopback address.
+    let _ = writeln!(
+        sql,
+        "CREATE USER 'root'@'{NETNS_CLIENTS}' IDENTIFIED BY {root};"
+    );
+    let _ = writeln!(
+        sql,
+        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'{NETNS_CLIENTS}' WITH GRANT OPTION;"
     );
     let _ = writeln!(
         sql,

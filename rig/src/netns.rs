@@ -43,7 +43,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context as _, bail};
 
-/// The first two octets of every address the rig assigns (a private test range).
+/// The first two octets of every address the rig assigns (a private test range); the
+/// test process's MariaDB account for it is [`crate::mariadb::NETNS_CLIENTS`].
 const NET_PREFIX: [u8; 2] = [10, 213];
 /// The controller's (the test process's) last octet.
 const CONTROLLER_OCTET: u8 = 254;
@@ -585,6 +586,14 @@ mod tests {
         // Never made: nothing to delete.
         std::mem::forget(network);
         rules
+    }
+
+    #[test]
+    fn the_root_account_covers_the_range() {
+        assert_eq!(
+            crate::mariadb::NETNS_CLIENTS,
+            format!("{}.{}.%", NET_PREFIX[0], NET_PREFIX[1])
+        );
     }
 
     #[test]
