@@ -31,7 +31,7 @@ use std::time::Duration;
 use clap::Parser;
 use failover_watchdog_rig::mariadb::WriteLoad;
 use failover_watchdog_rig::netns::shaped::Shape;
-use failover_watchdog_rig::netns::stage::{NetStage, Timing};
+use failover_watchdog_rig::netns::stage::{NetStage, Setup};
 use failover_watchdog_rig::netns::{Cut, Host, Network, Prng};
 use jiff::Timestamp;
 use serde_json::Value;
@@ -59,6 +59,11 @@ struct Args {
     /// CI's fixed set: `--kinds all --seed 13`, one run of each kind.
     #[arg(long)]
     ci: bool,
+    /// How many witnesses the daemon has (0 to 2). With 0, an isolated standby cannot
+    /// tell its own isolation from the primary's death: the control run that shows the
+    /// campaign catches a false promotion.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=2))]
+    witnesses: u8,
 }
 
 /// What a run does to the network or the primary.
@@ -285,6 +290,8 @@ struct Outcome {
     detection: Option<Duration>,
     acked: usize,
     lost: usize,
+    /// Both nodes were writable at the end, and the daemon said so (SPLIT BRAIN).
+    split_brain_alerted: bool,
     violations: Vec<String>,
 }
 
@@ -299,16 +306,25 @@ fn since(later: Timestamp, earlier: Timestamp) -> Duration {
 /// The bound on detection: every round of the threshold may take its interval plus the
 /// probe's and the witnesses' timeouts; then the last look, and one interval of slack
 /// for where in its interval the fault lands.
-fn promotion_bound(t: &Timing) -> Duration {
-    (t.interval + t.probe_timeout + t.witness_timeout) * t.failures_before_promotion
+fn promotion_bound(t: &Setup) -> Duration {
+    let witnesses = if t.witnesses > 0 {
+        t.witness_timeout
+    } else {
+        Duration::ZERO
+    };
+    (t.interval + t.probe_timeout + witnesses) * t.failures_before_promotion
         + t.probe_timeout
         + t.interval
 }
 
-async fn run_one(bin: &PathBuf, schedule: &Schedule, seed: u64) -> anyhow::Result<Outcome> {
-    let timing = Timing::default();
-    let bound = promotion_bound(&timing);
-    let mut stage = NetStage::start(bin, timing, seed).await?;
+async fn run_one(
+    bin: &PathBuf,
+    setup: Setup,
+    schedule: &Schedule,
+    seed: u64,
+) -> anyhow::Result<Outcome> {
+    let bound = promotion_bound(&setup);
+    let mut stage = NetStage::start(bin, setup, seed).await?;
     stage.spawn_daemon()?;
     stage
         .wait_for_status(
@@ -406,7 +422,7 @@ async fn run_one(bin: &PathBuf, schedule: &Schedule, seed: u64) -> anyhow::Resul
         }
         (Expect::Allowed, Some(at)) => {
             if let Some(back) = back_at
-                && at > back.checked_add(timing.interval).unwrap_or(back)
+                && at > back.checked_add(setup.interval).unwrap_or(back)
             {
                 out.false_promotion = true;
                 violation(
@@ -525,6 +541,7 @@ async fn run_one(bin: &PathBuf, schedule: &Schedule, seed: u64) -> anyhow::Resul
                 break;
             }
             if stage.daemon_log().contains("SPLIT BRAIN") {
+                out.split_brain_alerted = true;
                 break;
             }
             if Instant::now() >= deadline {
@@ -590,11 +607,12 @@ struct Row {
     detections: Vec<Duration>,
     acked: usize,
     lost: usize,
+    split_brain_alerted: usize,
 }
 
 fn print_table(rows: &BTreeMap<Kind, Row>) {
     println!(
-        "{:<17} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5}",
+        "{:<17} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5} {:>11}",
         "fault",
         "runs",
         "promotions",
@@ -603,7 +621,8 @@ fn print_table(rows: &BTreeMap<Kind, Row>) {
         "detect med",
         "detect max",
         "acked",
-        "lost"
+        "lost",
+        "split-brain"
     );
     for (kind, row) in rows {
         let mut d = row.detections.clone();
@@ -612,7 +631,7 @@ fn print_table(rows: &BTreeMap<Kind, Row>) {
             v.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
         };
         println!(
-            "{:<17} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5}",
+            "{:<17} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5} {:>11}",
             kind.name(),
             row.runs,
             row.promotions,
@@ -621,7 +640,8 @@ fn print_table(rows: &BTreeMap<Kind, Row>) {
             fmt(d.get(d.len().saturating_sub(1) / 2)),
             fmt(d.last()),
             row.acked,
-            row.lost
+            row.lost,
+            row.split_brain_alerted
         );
     }
 }
@@ -685,13 +705,18 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
     // Fail, never skip, where namespaces cannot be made.
     Network::preflight()?;
     let bin = binary()?;
-    let bound = promotion_bound(&Timing::default());
+    let setup = Setup {
+        witnesses: usize::from(args.witnesses),
+        ..Setup::default()
+    };
+    let bound = promotion_bound(&setup);
     println!(
-        "campaign: seed {}, {} runs, kinds {}; daemon {} (interval 1 s, threshold 3, 2 witnesses); promotion bound {:.1} s",
+        "campaign: seed {}, {} runs, kinds {}; daemon {} ({} witnesses, interval 1 s, threshold 3); promotion bound {:.1} s",
         args.seed,
         args.runs,
         kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
         bin.display(),
+        setup.witnesses,
         bound.as_secs_f64()
     );
     let started = Instant::now();
@@ -705,7 +730,7 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
         let seed = run_seed(args.seed, index);
         let schedule = draw(kind, &mut Prng::new(seed), bound);
         let run_started = Instant::now();
-        let outcome = match run_one(&bin, &schedule, seed).await {
+        let outcome = match run_one(&bin, setup, &schedule, seed).await {
             Ok(outcome) => outcome,
             Err(e) => Outcome {
                 violations: vec![format!("the run could not be carried out: {e:#}")],
@@ -731,8 +756,8 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
         if !outcome.violations.is_empty() {
             failed += 1;
             println!(
-                "  reproduce: cargo run --release --example campaign -- --seed {} --runs {} --kinds {} --run {index}",
-                args.seed, args.runs, args.kinds
+                "  reproduce: cargo run --release --example campaign -- --seed {} --runs {} --kinds {} --witnesses {} --run {index}",
+                args.seed, args.runs, args.kinds, args.witnesses
             );
             println!("  schedule ({}):\n{schedule}", kind.name());
             for v in &outcome.violations {
@@ -751,6 +776,7 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
         );
         row.acked += outcome.acked;
         row.lost += outcome.lost;
+        row.split_brain_alerted += usize::from(outcome.split_brain_alerted);
     }
     println!();
     print_table(&rows);

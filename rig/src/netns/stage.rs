@@ -50,23 +50,26 @@ pub const WITNESS_PORT: u16 = 7000;
 /// The witnesses of the stage.
 pub const WITNESSES: [Host; 2] = [Host::WitnessA, Host::WitnessB];
 
-/// The daemon's timing on the stage.
+/// The daemon's setup on the stage.
 #[derive(Debug, Clone, Copy)]
-pub struct Timing {
+pub struct Setup {
     pub interval: Duration,
     pub failures_before_promotion: u32,
     pub probe_timeout: Duration,
     pub witness_timeout: Duration,
+    /// How many of [`WITNESSES`] run and are configured (0 to 2).
+    pub witnesses: usize,
 }
 
-impl Default for Timing {
-    /// Interval 1 s, threshold 3, probe timeout 500 ms, witnesses 900 ms.
+impl Default for Setup {
+    /// Interval 1 s, threshold 3, probe timeout 500 ms, both witnesses at 900 ms.
     fn default() -> Self {
-        Timing {
+        Setup {
             interval: Duration::from_secs(1),
             failures_before_promotion: 3,
             probe_timeout: Duration::from_millis(500),
             witness_timeout: Duration::from_millis(900),
+            witnesses: WITNESSES.len(),
         }
     }
 }
@@ -76,7 +79,7 @@ impl Default for Timing {
 pub struct NetStage {
     /// The `failover-watchdog` binary under test.
     pub bin: PathBuf,
-    pub timing: Timing,
+    pub setup: Setup,
     pub daemon: Option<NetProcess>,
     pub witnesses: Vec<NetProcess>,
     pub db: MariaDbPair,
@@ -141,7 +144,7 @@ impl NetStage {
     /// Makes the network, starts both databases (replicating through the WAN link), the
     /// stand-ins and the witnesses, and writes the daemon's config. The daemon is
     /// started by [`NetStage::spawn_daemon`]. `seed` seeds the WAN link's draws.
-    pub async fn start(bin: &Path, timing: Timing, seed: u64) -> anyhow::Result<NetStage> {
+    pub async fn start(bin: &Path, setup: Setup, seed: u64) -> anyhow::Result<NetStage> {
         let net = tokio::task::spawn_blocking(Network::create)
             .await
             .context("making the network")??;
@@ -226,7 +229,7 @@ impl NetStage {
         }
         let mut stage = NetStage {
             bin: bin.to_path_buf(),
-            timing,
+            setup,
             daemon: None,
             witnesses: Vec::new(),
             db,
@@ -239,12 +242,21 @@ impl NetStage {
             dir,
             net,
         };
-        for host in WITNESSES {
+        for host in stage.witness_hosts() {
             let witness = stage.spawn_witness(host).await?;
             stage.witnesses.push(witness);
         }
         std::fs::write(stage.config_path(), stage.config())?;
         Ok(stage)
+    }
+
+    /// The hosts whose witnesses run.
+    pub fn witness_hosts(&self) -> Vec<Host> {
+        WITNESSES
+            .iter()
+            .copied()
+            .take(self.setup.witnesses)
+            .collect()
     }
 
     /// A URL through the relay on the controller's address for the stand-in `i`.
@@ -257,11 +269,12 @@ impl NetStage {
         url.replacen(local, &self.links[i].address().to_string(), 1)
     }
 
-    /// The daemon's config: the [`Timing`], one `mysql` check through the WAN link, both
+    /// The daemon's config: the [`Setup`], one `mysql` check through the WAN link, the
     /// witnesses, the replica, the stand-ins.
     pub fn config(&self) -> String {
-        let t = self.timing;
-        let witnesses: String = WITNESSES
+        let t = self.setup;
+        let witnesses: String = self
+            .witness_hosts()
             .iter()
             .map(|w| {
                 format!(
@@ -350,7 +363,7 @@ api_url = "{api_url}"
             &config,
             format!(
                 "[node]\nname = \"{host}\"\n\n[witness]\ntoken_file = \"witness.token\"\n\n[probe]\ntimeout = \"{}ms\"\n\n[[probe.checks]]\ntype = \"mysql\"\nhost = \"{}\"\nport = {MARIADB_PORT}\nuser = \"{}\"\npassword_file = \"primary.password\"\n",
-                self.timing.probe_timeout.as_millis(),
+                self.setup.probe_timeout.as_millis(),
                 self.net.address(Host::Primary),
                 mariadb::WATCHDOG_USER,
             ),
