@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -318,7 +318,7 @@ fn promotion_bound(t: &Setup) -> Duration {
 }
 
 async fn run_one(
-    bin: &PathBuf,
+    bin: &Path,
     setup: Setup,
     schedule: &Schedule,
     seed: u64,
@@ -348,29 +348,29 @@ async fn run_one(
     let mut stopped = false;
     let mut steps = schedule.steps.iter().peekable();
     loop {
-        if let Some((at, step)) = steps.peek() {
-            if started.elapsed() >= *at {
-                match *step {
-                    Step::Cut(cut) => stage.net.cut(cut)?,
-                    Step::Mend(cut) => stage.net.mend(cut)?,
-                    Step::Kill => {
-                        stage.db.primary.kill9();
-                        dead_at = Some(Timestamp::now());
-                    }
-                    Step::Stop => {
-                        stage.db.primary.sigstop();
-                        dead_at = Some(Timestamp::now());
-                        stopped = true;
-                    }
-                    Step::Restart => {
-                        stage.db.primary.start_again().await?;
-                        back_at = Some(Timestamp::now());
-                    }
-                    Step::Shape(shape) => stage.wan.set_shape(shape),
+        if let Some((at, step)) = steps.peek()
+            && started.elapsed() >= *at
+        {
+            match *step {
+                Step::Cut(cut) => stage.net.cut(cut)?,
+                Step::Mend(cut) => stage.net.mend(cut)?,
+                Step::Kill => {
+                    stage.db.primary.kill9();
+                    dead_at = Some(Timestamp::now());
                 }
-                steps.next();
-                continue;
+                Step::Stop => {
+                    stage.db.primary.sigstop();
+                    dead_at = Some(Timestamp::now());
+                    stopped = true;
+                }
+                Step::Restart => {
+                    stage.db.primary.start_again().await?;
+                    back_at = Some(Timestamp::now());
+                }
+                Step::Shape(shape) => stage.wan.set_shape(shape),
             }
+            steps.next();
+            continue;
         }
         if started.elapsed() >= schedule.hold {
             break;

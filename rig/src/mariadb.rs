@@ -12,7 +12,9 @@
 //!   template has no binary log, so every server copied from it starts with an empty
 //!   GTID history, and the users and the schema already exist on both servers.
 //! - Each [`MariaDb`] copies the template into its own [`TempDir`], listens on a free
-//!   loopback port, and ignores `/etc/mysql` (`--no-defaults`).
+//!   loopback port, and ignores `/etc/mysql` (`--no-defaults`). [`MariaDb::start_with`]
+//!   takes another address, a fixed port and a command prefix instead (`ip netns exec
+//!   <namespace>`: the network fault rig, [`crate::netns`]).
 //! - [`MariaDbPair::start`] starts the primary and the replica at the same time, points
 //!   the replica at the primary with `MASTER_USE_GTID=slave_pos`, and waits until
 //!   both replication threads run and the replica has caught up.
