@@ -77,6 +77,8 @@ enum Kind {
     Restart,
     /// `kill -9` while one witness is cut off from the standby.
     KillWitnessCut,
+    /// The standby isolated, the primary killed meanwhile, then the isolation ends.
+    IsolatedThenKill,
     /// Both ways dropped between two hosts.
     Blackhole,
     /// One direction dropped between two hosts.
@@ -91,11 +93,12 @@ enum Kind {
     Wan,
 }
 
-const KINDS: [Kind; 10] = [
+const KINDS: [Kind; 11] = [
     Kind::Kill,
     Kind::Hang,
     Kind::Restart,
     Kind::KillWitnessCut,
+    Kind::IsolatedThenKill,
     Kind::Blackhole,
     Kind::OneWay,
     Kind::IsolateStandby,
@@ -111,6 +114,7 @@ impl Kind {
             Kind::Hang => "hang",
             Kind::Restart => "restart",
             Kind::KillWitnessCut => "kill-witness-cut",
+            Kind::IsolatedThenKill => "isolated-then-kill",
             Kind::Blackhole => "blackhole",
             Kind::OneWay => "one-way",
             Kind::IsolateStandby => "isolate-standby",
@@ -123,7 +127,9 @@ impl Kind {
     /// Whether a promotion must, may or must not happen.
     fn expectation(self) -> Expect {
         match self {
-            Kind::Kill | Kind::Hang | Kind::KillWitnessCut => Expect::Required,
+            Kind::Kill | Kind::Hang | Kind::KillWitnessCut | Kind::IsolatedThenKill => {
+                Expect::Required
+            }
             // Dead until it is back; no observer reaches an isolated primary.
             Kind::Restart | Kind::IsolatePrimary => Expect::Allowed,
             _ => Expect::Forbidden,
@@ -239,6 +245,15 @@ fn draw(kind: Kind, prng: &mut Prng, bound: Duration) -> Schedule {
             steps.push((ms(prng.range(0, 2000)), Step::Kill));
             hold = bound + ms(5000);
         }
+        Kind::IsolatedThenKill => {
+            let cut = Cut::Isolate(Host::Standby);
+            let killed = prng.range(500, 3000);
+            let mended = killed + prng.range(500, 5000);
+            steps.push((ms(0), Step::Cut(cut)));
+            steps.push((ms(killed), Step::Kill));
+            steps.push((ms(mended), Step::Mend(cut)));
+            hold = ms(mended) + bound + ms(3000);
+        }
         Kind::Blackhole => {
             let (a, b) = prng.pick(&PAIRS);
             steps.push((ms(0), Step::Cut(Cut::Between(a, b))));
@@ -345,6 +360,9 @@ async fn run_one(
     let mut back_at: Option<Timestamp> = None;
     // When the primary's MariaDB died or froze: detection is measured from there.
     let mut dead_at: Option<Timestamp> = None;
+    // When a cut last ended: a dead primary must be found within the bound from the
+    // later of the two, the standby being isolated before.
+    let mut mended_at: Option<Timestamp> = None;
     let mut stopped = false;
     let mut steps = schedule.steps.iter().peekable();
     loop {
@@ -353,7 +371,10 @@ async fn run_one(
         {
             match *step {
                 Step::Cut(cut) => stage.net.cut(cut)?,
-                Step::Mend(cut) => stage.net.mend(cut)?,
+                Step::Mend(cut) => {
+                    stage.net.mend(cut)?;
+                    mended_at = Some(Timestamp::now());
+                }
                 Step::Kill => {
                     stage.db.primary.kill9();
                     dead_at = Some(Timestamp::now());
@@ -405,7 +426,13 @@ async fn run_one(
 
     let started_at = journal_started(&status);
     out.promoted = started_at.is_some();
-    out.detection = started_at.map(|at| since(at, dead_at.unwrap_or(fault_at)));
+    // Flapping mends too, but its primary never dies: only kinds that kill use this.
+    let dead_from = match (dead_at, mended_at) {
+        (Some(dead), Some(mended)) if expect == Expect::Required => dead.max(mended),
+        (Some(dead), _) => dead,
+        (None, _) => fault_at,
+    };
+    out.detection = started_at.map(|at| since(at, dead_from));
     let violation = |out: &mut Outcome, text: String| out.violations.push(text);
 
     // 2. False promotions.
@@ -449,13 +476,13 @@ async fn run_one(
                     ),
                 );
             }
-            Some(at) if since(at, dead_at.unwrap_or(fault_at)) > bound => {
+            Some(at) if since(at, dead_from) > bound => {
                 out.missed = true;
                 violation(
                     &mut out,
                     format!(
-                        "late promotion: decided {:.1} s after the primary died, the bound is {:.1} s",
-                        since(at, dead_at.unwrap_or(fault_at)).as_secs_f64(),
+                        "late promotion: decided {:.1} s after the primary died (or the standby's isolation ended), the bound is {:.1} s",
+                        since(at, dead_from).as_secs_f64(),
                         bound.as_secs_f64()
                     ),
                 );
@@ -612,7 +639,7 @@ struct Row {
 
 fn print_table(rows: &BTreeMap<Kind, Row>) {
     println!(
-        "{:<17} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5} {:>11}",
+        "{:<19} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5} {:>11}",
         "fault",
         "runs",
         "promotions",
@@ -631,7 +658,7 @@ fn print_table(rows: &BTreeMap<Kind, Row>) {
             v.map_or("-".to_string(), |d| format!("{:.2} s", d.as_secs_f64()))
         };
         println!(
-            "{:<17} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5} {:>11}",
+            "{:<19} {:>4} {:>10} {:>6} {:>6} {:>12} {:>10} {:>8} {:>5} {:>11}",
             kind.name(),
             row.runs,
             row.promotions,
@@ -738,7 +765,7 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
             },
         };
         println!(
-            "run {index:>3} {:<17} {:>5.1} s  promoted: {:<5} detection: {:<8} acked {:>5} lost {}{}",
+            "run {index:>3} {:<19} {:>5.1} s  promoted: {:<5} detection: {:<8} acked {:>5} lost {}{}",
             kind.name(),
             run_started.elapsed().as_secs_f64(),
             outcome.promoted,
