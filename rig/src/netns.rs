@@ -216,11 +216,14 @@ impl Network {
     /// few tens of milliseconds.
     pub fn create() -> anyhow::Result<Network> {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
+        // Two networks made at once in this process would see the same free subnet.
+        static MAKING: Mutex<()> = Mutex::new(());
         let tools = Self::tools()?;
+        let _making = MAKING.lock().unwrap_or_else(|e| e.into_inner());
         sweep_stale(&tools.ip);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{NAME_PREFIX}{}x{n}", std::process::id());
-        let subnet = free_subnet(&tools.ip)?;
+        let subnet = free_subnet(&tools.ip, n)?;
         let network = Network {
             controller_if: format!("fw{}x{n}", std::process::id()),
             tag,
@@ -510,12 +513,14 @@ fn sweep_stale(ip: &Path) {
     }
 }
 
-/// A third octet whose `10.213.<s>.0/24` no interface of the root namespace uses.
-fn free_subnet(ip: &Path) -> anyhow::Result<u8> {
+/// A third octet (1 to 250) whose `10.213.<s>.0/24` no interface of the root namespace
+/// uses; where the search starts depends on the process and the network's number, so
+/// that two processes seldom try the same one.
+fn free_subnet(ip: &Path, n: u32) -> anyhow::Result<u8> {
     let used = run(ip, &["-4", "-o", "addr", "show"])?;
-    let start = (std::process::id() % 250) as u8;
-    (0..250u8)
-        .map(|i| 1 + (start.wrapping_add(i) % 250))
+    let start = std::process::id().wrapping_add(n);
+    (0..250u32)
+        .filter_map(|i| u8::try_from(1 + start.wrapping_add(i) % 250).ok())
         .find(|s| !used.contains(&format!(" {}.{}.{s}.", NET_PREFIX[0], NET_PREFIX[1])))
         .context("every 10.213.x.0/24 is in use on this machine")
 }
