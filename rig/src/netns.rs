@@ -634,8 +634,8 @@ mod tests {
         let network = Network::create().unwrap();
         let primary = network.namespace(Host::Primary);
         assert!(network.ruleset().unwrap().contains("table bridge fw"));
-        // A listener in the primary's namespace, reached from the controller.
-        let mut listener = Command::new(&network.ip)
+        // A process left running in a namespace: dropping the network must kill it.
+        let mut leftover = Command::new(&network.ip)
             .args(["netns", "exec", &primary, "sleep", "30"])
             .spawn()
             .unwrap();
@@ -663,7 +663,12 @@ mod tests {
         let names: Vec<String> = Host::ALL.iter().map(|h| network.namespace(*h)).collect();
         let ip = network.ip.clone();
         drop(network);
-        let _ = listener.wait();
+        let status = leftover.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(libc::SIGKILL),
+            "{status}"
+        );
         let left = run(&ip, &["netns", "list"]).unwrap();
         for name in names {
             assert!(!left.contains(&name), "{name} left behind: {left}");
