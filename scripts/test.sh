@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then runs formatting, lint, the unit
 # and integration tests (a real MariaDB pair, Cloudflare and Telegram stand-ins, a
-# systemctl shim), checks the systemd units, and builds, lints, installs and purges the
+# systemctl shim), the network fault campaign's CI seeds, checks the systemd units, and builds, lints, installs and purges the
 # Debian package (scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -64,6 +64,10 @@ fi
 echo "a normal build ignores the crash points"
 
 cargo test --workspace --locked 2>&1 | tee "$work/test.log"
+
+# The network fault campaign's fixed seeds: every fault kind once, on namespaces made
+# here (needs root). It fails, never skips, where namespaces cannot be made.
+cargo run --locked --example campaign -- --ci
 
 # systemd-analyze wants ExecStart= to exist: verify a copy that points at this build.
 unit_dir=$work/units

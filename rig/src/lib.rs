@@ -11,6 +11,9 @@
 //! - [`health`]: an HTTP health endpoint whose answers a test scripts.
 //! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
 //! - [`link`]: a TCP relay a test can cut, for a partition between two parts.
+//! - [`netns`]: a network of namespaces (primary, standby, two witnesses) whose links
+//!   drop packets on demand (`nftables`), a relay that adds delay, jitter and loss, and
+//!   a stage that runs the pair, the daemon and the witnesses on it.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
@@ -21,6 +24,7 @@ pub mod health;
 mod http;
 pub mod link;
 pub mod mariadb;
+pub mod netns;
 pub mod panel;
 pub mod stage;
 pub mod systemctl;

@@ -12,7 +12,9 @@
 //!   template has no binary log, so every server copied from it starts with an empty
 //!   GTID history, and the users and the schema already exist on both servers.
 //! - Each [`MariaDb`] copies the template into its own [`TempDir`], listens on a free
-//!   loopback port, and ignores `/etc/mysql` (`--no-defaults`).
+//!   loopback port, and ignores `/etc/mysql` (`--no-defaults`). [`MariaDb::start_with`]
+//!   takes another address, a fixed port and a command prefix instead (`ip netns exec
+//!   <namespace>`: the network fault rig, [`crate::netns`]).
 //! - [`MariaDbPair::start`] starts the primary and the replica at the same time, points
 //!   the replica at the primary with `MASTER_USE_GTID=slave_pos`, and waits until
 //!   both replication threads run and the replica has caught up.
@@ -25,6 +27,7 @@
 //! is killed; [`MariaDb`]'s `Drop` kills and reaps them in the normal case.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io;
 use std::os::unix::fs::PermissionsExt as _;
@@ -79,6 +82,9 @@ pub const APP_DB: &str = "app";
 pub const APP_TABLE: &str = "writes";
 /// The address every rig server listens on.
 pub const HOST: &str = "127.0.0.1";
+/// The host part of a second `root` account, for the network fault rig's private range
+/// ([`crate::netns`]): its test process connects from there.
+pub const NETNS_CLIENTS: &str = "10.213.%";
 /// `server_id` of the primary started by [`MariaDbPair::start`].
 pub const PRIMARY_SERVER_ID: u32 = 1;
 /// `server_id` of the replica started by [`MariaDbPair::start`].
@@ -191,6 +197,16 @@ fn setup_sql() -> String {
     let _ = writeln!(
         sql,
         "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
+    );
+    // The test process reaches servers in network namespaces from the controller's
+    // address (crate::netns), never from the loopback address.
+    let _ = writeln!(
+        sql,
+        "CREATE USER 'root'@'{NETNS_CLIENTS}' IDENTIFIED BY {root};"
+    );
+    let _ = writeln!(
+        sql,
+        "GRANT ALL PRIVILEGES ON *.* TO 'root'@'{NETNS_CLIENTS}' WITH GRANT OPTION;"
     );
     let _ = writeln!(
         sql,
@@ -427,6 +443,11 @@ pub struct MariaDb {
     name: String,
     mariadbd: PathBuf,
     data_dir: PathBuf,
+    /// The address it listens on and clients connect to ([`HOST`] unless
+    /// [`StartOptions::host`] said otherwise).
+    host: String,
+    /// Put before `mariadbd` on its command line ([`StartOptions::command_prefix`]).
+    command_prefix: Vec<OsString>,
     port: u16,
     server_id: u32,
     read_only: bool,
@@ -450,11 +471,35 @@ impl std::fmt::Debug for MariaDb {
     }
 }
 
+/// Where and how [`MariaDb::start_with`] runs a server. The default is what
+/// [`MariaDb::start`] does: on [`HOST`], a free port, `mariadbd` started directly.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Put before `mariadbd` on its command line: `ip netns exec <namespace>` runs the
+    /// server inside a network namespace (see [`crate::netns`]).
+    pub command_prefix: Vec<OsString>,
+    /// The address to listen on and to connect to; `None`: [`HOST`].
+    pub host: Option<String>,
+    /// The port; `None`: a free loopback port (retried if someone takes it first).
+    pub port: Option<u16>,
+}
+
 impl MariaDb {
     /// Starts one server from the template (users and [`APP_DB`] exist, root has
     /// [`ROOT_PASSWORD`], the binary log is empty) and waits until it accepts
     /// connections. `name` only labels messages; `read_only` sets `--read-only`.
     pub async fn start(name: &str, server_id: u32, read_only: bool) -> anyhow::Result<MariaDb> {
+        Self::start_with(name, server_id, read_only, StartOptions::default()).await
+    }
+
+    /// As [`MariaDb::start`], where `options` says (another address, a fixed port, a
+    /// command prefix such as `ip netns exec <namespace>`).
+    pub async fn start_with(
+        name: &str,
+        server_id: u32,
+        read_only: bool,
+        options: StartOptions,
+    ) -> anyhow::Result<MariaDb> {
         let template = template().await?;
         let dir = tempfile::Builder::new()
             .prefix("fwrig-")
@@ -478,6 +523,8 @@ impl MariaDb {
             name: name.to_owned(),
             mariadbd: template.mariadbd.clone(),
             data_dir,
+            host: options.host.unwrap_or_else(|| HOST.to_owned()),
+            command_prefix: options.command_prefix,
             port: 0,
             server_id,
             read_only,
@@ -490,10 +537,13 @@ impl MariaDb {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            server.port = free_port()?;
+            server.port = match options.port {
+                Some(port) => port,
+                None => free_port()?,
+            };
             match server.spawn_and_wait().await {
                 Ok(()) => return Ok(server),
-                Err(e) if attempt < 4 && server.bind_failed() => {
+                Err(e) if attempt < 4 && options.port.is_none() && server.bind_failed() => {
                     tracing::debug!(name, port = server.port, "port taken, retrying: {e:#}");
                     server.kill9();
                 }
@@ -510,7 +560,14 @@ impl MariaDb {
     }
 
     fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.mariadbd);
+        let mut cmd = match self.command_prefix.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(&self.mariadbd);
+                cmd
+            }
+            None => Command::new(&self.mariadbd),
+        };
         cmd.arg("--no-defaults");
         if is_root() {
             cmd.arg("--user=root");
@@ -523,7 +580,7 @@ impl MariaDb {
         }
         cmd.arg(format!("--datadir={}", self.data_dir.display()))
             .arg(format!("--port={}", self.port))
-            .arg(format!("--bind-address={HOST}"))
+            .arg(format!("--bind-address={}", self.host))
             .arg(format!("--socket={}", self.socket_path().display()))
             .arg(format!("--pid-file={}", dir.join("mariadbd.pid").display()))
             .arg(format!("--log-error={}", self.error_log_path().display()))
@@ -627,9 +684,10 @@ impl MariaDb {
 
     fn describe(&self) -> String {
         format!(
-            "MariaDB {} ({} on {HOST}:{}, datadir {})",
+            "MariaDB {} ({} on {}:{}, datadir {})",
             self.name,
             self.mariadbd.display(),
+            self.host,
             self.port,
             self.data_dir.display()
         )
@@ -657,14 +715,15 @@ impl MariaDb {
         &self.name
     }
 
-    /// The TCP port on [`HOST`].
+    /// The TCP port on [`MariaDb::host`].
     pub fn port(&self) -> u16 {
         self.port
     }
 
-    /// The address the server listens on: `127.0.0.1`.
+    /// The address the server listens on: [`HOST`] unless [`StartOptions::host`] said
+    /// otherwise.
     pub fn host(&self) -> &str {
-        HOST
+        &self.host
     }
 
     /// The server's `server_id`.
@@ -675,17 +734,19 @@ impl MariaDb {
     /// `mysql://user:password@127.0.0.1:port/` (user and password percent-encoded).
     pub fn url(&self, user: &str, password: &str) -> String {
         format!(
-            "mysql://{}:{}@{HOST}:{}/",
+            "mysql://{}:{}@{}:{}/",
             percent_encode(user),
             percent_encode(password),
+            self.host,
             self.port
         )
     }
 
-    /// Connection options for `user`: TCP to [`HOST`] (never the unix socket), no TLS.
+    /// Connection options for `user`: TCP to [`MariaDb::host`] (never the unix socket),
+    /// no TLS.
     pub fn opts(&self, user: &str, password: &str) -> Opts {
         OptsBuilder::default()
-            .ip_or_hostname(HOST)
+            .ip_or_hostname(self.host.as_str())
             .tcp_port(self.port)
             .user(Some(user))
             .pass(Some(password))
@@ -751,21 +812,28 @@ impl MariaDb {
     /// heartbeat every second, as [`REPL_USER`]) and runs `START SLAVE`. It does not
     /// wait for the threads to run.
     pub async fn replicate_from(&self, source: &MariaDb) -> anyhow::Result<()> {
-        self.replicate_from_port(source.port).await
+        self.replicate_from_address(&source.host, source.port).await
     }
 
     /// As [`MariaDb::replicate_from`], from whatever listens on `port` on the loopback
     /// address: a [`crate::link::Link`] to the source, for a partition test. Replication
     /// that runs is stopped first; GTID positions carry over.
     pub async fn replicate_from_port(&self, port: u16) -> anyhow::Result<()> {
+        self.replicate_from_address(HOST, port).await
+    }
+
+    /// As [`MariaDb::replicate_from_port`], from `host:port` as this server sees it (in
+    /// a network namespace, a relay on its own loopback address, or another host).
+    pub async fn replicate_from_address(&self, host: &str, port: u16) -> anyhow::Result<()> {
         let mut conn = self.root_conn().await?;
         conn.query_drop("STOP SLAVE")
             .await
             .with_context(|| format!("STOP SLAVE on {}", self.describe()))?;
         let sql = format!(
-            "CHANGE MASTER TO MASTER_HOST='{HOST}', MASTER_PORT={}, MASTER_USER={}, \
+            "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, \
              MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, \
              MASTER_HEARTBEAT_PERIOD=1",
+            quote_sql(host),
             port,
             quote_sql(REPL_USER),
             quote_sql(REPL_PASSWORD)
