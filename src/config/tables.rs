@@ -56,6 +56,12 @@ impl Validator<'_> {
             raw.replication_silence.as_deref(),
         )?;
         let witnesses = self.witnesses(&raw.witnesses, interval, timeout)?;
+        if self_checks.is_empty() && witnesses.is_empty() {
+            // Measured by the network fault campaign: isolated, such a standby promotes.
+            self.warn(
+                "probe: neither [[probe.self_checks]] nor [[probe.witnesses]] is configured: a standby cut off from the network cannot tell that from a dead primary, and would promote itself",
+            );
+        }
         Ok(ProbeConfig {
             interval,
             failures_before_promotion,

@@ -30,6 +30,10 @@ port = 3306
 user = "watchdog"
 password_file = "primary-db.password"
 
+[[probe.self_checks]]
+type = "tcp"
+address = "1.1.1.1:53"
+
 [replica]
 host = "127.0.0.1"
 port = 3306
@@ -171,6 +175,14 @@ content = "203.0.113.20"
     assert_eq!(config.dns.records[0].record_type, "A");
     assert!(config.telegram.is_none());
     assert!(config.warnings.iter().any(|w| w.contains("[telegram]")));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("would promote itself")),
+        "no self-checks, no witnesses: {:?}",
+        config.warnings
+    );
 }
 
 #[test]
