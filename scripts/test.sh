@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, then runs formatting, lint, the unit
 # and integration tests (a real MariaDB pair, Cloudflare and Telegram stand-ins, a
-# systemctl shim), the network fault campaign's CI seeds, checks the systemd units, and builds, lints, installs and purges the
-# Debian package (scripts/package-test.sh).
+# systemctl shim), the network fault campaign's CI seeds, checks the systemd units, and
+# builds, lints, installs and purges the Debian package (scripts/package-test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
