@@ -69,6 +69,8 @@ pub enum Alert {
     HookFailed { hook: &'static str, problem: String },
     /// The promotion finished: the closing alert (the `notify` step).
     Promoted(Box<Journal>),
+    /// A switchover could not fence or catch up: the fence was undone, nothing changed.
+    SwitchoverAbandoned { why: String },
 
     // ---- Smoke test ------------------------------------------------------------------
     /// The smoke test's summary, as `smoke` renders it (its own headline first).
@@ -124,6 +126,7 @@ impl Alert {
             Alert::FenceFailed { .. } => "fence_failed",
             Alert::HookFailed { .. } => "hook_failed",
             Alert::Promoted(_) => "promoted",
+            Alert::SwitchoverAbandoned { .. } => "switchover_abandoned",
             Alert::SmokeReport { .. } => "smoke_report",
         }
     }
@@ -221,6 +224,10 @@ impl Alert {
                 vec![detail(problem)],
             ),
             Alert::Promoted(journal) => promoted(journal),
+            Alert::SwitchoverAbandoned { why } => (
+                "↩️ switchover ABANDONED, nothing changed: the primary takes writes again and this host is still its standby. Find out why it could not catch up before trying again.".to_string(),
+                vec![detail(why)],
+            ),
             Alert::SmokeReport { summary } => (summary.clone(), vec![]),
         }
     }
@@ -301,6 +308,15 @@ fn promoted(journal: &Journal) -> (String, Vec<String>) {
     if let Some(accounting) = journal.accounting() {
         details.push(format!("Data: {accounting}"));
     }
+    if let Some(drill) = &journal.switchover {
+        details.push(format!("Drill: {}", drill.summary()));
+        let headline = if journal.peer_not_rejoined() {
+            "⚠️ SWITCHED OVER: this host is now the primary, but the old primary does NOT replicate from it: run failover-watchdog rejoin on the old primary."
+        } else {
+            "✅ SWITCHED OVER: this host is now the primary and the old primary replicates from it. Nothing to do."
+        };
+        return (headline.to_string(), details);
+    }
     (
         "✅ PROMOTED: this standby is now the primary. Check the application; failback is manual (the README's way back).".to_string(),
         details,
@@ -311,6 +327,7 @@ fn trigger_word(trigger: Trigger) -> &'static str {
     match trigger {
         Trigger::Automatic => "automatic",
         Trigger::Manual => "manual (--promote-now)",
+        Trigger::Switchover => "planned switchover",
     }
 }
 

@@ -60,7 +60,8 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::JournalUnreadable { .. } => Severity::Critical,
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
-        | Alert::HookFailed { .. } => Severity::Error,
+        | Alert::HookFailed { .. }
+        | Alert::SwitchoverAbandoned { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }
