@@ -12,6 +12,8 @@
 //! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
 //! - [`link`]: a TCP relay a test can cut, for a partition between two parts.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
+//! - [`writer`]: an application's writes to whichever server of the pair takes them,
+//!   each acknowledged one recorded (server, time), for zero-loss and refused-time checks.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
 //! written once.
@@ -26,3 +28,4 @@ pub mod stage;
 pub mod systemctl;
 pub mod telegram;
 pub mod webhook;
+pub mod writer;

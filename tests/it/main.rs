@@ -17,4 +17,5 @@ mod shutdown;
 mod smoke;
 mod supervision;
 mod support;
+mod switchover;
 mod witness;
