@@ -430,6 +430,7 @@ mod tests {
                 problem: "exit 1".into(),
             },
             Alert::Promoted(Box::new(journal.clone())),
+            Alert::SwitchoverAbandoned { why: "w".into() },
         ];
         for alert in alerts {
             let text = alert.render("standby-9");
@@ -470,5 +471,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Error: boom"), "{text}");
+    }
+
+    #[test]
+    fn a_switchover_closes_with_its_drill_and_says_when_the_old_primary_needs_rejoin() {
+        let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let mut journal = Journal::new("n", Trigger::Switchover, "planned", t(0));
+        let drill = journal.switchover.as_mut().unwrap();
+        drill.fenced_at = Some(t(0));
+        drill.final_position = Some("0-1-9".into());
+        drill.applied_position = Some("0-1-9".into());
+        drill.lost = Some(false);
+        for step in StepName::SWITCHOVER {
+            journal.begin(step, t(1));
+            journal.finish(step, "ok".into(), t(1));
+        }
+        let text = Alert::Promoted(Box::new(journal.clone())).render("s");
+        assert!(
+            text.contains("SWITCHED OVER") && text.contains("Nothing to do"),
+            "{text}"
+        );
+        assert!(text.contains("Trigger: planned switchover."), "{text}");
+        assert!(
+            text.contains("Drill: writes refused for 1.000 s") && text.contains("nothing lost"),
+            "{text}"
+        );
+        journal.fail(StepName::RejoinPeer, "no IO thread".into(), t(2));
+        let text = Alert::Promoted(Box::new(journal)).render("s");
+        assert!(text.contains("failover-watchdog rejoin"), "{text}");
+
+        let abandoned = Alert::SwitchoverAbandoned {
+            why: "catch_up failed".into(),
+        }
+        .render("s");
+        assert!(
+            abandoned.contains("ABANDONED, nothing changed")
+                && abandoned.contains("catch_up failed"),
+            "{abandoned}"
+        );
     }
 }
