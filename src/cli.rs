@@ -90,6 +90,19 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
+    /// On the standby, in a quiet window: make it the primary with nothing lost. Fences the
+    /// primary (read-only, writes drained, clients cut), waits until this host applied its
+    /// final position (else undoes the fence: exit 1, nothing changed), promotes this
+    /// host, and makes the old primary replicate from it. Refused (exit 3) when a
+    /// pre-check fails; a killed switchover resumes when run again.
+    Switchover {
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Print the plan and run the read-only pre-checks; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// After a failback: clear the finished promotion so the daemon guards the primary
     /// again (the journal is kept beside it). Refused while the daemon runs.
     Reset {

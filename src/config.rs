@@ -203,6 +203,32 @@ pub struct ReplicaConfig {
     /// than this (or not replicating) when last seen with a healthy primary.
     #[serde(serialize_with = "ser_duration")]
     pub max_lag: Duration,
+    /// This host's database as the peer reaches it (`connect_address`, default
+    /// `host:port`): where `switchover` points the old primary's replication.
+    pub connect_address: Address,
+}
+
+/// A `host:port`, shown as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -458,8 +458,8 @@ fn promotion_end(result: Result<crate::journal::Journal, PromoteError>) -> Promo
         Err(PromoteError::Journal { step, error }) => {
             PromotionEnd::JournalFailed(format!("at step {step}: {error}"))
         }
-        Err(e @ (PromoteError::Refused(_) | PromoteError::State(_))) => {
-            PromotionEnd::Refused(format!("{e:#}"))
-        }
+        Err(
+            e @ (PromoteError::Refused(_) | PromoteError::State(_) | PromoteError::Abandoned(_)),
+        ) => PromotionEnd::Refused(format!("{e:#}")),
     }
 }

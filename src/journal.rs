@@ -7,6 +7,10 @@
 //! a step is only ever skipped when the journal says `done`, a promotion that was killed
 //! resumes at the step it was in and never runs a finished step twice.
 //!
+//! A planned switchover ([`Trigger::Switchover`]) is journalled the same way, with its
+//! own steps around the promotion's ([`StepName::for_trigger`]) and its drill record
+//! ([`SwitchoverRecord`]).
+//!
 //! Nothing here does I/O or reads a clock: times are passed in.
 
 use jiff::Timestamp;
@@ -15,10 +19,16 @@ use serde::{Deserialize, Serialize};
 /// The journal format version; a journal with another version is refused, not guessed at.
 pub const JOURNAL_VERSION: u32 = 1;
 
-/// The promotion's steps, in the order they run.
+/// The steps of a promotion or a switchover, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepName {
+    /// Switchover only: the primary made read-only, its writes drained, its clients cut,
+    /// its final position read.
+    FencePrimary,
+    /// Switchover only: wait until this host has applied the fenced primary's final
+    /// position; when it cannot, the fence is undone and the switchover abandoned.
+    CatchUp,
     /// Stop the replica once everything it received is applied.
     StopReplica,
     /// `SET GLOBAL read_only = OFF`, read back.
@@ -27,13 +37,16 @@ pub enum StepName {
     StartApps,
     /// Point every DNS record at the standby.
     UpdateDns,
+    /// Switchover only: the old primary replicates from this host, confirmed. A
+    /// failure does not halt (DNS has moved already): `notify` says to run `rejoin`.
+    RejoinPeer,
     /// The closing alert.
     Notify,
 }
 
 impl StepName {
-    /// Every step, in order.
-    pub const ALL: [StepName; 5] = [
+    /// A promotion's steps (automatic or `--promote-now`), in order.
+    pub const PROMOTION: [StepName; 5] = [
         StepName::StopReplica,
         StepName::MakeWritable,
         StepName::StartApps,
@@ -41,9 +54,33 @@ impl StepName {
         StepName::Notify,
     ];
 
+    /// A switchover's steps: the promotion's, between fencing and catching up first and
+    /// rejoining the old primary last.
+    pub const SWITCHOVER: [StepName; 8] = [
+        StepName::FencePrimary,
+        StepName::CatchUp,
+        StepName::StopReplica,
+        StepName::MakeWritable,
+        StepName::StartApps,
+        StepName::UpdateDns,
+        StepName::RejoinPeer,
+        StepName::Notify,
+    ];
+
+    /// The steps a journal started by `trigger` has, in order.
+    pub fn for_trigger(trigger: Trigger) -> &'static [StepName] {
+        match trigger {
+            Trigger::Automatic | Trigger::Manual => &Self::PROMOTION,
+            Trigger::Switchover => &Self::SWITCHOVER,
+        }
+    }
+
     /// The name used in the journal, `status` and alerts.
     pub fn as_str(self) -> &'static str {
         match self {
+            StepName::FencePrimary => "fence_primary",
+            StepName::CatchUp => "catch_up",
+            StepName::RejoinPeer => "rejoin_peer",
             StepName::StopReplica => "stop_replica",
             StepName::MakeWritable => "make_writable",
             StepName::StartApps => "start_apps",
@@ -89,6 +126,8 @@ pub enum Trigger {
     Automatic,
     /// An operator, with `--promote-now`.
     Manual,
+    /// An operator, with `switchover`: planned, the primary fenced and caught up first.
+    Switchover,
 }
 
 impl Trigger {
@@ -97,6 +136,7 @@ impl Trigger {
         match self {
             Trigger::Automatic => "automatic",
             Trigger::Manual => "manual",
+            Trigger::Switchover => "switchover",
         }
     }
 }
@@ -222,6 +262,69 @@ pub struct DnsChange {
     pub content: String,
 }
 
+/// A switchover's drill record: when the primary was fenced and at which position,
+/// when this host had applied it, took writes and had DNS, and whether anything was lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SwitchoverRecord {
+    /// When `read_only = ON` was sent to the primary: writes are refused from here.
+    pub fenced_at: Option<Timestamp>,
+    /// The primary's `@@gtid_binlog_pos` once fenced: nothing commits after it.
+    pub final_position: Option<String>,
+    /// Client connections ended on the primary after its writes drained.
+    pub killed_connections: usize,
+    /// When this host had applied `final_position`.
+    pub caught_up_at: Option<Timestamp>,
+    /// This host's `@@gtid_slave_pos` once caught up.
+    pub applied_position: Option<String>,
+    /// When `make_writable` finished: writes are taken again, here.
+    pub writable_at: Option<Timestamp>,
+    /// When `update_dns` finished: every record points here.
+    pub dns_at: Option<Timestamp>,
+    /// Whether a transaction of the primary is missing here: `Some(false)` once the
+    /// applied position covers the final one.
+    pub lost: Option<bool>,
+}
+
+impl SwitchoverRecord {
+    /// How long the database refused writes: fence to writable.
+    pub fn writes_refused(&self) -> Option<std::time::Duration> {
+        span(self.fenced_at?, self.writable_at?)
+    }
+
+    /// How long until DNS pointed here: fence to DNS.
+    pub fn dns_after(&self) -> Option<std::time::Duration> {
+        span(self.fenced_at?, self.dns_at?)
+    }
+
+    /// The drill in one line, for `status`, the closing alert and the command's output.
+    pub fn summary(&self) -> String {
+        let took = |d: Option<std::time::Duration>| {
+            d.map_or("-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()))
+        };
+        let position = |p: &Option<String>| match p.as_deref() {
+            None => "(not read)".to_string(),
+            Some("") => "(empty)".to_string(),
+            Some(p) => p.to_string(),
+        };
+        let lost = match self.lost {
+            Some(false) => "nothing lost",
+            Some(true) => "TRANSACTIONS MISSING here",
+            None => "loss not yet known",
+        };
+        format!(
+            "writes refused for {} (fence to writable), DNS here after {}; primary's final position {}, applied here {}: {lost}",
+            took(self.writes_refused()),
+            took(self.dns_after()),
+            position(&self.final_position),
+            position(&self.applied_position),
+        )
+    }
+}
+
+fn span(from: Timestamp, to: Timestamp) -> Option<std::time::Duration> {
+    std::time::Duration::try_from(to.duration_since(from)).ok()
+}
+
 /// The whole promotion.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -244,10 +347,13 @@ pub struct Journal {
     /// What fencing the old primary did.
     #[serde(default)]
     pub fence: Option<FenceRecord>,
+    /// A switchover's drill record; `None` for a promotion.
+    #[serde(default)]
+    pub switchover: Option<SwitchoverRecord>,
 }
 
 impl Journal {
-    /// A new promotion with every step pending.
+    /// A new promotion (or switchover) with every step of its trigger pending.
     pub fn new(node: &str, trigger: Trigger, reason: &str, now: Timestamp) -> Self {
         Self {
             version: JOURNAL_VERSION,
@@ -257,7 +363,7 @@ impl Journal {
             started_at: now,
             finished_at: None,
             outcome: Outcome::Running,
-            steps: StepName::ALL
+            steps: StepName::for_trigger(trigger)
                 .iter()
                 .map(|&name| StepRecord {
                     name,
@@ -273,6 +379,7 @@ impl Journal {
             dns_changes: Vec::new(),
             primary_last_seen: None,
             fence: None,
+            switchover: (trigger == Trigger::Switchover).then(SwitchoverRecord::default),
         }
     }
 
@@ -283,15 +390,19 @@ impl Journal {
             .map(|g| g.accounting(self.primary_last_seen.as_ref()))
     }
 
-    /// The step to run next: the first one not `done`. `None` once the promotion is over
-    /// or halted (a halted promotion is only taken up again by [`Journal::retry_halted`]).
+    /// The step to run next: the first one not `done` (a failed `rejoin_peer` is passed:
+    /// it does not halt). `None` once the promotion is over or halted (a halted promotion
+    /// is only taken up again by [`Journal::retry_halted`]).
     pub fn next_step(&self) -> Option<StepName> {
         if self.outcome != Outcome::Running {
             return None;
         }
         self.steps
             .iter()
-            .find(|s| s.status != StepStatus::Done)
+            .find(|s| {
+                s.status != StepStatus::Done
+                    && !(s.name == StepName::RejoinPeer && s.status == StepStatus::Failed)
+            })
             .map(|s| s.name)
     }
 
@@ -303,27 +414,38 @@ impl Journal {
             .map(|s| s.name)
     }
 
-    /// Whether `steps` describes the promotion: the five steps of [`StepName::ALL`], once
-    /// each, in that order. [`Journal::new`] makes such a journal; one read from disk is
+    /// Whether `steps` describes the promotion: the steps of its trigger
+    /// ([`StepName::for_trigger`]), once each, in that order. [`Journal::new`] makes such a journal; one read from disk is
     /// checked with this before it is used (`crate::store`), because a journal without
     /// its steps would look like a promotion with nothing left to do, or, halted, like
     /// one with nothing that failed.
     pub fn validate(&self) -> Result<(), String> {
+        let expected = StepName::for_trigger(self.trigger);
         let found: Vec<StepName> = self.steps.iter().map(|s| s.name).collect();
-        if found == StepName::ALL {
+        if found == expected {
             return Ok(());
         }
-        let missing: Vec<StepName> = StepName::ALL
-            .into_iter()
+        let missing: Vec<StepName> = expected
+            .iter()
+            .copied()
             .filter(|name| !found.contains(name))
             .collect();
-        let repeated: Vec<StepName> = StepName::ALL
-            .into_iter()
+        let unexpected: Vec<StepName> = found
+            .iter()
+            .copied()
+            .filter(|name| !expected.contains(name))
+            .collect();
+        let repeated: Vec<StepName> = expected
+            .iter()
+            .copied()
             .filter(|name| found.iter().filter(|f| *f == name).count() > 1)
             .collect();
         let mut problems = Vec::new();
         if !missing.is_empty() {
             problems.push(format!("{} missing", step_names(&missing)));
+        }
+        if !unexpected.is_empty() {
+            problems.push(format!("{} not one of its steps", step_names(&unexpected)));
         }
         if !repeated.is_empty() {
             problems.push(format!("{} more than once", step_names(&repeated)));
@@ -341,8 +463,14 @@ impl Journal {
             )
         };
         Err(format!(
-            "{found}; a promotion has exactly these five, in this order: {}",
-            step_names(&StepName::ALL)
+            "{found}; a {} journal has exactly these {}, in this order: {}",
+            self.trigger.as_str(),
+            match expected.len() {
+                5 => "five".to_string(),
+                8 => "eight".to_string(),
+                n => n.to_string(),
+            },
+            step_names(expected)
         ))
     }
 
@@ -368,12 +496,20 @@ impl Journal {
         record.error = None;
     }
 
-    /// Marks `step` as done. The promotion is over once `notify` is done.
+    /// Marks `step` as done. The promotion is over once `notify` is done. A switchover's
+    /// drill record takes the times writes and DNS came back here.
     pub fn finish(&mut self, step: StepName, detail: String, now: Timestamp) {
         if let Some(record) = self.step_mut(step) {
             record.status = StepStatus::Done;
             record.finished_at = Some(now);
             record.detail = Some(detail);
+        }
+        if let Some(drill) = &mut self.switchover {
+            match step {
+                StepName::MakeWritable => drill.writable_at = Some(now),
+                StepName::UpdateDns => drill.dns_at = Some(now),
+                _ => {}
+            }
         }
         if step == StepName::Notify {
             self.outcome = Outcome::Promoted;
@@ -381,13 +517,18 @@ impl Journal {
         }
     }
 
-    /// Marks `step` as failed. Every step but `notify` halts the promotion; a failed
-    /// closing alert does not undo a promotion that is already serving.
+    /// Marks `step` as failed. Every step but `notify` and `rejoin_peer` halts the
+    /// promotion; a failed closing alert does not undo a promotion that is already
+    /// serving, and an old primary that does not replicate yet is `rejoin`'s to fix
+    /// (`notify` runs next and says so).
     pub fn fail(&mut self, step: StepName, error: String, now: Timestamp) {
         if let Some(record) = self.step_mut(step) {
             record.status = StepStatus::Failed;
             record.finished_at = Some(now);
             record.error = Some(error);
+        }
+        if step == StepName::RejoinPeer {
+            return;
         }
         self.finished_at = Some(now);
         self.outcome = if step == StepName::Notify {
@@ -408,7 +549,15 @@ impl Journal {
 
     /// The step that failed, if the promotion is halted.
     pub fn failed_step(&self) -> Option<&StepRecord> {
-        self.steps.iter().find(|s| s.status == StepStatus::Failed)
+        self.steps
+            .iter()
+            .find(|s| s.status == StepStatus::Failed && s.name != StepName::RejoinPeer)
+    }
+
+    /// Whether a switchover's `rejoin_peer` failed: the old primary needs `rejoin`.
+    pub fn peer_not_rejoined(&self) -> bool {
+        self.step(StepName::RejoinPeer)
+            .is_some_and(|s| s.status == StepStatus::Failed)
     }
 
     /// How long a finished step took.
@@ -457,7 +606,7 @@ mod tests {
     fn a_promotion_runs_every_step_in_order_then_is_promoted() {
         let mut journal = Journal::new("standby", Trigger::Automatic, "primary down", t(0));
         let ran = drive(&mut journal, &[Ok(()); 5]);
-        assert_eq!(ran, StepName::ALL);
+        assert_eq!(ran, StepName::PROMOTION);
         assert_eq!(journal.outcome, Outcome::Promoted);
         assert!(journal.finished_at.is_some());
         assert_eq!(
@@ -591,8 +740,105 @@ mod tests {
     }
 
     #[test]
+    fn a_switchover_has_its_own_eight_steps_and_promotions_keep_their_five() {
+        for trigger in [Trigger::Automatic, Trigger::Manual] {
+            let journal = Journal::new("standby", trigger, "why", t(0));
+            let names: Vec<StepName> = journal.steps.iter().map(|s| s.name).collect();
+            assert_eq!(names, StepName::PROMOTION);
+            assert_eq!(journal.switchover, None);
+        }
+        let mut journal = Journal::new("standby", Trigger::Switchover, "planned", t(0));
+        assert_eq!(journal.validate(), Ok(()));
+        assert_eq!(journal.switchover, Some(SwitchoverRecord::default()));
+        let ran = drive(&mut journal, &[Ok(()); 8]);
+        assert_eq!(ran, StepName::SWITCHOVER);
+        assert_eq!(journal.outcome, Outcome::Promoted);
+        assert_eq!(
+            serde_json::to_value(Trigger::Switchover).unwrap(),
+            "switchover"
+        );
+
+        // A promotion's five steps are not a switchover's journal, nor the other way.
+        let mut short = journal.clone();
+        short
+            .steps
+            .retain(|s| StepName::PROMOTION.contains(&s.name));
+        let err = short.validate().unwrap_err();
+        assert!(
+            err.contains("fence_primary, catch_up, rejoin_peer missing"),
+            "{err}"
+        );
+        assert!(
+            err.contains("a switchover journal has exactly these eight"),
+            "{err}"
+        );
+        let mut promotion = Journal::new("standby", Trigger::Manual, "why", t(0));
+        promotion.steps = journal.steps.clone();
+        let err = promotion.validate().unwrap_err();
+        assert!(
+            err.contains("fence_primary, catch_up, rejoin_peer not one of its steps"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_failed_rejoin_peer_does_not_halt_and_notify_still_runs() {
+        let mut journal = Journal::new("standby", Trigger::Switchover, "planned", t(0));
+        let ran = drive(
+            &mut journal,
+            &[
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Ok(()),
+                Err("IO thread not running"),
+                Ok(()),
+            ],
+        );
+        assert_eq!(ran, StepName::SWITCHOVER);
+        assert_eq!(journal.outcome, Outcome::Promoted);
+        assert!(journal.peer_not_rejoined());
+        assert!(journal.failed_step().is_none());
+        // A failed fence halts like any step before DNS.
+        let mut journal = Journal::new("standby", Trigger::Switchover, "planned", t(0));
+        drive(&mut journal, &[Err("peer down")]);
+        assert_eq!(journal.outcome, Outcome::Halted);
+    }
+
+    #[test]
+    fn the_drill_record_times_writes_and_dns_from_the_fence() {
+        let mut journal = Journal::new("standby", Trigger::Switchover, "planned", t(0));
+        let drill = journal.switchover.as_mut().unwrap();
+        drill.fenced_at = Some(t(10));
+        drill.final_position = Some("0-1-42".into());
+        drill.applied_position = Some("0-1-42".into());
+        drill.lost = Some(false);
+        journal.finish(StepName::MakeWritable, "ok".into(), t(11));
+        journal.finish(StepName::UpdateDns, "ok".into(), t(13));
+        let drill = journal.switchover.as_ref().unwrap();
+        assert_eq!(
+            drill.writes_refused(),
+            Some(std::time::Duration::from_secs(1))
+        );
+        assert_eq!(drill.dns_after(), Some(std::time::Duration::from_secs(3)));
+        let summary = drill.summary();
+        assert!(
+            summary.contains("writes refused for 1.000 s")
+                && summary.contains("DNS here after 3.000 s")
+                && summary.contains("final position 0-1-42, applied here 0-1-42: nothing lost"),
+            "{summary}"
+        );
+        // A promotion has no drill record to fill in.
+        let mut promotion = Journal::new("standby", Trigger::Manual, "why", t(0));
+        promotion.finish(StepName::MakeWritable, "ok".into(), t(1));
+        assert_eq!(promotion.switchover, None);
+    }
+
+    #[test]
     fn step_names_serialize_as_the_spec_names_them() {
-        let names: Vec<String> = StepName::ALL
+        let names: Vec<String> = StepName::PROMOTION
             .iter()
             .map(|s| {
                 serde_json::to_value(s)
@@ -613,7 +859,7 @@ mod tests {
             ]
         );
         assert!(
-            StepName::ALL
+            StepName::PROMOTION
                 .iter()
                 .all(|s| names.contains(&s.as_str().to_string()))
         );

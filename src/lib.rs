@@ -51,6 +51,7 @@ pub mod smoke;
 pub mod state;
 pub mod status;
 pub mod store;
+pub mod switchover;
 pub mod systemd;
 pub mod verdict;
 pub mod witness;

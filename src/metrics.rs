@@ -388,6 +388,7 @@ impl DaemonMetrics {
             Err(PromoteError::PrePromote(_)) => "held_by_pre_promote",
             Err(PromoteError::Journal { .. }) => "journal_failed",
             Err(PromoteError::Refused(_) | PromoteError::State(_)) => "refused",
+            Err(PromoteError::Abandoned(_)) => "abandoned",
         };
         self.promotions
             .get_or_create(&PromotionLabels {
@@ -397,7 +398,7 @@ impl DaemonMetrics {
             .inc();
         if let Ok(journal) = result {
             self.step_duration.clear();
-            for step in StepName::ALL {
+            for &step in StepName::for_trigger(journal.trigger) {
                 if let Some(took) = journal.step_duration(step) {
                     self.step_duration
                         .get_or_create(&StepLabels {
@@ -964,7 +965,7 @@ mod tests {
 
         let start: jiff::Timestamp = "2026-11-23T21:00:00Z".parse().unwrap();
         let mut journal = Journal::new("db2", Trigger::Automatic, "test", start);
-        for (i, step) in StepName::ALL.into_iter().enumerate() {
+        for (i, step) in StepName::PROMOTION.into_iter().enumerate() {
             let began = start + jiff::SignedDuration::from_secs(i as i64 * 10);
             journal.begin(step, began);
             journal.finish(
@@ -985,7 +986,7 @@ mod tests {
             ),
             Some(1.0)
         );
-        for step in StepName::ALL {
+        for step in StepName::PROMOTION {
             let series =
                 format!("failover_watchdog_promotion_step_duration_seconds{{step=\"{step}\"}}");
             assert_eq!(sample(&text, &series), Some(2.5), "{series} in\n{text}");

@@ -103,6 +103,7 @@ impl Promoter {
             match trigger {
                 Trigger::Automatic => "the daemon's automatic",
                 Trigger::Manual => "a --promote-now",
+                Trigger::Switchover => "a switchover",
             },
             Timestamp::now()
         );
@@ -166,10 +167,16 @@ impl Promoter {
                 );
                 journal.finish(step, detail, Timestamp::now());
             }
+            Err(error) if matches!(step, StepName::FencePrimary | StepName::CatchUp) => {
+                let error = self.scrubber.scrub(&format!("{error:#}"));
+                return Some(Err(self.abandon_switchover(journal, step, error).await));
+            }
             Err(error) => {
                 let error = self.scrubber.scrub(&format!("{error:#}"));
                 journal.fail(step, error.clone(), Timestamp::now());
-                if step == StepName::Notify {
+                if step == StepName::RejoinPeer {
+                    tracing::error!("the old primary does not replicate from here: {error}");
+                } else if step == StepName::Notify {
                     tracing::error!("the closing alert was not delivered: {error}");
                 } else {
                     self.halted(journal, step, &error).await;
@@ -245,6 +252,46 @@ impl Promoter {
                     None => tracing::warn!("resuming the interrupted promotion at its end"),
                 }
                 Ok(journal)
+            }
+        }
+    }
+
+    /// A switchover's `fence_primary` or `catch_up` failed: nothing here has changed, so
+    /// the fence is undone (the primary writable again), the journal archived (this host
+    /// is a standby as before) and the team told. When the fence cannot be undone, the
+    /// switchover halts instead, loudly: the primary refuses writes until someone acts.
+    async fn abandon_switchover(
+        &self,
+        journal: &mut Journal,
+        step: StepName,
+        error: String,
+    ) -> PromoteError {
+        tracing::error!("step {step} failed, abandoning the switchover: {error}");
+        match crate::switchover::undo_fence(&self.config).await {
+            Ok(undone) => {
+                tracing::info!("fence undone: {undone}");
+                let archived = self.store.archive_journal(Timestamp::now());
+                let why = format!("step {step} failed: {error}; {undone}");
+                self.alerter
+                    .send(&Alert::SwitchoverAbandoned { why: why.clone() });
+                PromoteError::Abandoned(match archived {
+                    Ok(path) => format!(
+                        "switchover abandoned, nothing changed: {why}; the journal is archived as {}",
+                        path.map_or("-".to_string(), |p| p.display().to_string())
+                    ),
+                    Err(e) => format!(
+                        "switchover abandoned, nothing changed: {why}; but the journal could not be archived ({e:#}): move it aside before the next switchover"
+                    ),
+                })
+            }
+            Err(undo) => {
+                let error = self.scrubber.scrub(&format!(
+                    "{error}; undoing the fence FAILED too, so the peer's database still refuses writes: SET GLOBAL read_only = OFF on it, or retry with `switchover`: {undo:#}"
+                ));
+                journal.fail(step, error.clone(), Timestamp::now());
+                self.halted(journal, step, &error).await;
+                let _ = self.store.save_journal(journal);
+                PromoteError::Journal { step, error }
             }
         }
     }
@@ -325,8 +372,16 @@ impl Promoter {
         });
     }
 
-    /// `make_writable`: fence the old primary, then `read_only = OFF` here.
+    /// `make_writable`: fence the old primary, then `read_only = OFF` here. A switchover
+    /// fenced the primary in `fence_primary` and is about to make it replicate from
+    /// here: no `fence_command`, no second fence.
     async fn make_writable(&self, journal: &mut Journal) -> anyhow::Result<String> {
+        if journal.trigger == Trigger::Switchover {
+            let writable = self.replica.make_writable().await?;
+            return Ok(format!(
+                "fence: none here (the primary was fenced by fence_primary and is about to replicate from this host: no fence_command); {writable}"
+            ));
+        }
         let env = command_env(journal, Some(StepName::MakeWritable));
         let fence = fence::fence_old_primary(&self.config, &env).await;
         journal.fence = Some(fence.clone());
@@ -364,14 +419,17 @@ impl Promoter {
             }
             StepName::UpdateDns => self.config.dns.update_timeout,
             StepName::Notify => NOTIFY_TIMEOUT,
+            StepName::FencePrimary => crate::switchover::fence_deadline(&self.config),
+            StepName::CatchUp => crate::switchover::catch_up_deadline(&self.config),
+            StepName::RejoinPeer => crate::switchover::rejoin_deadline(&self.config),
         }
     }
 
-    /// The longest a whole promotion may take: every step's deadline and every hook's
-    /// (`pre_promote`, then `on_failure` or `post_promote`). systemd's watchdog is
-    /// stretched by this much while one runs.
+    /// The longest a whole promotion may take: every step's deadline (a switchover's,
+    /// which has the most) and every hook's (`pre_promote`, then `on_failure` or
+    /// `post_promote`). systemd's watchdog is stretched by this much while one runs.
     pub fn longest(&self) -> Duration {
-        StepName::ALL
+        StepName::SWITCHOVER
             .iter()
             .map(|step| self.step_deadline(*step))
             .sum::<Duration>()
@@ -390,10 +448,19 @@ impl Promoter {
                 StepName::MakeWritable => self.make_writable(journal).await,
                 StepName::StartApps => self.start_apps().await,
                 StepName::UpdateDns => self.point_dns_at_standby(journal).await,
+                StepName::FencePrimary => {
+                    crate::switchover::fence_primary(&self.config, journal).await
+                }
+                StepName::CatchUp => crate::switchover::catch_up(&self.config, journal).await,
+                StepName::RejoinPeer => crate::switchover::rejoin_peer(&self.config).await,
                 StepName::Notify => {
                     let alert = Alert::Promoted(Box::new(journal.clone()));
                     match self.alerter.send_and_confirm(&alert, NOTIFY_TIMEOUT).await {
-                        Ok(()) => Ok("closing alert delivered".to_string()),
+                        Ok(()) => Ok(match &journal.switchover {
+                            // `status` shows the drill with the step.
+                            Some(drill) => format!("closing alert delivered; {}", drill.summary()),
+                            None => "closing alert delivered".to_string(),
+                        }),
                         // Kept whole in the journal: the team may have to read it there.
                         Err(e) => Err(anyhow!(
                             "closing alert {e}; it said:\n{}",
@@ -537,6 +604,10 @@ pub enum PromoteError {
     /// The journal could not be written at `step`: the promotion halted there, alerted.
     #[error("promotion halted at step {step}: {error}")]
     Journal { step: StepName, error: String },
+    /// A switchover could not fence or catch up: the fence was undone, the journal
+    /// archived, nothing changed. Exit 1.
+    #[error("{0}")]
+    Abandoned(String),
 }
 
 impl PromoteError {
@@ -544,9 +615,10 @@ impl PromoteError {
     pub fn exit_code(&self) -> u8 {
         match self {
             PromoteError::Refused(_) => 3,
-            PromoteError::PrePromote(_) | PromoteError::State(_) | PromoteError::Journal { .. } => {
-                1
-            }
+            PromoteError::PrePromote(_)
+            | PromoteError::State(_)
+            | PromoteError::Journal { .. }
+            | PromoteError::Abandoned(_) => 1,
         }
     }
 }

@@ -20,7 +20,7 @@
 //! is shown: the checks report what services and commands said.
 
 mod assess;
-mod checks;
+pub(crate) mod checks;
 
 use std::future::Future;
 use std::time::Duration;

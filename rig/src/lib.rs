@@ -15,6 +15,8 @@
 //!   drop packets on demand (`nftables`), a relay that adds delay, jitter and loss, and
 //!   a stage that runs the pair, the daemon and the witnesses on it.
 //! - [`stage`]: all of the above plus a config pointing the real binary at them.
+//! - [`writer`]: an application's writes to whichever server of the pair takes them,
+//!   each acknowledged one recorded (server, time), for zero-loss and refused-time checks.
 //!
 //! Used by the integration tests, the local rehearsal and the benchmark, so the rig is
 //! written once.
@@ -30,3 +32,4 @@ pub mod stage;
 pub mod systemctl;
 pub mod telegram;
 pub mod webhook;
+pub mod writer;

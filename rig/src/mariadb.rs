@@ -80,6 +80,12 @@ pub const REPL_PASSWORD: &str = "rig-repl-pw";
 pub const APP_DB: &str = "app";
 /// The application table in [`APP_DB`]: `writes (id BIGINT PRIMARY KEY, payload VARCHAR(64))`.
 pub const APP_TABLE: &str = "writes";
+/// The application's account, host `%`: `INSERT, SELECT` on [`APP_DB`] only, so it
+/// cannot write through `read_only` (no `READ_ONLY ADMIN`, no `SUPER`), as an
+/// application must not. The writer of `writer.rs` uses it.
+pub const APP_USER: &str = "app";
+/// Password of [`APP_USER`].
+pub const APP_PASSWORD: &str = "rig-app-pw";
 /// The address every rig server listens on.
 pub const HOST: &str = "127.0.0.1";
 /// The host part of a second `root` account, for the network fault rig's private range
@@ -228,6 +234,15 @@ fn setup_sql() -> String {
         quote_sql(REPL_PASSWORD)
     );
     let _ = writeln!(sql, "GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%';");
+    let _ = writeln!(
+        sql,
+        "CREATE USER '{APP_USER}'@'%' IDENTIFIED BY {};",
+        quote_sql(APP_PASSWORD)
+    );
+    let _ = writeln!(
+        sql,
+        "GRANT INSERT, SELECT ON {APP_DB}.* TO '{APP_USER}'@'%';"
+    );
     let _ = writeln!(sql, "CREATE DATABASE {APP_DB};");
     let _ = writeln!(
         sql,

@@ -601,3 +601,20 @@ pub fn all_steps(status: &str) -> Vec<(String, String)> {
     .map(|s| (s.to_string(), status.to_string()))
     .collect()
 }
+
+/// A switchover's steps with the same status, to compare with [`steps`].
+pub fn all_switchover_steps(status: &str) -> Vec<(String, String)> {
+    [
+        "fence_primary",
+        "catch_up",
+        "stop_replica",
+        "make_writable",
+        "start_apps",
+        "update_dns",
+        "rejoin_peer",
+        "notify",
+    ]
+    .iter()
+    .map(|s| (s.to_string(), status.to_string()))
+    .collect()
+}

@@ -93,6 +93,8 @@ pub enum Alert {
     HookFailed { hook: &'static str, problem: String },
     /// The promotion finished: the closing alert (the `notify` step).
     Promoted(Box<Journal>),
+    /// A switchover could not fence or catch up: the fence was undone, nothing changed.
+    SwitchoverAbandoned { why: String },
 
     // ---- Rejoin (on the old primary) ------------------------------------------------
     /// `rejoin` finished: this host is the peer's caught-up replica.
@@ -169,6 +171,7 @@ impl Alert {
             Alert::Rejoined(_) => "rejoined",
             Alert::RejoinRefused { .. } => "rejoin_refused",
             Alert::RejoinFailed { .. } => "rejoin_failed",
+            Alert::SwitchoverAbandoned { .. } => "switchover_abandoned",
             Alert::SmokeReport { .. } => "smoke_report",
         }
     }
@@ -319,6 +322,10 @@ impl Alert {
                 ),
                 vec![format!("Error: {}", detail(error))],
             ),
+            Alert::SwitchoverAbandoned { why } => (
+                "↩️ switchover ABANDONED, nothing changed: the primary takes writes again and this host is still its standby. Find out why it could not catch up before trying again.".to_string(),
+                vec![detail(why)],
+            ),
             Alert::SmokeReport { summary } => (summary.clone(), vec![]),
         }
     }
@@ -399,6 +406,15 @@ fn promoted(journal: &Journal) -> (String, Vec<String>) {
     if let Some(accounting) = journal.accounting() {
         details.push(format!("Data: {accounting}"));
     }
+    if let Some(drill) = &journal.switchover {
+        details.push(format!("Drill: {}", drill.summary()));
+        let headline = if journal.peer_not_rejoined() {
+            "⚠️ SWITCHED OVER: this host is now the primary, but the old primary does NOT replicate from it: run failover-watchdog rejoin on the old primary."
+        } else {
+            "✅ SWITCHED OVER: this host is now the primary and the old primary replicates from it. Nothing to do."
+        };
+        return (headline.to_string(), details);
+    }
     (
         "✅ PROMOTED: this standby is now the primary. Check the application; failback is manual (the README's way back).".to_string(),
         details,
@@ -455,6 +471,7 @@ fn trigger_word(trigger: Trigger) -> &'static str {
     match trigger {
         Trigger::Automatic => "automatic",
         Trigger::Manual => "manual (--promote-now)",
+        Trigger::Switchover => "planned switchover",
     }
 }
 
@@ -597,6 +614,7 @@ mod tests {
                 step: RejoinStep::CatchUp,
                 error: "e".into(),
             },
+            Alert::SwitchoverAbandoned { why: "w".into() },
         ];
         for alert in alerts {
             let text = alert.render("standby-9");
@@ -637,5 +655,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("Error: boom"), "{text}");
+    }
+
+    #[test]
+    fn a_switchover_closes_with_its_drill_and_says_when_the_old_primary_needs_rejoin() {
+        let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
+        let mut journal = Journal::new("n", Trigger::Switchover, "planned", t(0));
+        let drill = journal.switchover.as_mut().unwrap();
+        drill.fenced_at = Some(t(0));
+        drill.final_position = Some("0-1-9".into());
+        drill.applied_position = Some("0-1-9".into());
+        drill.lost = Some(false);
+        for step in StepName::SWITCHOVER {
+            journal.begin(step, t(1));
+            journal.finish(step, "ok".into(), t(1));
+        }
+        let text = Alert::Promoted(Box::new(journal.clone())).render("s");
+        assert!(
+            text.contains("SWITCHED OVER") && text.contains("Nothing to do"),
+            "{text}"
+        );
+        assert!(text.contains("Trigger: planned switchover."), "{text}");
+        assert!(
+            text.contains("Drill: writes refused for 1.000 s") && text.contains("nothing lost"),
+            "{text}"
+        );
+        journal.fail(StepName::RejoinPeer, "no IO thread".into(), t(2));
+        let text = Alert::Promoted(Box::new(journal)).render("s");
+        assert!(text.contains("failover-watchdog rejoin"), "{text}");
+
+        let abandoned = Alert::SwitchoverAbandoned {
+            why: "catch_up failed".into(),
+        }
+        .render("s");
+        assert!(
+            abandoned.contains("ABANDONED, nothing changed")
+                && abandoned.contains("catch_up failed"),
+            "{abandoned}"
+        );
     }
 }

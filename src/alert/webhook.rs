@@ -64,7 +64,8 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::StandbyNotReplicating { .. }
         | Alert::HookFailed { .. }
         | Alert::RejoinRefused { .. }
-        | Alert::RejoinFailed { .. } => Severity::Error,
+        | Alert::RejoinFailed { .. }
+        | Alert::SwitchoverAbandoned { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }

@@ -9,6 +9,7 @@ mod reset;
 mod run;
 mod smoke_test;
 mod status;
+mod switchover;
 mod witness;
 
 use std::process::ExitCode;
@@ -43,6 +44,9 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Resume) => pause::resume(&config()?).await,
         Some(Command::Reset { yes }) => reset::run(&config()?, yes),
         Some(Command::Rejoin { yes, dry_run }) => rejoin::run(&config()?, yes, dry_run).await,
+        Some(Command::Switchover { yes, dry_run }) => {
+            switchover::run(&config()?, yes, dry_run).await
+        }
         Some(Command::Witness { listen }) => witness::run(&cli.config, listen).await,
     }
 }

@@ -122,6 +122,7 @@ pub struct Replica {
     pub apply_timeout: Option<String>,
     pub reset_replica: Option<bool>,
     pub max_lag: Option<String>,
+    pub connect_address: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use super::validate::{Validator, host_name_problem};
 use super::{
-    AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, MetricsConfig, NodeConfig,
-    PeerConfig, ProbeConfig, PromotionConfig, ReplicaConfig, SmokeConfig, TelegramConfig,
-    WebhookConfig, WebhookFormat, WitnessRef, defaults, raw,
+    Address, AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, MetricsConfig,
+    NodeConfig, PeerConfig, ProbeConfig, PromotionConfig, ReplicaConfig, SmokeConfig,
+    TelegramConfig, WebhookConfig, WebhookFormat, WitnessRef, defaults, raw,
 };
 
 impl Validator<'_> {
@@ -210,7 +210,7 @@ impl Validator<'_> {
     /// `[replica]`: the standby's own MariaDB.
     pub(super) fn replica(&mut self, r: &raw::Replica) -> Result<ReplicaConfig, ConfigError> {
         let host = r.host.as_deref().unwrap_or(defaults::REPLICA_HOST);
-        let replica = ReplicaConfig {
+        let mut replica = ReplicaConfig {
             host: self.non_empty("replica.host", host)?,
             port: self.port("replica.port", r.port, defaults::MYSQL_PORT)?,
             user: self.non_empty("replica.user", &r.user)?,
@@ -235,7 +235,14 @@ impl Validator<'_> {
                 r.max_lag.as_deref(),
                 defaults::REPLICA_MAX_LAG,
             )?,
+            connect_address: Address {
+                host: host.to_string(),
+                port: self.port("replica.port", r.port, defaults::MYSQL_PORT)?,
+            },
         };
+        if let Some(text) = &r.connect_address {
+            replica.connect_address = self.host_port("replica.connect_address", text)?;
+        }
         if replica.connection_name.contains(['\'', '\\', '`']) {
             return Err(self.error(
                 "replica.connection_name",
@@ -287,6 +294,12 @@ impl Validator<'_> {
             Some(name) => self.non_empty("peer.name", name)?,
             None => format!("{host}:{port}"),
         };
+        let address = &replica.connect_address;
+        if is_loopback(&address.host) && !is_loopback(&host) {
+            self.warn(format!(
+                "replica.connect_address: {address} is loopback (the default is [replica] host:port), but the peer is at {host}: `switchover` points the old primary's replication there, which it cannot reach; set connect_address to this host's database as the peer reaches it"
+            ));
+        }
         let replication_user = self.non_empty("peer.replication_user", &p.replication_user)?;
         if replication_user.contains(['\'', '\\']) {
             return Err(self.error(
@@ -683,4 +696,14 @@ impl Validator<'_> {
         })
         .transpose()
     }
+}
+
+/// Whether `host` names this machine only (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

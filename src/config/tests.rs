@@ -1137,6 +1137,67 @@ fn the_shipped_pair_mirrors_itself() {
             "the checks probe the peer"
         );
         assert_eq!(this.replica.host, "127.0.0.1");
+        assert_eq!(
+            other.peer.as_ref().unwrap().host,
+            this.replica.connect_address.host,
+            "the peer reaches {} where it says",
+            this.node.name
+        );
         assert!(this.apps.stop_when_demoted);
+        assert!(this.warnings.is_empty(), "{:?}", this.warnings);
+    }
+}
+
+#[test]
+fn connect_address_defaults_to_the_replica_and_a_loopback_one_is_warned_with_a_remote_peer() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("replication.password"), "repl-pw\n").unwrap();
+    let alone = fx.parse(GOOD).unwrap();
+    assert_eq!(alone.replica.connect_address.to_string(), "127.0.0.1:3306");
+    assert!(
+        !alone.warnings.iter().any(|w| w.contains("connect_address")),
+        "{:?}",
+        alone.warnings
+    );
+
+    let paired = fx.parse(&format!("{GOOD}{PEER}")).unwrap();
+    let warning = paired
+        .warnings
+        .iter()
+        .find(|w| w.contains("replica.connect_address"))
+        .expect("a loopback connect_address with a remote peer is warned");
+    assert!(
+        warning.contains("127.0.0.1:3306 is loopback") && warning.contains("198.51.100.10"),
+        "{warning}"
+    );
+
+    let set = GOOD.replace(
+        "reset_replica = true",
+        "reset_replica = true\nconnect_address = \"203.0.113.20:3307\"",
+    );
+    let config = fx.parse(&format!("{set}{PEER}")).unwrap();
+    assert_eq!(
+        config.replica.connect_address,
+        crate::config::Address {
+            host: "203.0.113.20".into(),
+            port: 3307
+        }
+    );
+    assert!(
+        !config
+            .warnings
+            .iter()
+            .any(|w| w.contains("connect_address"))
+    );
+    let shown = serde_json::to_value(&config).unwrap();
+    assert_eq!(shown["replica"]["connect_address"], "203.0.113.20:3307");
+
+    for bad in ["db.example", "db.example:0", ":3306", "db.example:port"] {
+        let text = GOOD.replace(
+            "reset_replica = true",
+            &format!("reset_replica = true\nconnect_address = \"{bad}\""),
+        );
+        let error = fx.parse(&text).unwrap_err().to_string();
+        assert!(error.contains("replica.connect_address"), "{bad}: {error}");
     }
 }

@@ -117,6 +117,26 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// A `host:port` (`[v6]:port` for an IPv6 address).
+    pub(super) fn host_port(&self, key: &str, text: &str) -> Result<super::Address, ConfigError> {
+        let problem = || {
+            self.error(
+                key,
+                format!("{text:?} is not host:port (e.g. \"10.0.0.2:3306\")"),
+            )
+        };
+        let (host, port) = text.trim().rsplit_once(':').ok_or_else(problem)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port: i64 = port.parse().map_err(|_| problem())?;
+        if host.is_empty() || host.contains(char::is_whitespace) {
+            return Err(problem());
+        }
+        Ok(super::Address {
+            host: host.to_string(),
+            port: self.port(key, Some(port), 0)?,
+        })
+    }
+
     pub(super) fn url(&self, key: &str, text: &str) -> Result<Url, ConfigError> {
         let url = Url::parse(text)
             .map_err(|e| self.error(key, format!("{text:?} is not a URL ({e})")))?;

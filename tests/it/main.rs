@@ -4,6 +4,7 @@
 
 mod alerts;
 mod cli;
+mod cycle;
 mod decision;
 mod failback;
 mod failover;
@@ -20,4 +21,5 @@ mod shutdown;
 mod smoke;
 mod supervision;
 mod support;
+mod switchover;
 mod witness;
