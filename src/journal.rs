@@ -210,7 +210,7 @@ impl GtidPositions {
                 seen.at
             ),
             Some(seen) => format!(
-                "the primary had {} at {} but the standby received only {}: those transactions may exist only on the old primary (see the failback runbook)",
+                "the primary had {} at {} but the standby received only {}: those transactions may exist only on the old primary (`rejoin` there names them before it changes anything)",
                 shown(&seen.gtid),
                 seen.at,
                 shown(&self.received)
