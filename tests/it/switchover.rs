@@ -174,6 +174,36 @@ async fn a_switchover_killed_after_make_writable_resumes_and_finishes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_switchover_killed_after_the_fence_is_resumed_by_the_daemon_at_its_start() {
+    let rig = pair().await;
+    let output = rig
+        .command(&["switchover", "--yes"])
+        .env(crashpoint::ENV, "after:fence_primary")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(output.status.code(), None, "killed at the crash point");
+    assert_eq!(
+        rig.db.primary.global_var("read_only").await.unwrap(),
+        "1",
+        "left fenced"
+    );
+    // The host reboots: the daemon finds the running journal and finishes it.
+    let daemon = rig.spawn_daemon();
+    let status = rig
+        .wait_for_status("the resumed switchover", Duration::from_secs(60), |s| {
+            s["promotion"]["outcome"] == "promoted"
+        })
+        .await;
+    assert_eq!(status["promotion"]["trigger"], "switchover", "{status:#}");
+    assert_eq!(steps(&status), all_switchover_steps("done"), "{status:#}");
+    primary_replicates_from_standby(&rig).await;
+    assert!(rig.dns_points_at_standby());
+    let (_, log) = daemon.stop().await;
+    assert!(log.contains("resuming"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_failed_pre_check_refuses_and_changes_nothing() {
     let rig = pair().await;
     rig.db.replica.execute("STOP SLAVE").await.unwrap();
