@@ -3,7 +3,7 @@
 //!
 //! Every file is written atomically (write to a temporary file, fsync, rename, fsync the
 //! directory), so a reader or a restarted daemon sees the old content or the new one,
-//! never half of each. A journal that cannot be read, or does not hold the five steps
+//! never half of each. A journal that cannot be read, or does not hold its trigger's steps
 //! ([`Journal::validate`]), is an error naming the file, never "no promotion": guessing
 //! either way could promote twice or refuse wrongly.
 //!
