@@ -153,10 +153,11 @@ pub enum Outcome {
     Halted,
 }
 
-/// One step's record.
+/// One step's record: of a promotion's [`StepName`]s, or another journal's own steps
+/// (`rejoin`'s), kept and shown the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StepRecord {
-    pub name: StepName,
+pub struct StepRecord<N = StepName> {
+    pub name: N,
     pub status: StepStatus,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
@@ -166,6 +167,69 @@ pub struct StepRecord {
     pub detail: Option<String>,
     /// Why it failed.
     pub error: Option<String>,
+}
+
+impl<N> StepRecord<N> {
+    /// A step not started yet.
+    pub fn pending(name: N) -> Self {
+        Self {
+            name,
+            status: StepStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            attempts: 0,
+            detail: None,
+            error: None,
+        }
+    }
+
+    /// Started (again): running, one more attempt, the last error cleared.
+    pub fn begin(&mut self, now: Timestamp) {
+        self.status = StepStatus::Running;
+        self.started_at = Some(now);
+        self.finished_at = None;
+        self.attempts += 1;
+        self.error = None;
+    }
+
+    /// Done, with what it did.
+    pub fn finish(&mut self, detail: String, now: Timestamp) {
+        self.status = StepStatus::Done;
+        self.finished_at = Some(now);
+        self.detail = Some(detail);
+    }
+
+    /// Failed, with why.
+    pub fn fail(&mut self, error: String, now: Timestamp) {
+        self.status = StepStatus::Failed;
+        self.finished_at = Some(now);
+        self.error = Some(error);
+    }
+
+    /// How long its last attempt took, once finished.
+    pub fn duration(&self) -> Option<std::time::Duration> {
+        let span = self.finished_at?.duration_since(self.started_at?);
+        std::time::Duration::try_from(span).ok()
+    }
+}
+
+impl<N: std::fmt::Display> StepRecord<N> {
+    /// One line of `status`: name (padded to `width`), status, time taken, detail or
+    /// error.
+    pub fn render_line(&self, width: usize) -> String {
+        let took = self.duration().map_or(String::new(), |d| {
+            format!(" in {}", crate::probe::human_duration(d))
+        });
+        format!(
+            "  {:<width$} {:<8}{took} {}{}\n",
+            self.name.to_string(),
+            self.status.as_str(),
+            self.detail.as_deref().unwrap_or(""),
+            self.error
+                .as_ref()
+                .map_or(String::new(), |e| format!("ERROR: {e}"))
+        )
+    }
 }
 
 /// The replica's GTID positions as `stop_replica` found and left them.
@@ -365,15 +429,7 @@ impl Journal {
             outcome: Outcome::Running,
             steps: StepName::for_trigger(trigger)
                 .iter()
-                .map(|&name| StepRecord {
-                    name,
-                    status: StepStatus::Pending,
-                    started_at: None,
-                    finished_at: None,
-                    attempts: 0,
-                    detail: None,
-                    error: None,
-                })
+                .map(|&name| StepRecord::pending(name))
                 .collect(),
             gtid: None,
             dns_changes: Vec::new(),
@@ -486,23 +542,16 @@ impl Journal {
     /// Marks `step` as running. (A step without a record, in a journal that fails
     /// [`Journal::validate`], is left as it is: the driver only begins [`Journal::next_step`].)
     pub fn begin(&mut self, step: StepName, now: Timestamp) {
-        let Some(record) = self.step_mut(step) else {
-            return;
-        };
-        record.status = StepStatus::Running;
-        record.started_at = Some(now);
-        record.finished_at = None;
-        record.attempts += 1;
-        record.error = None;
+        if let Some(record) = self.step_mut(step) {
+            record.begin(now);
+        }
     }
 
     /// Marks `step` as done. The promotion is over once `notify` is done. A switchover's
     /// drill record takes the times writes and DNS came back here.
     pub fn finish(&mut self, step: StepName, detail: String, now: Timestamp) {
         if let Some(record) = self.step_mut(step) {
-            record.status = StepStatus::Done;
-            record.finished_at = Some(now);
-            record.detail = Some(detail);
+            record.finish(detail, now);
         }
         if let Some(drill) = &mut self.switchover {
             match step {
@@ -523,9 +572,7 @@ impl Journal {
     /// (`notify` runs next and says so).
     pub fn fail(&mut self, step: StepName, error: String, now: Timestamp) {
         if let Some(record) = self.step_mut(step) {
-            record.status = StepStatus::Failed;
-            record.finished_at = Some(now);
-            record.error = Some(error);
+            record.fail(error, now);
         }
         if step == StepName::RejoinPeer {
             return;
@@ -562,9 +609,7 @@ impl Journal {
 
     /// How long a finished step took.
     pub fn step_duration(&self, step: StepName) -> Option<std::time::Duration> {
-        let record = self.step(step)?;
-        let span = record.finished_at?.duration_since(record.started_at?);
-        std::time::Duration::try_from(span).ok()
+        self.step(step)?.duration()
     }
 }
 

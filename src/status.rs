@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::ProbeConfig;
 use crate::detect::ReplicationSeen;
 use crate::journal::{Journal, Outcome, PrimarySeen};
-use crate::probe::{RoundReport, human_duration};
+use crate::probe::RoundReport;
 use crate::state::State;
 use crate::store::StateDir;
 use crate::verdict::Verdict;
@@ -310,18 +310,7 @@ fn render_journal(j: &Journal, out: &mut String) {
         j.reason
     ));
     for step in &j.steps {
-        let took = j
-            .step_duration(step.name)
-            .map_or(String::new(), |d| format!(" in {}", human_duration(d)));
-        out.push_str(&format!(
-            "  {:<14} {:<8}{took} {}{}\n",
-            step.name.as_str(),
-            step.status.as_str(),
-            step.detail.as_deref().unwrap_or(""),
-            step.error
-                .as_ref()
-                .map_or(String::new(), |e| format!("ERROR: {e}"))
-        ));
+        out.push_str(&step.render_line(14));
     }
     if let Some(g) = &j.gtid {
         out.push_str(&format!(

@@ -24,6 +24,24 @@ struct Output {
     stderr: String,
 }
 
+impl Output {
+    /// `Err` naming the command, its exit code and what it said, when it failed.
+    fn succeeded(&self, command: &str) -> anyhow::Result<()> {
+        if self.success {
+            return Ok(());
+        }
+        bail!(
+            "`{command}` exited with {}: {}",
+            self.code.map_or("a signal".to_string(), |c| c.to_string()),
+            if self.stderr.is_empty() {
+                &self.stdout
+            } else {
+                &self.stderr
+            }
+        )
+    }
+}
+
 async fn systemctl(args: &[&str], within: Duration) -> anyhow::Result<Output> {
     let child = Command::new("systemctl")
         .args(args)
@@ -82,19 +100,7 @@ pub async fn load_state(unit: &str, within: Duration) -> anyhow::Result<String> 
 pub async fn start_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + timeout;
     let output = systemctl(&["start", unit], timeout).await?;
-    if !output.success {
-        bail!(
-            "`systemctl start {unit}` exited with {}: {}",
-            output
-                .code
-                .map_or("a signal".to_string(), |c| c.to_string()),
-            if output.stderr.is_empty() {
-                &output.stdout
-            } else {
-                &output.stderr
-            }
-        );
-    }
+    output.succeeded(&format!("systemctl start {unit}"))?;
     loop {
         let remaining = deadline.saturating_duration_since(Instant::now());
         let state = active_state(unit, remaining.max(Duration::from_secs(1))).await?;
@@ -114,19 +120,7 @@ pub async fn start_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
 /// Idempotent: stopping an inactive unit changes nothing.
 pub async fn stop_unit(unit: &str, timeout: Duration) -> anyhow::Result<()> {
     let output = systemctl(&["stop", unit], timeout).await?;
-    if !output.success {
-        bail!(
-            "`systemctl stop {unit}` exited with {}: {}",
-            output
-                .code
-                .map_or("a signal".to_string(), |c| c.to_string()),
-            if output.stderr.is_empty() {
-                &output.stdout
-            } else {
-                &output.stderr
-            }
-        );
-    }
+    output.succeeded(&format!("systemctl stop {unit}"))?;
     Ok(())
 }
 

@@ -10,8 +10,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::journal::StepStatus;
-use crate::probe::human_duration;
+use crate::journal::{StepRecord, StepStatus};
 
 /// The version of the file's layout; another one is refused, naming the file.
 pub const REJOIN_JOURNAL_VERSION: u32 = 1;
@@ -85,20 +84,8 @@ impl RejoinOutcome {
     }
 }
 
-/// One step's record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RejoinStepRecord {
-    pub name: RejoinStep,
-    pub status: StepStatus,
-    pub started_at: Option<Timestamp>,
-    pub finished_at: Option<Timestamp>,
-    /// Times the step was started (more than one after a resume or a retry).
-    pub attempts: u32,
-    /// What the step did, in words.
-    pub detail: Option<String>,
-    /// Why it failed.
-    pub error: Option<String>,
-}
+/// One step's record, kept as a promotion's are.
+pub type RejoinStepRecord = StepRecord<RejoinStep>;
 
 /// `state_dir/rejoin.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,15 +128,7 @@ impl RejoinJournal {
             caught_up_to: None,
             steps: RejoinStep::ALL
                 .into_iter()
-                .map(|name| RejoinStepRecord {
-                    name,
-                    status: StepStatus::Pending,
-                    started_at: None,
-                    finished_at: None,
-                    attempts: 0,
-                    detail: None,
-                    error: None,
-                })
+                .map(RejoinStepRecord::pending)
                 .collect(),
         }
     }
@@ -203,19 +182,11 @@ impl RejoinJournal {
     }
 
     pub fn begin(&mut self, name: RejoinStep, now: Timestamp) {
-        let step = self.step_mut(name);
-        step.status = StepStatus::Running;
-        step.started_at = Some(now);
-        step.finished_at = None;
-        step.attempts += 1;
-        step.error = None;
+        self.step_mut(name).begin(now);
     }
 
     pub fn finish(&mut self, name: RejoinStep, detail: String, now: Timestamp) {
-        let step = self.step_mut(name);
-        step.status = StepStatus::Done;
-        step.finished_at = Some(now);
-        step.detail = Some(detail);
+        self.step_mut(name).finish(detail, now);
         if self.next_step().is_none() {
             self.outcome = RejoinOutcome::Rejoined;
             self.finished_at = Some(now);
@@ -223,19 +194,14 @@ impl RejoinJournal {
     }
 
     pub fn fail(&mut self, name: RejoinStep, error: String, now: Timestamp) {
-        let step = self.step_mut(name);
-        step.status = StepStatus::Failed;
-        step.finished_at = Some(now);
-        step.error = Some(error);
+        self.step_mut(name).fail(error, now);
         self.outcome = RejoinOutcome::Failed;
         self.finished_at = Some(now);
     }
 
     /// How long a finished step took (its last attempt).
     pub fn step_duration(&self, name: RejoinStep) -> Option<Duration> {
-        let record = self.step(name)?;
-        let span = record.finished_at?.duration_since(record.started_at?);
-        Duration::try_from(span).ok()
+        self.step(name)?.duration()
     }
 
     /// From the start to `now`, or to the end once it is over.
@@ -257,18 +223,7 @@ impl RejoinJournal {
             display_position(&self.own_position),
         );
         for step in &self.steps {
-            let took = self
-                .step_duration(step.name)
-                .map_or(String::new(), |d| format!(" in {}", human_duration(d)));
-            out.push_str(&format!(
-                "  {:<16} {:<8}{took} {}{}\n",
-                step.name.as_str(),
-                step.status.as_str(),
-                step.detail.as_deref().unwrap_or(""),
-                step.error
-                    .as_ref()
-                    .map_or(String::new(), |e| format!("ERROR: {e}"))
-            ));
+            out.push_str(&step.render_line(16));
         }
         if let Some(reached) = &self.caught_up_to {
             out.push_str(&format!("  caught up to: {}\n", display_position(reached)));
