@@ -595,19 +595,10 @@ pub async fn serve(
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        // The slot first: beyond the cap, connections wait in the kernel's backlog.
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_closed) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+        let Some((slot, accepted)) =
+            crate::witness::server::next_connection(&listener, &slots, shutdown.as_mut()).await
+        else {
+            break;
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => accepted,

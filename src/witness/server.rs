@@ -174,19 +174,9 @@ async fn serve_with_grace(
     let mut accept_failures = AcceptFailures::default();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        // The slot first: beyond the cap, connections wait in the kernel's backlog.
-        let slot = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_closed) => break,
-            },
-        };
-        let accepted = tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+        let Some((slot, accepted)) = next_connection(&listener, &slots, shutdown.as_mut()).await
+        else {
+            break;
         };
         match accepted {
             Ok((stream, peer)) => {
@@ -345,6 +335,27 @@ fn refusal(
         headers.insert(name, value);
     }
     response
+}
+
+/// A slot under the connection cap, then the next connection, or `None` once
+/// `shutdown` resolves (or the cap is closed). The slot comes first: beyond the cap,
+/// connections wait in the kernel's backlog. Shared by the witness and the metrics
+/// server.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    mut shutdown: std::pin::Pin<&mut impl Future<Output = ()>>,
+) -> Option<(OwnedSemaphorePermit, io::Result<(TcpStream, SocketAddr)>)> {
+    let slot = tokio::select! {
+        biased;
+        () = &mut shutdown => return None,
+        slot = slots.clone().acquire_owned() => slot.ok()?,
+    };
+    tokio::select! {
+        biased;
+        () = &mut shutdown => None,
+        accepted = listener.accept() => Some((slot, accepted)),
+    }
 }
 
 /// `accept` failures that are the client's (it reset before we took the connection);
