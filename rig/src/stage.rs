@@ -162,45 +162,13 @@ interval = "1s"
 failures_before_promotion = 3
 timeout = "500ms"
 fail_when = "any"
-{checks}
-[replica]
-host = "{host}"
-port = {replica_port}
-user = "{failover}"
-password_file = "replica.password"
-apply_timeout = "20s"
-
-[apps]
-units = ["{u0}", "{u1}"]
-start_timeout = "10s"
-
-[dns]
-api_token_file = "cloudflare.token"
-api_base = "{api_base}"
-zone_id = "{ZONE}"
-update_timeout = "30s"
-
-[[dns.records]]
-name = "app.example.com"
-type = "A"
-content = "{STANDBY_ADDRESS}"
-
-[[dns.records]]
-name = "www.example.com"
-content = "{STANDBY_ADDRESS}"
-
-[telegram]
-bot_token_file = "telegram.token"
-chat_id = "{CHAT_ID}"
-api_url = "{api_url}"
-"#,
-            host = primary.host(),
-            replica_port = replica.port(),
-            failover = mariadb::FAILOVER_USER,
-            u0 = UNITS[0],
-            u1 = UNITS[1],
-            api_base = self.cloudflare.api_base(),
-            api_url = self.telegram.api_url(),
+{checks}{tables}"#,
+            tables = standby_tables(
+                primary.host(),
+                replica.port(),
+                &self.cloudflare.api_base(),
+                &self.telegram.api_url()
+            ),
         )
     }
 
@@ -395,6 +363,54 @@ api_url = "{api_url}"
     pub async fn replica_read_only(&self) -> String {
         self.db.replica.global_var("read_only").await.unwrap()
     }
+}
+
+/// The standby's tables after `[probe]`: `[replica]` (at `replica_host:replica_port`),
+/// `[apps]`, `[dns]` with its two records, `[telegram]`, pointed at the stand-ins. Shared
+/// by this stage and the network fault rig's.
+pub(crate) fn standby_tables(
+    replica_host: &str,
+    replica_port: u16,
+    api_base: &str,
+    api_url: &str,
+) -> String {
+    format!(
+        r#"
+[replica]
+host = "{replica_host}"
+port = {replica_port}
+user = "{failover}"
+password_file = "replica.password"
+apply_timeout = "20s"
+
+[apps]
+units = ["{u0}", "{u1}"]
+start_timeout = "10s"
+
+[dns]
+api_token_file = "cloudflare.token"
+api_base = "{api_base}"
+zone_id = "{ZONE}"
+update_timeout = "30s"
+
+[[dns.records]]
+name = "app.example.com"
+type = "A"
+content = "{STANDBY_ADDRESS}"
+
+[[dns.records]]
+name = "www.example.com"
+content = "{STANDBY_ADDRESS}"
+
+[telegram]
+bot_token_file = "telegram.token"
+chat_id = "{CHAT_ID}"
+api_url = "{api_url}"
+"#,
+        failover = mariadb::FAILOVER_USER,
+        u0 = UNITS[0],
+        u1 = UNITS[1],
+    )
 }
 
 /// The `[peer]` table naming the database on `port`.

@@ -35,7 +35,7 @@ use crate::mariadb::{
     self, MariaDb, MariaDbPair, PRIMARY_SERVER_ID, REPLICA_SERVER_ID, StartOptions,
 };
 use crate::stage::{
-    CF_TOKEN, CHAT_ID, NODE, OLD_PRIMARY_ADDRESS, Records, STANDBY_ADDRESS, TG_TOKEN, UNITS,
+    CF_TOKEN, NODE, OLD_PRIMARY_ADDRESS, Records, STANDBY_ADDRESS, TG_TOKEN, UNITS,
     UNRELATED_ADDRESS, WITNESS_TOKEN, ZONE,
 };
 use crate::systemctl::SystemctlShim;
@@ -302,48 +302,17 @@ host = "127.0.0.1"
 port = {WAN_PORT}
 user = "{watchdog}"
 password_file = "primary.password"
-{witnesses}
-[replica]
-host = "{replica_host}"
-port = {MARIADB_PORT}
-user = "{failover}"
-password_file = "replica.password"
-apply_timeout = "20s"
-
-[apps]
-units = ["{u0}", "{u1}"]
-start_timeout = "10s"
-
-[dns]
-api_token_file = "cloudflare.token"
-api_base = "{api_base}"
-zone_id = "{ZONE}"
-update_timeout = "30s"
-
-[[dns.records]]
-name = "app.example.com"
-type = "A"
-content = "{STANDBY_ADDRESS}"
-
-[[dns.records]]
-name = "www.example.com"
-content = "{STANDBY_ADDRESS}"
-
-[telegram]
-bot_token_file = "telegram.token"
-chat_id = "{CHAT_ID}"
-api_url = "{api_url}"
-"#,
+{witnesses}{tables}"#,
             interval = t.interval.as_millis(),
             failures = t.failures_before_promotion,
             timeout = t.probe_timeout.as_millis(),
             watchdog = mariadb::WATCHDOG_USER,
-            replica_host = self.net.address(Host::Standby),
-            failover = mariadb::FAILOVER_USER,
-            u0 = UNITS[0],
-            u1 = UNITS[1],
-            api_base = self.standin_url(0, &self.cloudflare.api_base()),
-            api_url = self.standin_url(1, &self.telegram.api_url()),
+            tables = crate::stage::standby_tables(
+                &self.net.address(Host::Standby).to_string(),
+                MARIADB_PORT,
+                &self.standin_url(0, &self.cloudflare.api_base()),
+                &self.standin_url(1, &self.telegram.api_url()),
+            ),
         )
     }
 
