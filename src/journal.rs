@@ -365,10 +365,10 @@ impl SwitchoverRecord {
         let took = |d: Option<std::time::Duration>| {
             d.map_or("-".to_string(), |d| format!("{:.3} s", d.as_secs_f64()))
         };
-        let position = |p: &Option<String>| match p.as_deref() {
-            None => "(not read)".to_string(),
-            Some("") => "(empty)".to_string(),
-            Some(p) => p.to_string(),
+        let position = |p: &Option<String>| {
+            p.as_deref()
+                .map_or("(not read)", crate::replica::display_gtid)
+                .to_string()
         };
         let lost = match self.lost {
             Some(false) => "nothing lost",

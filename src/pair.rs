@@ -456,8 +456,8 @@ async fn read_state(conn: &mut Conn, connection_name: &str) -> anyhow::Result<Db
 
 /// `CHANGE MASTER ['name'] TO …`: MariaDB takes no placeholders here, so every value
 /// is quoted. The connection name and user were refused with quotes in them at config
-/// time; the password is escaped.
-fn change_master(
+/// time; the password is escaped. (`rejoin --dry-run` shows it with a stand-in password.)
+pub(crate) fn change_master(
     connection_name: &str,
     host: &str,
     port: u16,

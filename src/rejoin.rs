@@ -28,6 +28,7 @@ use crate::gtid::{self, ErrantRange};
 use crate::journal::StepStatus;
 use crate::pair::{BinlogSpot, Database, DbState};
 use crate::probe::human_duration;
+use crate::replica::display_gtid;
 use crate::role::{self, Role};
 use crate::secret::Scrubber;
 use crate::store::StateDir;
@@ -382,8 +383,8 @@ impl<'a> Rejoin<'a> {
             "Rejoin plan for {} (dry run: nothing is changed)\nChecks passed: the peer {} is the writable primary (gtid_binlog_pos {}); this host (gtid_current_pos {}) has no transaction it lacks.\n",
             self.config.node.name,
             self.peer.name,
-            shown(&checked.peer.gtid_binlog_pos),
-            shown(&checked.own.gtid_current_pos),
+            display_gtid(&checked.peer.gtid_binlog_pos),
+            display_gtid(&checked.own.gtid_current_pos),
         );
         let resumed = last.filter(|j| j.outcome != RejoinOutcome::Rejoined);
         if let Some(journal) = resumed {
@@ -412,14 +413,7 @@ impl<'a> Rejoin<'a> {
         ));
         match done(RejoinStep::StopApps) {
             Some(line) => out.push_str(&line),
-            None => {
-                for unit in units.iter().rev() {
-                    let state = systemd::active_state(unit, Duration::from_secs(10))
-                        .await
-                        .unwrap_or_else(|e| format!("unknown ({e:#})"));
-                    out.push_str(&format!("     now: {unit} is {state}\n"));
-                }
-            }
+            None => out.push_str(&units_now(units).await),
         }
         out.push_str(&format!(
             " 2. make_read_only: SET GLOBAL read_only = ON on {}, then read it back\n",
@@ -432,15 +426,15 @@ impl<'a> Rejoin<'a> {
             )
         }));
         out.push_str(&format!(
-            " 3. replicate: on this host's database STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_current_pos ({}); CHANGE MASTER {}TO MASTER_HOST = '{}', MASTER_PORT = {}, MASTER_USER = '{}', MASTER_USE_GTID = slave_pos; START SLAVE\n",
-            shown(&checked.own.gtid_current_pos),
-            match self.config.replica.connection_name.as_str() {
-                "" => String::new(),
-                name => format!("'{name}' "),
-            },
-            self.peer.host,
-            self.peer.port,
-            self.peer.replication_user,
+            " 3. replicate: on this host's database STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_current_pos ({}); {}; START SLAVE\n",
+            display_gtid(&checked.own.gtid_current_pos),
+            crate::pair::change_master(
+                &self.config.replica.connection_name,
+                &self.peer.host,
+                self.peer.port,
+                &self.peer.replication_user,
+                &crate::secret::Secret::inline("[redacted]"),
+            ),
         ));
         out.push_str(&done(RejoinStep::Replicate).unwrap_or_else(|| {
             format!(
@@ -454,7 +448,7 @@ impl<'a> Rejoin<'a> {
         }));
         out.push_str(&format!(
             " 4. catch_up: wait until both replication threads run and the peer's gtid_binlog_pos read then (now {}) is applied (MASTER_GTID_WAIT), within {}\n",
-            shown(&checked.peer.gtid_binlog_pos),
+            display_gtid(&checked.peer.gtid_binlog_pos),
             humantime::format_duration(self.peer.catch_up_timeout)
         ));
         out.push_str(&done(RejoinStep::CatchUp).unwrap_or_default());
@@ -492,13 +486,16 @@ impl<'a> Rejoin<'a> {
     }
 }
 
-/// An empty position said as such.
-fn shown(position: &str) -> &str {
-    if position.is_empty() {
-        "(empty)"
-    } else {
-        position
+/// What each unit is now, last one first, as `stop_apps` would stop them.
+async fn units_now(units: &[String]) -> String {
+    let mut out = String::new();
+    for unit in units.iter().rev() {
+        let state = systemd::active_state(unit, Duration::from_secs(10))
+            .await
+            .unwrap_or_else(|e| format!("unknown ({e:#})"));
+        out.push_str(&format!("     now: {unit} is {state}\n"));
     }
+    out
 }
 
 /// One line per errant range: the GTIDs, the file and position, the command to read it.

@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use crate::config::Config;
 use crate::journal::{Journal, PrimarySeen};
 use crate::pair::Database;
+use crate::replica::display_gtid;
 use crate::role::{self, Role};
 use crate::smoke::Verdict;
 
@@ -112,7 +113,7 @@ pub async fn pre_checks(config: &Config) -> Vec<PreCheck> {
             Ok(state) => match role::derive(state.read_only, state.replica.as_ref(), None) {
                 Role::Primary => Ok(format!(
                     "writable, not replicating, at {}",
-                    shown(&state.gtid_binlog_pos)
+                    display_gtid(&state.gtid_binlog_pos)
                 )),
                 role => Err(format!(
                     "the peer is {role} (read_only {}, replication {})",
@@ -156,7 +157,7 @@ pub async fn fence_primary(config: &Config, journal: &mut Journal) -> anyhow::Re
         peer.describe(),
         humantime::format_duration(drain),
         fenced.killed,
-        shown(&fenced.final_position)
+        display_gtid(&fenced.final_position)
     ))
 }
 
@@ -179,9 +180,9 @@ pub async fn catch_up(config: &Config, journal: &mut Journal) -> anyhow::Result<
     if !reached {
         bail!(
             "this host did not apply the primary's final position {} within {} (it has {})",
-            shown(&final_position),
+            display_gtid(&final_position),
             humantime::format_duration(timeout),
-            shown(&state.gtid_current_pos)
+            display_gtid(&state.gtid_current_pos)
         );
     }
     let applied = state.gtid_current_pos;
@@ -193,14 +194,14 @@ pub async fn catch_up(config: &Config, journal: &mut Journal) -> anyhow::Result<
     if lost {
         bail!(
             "MASTER_GTID_WAIT returned, yet this host has {} and the primary's final position is {}",
-            shown(&applied),
-            shown(&final_position)
+            display_gtid(&applied),
+            display_gtid(&final_position)
         );
     }
     Ok(format!(
         "applied the primary's final position {}: this host has {}",
-        shown(&final_position),
-        shown(&applied)
+        display_gtid(&final_position),
+        display_gtid(&applied)
     ))
 }
 
@@ -292,12 +293,4 @@ fn peer(config: &Config) -> anyhow::Result<(Database, Duration)> {
         .context("no [peer] configured")?;
     let peer = Database::peer(config).context("no [peer] configured")?;
     Ok((peer, drain))
-}
-
-fn shown(position: &str) -> &str {
-    if position.is_empty() {
-        "(empty)"
-    } else {
-        position
-    }
 }

@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::journal::{StepRecord, StepStatus};
+use crate::replica::display_gtid;
 
 /// The version of the file's layout; another one is refused, naming the file.
 pub const REJOIN_JOURNAL_VERSION: u32 = 1;
@@ -220,24 +221,15 @@ impl RejoinJournal {
             self.started_at,
             self.finished_at
                 .map_or(String::new(), |f| format!(", finished {f}")),
-            display_position(&self.own_position),
+            display_gtid(&self.own_position),
         );
         for step in &self.steps {
             out.push_str(&step.render_line(16));
         }
         if let Some(reached) = &self.caught_up_to {
-            out.push_str(&format!("  caught up to: {}\n", display_position(reached)));
+            out.push_str(&format!("  caught up to: {}\n", display_gtid(reached)));
         }
         out
-    }
-}
-
-/// An empty position said as such.
-fn display_position(position: &str) -> &str {
-    if position.is_empty() {
-        "(empty)"
-    } else {
-        position
     }
 }
 
