@@ -11,7 +11,7 @@
 //! closing alert (the `notify` step) waits for its delivery, with a deadline, to record
 //! whether it arrived: it counts as delivered as soon as any channel took it
 //! ([`Alerter::send_and_confirm`]); the others keep trying on their own. What each alert
-//! says is [`message`]'s: every alert is an [`Alert`] value, rendered there with the
+//! says is the core's (`failover_watchdog_core::alert`): every alert is an [`Alert`] value, rendered there with the
 //! node's name in its headline; [`webhook`] shapes it for each webhook format. The smoke
 //! test's monthly report goes to the chat channels only, never to an incident tool
 //! (`alertmanager`, `pagerduty`): it must not page anyone.
@@ -28,7 +28,6 @@
 //! channel or the log. teloxide puts the bot token in the request URL, so every error
 //! text is scrubbed too, with the same [`Scrubber`], before it reaches a log line.
 
-pub mod message;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,7 +48,7 @@ use crate::retry::{Backoff, Failure, retry_until};
 use crate::secret::Scrubber;
 use webhook::{Event, WebhookSender};
 
-pub use message::Alert;
+pub use failover_watchdog_core::alert::Alert;
 
 /// How long a channel's worker keeps trying to deliver one message.
 pub const DELIVERY_BUDGET: Duration = Duration::from_secs(20);

@@ -19,9 +19,12 @@ use serde::Serialize;
 use url::Url;
 
 use crate::secret::Secret;
+pub use error::ConfigError;
 use file::{parse_raw, read_config_file, world_readable_warning};
+pub use validate::Address;
 use validate::Validator;
 
+mod error;
 pub mod raw;
 pub mod witness;
 
@@ -35,32 +38,6 @@ mod tests;
 
 /// Where the config lives when neither `--config` nor `$FAILOVER_WATCHDOG_CONFIG` say.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/failover-watchdog/config.toml";
-
-/// A configuration error: names the file, the key (or line and column) and the problem.
-/// The binary maps it to exit code 78 (EX_CONFIG).
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {location}{problem}", file = file.display(), location = location_prefix(key, line_col))]
-pub struct ConfigError {
-    /// The config file (or secret file) at fault.
-    pub file: PathBuf,
-    /// The dotted key, such as `probe.checks[1].url`, when known.
-    pub key: Option<String>,
-    /// Line and column (1-based) in the file, when known.
-    pub line_col: Option<(usize, usize)>,
-    /// What is wrong.
-    pub problem: String,
-}
-
-fn location_prefix(key: &Option<String>, line_col: &Option<(usize, usize)>) -> String {
-    let mut out = String::new();
-    if let Some((line, col)) = line_col {
-        out.push_str(&format!("line {line}, column {col}: "));
-    }
-    if let Some(key) = key {
-        out.push_str(&format!("{key}: "));
-    }
-    out
-}
 
 /// The validated configuration the program runs on.
 #[derive(Debug, Clone, Serialize)]
@@ -121,6 +98,17 @@ pub struct ProbeConfig {
     pub witnesses: Vec<WitnessRef>,
 }
 
+impl ProbeConfig {
+    /// What the heartbeat rule (the daemon's warning, the smoke test's check) needs.
+    pub fn heartbeat_rule(&self) -> crate::verdict::HeartbeatRule {
+        crate::verdict::HeartbeatRule {
+            configured: self.replication_silence,
+            interval: self.interval,
+            failures_before_promotion: self.failures_before_promotion,
+        }
+    }
+}
+
 /// One `[[probe.witnesses]]`: a `failover-watchdog witness` on another host.
 #[derive(Debug, Clone, Serialize)]
 pub struct WitnessRef {
@@ -135,15 +123,7 @@ pub struct WitnessRef {
     pub timeout: Duration,
 }
 
-/// When a probe round counts as failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailWhen {
-    /// A round fails when any check fails.
-    Any,
-    /// A round fails only when every check fails.
-    All,
-}
+pub use failover_watchdog_core::report::FailWhen;
 
 /// One check of the primary.
 #[derive(Debug, Clone, Serialize)]
@@ -208,29 +188,6 @@ pub struct ReplicaConfig {
     pub connect_address: Address,
 }
 
-/// A `host:port`, shown as one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Address {
-    pub host: String,
-    pub port: u16,
-}
-
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-impl Serialize for Address {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct AppsConfig {
     pub units: Vec<String>,
@@ -275,7 +232,15 @@ pub struct PeerConfig {
 impl PeerConfig {
     /// Whether a replication source (`Master_Host`, `Master_Port`) is this peer.
     pub fn is_source(&self, host: &str, port: Option<u16>) -> bool {
-        port == Some(self.port) && host.eq_ignore_ascii_case(&self.host)
+        self.source().is(host, port)
+    }
+
+    /// Where this host's replication points while it is the peer's standby.
+    pub fn source(&self) -> crate::role::Source<'_> {
+        crate::role::Source {
+            host: &self.host,
+            port: self.port,
+        }
     }
 }
 
@@ -475,19 +440,23 @@ fn ser_optional_days<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result
     }
 }
 
-/// A long duration for people, in days from one day up: humantime's months (30.44
-/// days) turn "35d" into "1month 4days 13h 26m 24s".
-pub fn format_days(d: Duration) -> String {
-    const DAY: u64 = 86400;
-    let (days, rest) = (
-        d.as_secs() / DAY,
-        d - Duration::from_secs(d.as_secs() / DAY * DAY),
-    );
-    match (days, rest.is_zero()) {
-        (0, _) => humantime::format_duration(d).to_string(),
-        (1, true) => "1day".to_string(),
-        (days, true) => format!("{days}days"),
-        (days, false) => format!("{days}days {}", humantime::format_duration(rest)),
+pub use failover_watchdog_core::report::format_days;
+
+impl Config {
+    /// What the decision core needs of the config.
+    pub fn decider_settings(&self) -> crate::decide::Settings {
+        crate::decide::Settings {
+            failures_before_promotion: self.probe.failures_before_promotion,
+            interval: self.probe.interval,
+            max_lag: self.replica.max_lag,
+            split_brain_alert_every: self.promotion.split_brain_alert_every,
+            confirm_with_replication: self.probe.confirm_with_replication,
+            replication_silence: self.probe.replication_silence,
+            witnesses: !self.probe.witnesses.is_empty(),
+            stop_when_demoted: self.apps.stop_when_demoted,
+            units: self.apps.units.clone(),
+            peer_name: self.peer.as_ref().map(|p| p.name.clone()),
+        }
     }
 }
 

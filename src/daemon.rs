@@ -16,25 +16,23 @@
 //! one, and the next start resumes there.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-use crate::alert::Alerter;
 use crate::config::Config;
 use crate::decide::{
     Action, Decider, Event, JournalAtStart, Level, Now, PauseMarker, PromotionEnd, ReplicaReading,
-    Replication, Round, Settings,
+    Replication, Round,
 };
-use crate::journal::{Outcome, Trigger};
+use crate::edges::Edges;
+use crate::journal::{Journal, Outcome, Trigger};
 use crate::metrics::{DaemonMetrics, MetricsServer};
 use crate::probe::Prober;
-use crate::promote::{PromoteError, Promoter};
+use crate::procedure::RunError;
+use crate::shutdown::Shutdown;
 use crate::status::{LiveState, Pause};
-use crate::store::StateDir;
 use crate::systemd::Notifier;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
@@ -42,17 +40,18 @@ use crate::witness::client::Witnesses;
 /// How long the daemon waits for queued alerts when it stops.
 const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
 
-/// Runs the daemon until `shutdown` resolves, telling systemd through `notifier`:
+/// Runs the daemon until `shutdown` is asked for, telling systemd through `notifier`:
 /// `READY=1` once the daemon holds its lock and knows its journal, before an interrupted
 /// promotion is resumed (so the start timeout cannot kill a long resume); `WATCHDOG=1`
 /// and its state after every round the loop completes (a wedged loop is restarted);
 /// a watchdog stretched over a promotion's longest time while one runs.
-pub async fn run(
-    config: Config,
-    shutdown: impl Future<Output = ()>,
-    notifier: Notifier,
-) -> anyhow::Result<()> {
-    let store = StateDir::new(config.state_dir());
+///
+/// Stopping: a round in progress is dropped (it only reads), but a promotion in progress
+/// is not: the engine finishes the running step, journals it and stops before the next
+/// one, and the next start resumes there.
+pub async fn run(config: Config, shutdown: Shutdown, notifier: Notifier) -> anyhow::Result<()> {
+    let edges = Edges::daemon(&config, shutdown)?;
+    let store = &edges.store;
     store.ensure()?;
     // One daemon per state_dir, and `reset` waits until it is stopped.
     let _daemon_lock = store.lock_daemon(&format!(
@@ -60,86 +59,52 @@ pub async fn run(
         std::process::id(),
         Timestamp::now()
     ))?;
-    let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let alerter = Alerter::start(&config.node.name, &config, scrubber.clone())?;
     let started = Instant::now();
     let decider = Decider::new(
-        Settings::from_config(&config),
+        config.decider_settings(),
         store.load_live::<LiveState>().ok().flatten(),
         std::process::id(),
         now_since(started),
     );
-    let metrics = DaemonMetrics::new(alerter.clone(), decider.live());
+    let metrics = DaemonMetrics::new(edges.alerter.clone(), decider.live());
     // Served (with `[metrics]`) until this function returns.
     let _metrics_server =
         MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
-    let (stop_tx, stop) = watch::channel(false);
     let watchdog = notifier
         .watchdog()
         .map(|unit| unit.max(loop_bound(&config)));
     let mut daemon = Daemon {
-        promoter: Promoter::new(&config, alerter.clone())?,
         prober: Prober::new(&config.probe)?,
-        witnesses: Witnesses::new(&config.probe.witnesses, scrubber)?,
+        witnesses: Witnesses::new(&config.probe.witnesses, edges.scrubber.clone())?,
         decider,
         metrics,
-        alerter: alerter.clone(),
-        store,
-        config,
+        edges: edges.clone(),
         started,
-        stop: Stop(stop),
         notifier,
         watchdog,
     };
-    let mut shutdown = std::pin::pin!(shutdown);
-    let work = daemon.run();
-    let mut work = std::pin::pin!(work);
-    let result = tokio::select! {
-        result = &mut work => result,
-        _ = &mut shutdown => {
-            // The loop sees the flag at its next safe point: between rounds, or between
-            // a promotion's steps.
-            tracing::info!("stopping");
-            let _ = stop_tx.send(true);
-            work.await
-        }
-    };
-    let undelivered = alerter.flush(FLUSH_ON_STOP).await;
+    let result = daemon.run().await;
+    if edges.shutdown.requested() {
+        tracing::info!("stopping");
+    }
+    let undelivered = edges.alerter.flush(FLUSH_ON_STOP).await;
     if !undelivered.none() {
         tracing::warn!("stopping with {undelivered}");
     }
     result
 }
 
-/// Set once the daemon is asked to stop.
-#[derive(Clone)]
-struct Stop(watch::Receiver<bool>);
-
-impl Stop {
-    fn requested(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    async fn wait(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-}
-
 /// The daemon's edges and its decision core.
 struct Daemon {
-    config: Config,
-    store: StateDir,
-    promoter: Promoter,
+    edges: Edges,
     prober: Prober,
     /// Asked on a round that would fail; `None` without `[[probe.witnesses]]`.
     witnesses: Option<Witnesses>,
-    alerter: Alerter,
     decider: Decider,
     /// Follows the live state; the server (when `[metrics]` is set) only encodes it.
     metrics: DaemonMetrics,
     /// The monotonic clock the core's `since_start` counts from.
     started: Instant,
-    stop: Stop,
     notifier: Notifier,
     /// The watchdog timeout between rounds, when systemd watches us: the unit's
     /// `WatchdogSec=`, at least [`loop_bound`].
@@ -148,12 +113,12 @@ struct Daemon {
 
 impl Daemon {
     async fn run(&mut self) -> anyhow::Result<()> {
-        let journal = match self.store.load_journal() {
+        let journal = match self.edges.store.load_journal() {
             Ok(None) => JournalAtStart::None,
             Ok(Some(journal)) => match journal.outcome {
                 Outcome::Running => JournalAtStart::Running,
                 Outcome::Halted => JournalAtStart::Halted,
-                Outcome::Promoted => JournalAtStart::Promoted {
+                Outcome::Done => JournalAtStart::Promoted {
                     at: journal.finished_at.unwrap_or(journal.started_at),
                 },
             },
@@ -170,7 +135,7 @@ impl Daemon {
             self.warn_about_the_witnesses().await;
         }
 
-        let config = &self.config;
+        let config = &self.edges.config;
         tracing::info!(
             node = %config.node.name,
             "watching the primary: {} checks every {}, promotion after {} failed rounds",
@@ -180,10 +145,10 @@ impl Daemon {
         );
         let mut ticker = tokio::time::interval(config.probe.interval);
         ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        while !self.stop.requested() {
-            let mut stop = self.stop.clone();
+        let shutdown = self.edges.shutdown.clone();
+        while !shutdown.requested() {
             let round = tokio::select! {
-                _ = stop.wait() => break,
+                _ = shutdown.wait() => break,
                 round = async { ticker.tick().await; self.observe().await } => round,
             };
             self.execute_from(Event::Round(round)).await?;
@@ -203,17 +168,17 @@ impl Daemon {
                     Replication::NotRead
                 }
             },
-            crate::pair::observe(&self.config)
+            crate::pair::observe(&self.edges)
         );
         Round {
             report,
             replication,
-            pause: match self.store.load_pause::<Pause>() {
+            pause: match self.edges.store.load_pause::<Pause>() {
                 Ok(None) => PauseMarker::Absent,
                 Ok(Some(pause)) => PauseMarker::Present(pause),
                 Err(e) => PauseMarker::Unreadable(format!("{e:#}")),
             },
-            journal: match self.store.load_journal() {
+            journal: match self.edges.store.load_journal() {
                 Ok(journal) => Some(journal.map(|j| j.outcome)),
                 Err(e) => {
                     tracing::error!("{e:#}");
@@ -244,18 +209,18 @@ impl Daemon {
                     None
                 }
                 Action::Alert(alert) => {
-                    self.alerter.send(&alert);
+                    self.edges.alerter.send(&alert);
                     None
                 }
                 Action::SaveLive => {
-                    if let Err(e) = self.store.save_live(self.decider.live()) {
+                    if let Err(e) = self.edges.store.save_live(self.decider.live()) {
                         tracing::warn!("cannot write the live state: {e:#}");
                     }
                     self.metrics.live(self.decider.live());
                     None
                 }
                 Action::RemovePause => {
-                    if let Err(e) = self.store.remove_pause() {
+                    if let Err(e) = self.edges.store.remove_pause() {
                         tracing::warn!("{e:#}");
                     }
                     None
@@ -266,37 +231,21 @@ impl Daemon {
                 })),
                 Action::TakeLastLook => Some(Event::LastLook(self.prober.run_round().await)),
                 // Stopping: no promotion starts now; one in the journal resumes next time.
-                Action::Promote { .. } if self.stop.requested() => {
+                Action::Promote { .. } if self.edges.shutdown.requested() => {
                     Some(Event::PromotionEnded(PromotionEnd::NotStarted))
                 }
                 Action::Promote {
                     reason,
                     primary_last_seen,
-                } => {
-                    let stop = self.stop.clone();
-                    // A promotion is no wedged loop: the watchdog waits as long as it may.
-                    if let Some(timeout) = self.watchdog {
-                        self.notifier
-                            .set_watchdog(timeout + self.promoter.longest());
-                    }
-                    let result = self
-                        .promoter
-                        .promote(Trigger::Automatic, &reason, primary_last_seen, || {
-                            stop.requested()
-                        })
-                        .await;
-                    if let Some(timeout) = self.watchdog {
-                        self.notifier.set_watchdog(timeout);
-                    }
-                    self.metrics.promotion_ended(Trigger::Automatic, &result);
-                    Some(Event::PromotionEnded(promotion_end(result)))
-                }
+                } => Some(Event::PromotionEnded(
+                    self.promote(&reason, primary_last_seen).await,
+                )),
                 Action::StopApps(units) => Some(Event::AppsStopped(self.stop_apps(&units).await)),
                 Action::ArchivePromotion => {
                     Some(Event::PromotionArchived(self.archive_promotion()))
                 }
                 Action::Exit(error) => {
-                    self.alerter.flush(FLUSH_ON_STOP).await;
+                    self.edges.alerter.flush(FLUSH_ON_STOP).await;
                     anyhow::bail!(error);
                 }
             };
@@ -312,12 +261,35 @@ impl Daemon {
         now_since(self.started)
     }
 
+    /// The automatic promotion, on the engine; systemd's watchdog waits as long as it
+    /// may (a promotion is no wedged loop).
+    async fn promote(
+        &mut self,
+        reason: &str,
+        primary_last_seen: Option<crate::journal::PrimarySeen>,
+    ) -> PromotionEnd {
+        if let Some(timeout) = self.watchdog {
+            self.notifier
+                .set_watchdog(timeout + crate::takeover::longest(&self.edges.config));
+        }
+        let result =
+            crate::promote::promote(&self.edges, Trigger::Automatic, reason, primary_last_seen)
+                .await;
+        if let Some(timeout) = self.watchdog {
+            self.notifier.set_watchdog(timeout);
+        }
+        let (outcome, journal) = outcome_label(&result);
+        self.metrics
+            .promotion_ended(Trigger::Automatic.as_str(), outcome, journal);
+        promotion_end(result)
+    }
+
     /// A demoted host's application units, stopped in reverse start order; every unit
     /// is tried, the failures are returned together.
     async fn stop_apps(&self, units: &[String]) -> Result<(), String> {
         let mut problems = Vec::new();
         for unit in units.iter().rev() {
-            match crate::systemd::stop_unit(unit, self.config.apps.start_timeout).await {
+            match crate::systemd::stop_unit(unit, self.edges.config.apps.start_timeout).await {
                 Ok(()) => tracing::info!("{unit} stopped"),
                 Err(e) => problems.push(format!("{unit}: {e:#}")),
             }
@@ -332,11 +304,11 @@ impl Daemon {
     /// Archives the finished promotion as `reset` does, under the promotion lock.
     fn archive_promotion(&self) -> Result<String, String> {
         let holder = format!("pid {} (daemon, re-arming)", std::process::id());
-        let _lock = self
-            .store
+        let store = &self.edges.store;
+        let _lock = store
             .lock_promotion(&holder)
             .map_err(|e| format!("{e:#}"))?;
-        match self.store.archive_journal(Timestamp::now()) {
+        match store.archive_journal(Timestamp::now()) {
             Ok(Some(path)) => Ok(path.display().to_string()),
             Ok(None) => Ok("nothing (no journal left)".to_string()),
             Err(e) => Err(format!("{e:#}")),
@@ -345,8 +317,11 @@ impl Daemon {
 
     /// The replica's replication, bounded by the probe timeout.
     async fn read_replication(&self) -> Replication {
-        let read =
-            tokio::time::timeout(self.config.probe.timeout, self.promoter.replica().status()).await;
+        let read = tokio::time::timeout(
+            self.edges.config.probe.timeout,
+            self.edges.own.replica_status(),
+        )
+        .await;
         self.metrics.replication(match &read {
             Ok(Ok(status)) => status.as_ref(),
             _ => None,
@@ -367,7 +342,7 @@ impl Daemon {
             }),
             Ok(Ok(None)) => Replication::Unreadable(format!(
                 "no replication connection {:?} on the replica",
-                self.config.replica.connection_name
+                self.edges.config.replica.connection_name
             )),
             Ok(Err(e)) => {
                 Replication::Unreadable(format!("cannot read the replica's status: {e:#}"))
@@ -381,13 +356,13 @@ impl Daemon {
     /// Replication silence is only evidence when heartbeats come well within its window:
     /// warn at start when they do not.
     async fn warn_about_the_heartbeat(&self) {
-        if !self.config.probe.confirm_with_replication {
+        if !self.edges.config.probe.confirm_with_replication {
             return;
         }
         let Replication::Read(reading) = self.read_replication().await else {
             return;
         };
-        let rule = crate::verdict::HeartbeatRule::from_config(&self.config.probe);
+        let rule = self.edges.config.probe.heartbeat_rule();
         if let Some(problem) = rule.problem(reading.heartbeat_period) {
             tracing::warn!("the replica's {problem}");
         }
@@ -448,18 +423,35 @@ fn now_since(started: Instant) -> Now {
     }
 }
 
-/// How the promoter's answer reads to the core.
-fn promotion_end(result: Result<crate::journal::Journal, PromoteError>) -> PromotionEnd {
+/// How the engine's answer reads to the core.
+fn promotion_end(result: Result<Journal, RunError>) -> PromotionEnd {
     match result {
         Ok(journal) => PromotionEnd::Ran(journal.outcome),
-        Err(PromoteError::PrePromote(refused)) => {
-            PromotionEnd::HeldByPrePromote(format!("{refused:#}"))
-        }
-        Err(PromoteError::Journal { step, error }) => {
+        Err(RunError::Held(why)) => PromotionEnd::HeldByPrePromote(why),
+        Err(RunError::Journal { step, error, .. }) => {
             PromotionEnd::JournalFailed(format!("at step {step}: {error}"))
         }
-        Err(
-            e @ (PromoteError::Refused(_) | PromoteError::State(_) | PromoteError::Abandoned(_)),
-        ) => PromotionEnd::Refused(format!("{e:#}")),
+        Err(e @ (RunError::Refused(_) | RunError::State(_) | RunError::Abandoned(_))) => {
+            PromotionEnd::Refused(format!("{e:#}"))
+        }
+    }
+}
+
+/// A promotion's outcome as the metrics label it, and its journal when it ran.
+fn outcome_label(result: &Result<Journal, RunError>) -> (&'static str, Option<&Journal>) {
+    match result {
+        Ok(journal) => (
+            match journal.outcome {
+                Outcome::Done => "promoted",
+                Outcome::Halted => "halted",
+                // Stopped between steps; the next start resumes it.
+                Outcome::Running => "interrupted",
+            },
+            Some(journal),
+        ),
+        Err(RunError::Held(_)) => ("held_by_pre_promote", None),
+        Err(RunError::Journal { .. }) => ("journal_failed", None),
+        Err(RunError::Refused(_) | RunError::State(_)) => ("refused", None),
+        Err(RunError::Abandoned(_)) => ("abandoned", None),
     }
 }

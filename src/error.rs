@@ -5,10 +5,10 @@
 //! | --- | --- |
 //! | [`crate::config::ConfigError`] | 78 (EX_CONFIG) |
 //! | [`Refused`], [`crate::store::LockHeld`] | 3 |
-//! | [`crate::promote::PromoteError`] | its own ([`crate::promote::PromoteError::exit_code`]) |
 //! | [`UsageError`] | 2 |
 
 /// The command was refused: a promotion already finished, or another one holds the lock.
+/// A procedure's refusal (`procedure::RunError::Refused`) carries one as its source.
 #[derive(Debug, thiserror::Error)]
 #[error("refused: {0}")]
 pub struct Refused(pub String);
@@ -30,9 +30,6 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.is::<UsageError>() {
             return 2;
-        }
-        if let Some(promotion) = cause.downcast_ref::<crate::promote::PromoteError>() {
-            return promotion.exit_code();
         }
     }
     1

@@ -1,5 +1,5 @@
 //! Fencing the old primary before the standby is made writable, so two databases never
-//! take writes at once. The only module that sends SQL to the old primary.
+//! take writes at once. Its SQL is the MariaDB edge's ([`Server::fence`]).
 //!
 //! Two parts, both safe to repeat (a resumed `make_writable` runs them again):
 //! 1. If the old primary's MariaDB still answers (through the first `mysql` check's
@@ -9,94 +9,41 @@
 //! 2. The optional `[promotion] fence_command` (powering the machine off through a
 //!    provider's API, say), bounded by `fence_timeout`.
 
-use mysql_async::Conn;
-use mysql_async::prelude::Queryable;
-
-use crate::config::Config;
+use crate::edges::Edges;
 use crate::journal::FenceRecord;
-use crate::probe::error_chain;
-use crate::secret::Scrubber;
+use crate::mariadb::{Server, Unreachable};
 use crate::shell;
 
 /// Fences the old primary as far as it can; never fails itself: the record says what
 /// worked, and `ok` whether anything that was tried failed.
-pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> FenceRecord {
-    let timeout = config.promotion.fence_timeout;
-    // A database that does not answer its handshake within the probe timeout counts as
-    // not answering, as it does for detection: a hung primary must not stall this step.
-    let connect_timeout = config.probe.timeout;
-    let (database, database_ok) = match config.primary_database() {
+pub async fn fence_old_primary(edges: &Edges, env: &[(&str, String)]) -> FenceRecord {
+    let config = &edges.config;
+    let (database, database_ok) = match &edges.old_primary {
         None => (
             "no mysql check: the old primary's database was not fenced".to_string(),
             true,
         ),
-        Some((host, port, user, password)) => {
-            let opts = crate::mysql::opts(host, port, user, password);
-            match tokio::time::timeout(connect_timeout, Conn::new(opts)).await {
-                Err(_) => (
-                    format!(
-                        "the old primary's database ({host}:{port}) did not answer within {}: nothing to fence there",
-                        humantime::format_duration(connect_timeout)
-                    ),
-                    true,
-                ),
-                Ok(Err(e)) => (
-                    format!(
-                        "the old primary's database ({host}:{port}) did not answer ({}): nothing to fence there",
-                        error_chain(&e)
-                    ),
-                    true,
-                ),
-                Ok(Ok(conn)) => {
-                    match tokio::time::timeout(timeout, read_only_and_disconnect(conn)).await {
-                        Ok(Ok(killed)) => (
-                            format!(
-                                "the old primary's database ({host}:{port}) answered: set read_only = ON and killed {killed} client connection(s)"
-                            ),
-                            true,
-                        ),
-                        Ok(Err(e)) => (
-                            format!(
-                                "the old primary's database ({host}:{port}) answered but could not be fenced: {e:#}"
-                            ),
-                            false,
-                        ),
-                        Err(_) => (
-                            format!(
-                                "the old primary's database ({host}:{port}) answered but fencing it did not finish within {}",
-                                humantime::format_duration(timeout)
-                            ),
-                            false,
-                        ),
-                    }
-                }
-            }
-        }
+        Some(server) => fence_database(server, config.promotion.fence_timeout).await,
     };
+    let timeout = config.promotion.fence_timeout;
     let (command, command_ok) = match &config.promotion.fence_command {
         None => (None, true),
-        Some(command) => match shell::run(
-            "fence_command",
-            command,
-            env,
-            timeout,
-            &Scrubber::new(config.secrets()),
-        )
-        .await
-        {
-            Ok(done) if done.success() => {
-                (Some(format!("fence_command: {}", done.describe())), true)
+        Some(command) => {
+            match shell::run("fence_command", command, env, timeout, &edges.scrubber).await {
+                Ok(done) if done.success() => {
+                    (Some(format!("fence_command: {}", done.describe())), true)
+                }
+                Ok(done) => (
+                    Some(format!(
+                        "fence_command failed: {}: {}",
+                        done.describe(),
+                        done.tail
+                    )),
+                    false,
+                ),
+                Err(e) => (Some(format!("fence_command failed: {e:#}")), false),
             }
-            Ok(done) => (
-                Some(format!(
-                    "fence_command failed: {}: {}",
-                    done.describe(),
-                    done.tail
-                )),
-                false,
-            ),
-            Err(e) => (Some(format!("fence_command failed: {e:#}")), false),
-        },
+        }
     };
     FenceRecord {
         database,
@@ -105,22 +52,43 @@ pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> Fence
     }
 }
 
-/// `read_only = ON`, then every client connection but ours killed; returns how many.
-async fn read_only_and_disconnect(mut conn: Conn) -> anyhow::Result<usize> {
-    conn.query_drop("SET GLOBAL read_only = ON").await?;
-    let ids: Vec<u64> = conn
-        .query(
-            "SELECT ID FROM information_schema.PROCESSLIST \
-             WHERE ID <> CONNECTION_ID() AND USER <> 'system user' AND COMMAND <> 'Daemon'",
-        )
-        .await?;
-    let mut killed = 0;
-    for id in ids {
-        // A connection that ended meanwhile is fine ("Unknown thread id").
-        if conn.exec_drop("KILL CONNECTION ?", (id,)).await.is_ok() {
-            killed += 1;
-        }
+/// The old primary's database made read-only and its clients cut, within `timeout`
+/// once it answered; what happened, and whether it failed. A database that does not
+/// answer its handshake within the probe timeout (as for detection: a hung primary must
+/// not stall this step) or refuses the connection has nothing to fence.
+async fn fence_database(server: &Server, timeout: std::time::Duration) -> (String, bool) {
+    let label = server.label();
+    match tokio::time::timeout(server.connect_timeout() + timeout, server.fence(timeout)).await {
+        Ok(Ok(fenced)) => (
+            format!(
+                "{label} answered: set read_only = ON and killed {} client connection(s)",
+                fenced.killed
+            ),
+            true,
+        ),
+        Ok(Err(e)) => match e.downcast_ref::<Unreachable>() {
+            Some(Unreachable::Timeout { within, .. }) => (
+                format!(
+                    "{label} did not answer within {}: nothing to fence there",
+                    humantime::format_duration(*within)
+                ),
+                true,
+            ),
+            Some(Unreachable::Refused { error, .. }) => (
+                format!("{label} did not answer ({error}): nothing to fence there"),
+                true,
+            ),
+            None => (
+                format!("{label} answered but could not be fenced: {e:#}"),
+                false,
+            ),
+        },
+        Err(_) => (
+            format!(
+                "{label} answered but fencing it did not finish within {}",
+                humantime::format_duration(timeout)
+            ),
+            false,
+        ),
     }
-    let _ = conn.disconnect().await;
-    Ok(killed)
 }

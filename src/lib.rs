@@ -30,28 +30,31 @@ pub mod cmd;
 pub mod config;
 pub mod crashpoint;
 pub mod daemon;
-pub mod decide;
-pub mod detect;
+pub mod edges;
 pub mod error;
 pub mod fence;
-pub mod gtid;
-pub mod journal;
+pub mod mariadb;
 pub mod metrics;
 pub mod mysql;
 pub mod pair;
 pub mod probe;
+pub mod procedure;
 pub mod promote;
 pub mod rejoin;
-pub mod replica;
 pub mod retry;
-pub mod role;
 pub mod secret;
 pub mod shell;
+pub mod shutdown;
 pub mod smoke;
-pub mod state;
 pub mod status;
 pub mod store;
 pub mod switchover;
 pub mod systemd;
-pub mod verdict;
+pub mod takeover;
 pub mod witness;
+
+// The pure core (core/, a crate of its own with no I/O), re-exported under the paths
+// the edges and drivers name it by.
+pub use failover_watchdog_core::{
+    decide, detect, gtid, journal, readiness, replication, report, role, state, verdict,
+};

@@ -49,10 +49,9 @@ use tokio::task::JoinSet;
 
 use crate::alert::Alerter;
 use crate::config::MetricsConfig;
-use crate::journal::{Journal, Outcome, StepName, Trigger};
+use crate::journal::{Journal, StepName, Trigger};
 use crate::probe::{CheckReport, RoundReport};
-use crate::promote::PromoteError;
-use crate::replica::ReplicaStatus;
+use crate::replication::ReplicaStatus;
 use crate::role::Role;
 use crate::state::State;
 use crate::status::LiveState;
@@ -377,28 +376,18 @@ impl DaemonMetrics {
 
     /// A promotion the daemon ran has ended (or was not started): counted by trigger
     /// and outcome; the journal's step durations replace the last promotion's.
-    pub fn promotion_ended(&self, trigger: Trigger, result: &Result<Journal, PromoteError>) {
-        let outcome = match result {
-            Ok(journal) => match journal.outcome {
-                Outcome::Promoted => "promoted",
-                Outcome::Halted => "halted",
-                // Stopped between steps; the next start resumes it.
-                Outcome::Running => "interrupted",
-            },
-            Err(PromoteError::PrePromote(_)) => "held_by_pre_promote",
-            Err(PromoteError::Journal { .. }) => "journal_failed",
-            Err(PromoteError::Refused(_) | PromoteError::State(_)) => "refused",
-            Err(PromoteError::Abandoned(_)) => "abandoned",
-        };
+    pub fn promotion_ended(
+        &self,
+        trigger: &'static str,
+        outcome: &'static str,
+        journal: Option<&Journal>,
+    ) {
         self.promotions
-            .get_or_create(&PromotionLabels {
-                trigger: trigger.as_str(),
-                outcome,
-            })
+            .get_or_create(&PromotionLabels { trigger, outcome })
             .inc();
-        if let Ok(journal) = result {
+        if let Some(journal) = journal {
             self.step_duration.clear();
-            for &step in StepName::for_trigger(journal.trigger) {
+            for &step in StepName::for_trigger(journal.record.trigger) {
                 if let Some(took) = journal.step_duration(step) {
                     self.step_duration
                         .get_or_create(&StepLabels {
@@ -965,9 +954,8 @@ mod tests {
                 began + jiff::SignedDuration::from_millis(2500),
             );
         }
-        metrics.promotion_ended(Trigger::Automatic, &Ok(journal));
-        let refused = Err(PromoteError::Refused(anyhow::anyhow!("already promoted")));
-        metrics.promotion_ended(Trigger::Automatic, &refused);
+        metrics.promotion_ended("automatic", "promoted", Some(&journal));
+        metrics.promotion_ended("automatic", "refused", None);
         let text = scrape(&metrics);
         assert_eq!(sample(&text, promoted), Some(1.0), "{text}");
         assert_eq!(

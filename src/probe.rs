@@ -9,35 +9,20 @@ use std::time::Duration;
 
 use futures::future::join_all;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use crate::config::{CheckConfig, FailWhen, ProbeConfig};
-use crate::witness::WitnessReport;
-
-/// One check's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CheckReport {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub target: String,
-    pub ok: bool,
-    pub detail: String,
-    pub duration_ms: u64,
-    /// The primary's `@@gtid_binlog_pos`, read by a `mysql` check that answered: what the
-    /// primary had committed at that moment (for the data-loss accounting).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gtid_binlog_pos: Option<String>,
-    /// The primary's `@@global.read_only`, read by a `mysql` check that answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read_only: Option<bool>,
-}
+use crate::gtid::GtidPosition;
+use crate::mariadb::{Server, Unreachable};
+pub use failover_watchdog_core::report::{
+    CheckReport, RoundReport, error_chain, human_duration, round_ok,
+};
 
 /// What a check that passed learned.
 #[derive(Default)]
 struct Answer {
     detail: String,
-    gtid_binlog_pos: Option<String>,
+    gtid_binlog_pos: Option<GtidPosition>,
     read_only: Option<bool>,
 }
 
@@ -46,72 +31,6 @@ impl From<String> for Answer {
         Answer {
             detail,
             ..Answer::default()
-        }
-    }
-}
-
-/// One round's result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RoundReport {
-    pub at: Timestamp,
-    /// The primary's checks passed (by `fail_when`).
-    pub ok: bool,
-    pub checks: Vec<CheckReport>,
-    /// The standby's own `self_checks`, run in the same round.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub self_checks: Vec<CheckReport>,
-    /// What the witnesses said, when they were asked (a failed round, with witnesses).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub witnesses: Vec<WitnessReport>,
-}
-
-impl RoundReport {
-    /// The failed self-checks in one line; `None` when none failed.
-    pub fn self_check_failures(&self) -> Option<String> {
-        let failed: Vec<String> = self
-            .self_checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{} {}: {}", c.kind, c.target, c.detail))
-            .collect();
-        (!failed.is_empty()).then(|| failed.join("; "))
-    }
-
-    /// Whether the primary's database takes writes, if a `mysql` check read it.
-    pub fn primary_writable(&self) -> Option<bool> {
-        self.checks.iter().find_map(|c| c.read_only.map(|r| !r))
-    }
-
-    /// The checks that passed, in one line.
-    pub fn answers(&self) -> String {
-        let answered: Vec<String> = self
-            .checks
-            .iter()
-            .filter(|c| c.ok)
-            .map(|c| format!("{} {}", c.kind, c.target))
-            .collect();
-        answered.join(", ")
-    }
-
-    /// The primary's GTID position, if a `mysql` check read it this round.
-    pub fn primary_gtid(&self) -> Option<&str> {
-        self.checks
-            .iter()
-            .find_map(|c| c.gtid_binlog_pos.as_deref())
-    }
-
-    /// The failed checks in one line, for logs and the opening alert.
-    pub fn failures(&self) -> String {
-        let failed: Vec<String> = self
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| format!("{} {}: {}", c.kind, c.target, c.detail))
-            .collect();
-        if failed.is_empty() {
-            "no check failed".to_string()
-        } else {
-            failed.join("; ")
         }
     }
 }
@@ -239,64 +158,28 @@ impl Prober {
                 user,
                 password,
             } => {
-                use mysql_async::prelude::Queryable;
-                let opts = crate::mysql::opts(host, *port, user, password);
-                let mut conn = mysql_async::Conn::new(opts)
-                    .await
-                    .map_err(|e| error_chain(&e))?;
-                // SELECT 1, what the primary has committed and whether it takes writes
-                // (no privilege needed for either variable).
-                let row: Option<(i64, Option<String>, Option<i64>)> = conn
-                    .query_first("SELECT 1, @@global.gtid_binlog_pos, @@global.read_only")
-                    .await
-                    .map_err(|e| error_chain(&e))?;
-                let _ = conn.disconnect().await;
-                match row {
-                    Some((1, gtid, read_only)) => Ok(Answer {
-                        detail: "SELECT 1 answered".to_string(),
-                        gtid_binlog_pos: gtid,
-                        read_only: read_only.map(|r| r != 0),
-                    }),
-                    other => Err(format!("SELECT 1 returned {other:?}")),
-                }
+                // SELECT 1, what the primary has committed and whether it takes writes.
+                let server = Server::checked(host, *port, user, password, self.timeout);
+                let ping = server.ping().await.map_err(|e| mysql_failure(&e))?;
+                Ok(Answer {
+                    detail: "SELECT 1 answered".to_string(),
+                    gtid_binlog_pos: Some(ping.gtid_binlog_pos),
+                    read_only: Some(ping.read_only),
+                })
             }
         }
     }
 }
 
-/// The round's verdict from its checks' results.
-pub fn round_ok(fail_when: FailWhen, checks: impl IntoIterator<Item = bool>) -> bool {
-    let results: Vec<bool> = checks.into_iter().collect();
-    match fail_when {
-        FailWhen::Any => results.iter().all(|ok| *ok),
-        FailWhen::All => results.iter().any(|ok| *ok),
-    }
-}
-
-/// An error with its causes, on one line (reqwest's top-level message alone says
-/// little), without the repetitions some crates put in their own messages.
-pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut next = Some(error);
-    while let Some(cause) = next {
-        for part in cause.to_string().split(": ") {
-            if parts.last().is_none_or(|last| last != part)
-                && !parts.iter().any(|p| p.contains(part))
-            {
-                parts.push(part.to_string());
-            }
+/// A failed `mysql` check's detail: the server's words, as a check reports them (a
+/// handshake that does not come is the round's timeout, said by the caller).
+fn mysql_failure(error: &anyhow::Error) -> String {
+    match error.downcast_ref::<Unreachable>() {
+        Some(Unreachable::Refused { error, .. }) => error.clone(),
+        Some(Unreachable::Timeout { within, .. }) => {
+            format!("no answer within {}", humantime::format_duration(*within))
         }
-        next = cause.source();
-    }
-    parts.join(": ")
-}
-
-/// A duration for people: "8 ms", "1.2 s".
-pub fn human_duration(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
+        None => format!("{error:#}"),
     }
 }
 
@@ -304,34 +187,6 @@ pub fn human_duration(d: Duration) -> String {
 mod tests {
     use super::*;
     use crate::secret::Secret;
-
-    #[test]
-    fn error_chains_drop_repeated_parts() {
-        let io = std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        );
-        let wrapped =
-            std::io::Error::other(format!("Input/output error: Input/output error: {io}"));
-        assert_eq!(
-            error_chain(&wrapped),
-            "Input/output error: Connection refused (os error 111)"
-        );
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human_duration(Duration::from_millis(8)), "8 ms");
-        assert_eq!(human_duration(Duration::from_millis(1234)), "1.2 s");
-    }
-
-    #[test]
-    fn fail_when_any_and_all() {
-        assert!(round_ok(FailWhen::Any, [true, true]));
-        assert!(!round_ok(FailWhen::Any, [true, false]));
-        assert!(round_ok(FailWhen::All, [true, false]));
-        assert!(!round_ok(FailWhen::All, [false, false]));
-    }
 
     fn prober(checks: Vec<CheckConfig>, timeout: Duration) -> Prober {
         Prober::new(&ProbeConfig {

@@ -1,18 +1,17 @@
 //! `rejoin`: a repaired former primary becomes its peer's caught-up replica.
 //!
-//! First the pre-checks, each run (a resume too), changing nothing: the peer answers
-//! and is the writable primary, and this host has no transaction the peer lacks
-//! ([`crate::gtid::errant`]; when it has, the refusal names each range and where this
-//! host's binary logs hold it). Then six steps, journalled in `state_dir/rejoin.json`
-//! ([`journal::RejoinJournal`]) around each one, each safe to repeat, so a killed
-//! `rejoin` resumes where it was: `stop_apps`, `make_read_only`, `replicate`,
-//! `catch_up`, `clear_promotion`, `notify`. A failed step stops the rejoin, alerted;
-//! the next run retries it.
+//! First the pre-checks ([`precheck`]), each run (a resume too), changing nothing: the
+//! peer answers and is the writable primary, and this host has no transaction the peer
+//! lacks ([`crate::gtid::errant`]; when it has, the refusal names each range and where
+//! this host's binary logs hold it). Then six steps, a procedure ([`Rejoin`]) on the one
+//! engine, journalled in `state_dir/rejoin.json` around each one, each safe to repeat,
+//! so a killed `rejoin` resumes where it was: `stop_apps`, `make_read_only`,
+//! `replicate`, `catch_up`, `clear_promotion`, `notify`. A failed step stops the rejoin,
+//! alerted; the next run retries it.
 //!
-//! The caller ([`crate::cmd`]) holds the promotion lock for the whole run, so a rejoin
-//! never races a promotion on this host. Every SQL statement is in [`crate::pair`].
-
-pub mod journal;
+//! The engine holds the promotion lock for the whole run, the pre-checks included, so a
+//! rejoin never races a promotion on this host. Every SQL statement is the MariaDB
+//! edge's.
 
 use std::time::Duration;
 
@@ -20,21 +19,16 @@ use anyhow::{anyhow, bail};
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::alert::{Alert, Alerter};
-use crate::config::{Config, ConfigError, PeerConfig};
-use crate::crashpoint;
-use crate::error::Refused;
-use crate::gtid::{self, ErrantRange};
-use crate::journal::StepStatus;
-use crate::pair::{BinlogSpot, Database, DbState};
-use crate::probe::human_duration;
-use crate::replica::display_gtid;
+use crate::alert::Alert;
+use crate::config::{ConfigError, PeerConfig};
+use crate::edges::Edges;
+use crate::gtid::{self, ErrantRange, GtidPosition};
+use crate::journal::{Outcome, Rejoin as RejoinKind, RejoinJournal, RejoinStep};
+use crate::mariadb::{BinlogSpot, DbState, Server};
+use crate::procedure::{Preview, RunError, Runner, Steps};
+use crate::report::human_duration;
 use crate::role::{self, Role};
-use crate::secret::Scrubber;
-use crate::store::StateDir;
 use crate::systemd;
-
-pub use journal::{RejoinJournal, RejoinOutcome, RejoinStep};
 
 /// The most binlog events read to find where an errant range starts; past it the
 /// refusal names the file only.
@@ -66,37 +60,35 @@ pub struct Errant {
 
 /// The rejoin of this host to its `[peer]`.
 pub struct Rejoin<'a> {
-    config: &'a Config,
+    edges: &'a Edges,
     peer: &'a PeerConfig,
-    store: StateDir,
-    alerter: Alerter,
-    scrubber: Scrubber,
-    local: Database,
-    peer_db: Database,
+    peer_db: &'a Server,
+}
+
+/// Runs (or resumes) the rejoin under the promotion lock, its pre-checks first.
+pub async fn rejoin(edges: &Edges) -> Result<RejoinJournal, RunError> {
+    let rejoin = Rejoin::new(edges).map_err(RunError::State)?;
+    let holder = format!("pid {} (rejoin)", std::process::id());
+    Runner::new(edges).run(&rejoin, &holder).await
 }
 
 impl<'a> Rejoin<'a> {
     /// A config error naming `peer` when the config has no `[peer]` table.
-    pub fn new(config: &'a Config, alerter: Alerter) -> anyhow::Result<Rejoin<'a>> {
-        let missing = || {
-            ConfigError {
-            file: config.path.clone(),
-            key: Some("peer".to_string()),
-            line_col: None,
-            problem: "rejoin needs a [peer] table naming the other host of the pair (the primary to rejoin)".to_string(),
+    pub fn new(edges: &'a Edges) -> anyhow::Result<Rejoin<'a>> {
+        match (&edges.config.peer, &edges.peer) {
+            (Some(peer), Some(peer_db)) => Ok(Rejoin {
+                edges,
+                peer,
+                peer_db,
+            }),
+            _ => Err(ConfigError {
+                file: edges.config.path.clone(),
+                key: Some("peer".to_string()),
+                line_col: None,
+                problem: "rejoin needs a [peer] table naming the other host of the pair (the primary to rejoin)".to_string(),
+            }
+            .into()),
         }
-        };
-        let peer = config.peer.as_ref().ok_or_else(missing)?;
-        let peer_db = Database::peer(config).ok_or_else(missing)?;
-        Ok(Rejoin {
-            config,
-            peer,
-            store: StateDir::new(config.state_dir()),
-            alerter,
-            scrubber: Scrubber::new(config.secrets()),
-            local: Database::local(config),
-            peer_db,
-        })
     }
 
     /// `host:port` of the peer, as this host's replication names it.
@@ -110,7 +102,7 @@ impl<'a> Rejoin<'a> {
         let peer = self.peer_db.state().await?;
         let role = role::derive(peer.read_only, peer.replica.as_ref(), None);
         if role != Role::Primary {
-            return Err(Refused(format!(
+            return Err(crate::error::Refused(format!(
                 "the peer {} is not the writable primary (read_only {}, {}): rejoin makes this host its replica, so it needs one; nothing was changed",
                 self.peer.name,
                 if peer.read_only { "ON" } else { "OFF" },
@@ -120,17 +112,17 @@ impl<'a> Rejoin<'a> {
             ))
             .into());
         }
-        let own = self.local.state().await?;
+        let own = self.edges.own.state().await?;
         let ranges = gtid::errant(
             &own.gtid_current_pos,
             &peer.gtid_current_pos,
             &peer.gtid_slave_pos,
-        )
-        .map_err(|problem| anyhow!("cannot compare the GTID positions: {problem}"))?;
+        );
         let mut errant = Vec::new();
         for range in ranges {
             let spot = self
-                .local
+                .edges
+                .own
                 .locate_in_binlog(range.first_gtid(), BINLOG_SCAN_BOUND)
                 .await
                 .map_err(|e| format!("{e:#}"));
@@ -147,7 +139,7 @@ impl<'a> Rejoin<'a> {
         }
         let mut text = format!(
             "this host ({}) has transactions its peer {} lacks; rejoining would lose them or stop replication on a conflict. Nothing was changed.\n",
-            self.config.node.name, self.peer.name
+            self.edges.config.node.name, self.peer.name
         );
         for line in errant_lines(&checked.errant) {
             text.push_str(&format!("  {line}\n"));
@@ -156,82 +148,66 @@ impl<'a> Rejoin<'a> {
         text.push_str(&format!(
             "What to do: read them (the lines above, in this host's binary log directory, the later files too); re-apply on the primary {peer} by hand what must be kept, or decide to discard them. Then make this host match the primary: rebuild it from a backup of the primary, or undo them here by hand (in a session with SET SESSION sql_log_bin = 0) and reset its GTID state with RESET MASTER; SET GLOBAL gtid_slave_pos = '{keep}'; (RESET MASTER deletes this host's binary logs: read them first). Then run rejoin again.",
             peer = self.peer.name,
-            keep = discard_position(&checked.own.gtid_current_pos, &ranges),
+            keep = discard_position(&checked.own.gtid_current_pos, &ranges).canonical(),
         ));
         Some(text)
     }
 
-    /// The alert for the refusal.
-    pub fn refused_alert(&self, checked: &Checked) -> Alert {
-        Alert::RejoinRefused {
-            peer: self.peer.name.clone(),
-            errant: errant_lines(&checked.errant),
+    /// The pre-checks, refused (and alerted) when this host has errant transactions.
+    async fn checked(&self) -> Result<Checked, RunError> {
+        let checked = self.precheck().await.map_err(|e| {
+            if e.is::<crate::error::Refused>() {
+                RunError::Refused(e)
+            } else {
+                RunError::State(e)
+            }
+        })?;
+        if let Some(refusal) = self.refusal(&checked) {
+            self.edges.alerter.send(&Alert::RejoinRefused {
+                peer: self.peer.name.clone(),
+                errant: errant_lines(&checked.errant),
+            });
+            return Err(RunError::refused(refusal));
         }
+        Ok(checked)
+    }
+}
+
+impl Steps for Rejoin<'_> {
+    type Kind = RejoinKind;
+
+    fn name(&self) -> &'static str {
+        "rejoin"
     }
 
-    /// The journal to run: the last one when it is not finished (a failed step is
-    /// retried, a killed one resumed), else a new one.
-    pub fn opening(&self, last: Option<RejoinJournal>, checked: &Checked) -> RejoinJournal {
-        match last {
-            Some(mut journal) if journal.outcome != RejoinOutcome::Rejoined => {
-                journal.resume();
+    fn plan(&self) -> &'static [RejoinStep] {
+        &RejoinStep::ALL
+    }
+
+    /// The pre-checks (every run), then the last journal when it is not finished (a
+    /// failed step is retried, a killed one resumed), else a new one.
+    async fn open(&self, last: Option<RejoinJournal>) -> Result<RejoinJournal, RunError> {
+        let checked = self.checked().await?;
+        Ok(match last {
+            Some(mut journal) if journal.outcome != Outcome::Done => {
+                journal.retry_halted();
                 journal
             }
-            _ => RejoinJournal::new(
-                &self.config.node.name,
+            _ => RejoinJournal::rejoin(
+                &self.edges.config.node.name,
                 &self.peer.name,
                 &self.source(),
-                &checked.own.gtid_current_pos,
+                checked.own.gtid_current_pos,
                 Timestamp::now(),
             ),
-        }
-    }
-
-    /// Runs every step not done yet, saving the journal around each. A failed step is
-    /// recorded, alerted and returned as the error.
-    pub async fn run(&self, journal: &mut RejoinJournal) -> anyhow::Result<()> {
-        while let Some(step) = journal.next_step() {
-            journal.begin(step, Timestamp::now());
-            self.store.save_rejoin(journal)?;
-            crashpoint::reached(&format!("before:{step}"));
-            let done = match tokio::time::timeout(self.deadline(step), self.run_step(step, journal))
-                .await
-            {
-                Ok(done) => done,
-                Err(_) => Err(anyhow!(
-                    "step {step} did not finish within {}",
-                    humantime::format_duration(self.deadline(step))
-                )),
-            };
-            crashpoint::reached(&format!("after:{step}"));
-            match done {
-                Ok(detail) => {
-                    journal.finish(step, detail, Timestamp::now());
-                    self.store.save_rejoin(journal)?;
-                }
-                Err(error) => {
-                    let error = self.scrubber.scrub(&format!("{error:#}"));
-                    journal.fail(step, error.clone(), Timestamp::now());
-                    let saved = self.store.save_rejoin(journal);
-                    if step != RejoinStep::Notify {
-                        self.alerter.send(&Alert::RejoinFailed {
-                            step,
-                            error: error.clone(),
-                        });
-                    }
-                    saved?;
-                    bail!("rejoin stopped: step {step} failed: {error}");
-                }
-            }
-        }
-        Ok(())
+        })
     }
 
     fn deadline(&self, step: RejoinStep) -> Duration {
+        let apps = &self.edges.config.apps;
         match step {
             RejoinStep::StopApps => {
-                self.config.apps.start_timeout * (self.config.apps.units.len().max(1) as u32)
-                    + Duration::from_secs(5)
+                apps.start_timeout * (apps.units.len().max(1) as u32) + Duration::from_secs(5)
             }
             RejoinStep::CatchUp => self.peer.catch_up_timeout + SHORT_STEP,
             RejoinStep::Notify => NOTIFY_TIMEOUT + Duration::from_secs(5),
@@ -241,106 +217,68 @@ impl<'a> Rejoin<'a> {
         }
     }
 
-    async fn run_step(
-        &self,
-        step: RejoinStep,
-        journal: &mut RejoinJournal,
-    ) -> anyhow::Result<String> {
+    async fn preview(&self, step: RejoinStep) -> Preview {
+        self.preview_step(step).await
+    }
+
+    async fn run(&self, step: RejoinStep, journal: &mut RejoinJournal) -> anyhow::Result<String> {
+        let own = &self.edges.own;
         match step {
-            RejoinStep::StopApps => self.stop_apps().await,
+            RejoinStep::StopApps => stop_apps(&self.edges.config).await,
             RejoinStep::MakeReadOnly => {
-                self.local.set_read_only(true).await?;
-                Ok(format!(
-                    "read_only = ON on {}, read back",
-                    self.local.describe()
-                ))
+                own.set_read_only(true).await?;
+                Ok(format!("read_only = ON on {}, read back", own.describe()))
             }
             RejoinStep::Replicate => {
-                self.local
-                    .replicate_from(
-                        &self.peer.host,
-                        self.peer.port,
-                        &self.peer.replication_user,
-                        &self.peer.replication_password,
-                    )
-                    .await?;
+                let p = self.peer;
+                own.replicate_from(
+                    &p.host,
+                    p.port,
+                    &p.replication_user,
+                    &p.replication_password,
+                )
+                .await?;
                 Ok(format!(
                     "replicating from {} as {} with MASTER_USE_GTID = slave_pos",
                     self.source(),
-                    self.peer.replication_user
+                    p.replication_user
                 ))
             }
             RejoinStep::CatchUp => {
                 let (reached, detail) = self.catch_up().await?;
-                journal.caught_up_to = Some(reached);
+                journal.record.caught_up_to = Some(reached);
                 Ok(detail)
             }
             RejoinStep::ClearPromotion => self.clear_promotion(),
-            RejoinStep::Notify => {
-                let alert = Alert::Rejoined(Box::new(journal.clone()));
-                self.alerter
-                    .send_and_confirm(&alert, NOTIFY_TIMEOUT)
-                    .await
-                    .map_err(|e| {
-                        anyhow!(
-                            "the closing alert {e}; the rejoin itself is done. It said:\n{}",
-                            self.alerter.render(&alert)
-                        )
-                    })?;
-                Ok("closing alert delivered".to_string())
-            }
+            RejoinStep::Notify => self.notify(journal).await,
         }
     }
 
-    /// `systemctl stop` each unit, the last started first.
-    async fn stop_apps(&self) -> anyhow::Result<String> {
-        let units = &self.config.apps.units;
-        if units.is_empty() {
-            return Ok("no units configured".to_string());
+    async fn halted(&self, _journal: &RejoinJournal, step: RejoinStep, error: &str) {
+        if step != RejoinStep::Notify {
+            self.edges.alerter.send(&Alert::RejoinFailed {
+                step,
+                error: error.to_string(),
+            });
         }
-        for unit in units.iter().rev() {
-            systemd::stop_unit(unit, self.config.apps.start_timeout).await?;
-        }
-        let stopped: Vec<&str> = units.iter().rev().map(String::as_str).collect();
-        Ok(format!("stopped {}", stopped.join(", ")))
     }
+}
 
+impl Rejoin<'_> {
     /// Waits until both replication threads run, then until the peer's position read
     /// now is applied, within `catch_up_timeout`. A thread's error fails at once.
-    async fn catch_up(&self) -> anyhow::Result<(String, String)> {
+    async fn catch_up(&self) -> anyhow::Result<(GtidPosition, String)> {
         let started = Instant::now();
         let timeout = self.peer.catch_up_timeout;
         let deadline = started + timeout;
         let target = self.peer_db.state().await?.gtid_binlog_pos;
-        loop {
-            let state = self.local.state().await?;
-            let Some(replica) = state.replica else {
-                bail!(
-                    "{} has no replication connection {:?}: run rejoin again to redo `replicate`",
-                    self.local.describe(),
-                    self.config.replica.connection_name
-                );
-            };
-            if let Some(error) = replica.sql_error.as_ref().or(replica.io_error.as_ref()) {
-                bail!("replication from {} failed: {error}", self.source());
-            }
-            if replica.io_running == "Yes" && replica.sql_running == "Yes" {
-                break;
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "the replication threads do not run after {}: {}",
-                    humantime::format_duration(timeout),
-                    replica.summary()
-                );
-            }
-            tokio::time::sleep(THREADS_POLL).await;
-        }
+        self.wait_for_threads(deadline, timeout).await?;
+        let local = &self.edges.own;
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_secs(1));
-        if !self.local.wait_for_position(&target, left).await? {
-            let now = self.local.state().await?;
+        if !local.wait_for_position(&target, left).await? {
+            let now = local.state().await?;
             let why = now
                 .replica
                 .as_ref()
@@ -355,19 +293,48 @@ impl<'a> Rejoin<'a> {
         let detail = format!(
             "caught up with the peer's {} in {}",
             if target.is_empty() {
-                "(empty) position"
+                "(empty) position".to_string()
             } else {
-                &target
+                target.to_string()
             },
             human_duration(started.elapsed())
         );
         Ok((target, detail))
     }
 
-    /// Archives this host's promotion journal as `reset` does (the caller holds the
+    /// Until both replication threads run; a thread's error fails at once.
+    async fn wait_for_threads(&self, deadline: Instant, timeout: Duration) -> anyhow::Result<()> {
+        let local = &self.edges.own;
+        loop {
+            let state = local.state().await?;
+            let Some(replica) = state.replica else {
+                bail!(
+                    "{} has no replication connection {:?}: run rejoin again to redo `replicate`",
+                    local.describe(),
+                    self.edges.config.replica.connection_name
+                );
+            };
+            if let Some(error) = replica.sql_error.as_ref().or(replica.io_error.as_ref()) {
+                bail!("replication from {} failed: {error}", self.source());
+            }
+            if replica.io_running == "Yes" && replica.sql_running == "Yes" {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!(
+                    "the replication threads do not run after {}: {}",
+                    humantime::format_duration(timeout),
+                    replica.summary()
+                );
+            }
+            tokio::time::sleep(THREADS_POLL).await;
+        }
+    }
+
+    /// Archives this host's promotion journal as `reset` does (the engine holds the
     /// promotion lock).
     fn clear_promotion(&self) -> anyhow::Result<String> {
-        Ok(match self.store.archive_journal(Timestamp::now())? {
+        Ok(match self.edges.store.archive_journal(Timestamp::now())? {
             Some(kept) => format!(
                 "this host's promotion journal archived as {}",
                 kept.display()
@@ -376,126 +343,119 @@ impl<'a> Rejoin<'a> {
         })
     }
 
-    /// The dry run: every step with its concrete targets and what they look like now,
-    /// from `checked` and read-only looks; `last` is a journal a real run would resume.
-    pub async fn plan(&self, checked: &Checked, last: Option<&RejoinJournal>) -> String {
-        let mut out = format!(
-            "Rejoin plan for {} (dry run: nothing is changed)\nChecks passed: the peer {} is the writable primary (gtid_binlog_pos {}); this host (gtid_current_pos {}) has no transaction it lacks.\n",
-            self.config.node.name,
-            self.peer.name,
-            display_gtid(&checked.peer.gtid_binlog_pos),
-            display_gtid(&checked.own.gtid_current_pos),
-        );
-        let resumed = last.filter(|j| j.outcome != RejoinOutcome::Rejoined);
-        if let Some(journal) = resumed {
-            out.push_str(&format!(
-                "A {} rejoin (started {}) is in the journal: rejoin resumes it at step {}.\n",
-                journal.outcome.as_str(),
-                journal.started_at,
-                journal.next_step().map_or("-", RejoinStep::as_str)
-            ));
-        }
-        let done = |step: RejoinStep| {
-            resumed
-                .and_then(|j| j.step(step))
-                .filter(|s| s.status == StepStatus::Done)
-                .map(|s| format!("     already done: {}\n", s.detail.as_deref().unwrap_or("")))
-        };
-        let units = &self.config.apps.units;
-        out.push_str(&format!(
-            " 1. stop_apps: systemctl stop, in order: {} (each within {})\n",
-            if units.is_empty() {
-                "(no units)".to_string()
-            } else {
-                units.iter().rev().cloned().collect::<Vec<_>>().join(", ")
-            },
-            humantime::format_duration(self.config.apps.start_timeout)
-        ));
-        match done(RejoinStep::StopApps) {
-            Some(line) => out.push_str(&line),
-            None => out.push_str(&units_now(units).await),
-        }
-        out.push_str(&format!(
-            " 2. make_read_only: SET GLOBAL read_only = ON on {}, then read it back\n",
-            self.local.describe()
-        ));
-        out.push_str(&done(RejoinStep::MakeReadOnly).unwrap_or_else(|| {
-            format!(
-                "     now: read_only = {}\n",
-                if checked.own.read_only { "ON" } else { "OFF" }
-            )
-        }));
-        out.push_str(&format!(
-            " 3. replicate: on this host's database STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_current_pos ({}); {}; START SLAVE\n",
-            display_gtid(&checked.own.gtid_current_pos),
-            crate::pair::change_master(
-                &self.config.replica.connection_name,
-                &self.peer.host,
-                self.peer.port,
-                &self.peer.replication_user,
-                &crate::secret::Secret::inline("[redacted]"),
-            ),
-        ));
-        out.push_str(&done(RejoinStep::Replicate).unwrap_or_else(|| {
-            format!(
-                "     now: {}\n",
-                checked
-                    .own
-                    .replica
-                    .as_ref()
-                    .map_or("no replication connection".to_string(), |r| r.summary())
-            )
-        }));
-        out.push_str(&format!(
-            " 4. catch_up: wait until both replication threads run and the peer's gtid_binlog_pos read then (now {}) is applied (MASTER_GTID_WAIT), within {}\n",
-            display_gtid(&checked.peer.gtid_binlog_pos),
-            humantime::format_duration(self.peer.catch_up_timeout)
-        ));
-        out.push_str(&done(RejoinStep::CatchUp).unwrap_or_default());
-        let promotion = self.store.journal_path();
-        out.push_str(&format!(
-            " 5. clear_promotion: archive {} as promotion.<time>.json, as reset does\n",
-            promotion.display()
-        ));
-        out.push_str(&done(RejoinStep::ClearPromotion).unwrap_or_else(|| {
-            format!(
-                "     now: {}\n",
-                if promotion.exists() {
-                    "a promotion journal is there"
-                } else {
-                    "no promotion journal: nothing to do"
+    async fn notify(&self, journal: &RejoinJournal) -> anyhow::Result<String> {
+        let alerter = &self.edges.alerter;
+        let alert = Alert::Rejoined(Box::new(journal.clone()));
+        alerter
+            .send_and_confirm(&alert, NOTIFY_TIMEOUT)
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "the closing alert {e}; the rejoin itself is done. It said:\n{}",
+                    alerter.render(&alert)
+                )
+            })?;
+        Ok("closing alert delivered".to_string())
+    }
+
+    async fn preview_step(&self, step: RejoinStep) -> Preview {
+        let config = &self.edges.config;
+        match step {
+            RejoinStep::StopApps => {
+                let units: Vec<String> = config.apps.units.iter().rev().cloned().collect();
+                let mut preview = Preview::new(format!(
+                    "systemctl stop, in order: {} (each within {})",
+                    if units.is_empty() {
+                        "(no units)".to_string()
+                    } else {
+                        units.join(", ")
+                    },
+                    humantime::format_duration(config.apps.start_timeout)
+                ));
+                for unit in &units {
+                    preview = preview.now(Ok(systemd::active_state(unit, Duration::from_secs(10))
+                        .await
+                        .map_or_else(
+                            |e| format!("{unit} is unknown ({e:#})"),
+                            |s| format!("{unit} is {s}"),
+                        )));
                 }
-            )
-        }));
-        match &self.config.telegram {
-            Some(t) => out.push_str(&format!(
-                " 6. notify: the closing alert to Telegram chat {} via {}{}\n",
-                t.chat_id,
-                t.api_url,
-                if self.config.webhooks.is_empty() {
-                    ""
-                } else {
-                    " and every webhook"
-                }
+                preview
+            }
+            RejoinStep::MakeReadOnly => {
+                let preview = Preview::new(format!(
+                    "SET GLOBAL read_only = ON on {}, then read it back",
+                    self.edges.own.describe()
+                ));
+                preview.now(match self.edges.own.read_only().await {
+                    Ok(on) => Ok(format!("read_only = {}", if on { "ON" } else { "OFF" })),
+                    Err(e) => Err(format!("{e:#}")),
+                })
+            }
+            RejoinStep::Replicate => self.preview_replicate().await,
+            RejoinStep::CatchUp => Preview::new(format!(
+                "wait until both replication threads run and the peer's gtid_binlog_pos read then is applied (MASTER_GTID_WAIT), within {}",
+                humantime::format_duration(self.peer.catch_up_timeout)
             )),
-            None => out.push_str(
-                " 6. notify: the closing alert to the configured channels (the log when none)\n",
-            ),
+            RejoinStep::ClearPromotion => Preview::new(format!(
+                "archive {} as promotion.<time>.json, as reset does",
+                self.edges.store.journal_path().display()
+            ))
+            .now(Ok(if self.edges.store.journal_path().exists() {
+                "a promotion journal is there".to_string()
+            } else {
+                "no promotion journal: nothing to do".to_string()
+            })),
+            RejoinStep::Notify => Preview::new(match &config.telegram {
+                Some(t) => format!(
+                    "the closing alert to Telegram chat {} via {}{}",
+                    t.chat_id,
+                    t.api_url,
+                    if config.webhooks.is_empty() {
+                        ""
+                    } else {
+                        " and every webhook"
+                    }
+                ),
+                None => {
+                    "the closing alert to the configured channels (the log when none)".to_string()
+                }
+            }),
         }
-        out
+    }
+
+    async fn preview_replicate(&self) -> Preview {
+        let config = &self.edges.config;
+        let statement = crate::mariadb::change_master(
+            &config.replica.connection_name,
+            &self.peer.host,
+            self.peer.port,
+            &self.peer.replication_user,
+            &crate::secret::Secret::inline("[redacted]"),
+        );
+        let preview = Preview::new(format!(
+            "on this host's database STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_current_pos; {statement}; START SLAVE"
+        ));
+        preview.now(match self.edges.own.replica_status().await {
+            Ok(replica) => {
+                Ok(replica.map_or("no replication connection".to_string(), |r| r.summary()))
+            }
+            Err(e) => Err(format!("{e:#}")),
+        })
     }
 }
 
-/// What each unit is now, last one first, as `stop_apps` would stop them.
-async fn units_now(units: &[String]) -> String {
-    let mut out = String::new();
-    for unit in units.iter().rev() {
-        let state = systemd::active_state(unit, Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|e| format!("unknown ({e:#})"));
-        out.push_str(&format!("     now: {unit} is {state}\n"));
+/// `systemctl stop` each unit, the last started first.
+async fn stop_apps(config: &crate::config::Config) -> anyhow::Result<String> {
+    let units = &config.apps.units;
+    if units.is_empty() {
+        return Ok("no units configured".to_string());
     }
-    out
+    for unit in units.iter().rev() {
+        systemd::stop_unit(unit, config.apps.start_timeout).await?;
+    }
+    let stopped: Vec<&str> = units.iter().rev().map(String::as_str).collect();
+    Ok(format!("stopped {}", stopped.join(", ")))
 }
 
 /// One line per errant range: the GTIDs, the file and position, the command to read it.
@@ -523,39 +483,40 @@ fn errant_lines(errant: &[Errant]) -> Vec<String> {
 /// The `gtid_slave_pos` this host may be given once the errant ranges are undone: its
 /// own position, with each errant domain cut back to what the peer has of it (dropped
 /// when the peer has nothing of it).
-pub fn discard_position(own_current: &str, errant: &[ErrantRange]) -> String {
-    let Some(own) = gtid::parse_gtids(own_current) else {
-        return String::new();
-    };
-    own.into_iter()
-        .filter_map(
-            |(domain, gtid)| match errant.iter().find(|e| e.domain == domain) {
-                Some(range) => range.peer_has,
-                None => Some(gtid),
-            },
-        )
-        .map(|gtid| gtid.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+pub fn discard_position(own_current: &GtidPosition, errant: &[ErrantRange]) -> GtidPosition {
+    GtidPosition::from_gtids(own_current.gtids().filter_map(|gtid| {
+        match errant.iter().find(|e| e.domain == gtid.domain) {
+            Some(range) => range.peer_has,
+            None => Some(gtid),
+        }
+    }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn pos(text: &str) -> GtidPosition {
+        GtidPosition::parse(text).unwrap()
+    }
+
     #[test]
     fn the_position_to_discard_to_keeps_clean_domains_and_cuts_errant_ones() {
-        let errant = gtid::errant("0-1-10,1-1-4,2-3-7", "0-2-12,2-3-7", "0-1-8").unwrap();
+        let errant = gtid::errant(
+            &pos("0-1-10,1-1-4,2-3-7"),
+            &pos("0-2-12,2-3-7"),
+            &pos("0-1-8"),
+        );
         assert_eq!(
-            discard_position("0-1-10,1-1-4,2-3-7", &errant),
+            discard_position(&pos("0-1-10,1-1-4,2-3-7"), &errant).canonical(),
             "0-1-8,2-3-7"
         );
-        assert_eq!(discard_position("0-1-10", &[]), "0-1-10");
+        assert_eq!(discard_position(&pos("0-1-10"), &[]).canonical(), "0-1-10");
     }
 
     #[test]
     fn each_errant_line_names_the_range_and_where_to_read_it() {
-        let range = gtid::errant("0-1-12", "0-1-9", "").unwrap().remove(0);
+        let range = gtid::errant(&pos("0-1-12"), &pos("0-1-9"), &pos("")).remove(0);
         let with = |spot| Errant {
             range: range.clone(),
             spot,

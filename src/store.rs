@@ -1,5 +1,6 @@
-//! The state directory: the promotion journal, the rejoin journal, the live state, the
-//! pause marker and the promotion lock. The only module that writes to `state_dir`.
+//! The state directory: the procedures' journals (`promotion.json`, `rejoin.json`), the
+//! live state, the pause marker and the locks. The only module that writes to
+//! `state_dir`.
 //!
 //! Every file is written atomically (write to a temporary file, fsync, rename, fsync the
 //! directory), so a reader or a restarted daemon sees the old content or the new one,
@@ -19,11 +20,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::careful_read;
-use crate::journal::{JOURNAL_VERSION, Journal};
-use crate::rejoin::journal::{REJOIN_JOURNAL_VERSION, RejoinJournal};
+use crate::journal::{Journal, Procedure, Promotion, Rejoin, RejoinJournal};
 
-const JOURNAL_FILE: &str = "promotion.json";
-const REJOIN_FILE: &str = "rejoin.json";
 const LIVE_FILE: &str = "live.json";
 const PAUSE_FILE: &str = "pause.json";
 const LOCK_FILE: &str = "promotion.lock";
@@ -71,25 +69,30 @@ impl StateDir {
             .with_context(|| format!("cannot create state_dir {}", self.path.display()))
     }
 
-    /// The journal file's path.
+    /// The promotion journal's path.
     pub fn journal_path(&self) -> PathBuf {
-        self.path.join(JOURNAL_FILE)
+        self.path.join(Promotion::FILE)
     }
 
-    /// The promotion journal, `None` when no promotion ever started.
-    pub fn load_journal(&self) -> anyhow::Result<Option<Journal>> {
-        let path = self.journal_path();
+    /// A procedure's journal, `None` when none was ever started (or the last one was
+    /// archived). Refused, naming the file, when it is not JSON, has another version, or
+    /// does not describe its procedure ([`Journal::validate`]): read as "none" it could
+    /// start a second promotion, read as done it could refuse one wrongly.
+    pub fn load<P: Procedure>(&self) -> anyhow::Result<Option<Journal<P>>> {
+        let path = self.path.join(P::FILE);
         let Some(text) = read_if_exists(&path)? else {
             return Ok(None);
         };
+        let name = P::NAME;
+        let inspect = "inspect it, then move it away only if no procedure is in progress";
         let value: serde_json::Value = serde_json::from_str(&text).with_context(|| {
             format!(
-                "the promotion journal {} is not valid JSON; inspect it, then move it away only if no promotion is in progress",
+                "the {name} journal {} is not valid JSON; {inspect}",
                 path.display()
             )
         })?;
         let version = value.get("version");
-        if version.and_then(serde_json::Value::as_u64) != Some(u64::from(JOURNAL_VERSION)) {
+        if version.and_then(serde_json::Value::as_u64) != Some(u64::from(P::VERSION)) {
             // Said as the file has it: "has version 2", "has no version", never Rust's
             // "Some(2)".
             let has = match version {
@@ -97,56 +100,62 @@ impl StateDir {
                 Some(version) => format!("has version {version}"),
             };
             bail!(
-                "the promotion journal {} {has}; this build reads version {JOURNAL_VERSION}",
+                "the {name} journal {} {has}; this build reads version {}",
                 path.display(),
+                P::VERSION
             );
         }
-        let journal: Journal = serde_json::from_value(value)
-            .with_context(|| format!("the promotion journal {} cannot be read", path.display()))?;
-        // Well-formed JSON can still not describe the promotion (steps missing): taken
-        // as it is, it would read as a promotion with nothing left to do.
+        let journal: Journal<P> = serde_json::from_value(value)
+            .with_context(|| format!("the {name} journal {} cannot be read", path.display()))?;
         if let Err(problem) = journal.validate() {
             bail!(
-                "the promotion journal {} does not describe the promotion: {problem}; inspect it, then move it away only if no promotion is in progress",
+                "the {name} journal {} does not describe the {name}: {problem}; {inspect}",
                 path.display()
             );
         }
         Ok(Some(journal))
     }
 
-    /// Persists the journal atomically.
-    pub fn save_journal(&self, journal: &Journal) -> anyhow::Result<()> {
-        self.save_json(JOURNAL_FILE, journal)
+    /// Persists a procedure's journal atomically.
+    pub fn save<P: Procedure>(&self, journal: &Journal<P>) -> anyhow::Result<()> {
+        self.save_json(P::FILE, journal)
     }
 
-    /// The last `rejoin`'s journal, `None` when this host never rejoined. Refused, naming
-    /// the file, when it cannot be read or lacks its steps, as the promotion journal is.
-    pub fn load_rejoin(&self) -> anyhow::Result<Option<RejoinJournal>> {
-        let path = self.path.join(REJOIN_FILE);
-        let Some(text) = read_if_exists(&path)? else {
+    /// Moves a procedure's journal aside as `<stem>.<time>.json` (kept: it records what
+    /// the procedure did). Returns the new path, `None` when there was none.
+    pub fn archive<P: Procedure>(&self, now: jiff::Timestamp) -> anyhow::Result<Option<PathBuf>> {
+        let from = self.path.join(P::FILE);
+        if !from.exists() {
             return Ok(None);
-        };
-        let journal: RejoinJournal = serde_json::from_str(&text)
-            .with_context(|| format!("the rejoin journal {} cannot be read", path.display()))?;
-        if journal.version != REJOIN_JOURNAL_VERSION {
-            bail!(
-                "the rejoin journal {} has version {}; this build reads version {REJOIN_JOURNAL_VERSION}",
-                path.display(),
-                journal.version
-            );
         }
-        if let Err(problem) = journal.validate() {
-            bail!(
-                "the rejoin journal {} does not describe a rejoin: {problem}",
-                path.display()
-            );
-        }
-        Ok(Some(journal))
+        let stem = P::FILE.trim_end_matches(".json");
+        let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
+        let to = self.path.join(format!("{stem}.{stamp}.json"));
+        std::fs::rename(&from, &to)
+            .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
+        sync_dir(&self.path).with_context(|| {
+            format!(
+                "cannot make the move of {} to {} durable",
+                from.display(),
+                to.display()
+            )
+        })?;
+        Ok(Some(to))
     }
 
-    /// Persists the rejoin journal atomically.
-    pub fn save_rejoin(&self, journal: &RejoinJournal) -> anyhow::Result<()> {
-        self.save_json(REJOIN_FILE, journal)
+    /// The promotion journal, `None` when no promotion ever started.
+    pub fn load_journal(&self) -> anyhow::Result<Option<Journal>> {
+        self.load::<Promotion>()
+    }
+
+    /// Persists the promotion journal atomically.
+    pub fn save_journal(&self, journal: &Journal) -> anyhow::Result<()> {
+        self.save(journal)
+    }
+
+    /// The last `rejoin`'s journal, `None` when this host never rejoined.
+    pub fn load_rejoin(&self) -> anyhow::Result<Option<RejoinJournal>> {
+        self.load::<Rejoin>()
     }
 
     /// The live state the daemon writes each round.
@@ -239,25 +248,9 @@ impl StateDir {
         Ok(StateLock { _file: file })
     }
 
-    /// Moves the journal aside as `promotion.<time>.json` (kept: it records what the
-    /// promotion did). Returns the new path, `None` when there was no journal.
+    /// Moves the promotion journal aside as `promotion.<time>.json`.
     pub fn archive_journal(&self, now: jiff::Timestamp) -> anyhow::Result<Option<PathBuf>> {
-        let from = self.journal_path();
-        if !from.exists() {
-            return Ok(None);
-        }
-        let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
-        let to = self.path.join(format!("promotion.{stamp}.json"));
-        std::fs::rename(&from, &to)
-            .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
-        sync_dir(&self.path).with_context(|| {
-            format!(
-                "cannot make the move of {} to {} durable",
-                from.display(),
-                to.display()
-            )
-        })?;
-        Ok(Some(to))
+        self.archive::<Promotion>(now)
     }
 
     fn load_json<T: DeserializeOwned>(&self, name: &str) -> anyhow::Result<Option<T>> {
@@ -353,17 +346,36 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateDir::new(dir.path().join("state"));
         assert!(store.load_rejoin().unwrap().is_none());
+        let position = crate::gtid::GtidPosition::parse("0-1-5").unwrap();
         let mut journal =
-            RejoinJournal::new("n", "peer", "h:1", "0-1-5", jiff::Timestamp::UNIX_EPOCH);
-        store.save_rejoin(&journal).unwrap();
+            RejoinJournal::rejoin("n", "peer", "h:1", position, jiff::Timestamp::UNIX_EPOCH);
+        store.save(&journal).unwrap();
         assert_eq!(store.load_rejoin().unwrap(), Some(journal.clone()));
         journal.steps.clear();
-        store.save_rejoin(&journal).unwrap();
+        store.save(&journal).unwrap();
         let error = format!("{:#}", store.load_rejoin().unwrap_err());
         assert!(
-            error.contains("rejoin.json does not describe a rejoin"),
+            error.contains("rejoin.json does not describe the rejoin"),
             "{error}"
         );
+        store
+            .save(&RejoinJournal::rejoin(
+                "n",
+                "p",
+                "h:1",
+                Default::default(),
+                jiff::Timestamp::UNIX_EPOCH,
+            ))
+            .unwrap();
+        let archived = store
+            .archive::<Rejoin>(jiff::Timestamp::UNIX_EPOCH)
+            .unwrap()
+            .unwrap();
+        assert!(
+            archived.ends_with("rejoin.19700101T000000Z.json"),
+            "{archived:?}"
+        );
+        assert!(store.load_rejoin().unwrap().is_none());
     }
 
     #[test]

@@ -1,34 +1,286 @@
 //! A planned switchover, run on the standby (`switchover`): what is checked before it
-//! starts, and the steps only a switchover has. The promotion's own steps, the journal
-//! and the resume are [`crate::promote`]'s: a switchover is a promotion with trigger
-//! [`Trigger::Switchover`](crate::journal::Trigger), whose journal
-//! ([`StepName::SWITCHOVER`](crate::journal::StepName)) fences the primary and catches up
-//! first, and rejoins the old primary last.
+//! starts ([`pre_checks`]) and its eight steps as a procedure ([`Switchover`]) on the one
+//! engine: `fence_primary` and `catch_up` first, then the promotion's steps (its
+//! `make_writable` without a second fence), then `rejoin_peer`, then `notify`. Its
+//! journal is the promotion's, with trigger `switchover`.
 //!
 //! Zero loss rests on the order: the primary is fenced (`read_only = ON`, its running
 //! writes drained, its clients cut) and its final `@@gtid_binlog_pos` read before this
 //! host stops replicating, and this host is made writable only once it has applied
 //! exactly that position. Until then nothing here has changed, so a standby that cannot
-//! catch up undoes the fence ([`undo_fence`]) and the pair is as it was.
+//! fence or catch up undoes the fence (the journal's policy for those two steps) and the
+//! pair is as it was. A failed `rejoin_peer` goes on: DNS has moved already, and
+//! `rejoin` on the old primary finishes the job.
 
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use jiff::Timestamp;
 
-use crate::config::Config;
-use crate::journal::{Journal, PrimarySeen};
-use crate::pair::Database;
-use crate::replica::display_gtid;
+use crate::alert::Alert;
+use crate::edges::Edges;
+use crate::journal::{Journal, PrimarySeen, Promotion, StepName, Trigger};
+use crate::mariadb::Server;
+use crate::procedure::{Preview, RunError, Runner, Steps};
 use crate::role::{self, Role};
 use crate::smoke::Verdict;
+use crate::takeover::{self, REJOIN_CONFIRM};
 
-/// How long `rejoin_peer` waits for the old primary's replication to run.
-pub const REJOIN_CONFIRM: Duration = Duration::from_secs(30);
-/// Time for a step beyond its own wait: connecting, a few statements.
-pub const STEP_SLACK: Duration = Duration::from_secs(10);
 /// How often `rejoin_peer` reads the old primary's replication while it waits.
 const POLL: Duration = Duration::from_millis(100);
+
+/// Runs (or resumes) the switchover under the promotion lock.
+pub async fn switch_over(edges: &Edges) -> Result<Journal, RunError> {
+    resume(edges, Trigger::Switchover).await
+}
+
+/// Takes up the switchover in the journal (or starts one) for `by`: the daemon at its
+/// start, an operator's `--promote-now`, or `switchover`.
+pub async fn resume(edges: &Edges, by: Trigger) -> Result<Journal, RunError> {
+    let mut switchover = Switchover::new(edges)?;
+    switchover.by = by;
+    Runner::new(edges)
+        .run(&switchover, &takeover::holder(by))
+        .await
+}
+
+/// The switchover's steps.
+pub struct Switchover<'a> {
+    edges: &'a Edges,
+    /// The primary to fence and rejoin: the peer.
+    peer: &'a Server,
+    peer_config: &'a crate::config::PeerConfig,
+    /// Who runs it: an operator's `switchover` or `--promote-now`, or the daemon (which
+    /// resumes an interrupted one, never a halted one).
+    by: Trigger,
+}
+
+impl<'a> Switchover<'a> {
+    /// Refused as a config error naming `peer` without a `[peer]` table.
+    pub fn new(edges: &'a Edges) -> Result<Switchover<'a>, RunError> {
+        match (&edges.peer, &edges.config.peer) {
+            (Some(peer), Some(peer_config)) => Ok(Switchover {
+                edges,
+                peer,
+                peer_config,
+                by: Trigger::Switchover,
+            }),
+            _ => Err(RunError::State(anyhow!(
+                "a switchover needs a [peer] table naming the primary's database"
+            ))),
+        }
+    }
+}
+
+impl Steps for Switchover<'_> {
+    type Kind = Promotion;
+
+    fn name(&self) -> &'static str {
+        "switchover"
+    }
+
+    fn plan(&self) -> &'static [StepName] {
+        &StepName::SWITCHOVER
+    }
+
+    async fn open(&self, last: Option<Journal>) -> Result<Journal, RunError> {
+        let reason = format!(
+            "planned switchover from {} requested by an operator",
+            self.peer_config.name
+        );
+        let by_daemon = self.by == Trigger::Automatic;
+        takeover::open(
+            self.edges,
+            Trigger::Switchover,
+            &reason,
+            None,
+            last,
+            by_daemon,
+        )
+        .await
+    }
+
+    fn deadline(&self, step: StepName) -> Duration {
+        takeover::deadline(&self.edges.config, step)
+    }
+
+    async fn preview(&self, step: StepName) -> Preview {
+        let p = self.peer_config;
+        match step {
+            StepName::FencePrimary => Preview::new(format!(
+                "on {} SET GLOBAL read_only = ON (running writes get {}), end its client connections, read @@gtid_binlog_pos",
+                self.peer.describe(),
+                humantime::format_duration(p.write_drain_timeout)
+            )),
+            StepName::CatchUp => Preview::new(format!(
+                "on {} MASTER_GTID_WAIT(that position, {}); if it cannot, read_only = OFF on the peer again and stop: nothing changed",
+                self.edges.own.describe(),
+                humantime::format_duration(p.switchover_timeout)
+            )),
+            StepName::RejoinPeer => Preview::new(format!(
+                "on {} CHANGE MASTER TO {} as {} with GTID, START SLAVE, confirmed running",
+                self.peer.describe(),
+                self.edges.config.replica.connect_address,
+                p.replication_user
+            )),
+            StepName::Notify => Preview::new("the closing alert with the drill record"),
+            step => takeover::preview(self.edges, step).await,
+        }
+    }
+
+    async fn run(&self, step: StepName, journal: &mut Journal) -> anyhow::Result<String> {
+        match step {
+            StepName::FencePrimary => self.fence_primary(journal).await,
+            StepName::CatchUp => self.catch_up(journal).await,
+            // The primary is fenced and about to replicate from here: no second fence,
+            // no fence_command.
+            StepName::MakeWritable => {
+                let writable = self.edges.own.make_writable().await?;
+                Ok(format!(
+                    "fence: none here (the primary was fenced by fence_primary and is about to replicate from this host: no fence_command); {writable}"
+                ))
+            }
+            StepName::RejoinPeer => self.rejoin_peer().await,
+            step => takeover::run_shared(self.edges, step, journal).await,
+        }
+    }
+
+    /// Undoing `fence_primary`: the peer takes writes again (`read_only = OFF`, read
+    /// back).
+    async fn undo(&self, step: StepName, _journal: &Journal) -> anyhow::Result<String> {
+        if step != StepName::FencePrimary {
+            bail!("step {step} cannot be undone");
+        }
+        self.peer.set_read_only(false).await?;
+        Ok(format!("{}: read_only = OFF again", self.peer.describe()))
+    }
+
+    async fn halted(&self, journal: &Journal, step: StepName, error: &str) {
+        takeover::halted(self.edges, journal, step, error).await;
+    }
+
+    async fn abandoned(&self, _journal: &Journal, _step: StepName, why: &str) {
+        self.edges.alerter.send(&Alert::SwitchoverAbandoned {
+            why: why.to_string(),
+        });
+    }
+
+    async fn finished(&self, journal: &Journal) {
+        takeover::finished(self.edges, journal).await;
+    }
+}
+
+impl Switchover<'_> {
+    /// `fence_primary`: the peer made read-only, its running writes given
+    /// `write_drain_timeout`, its clients cut, its final position recorded. Safe to
+    /// repeat: a resumed fence reads the same position, and the drill keeps the first
+    /// fence's time.
+    async fn fence_primary(&self, journal: &mut Journal) -> anyhow::Result<String> {
+        let drain = self.peer_config.write_drain_timeout;
+        let at = Timestamp::now();
+        let fenced = self.peer.fence(drain).await?;
+        let record = &mut journal.record;
+        let drill = record.switchover.get_or_insert_with(Default::default);
+        drill.fenced_at.get_or_insert(at);
+        drill.final_position = Some(fenced.final_position.clone());
+        drill.killed_connections += fenced.killed;
+        // The accounting of the promotion's steps compares against this position.
+        record.primary_last_seen = Some(PrimarySeen {
+            gtid: fenced.final_position.clone(),
+            at: Timestamp::now(),
+        });
+        Ok(format!(
+            "{}: read_only = ON (running writes given {}), {} client connection(s) ended; final position {}",
+            self.peer.describe(),
+            humantime::format_duration(drain),
+            fenced.killed,
+            fenced.final_position
+        ))
+    }
+
+    /// `catch_up`: this host applies the fenced primary's final position within
+    /// `switchover_timeout`, else fails (and the fence is undone).
+    async fn catch_up(&self, journal: &mut Journal) -> anyhow::Result<String> {
+        let timeout = self.peer_config.switchover_timeout;
+        let final_position = journal
+            .record
+            .switchover
+            .as_ref()
+            .and_then(|d| d.final_position.clone())
+            .context("fence_primary recorded no final position")?;
+        let local = &self.edges.own;
+        let reached = local.wait_for_position(&final_position, timeout).await?;
+        let applied = local.state().await?.gtid_current_pos;
+        if !reached {
+            bail!(
+                "this host did not apply the primary's final position {final_position} within {} (it has {applied})",
+                humantime::format_duration(timeout),
+            );
+        }
+        let lost = !applied.covers(&final_position);
+        let drill = journal
+            .record
+            .switchover
+            .get_or_insert_with(Default::default);
+        drill.caught_up_at = Some(Timestamp::now());
+        drill.applied_position = Some(applied.clone());
+        drill.lost = Some(lost);
+        if lost {
+            bail!(
+                "MASTER_GTID_WAIT returned, yet this host has {applied} and the primary's final position is {final_position}"
+            );
+        }
+        Ok(format!(
+            "applied the primary's final position {final_position}: this host has {applied}"
+        ))
+    }
+
+    /// `rejoin_peer`: the old primary replicates from this host (`[replica]
+    /// connect_address`) through the `[peer]` replication account, confirmed running
+    /// within [`REJOIN_CONFIRM`]. It must be read-only still: a writable one is left
+    /// alone.
+    async fn rejoin_peer(&self) -> anyhow::Result<String> {
+        let (peer, p) = (self.peer, self.peer_config);
+        let here = &self.edges.config.replica.connect_address;
+        if !peer.state().await?.read_only {
+            bail!(
+                "{} is writable: it was fenced by this switchover, so someone made it writable since; not pointing it here (two primaries?). Make it read-only, then run `failover-watchdog rejoin` on it",
+                peer.describe()
+            );
+        }
+        peer.replicate_from(
+            &here.host,
+            here.port,
+            &p.replication_user,
+            &p.replication_password,
+        )
+        .await?;
+        let deadline = tokio::time::Instant::now() + REJOIN_CONFIRM;
+        loop {
+            let state = peer.state().await?;
+            match &state.replica {
+                Some(r) if r.replicating() => {
+                    return Ok(format!(
+                        "{} replicates from {here}: {}",
+                        peer.describe(),
+                        r.summary()
+                    ));
+                }
+                replica if tokio::time::Instant::now() >= deadline => {
+                    let found = replica
+                        .as_ref()
+                        .map_or("no replication connection".to_string(), |r| r.summary());
+                    bail!(
+                        "{} does not replicate from {here} after {}: {found}; run `failover-watchdog rejoin` on it",
+                        peer.describe(),
+                        humantime::format_duration(REJOIN_CONFIRM),
+                    );
+                }
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    }
+}
 
 /// One pre-check: what was checked, and what was found (`Err` refuses the switchover).
 #[derive(Debug, Clone)]
@@ -42,70 +294,25 @@ pub struct PreCheck {
 /// the peer answers and is the writable primary; the smoke test's `promotion_plan`
 /// check passes (units known to systemd, the replica account's privileges, `state_dir`
 /// writable, no journal).
-pub async fn pre_checks(config: &Config) -> Vec<PreCheck> {
-    let local = Database::local(config);
+pub async fn pre_checks(edges: &Edges) -> Vec<PreCheck> {
+    let config = &edges.config;
     let (local_state, peer_state, plan) = tokio::join!(
-        local.state(),
+        edges.own.state(),
         async {
-            match Database::peer(config) {
+            match &edges.peer {
                 Some(peer) => peer.state().await,
                 None => Err(anyhow!("no [peer] configured")),
             }
         },
         crate::smoke::checks::promotion_plan(config)
     );
-    let mut checks = Vec::new();
-    match local_state {
-        Err(e) => checks.push(PreCheck {
+    let mut checks = match local_state {
+        Err(e) => vec![PreCheck {
             what: "this host is a standby",
             result: Err(format!("{e:#}")),
-        }),
-        Ok(state) => {
-            let role = role::derive(
-                state.read_only,
-                state.replica.as_ref(),
-                config.peer.as_ref(),
-            );
-            let replica = state.replica.as_ref();
-            checks.push(PreCheck {
-                what: "this host is a standby",
-                result: match (role, replica) {
-                    (Role::Standby, Some(r)) if r.replicating() => Ok(format!(
-                        "{}: read-only, {}",
-                        local.describe(),
-                        r.summary()
-                    )),
-                    (Role::Standby, Some(r)) => Err(format!(
-                        "its replication does not run (IO {}, SQL {}): {}",
-                        r.io_running,
-                        r.sql_running,
-                        r.summary()
-                    )),
-                    (role, _) => Err(format!(
-                        "{} is {role} (read_only {}, replication {}), not a read-only replica of the peer",
-                        local.describe(),
-                        if state.read_only { "ON" } else { "OFF" },
-                        replica.map_or("none".to_string(), |r| r.summary())
-                    )),
-                },
-            });
-            let max_lag = config.replica.max_lag;
-            checks.push(PreCheck {
-                what: "lag within [replica] max_lag",
-                result: match replica.and_then(|r| r.seconds_behind) {
-                    Some(lag) if Duration::from_secs(lag) <= max_lag => Ok(format!(
-                        "{lag} s behind (max_lag {})",
-                        humantime::format_duration(max_lag)
-                    )),
-                    Some(lag) => Err(format!(
-                        "{lag} s behind, more than max_lag {}",
-                        humantime::format_duration(max_lag)
-                    )),
-                    None => Err("Seconds_Behind_Master is unknown (replication stopped)".into()),
-                },
-            });
-        }
-    }
+        }],
+        Ok(state) => standby_checks(edges, &state),
+    };
     checks.push(PreCheck {
         what: "the peer is the writable primary",
         result: match peer_state {
@@ -113,11 +320,11 @@ pub async fn pre_checks(config: &Config) -> Vec<PreCheck> {
             Ok(state) => match role::derive(state.read_only, state.replica.as_ref(), None) {
                 Role::Primary => Ok(format!(
                     "writable, not replicating, at {}",
-                    display_gtid(&state.gtid_binlog_pos)
+                    state.gtid_binlog_pos
                 )),
                 role => Err(format!(
                     "the peer is {role} (read_only {}, replication {})",
-                    if state.read_only { "ON" } else { "OFF" },
+                    on_off(state.read_only),
                     state
                         .replica
                         .as_ref()
@@ -136,161 +343,55 @@ pub async fn pre_checks(config: &Config) -> Vec<PreCheck> {
     checks
 }
 
-/// `fence_primary`: the peer made read-only, its running writes given
-/// `write_drain_timeout`, its clients cut, its final position recorded. Safe to repeat:
-/// a resumed fence reads the same position, and the drill keeps the first fence's time.
-pub async fn fence_primary(config: &Config, journal: &mut Journal) -> anyhow::Result<String> {
-    let (peer, drain) = peer(config)?;
-    let at = Timestamp::now();
-    let fenced = peer.fence(drain).await?;
-    let drill = journal.switchover.get_or_insert_with(Default::default);
-    drill.fenced_at.get_or_insert(at);
-    drill.final_position = Some(fenced.final_position.clone());
-    drill.killed_connections += fenced.killed;
-    // The accounting of the promotion's steps compares against this position.
-    journal.primary_last_seen = Some(PrimarySeen {
-        gtid: fenced.final_position.clone(),
-        at: Timestamp::now(),
-    });
-    Ok(format!(
-        "{}: read_only = ON (running writes given {}), {} client connection(s) ended; final position {}",
-        peer.describe(),
-        humantime::format_duration(drain),
-        fenced.killed,
-        display_gtid(&fenced.final_position)
-    ))
+/// This host is a running, caught-up-enough standby of the peer.
+fn standby_checks(edges: &Edges, state: &crate::mariadb::DbState) -> Vec<PreCheck> {
+    let config = &edges.config;
+    let peer = config.peer.as_ref().map(|p| p.source());
+    let role = role::derive(state.read_only, state.replica.as_ref(), peer);
+    let replica = state.replica.as_ref();
+    let standby = match (role, replica) {
+        (Role::Standby, Some(r)) if r.replicating() => Ok(format!(
+            "{}: read-only, {}",
+            edges.own.describe(),
+            r.summary()
+        )),
+        (Role::Standby, Some(r)) => Err(format!(
+            "its replication does not run (IO {}, SQL {}): {}",
+            r.io_running,
+            r.sql_running,
+            r.summary()
+        )),
+        (role, _) => Err(format!(
+            "{} is {role} (read_only {}, replication {}), not a read-only replica of the peer",
+            edges.own.describe(),
+            on_off(state.read_only),
+            replica.map_or("none".to_string(), |r| r.summary())
+        )),
+    };
+    let max_lag = config.replica.max_lag;
+    let lag = match replica.and_then(|r| r.seconds_behind) {
+        Some(lag) if Duration::from_secs(lag) <= max_lag => Ok(format!(
+            "{lag} s behind (max_lag {})",
+            humantime::format_duration(max_lag)
+        )),
+        Some(lag) => Err(format!(
+            "{lag} s behind, more than max_lag {}",
+            humantime::format_duration(max_lag)
+        )),
+        None => Err("Seconds_Behind_Master is unknown (replication stopped)".into()),
+    };
+    vec![
+        PreCheck {
+            what: "this host is a standby",
+            result: standby,
+        },
+        PreCheck {
+            what: "lag within [replica] max_lag",
+            result: lag,
+        },
+    ]
 }
 
-/// `catch_up`: this host applies the fenced primary's final position within
-/// `switchover_timeout`, else fails (and the driver undoes the fence).
-pub async fn catch_up(config: &Config, journal: &mut Journal) -> anyhow::Result<String> {
-    let timeout = config
-        .peer
-        .as_ref()
-        .map(|p| p.switchover_timeout)
-        .context("no [peer] configured")?;
-    let final_position = journal
-        .switchover
-        .as_ref()
-        .and_then(|d| d.final_position.clone())
-        .context("fence_primary recorded no final position")?;
-    let local = Database::local(config);
-    let reached = local.wait_for_position(&final_position, timeout).await?;
-    let state = local.state().await?;
-    if !reached {
-        bail!(
-            "this host did not apply the primary's final position {} within {} (it has {})",
-            display_gtid(&final_position),
-            humantime::format_duration(timeout),
-            display_gtid(&state.gtid_current_pos)
-        );
-    }
-    let applied = state.gtid_current_pos;
-    let lost = !crate::gtid::covers(&applied, &final_position);
-    let drill = journal.switchover.get_or_insert_with(Default::default);
-    drill.caught_up_at = Some(Timestamp::now());
-    drill.applied_position = Some(applied.clone());
-    drill.lost = Some(lost);
-    if lost {
-        bail!(
-            "MASTER_GTID_WAIT returned, yet this host has {} and the primary's final position is {}",
-            display_gtid(&applied),
-            display_gtid(&final_position)
-        );
-    }
-    Ok(format!(
-        "applied the primary's final position {}: this host has {}",
-        display_gtid(&final_position),
-        display_gtid(&applied)
-    ))
-}
-
-/// Undoes `fence_primary`: the peer takes writes again (`read_only = OFF`, read back).
-pub async fn undo_fence(config: &Config) -> anyhow::Result<String> {
-    let (peer, _) = peer(config)?;
-    peer.set_read_only(false).await?;
-    Ok(format!("{}: read_only = OFF again", peer.describe()))
-}
-
-/// `rejoin_peer`: the old primary replicates from this host (`[replica]
-/// connect_address`) through the `[peer]` replication account, confirmed running within
-/// [`REJOIN_CONFIRM`]. It must be read-only still: a writable one is left alone.
-pub async fn rejoin_peer(config: &Config) -> anyhow::Result<String> {
-    let (peer, _) = peer(config)?;
-    let p = config.peer.as_ref().context("no [peer] configured")?;
-    let here = &config.replica.connect_address;
-    let before = peer.state().await?;
-    if !before.read_only {
-        bail!(
-            "{} is writable: it was fenced by this switchover, so someone made it writable since; not pointing it here (two primaries?). Make it read-only, then run `failover-watchdog rejoin` on it",
-            peer.describe()
-        );
-    }
-    peer.replicate_from(
-        &here.host,
-        here.port,
-        &p.replication_user,
-        &p.replication_password,
-    )
-    .await?;
-    let deadline = tokio::time::Instant::now() + REJOIN_CONFIRM;
-    loop {
-        let state = peer.state().await?;
-        match &state.replica {
-            Some(r) if r.replicating() => {
-                return Ok(format!(
-                    "{} replicates from {here}: {}",
-                    peer.describe(),
-                    r.summary()
-                ));
-            }
-            replica if tokio::time::Instant::now() >= deadline => {
-                let found = replica
-                    .as_ref()
-                    .map_or("no replication connection".to_string(), |r| r.summary());
-                bail!(
-                    "{} does not replicate from {here} after {}: {}; run `failover-watchdog rejoin` on it",
-                    peer.describe(),
-                    humantime::format_duration(REJOIN_CONFIRM),
-                    found
-                );
-            }
-            _ => tokio::time::sleep(POLL).await,
-        }
-    }
-}
-
-/// The longest `fence_primary` may take: connecting, then the drain.
-pub fn fence_deadline(config: &Config) -> Duration {
-    config.probe.timeout
-        + config
-            .peer
-            .as_ref()
-            .map_or(Duration::ZERO, |p| p.write_drain_timeout)
-        + STEP_SLACK
-}
-
-/// The longest `catch_up` may take: `switchover_timeout` and a little.
-pub fn catch_up_deadline(config: &Config) -> Duration {
-    config.probe.timeout
-        + config
-            .peer
-            .as_ref()
-            .map_or(Duration::ZERO, |p| p.switchover_timeout)
-        + STEP_SLACK
-}
-
-/// The longest `rejoin_peer` may take.
-pub fn rejoin_deadline(config: &Config) -> Duration {
-    2 * config.probe.timeout + REJOIN_CONFIRM + STEP_SLACK
-}
-
-fn peer(config: &Config) -> anyhow::Result<(Database, Duration)> {
-    let drain = config
-        .peer
-        .as_ref()
-        .map(|p| p.write_drain_timeout)
-        .context("no [peer] configured")?;
-    let peer = Database::peer(config).context("no [peer] configured")?;
-    Ok((peer, drain))
+fn on_off(on: bool) -> &'static str {
+    if on { "ON" } else { "OFF" }
 }

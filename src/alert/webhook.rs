@@ -151,7 +151,7 @@ pub fn body(format: WebhookFormat, event: &Event, token: Option<&str>) -> Value 
             // answering) adds to the open incident instead of paging again.
             "dedup_key": format!("failover-watchdog/{}/{}", event.node, event.kind),
             "payload": {
-                "summary": super::message::shorten(&event.headline, PAGERDUTY_SUMMARY_CHARS),
+                "summary": failover_watchdog_core::alert::shorten(&event.headline, PAGERDUTY_SUMMARY_CHARS),
                 "source": event.node,
                 "severity": event.severity.as_str(),
                 "timestamp": at,

@@ -1,5 +1,8 @@
 //! One file per command. Each takes the parsed command line, loads the config and calls
-//! into the library; [`dispatch`] picks the command.
+//! into the library; [`dispatch`] picks the command. The commands that run long or
+//! change the pair (the daemon, the witness, `--promote-now`, `switchover`, `rejoin`)
+//! get the stop signal ([`Shutdown::on_signals`]); the others change nothing, or one
+//! file atomically, and end at once on Ctrl-C as any program does.
 
 mod check_config;
 mod pause;
@@ -17,6 +20,7 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::error::UsageError;
+use crate::shutdown::Shutdown;
 
 /// Runs the command `cli` names and returns its exit code; errors carry theirs
 /// ([`crate::error::exit_code_for`]).
@@ -25,13 +29,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         return Err(UsageError("--promote-now is not used with a command".to_string()).into());
     }
     if cli.promote_now {
-        return promote_now::run(&load(&cli.config)?, cli.yes, cli.dry_run).await;
+        let config = load(&cli.config)?;
+        return promote_now::run(&config, cli.yes, cli.dry_run, Shutdown::on_signals()?).await;
     }
     // Every command but `witness` runs on the standby's config; a witness host has its
     // own, smaller one.
     let config = || load(&cli.config);
     match cli.command {
-        None | Some(Command::Run) => run::run(config()?).await,
+        None | Some(Command::Run) => run::run(config()?, Shutdown::on_signals()?).await,
         Some(Command::CheckConfig { witness: false }) => check_config::run(&config()?),
         Some(Command::CheckConfig { witness: true }) => check_config::witness(&cli.config),
         Some(Command::Status { json }) => status::run(&config()?, json),
@@ -43,31 +48,17 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Some(Command::Resume) => pause::resume(&config()?).await,
         Some(Command::Reset { yes }) => reset::run(&config()?, yes),
-        Some(Command::Rejoin { yes, dry_run }) => rejoin::run(&config()?, yes, dry_run).await,
+        Some(Command::Rejoin { yes, dry_run }) => {
+            rejoin::run(&config()?, yes, dry_run, Shutdown::on_signals()?).await
+        }
         Some(Command::Switchover { yes, dry_run }) => {
-            switchover::run(&config()?, yes, dry_run).await
+            switchover::run(&config()?, yes, dry_run, Shutdown::on_signals()?).await
         }
-        Some(Command::Witness { listen }) => witness::run(&cli.config, listen).await,
+        Some(Command::Witness { listen }) => {
+            let shutdown = Shutdown::on_signals()?;
+            witness::run(&cli.config, listen, async move { shutdown.wait().await }).await
+        }
     }
-}
-
-/// Resolves on SIGTERM or SIGINT: the shutdown passed to the long-running commands.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-    })
-}
-
-/// Tells systemd we are ready (`READY=1`); outside systemd `NOTIFY_SOCKET` is unset and
-/// this does nothing.
-fn notify_ready() {
-    crate::systemd::Notifier::from_env().ready();
 }
 
 fn load(path: &std::path::Path) -> anyhow::Result<Config> {

@@ -1,82 +1,88 @@
 //! `rejoin [--yes] [--dry-run]`, on the old primary once it is repaired: become the
-//! peer's caught-up replica ([`crate::rejoin`]).
-//!
-//! The promotion lock is held for the whole run (not for a dry run, which changes
-//! nothing), so a rejoin never races a promotion on this host. The pre-checks run every
-//! time, a resume too; a refusal changes nothing (exit 3).
+//! peer's caught-up replica ([`crate::rejoin`]). The pre-checks run every time, a resume
+//! too; a refusal changes nothing (exit 3). The dry run takes no lock and changes
+//! nothing.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
-use std::time::Duration;
 
-use crate::alert::Alerter;
 use crate::config::Config;
-use crate::error::{Refused, UsageError};
+use crate::edges::Edges;
+use crate::error::Refused;
+use crate::journal::Outcome;
+use crate::journal::rejoin::RejoinOutcome;
+use crate::procedure::{confirm, print_preview};
 use crate::rejoin::Rejoin;
-use crate::store::StateDir;
+use crate::shutdown::Shutdown;
 
-/// The longest the command waits for alerts, all of them together.
-const ALERT_WAIT: Duration = Duration::from_secs(10);
-
-pub async fn run(config: &Config, yes: bool, dry_run: bool) -> anyhow::Result<ExitCode> {
-    let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let alerter = Alerter::start(&config.node.name, config, scrubber)?.with_wait_budget(ALERT_WAIT);
-    let rejoin = Rejoin::new(config, alerter.clone())?;
-    let store = StateDir::new(config.state_dir());
-    let _lock = if dry_run {
-        None
-    } else {
-        let holder = format!("pid {} (rejoin)", std::process::id());
-        Some(store.lock_promotion(&holder)?)
-    };
-    let checked = rejoin.precheck().await?;
-    if let Some(refusal) = rejoin.refusal(&checked) {
-        if !dry_run {
-            alerter.send(&rejoin.refused_alert(&checked));
-            flush(&alerter).await;
-        }
-        return Err(Refused(refusal).into());
-    }
-    let last = store.load_rejoin()?;
+pub async fn run(
+    config: &Config,
+    yes: bool,
+    dry_run: bool,
+    shutdown: Shutdown,
+) -> anyhow::Result<ExitCode> {
+    let edges = Edges::command(config, shutdown)?;
+    let rejoin = Rejoin::new(&edges)?;
     if dry_run {
-        print!("{}", rejoin.plan(&checked, last.as_ref()).await);
-        return Ok(ExitCode::SUCCESS);
+        return plan(&edges, &rejoin).await;
     }
     if !yes {
-        confirm(config)?;
+        confirm(
+            "rejoin",
+            &format!(
+                "Rejoin {} to its peer? This stops {} unit(s), makes its database read-only and points its replication at the peer.",
+                config.node.name,
+                config.apps.units.len(),
+            ),
+        )?;
     }
-    let mut journal = rejoin.opening(last, &checked);
-    let outcome = rejoin.run(&mut journal).await;
+    let result = crate::rejoin::rejoin(&edges).await;
+    let journal = match result {
+        Ok(journal) => journal,
+        Err(e) => {
+            edges.flush_alerts().await;
+            return Err(e.into_error());
+        }
+    };
     print!("{}", journal.render());
-    flush(&alerter).await;
-    outcome.map(|()| ExitCode::SUCCESS)
-}
-
-async fn flush(alerter: &Alerter) {
-    let undelivered = alerter.flush(ALERT_WAIT).await;
-    if !undelivered.none() {
-        eprintln!("warning: {undelivered}");
+    edges.flush_alerts().await;
+    match (journal.outcome, journal.failed_step()) {
+        (Outcome::Done, _) => Ok(ExitCode::SUCCESS),
+        (_, Some(failed)) => anyhow::bail!(
+            "rejoin stopped: step {} failed: {}",
+            failed.name,
+            failed.error.as_deref().unwrap_or("")
+        ),
+        (_, None) => anyhow::bail!(
+            "rejoin stopped before step {}; run rejoin again to resume it",
+            journal.next_step().map_or("-", |s| s.as_str())
+        ),
     }
 }
 
-fn confirm(config: &Config) -> anyhow::Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(UsageError(
-            "rejoin needs --yes when stdin is not a terminal (nobody to ask)".to_string(),
-        )
-        .into());
+/// The dry run: the pre-checks, then every step with its targets and what they look
+/// like now; a journal a real run would resume is said.
+async fn plan(edges: &Edges, rejoin: &Rejoin<'_>) -> anyhow::Result<ExitCode> {
+    let checked = rejoin.precheck().await?;
+    if let Some(refusal) = rejoin.refusal(&checked) {
+        return Err(Refused(refusal).into());
     }
-    print!(
-        "Rejoin {} to its peer? This stops {} unit(s), makes its database read-only and points its replication at the peer. Type 'yes': ",
-        config.node.name,
-        config.apps.units.len(),
+    println!(
+        "Rejoin plan for {} (dry run: nothing is changed)\nChecks passed: the peer is the writable primary (gtid_binlog_pos {}); this host (gtid_current_pos {}) has no transaction it lacks.",
+        edges.config.node.name, checked.peer.gtid_binlog_pos, checked.own.gtid_current_pos,
     );
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        return Err(Refused("not confirmed; nothing was changed".to_string()).into());
+    let last = edges.store.load_rejoin()?;
+    let resumed = last.as_ref().filter(|j| j.outcome != Outcome::Done);
+    if let Some(journal) = resumed {
+        println!(
+            "A {} rejoin (started {}) is in the journal: rejoin resumes it at step {}.",
+            RejoinOutcome::from(journal.outcome).as_str(),
+            journal.started_at,
+            journal
+                .next_step()
+                .or(journal.failed_step().map(|s| s.name))
+                .map_or("-", |s| s.as_str())
+        );
     }
-    Ok(())
+    print_preview(rejoin, resumed).await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -29,7 +29,7 @@ pub fn run(config: &Config, yes: bool) -> anyhow::Result<ExitCode> {
         Ok(Some(journal)) => format!(
             "the promotion started at {} ({} trigger, {})",
             journal.started_at,
-            journal.trigger.as_str(),
+            journal.record.trigger.as_str(),
             crate::status::derive_state(Some(&journal), None, None)
         ),
         // Asked for explicitly: an unreadable journal is moved aside too.

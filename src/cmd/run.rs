@@ -4,9 +4,10 @@
 use std::process::ExitCode;
 
 use crate::config::Config;
+use crate::shutdown::Shutdown;
 
-pub async fn run(config: Config) -> anyhow::Result<ExitCode> {
+pub async fn run(config: Config, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
     let notifier = crate::systemd::Notifier::from_env();
-    crate::daemon::run(config, super::shutdown_signal()?, notifier).await?;
+    crate::daemon::run(config, shutdown, notifier).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -65,12 +65,12 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
 /// A database that does not answer is no primary: the checks then say what is wrong.
 async fn primary_of_a_pair(config: &Config) -> Option<String> {
     let peer = config.peer.as_ref()?;
-    let local = crate::pair::Database::local(config);
+    let local = crate::mariadb::Server::own(config);
     let state = tokio::time::timeout(config.probe.timeout, local.state())
         .await
         .ok()?
         .ok()?;
-    (crate::role::derive(state.read_only, state.replica.as_ref(), Some(peer))
+    (crate::role::derive(state.read_only, state.replica.as_ref(), Some(peer.source()))
         == crate::role::Role::Primary)
         .then(|| peer.name.clone())
 }

@@ -6,12 +6,11 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::status::StatusReport;
 use crate::store::StateDir;
 
 pub fn run(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let store = StateDir::new(config.state_dir());
-    let report = StatusReport::gather(&store, &config.probe, Timestamp::now())?;
+    let report = crate::status::gather(&store, &config.probe, Timestamp::now())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -12,7 +12,11 @@ use anyhow::Context;
 use crate::config::witness::WitnessConfig;
 use crate::metrics::{MetricsServer, WitnessMetrics};
 
-pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    config_path: &Path,
+    listen: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<ExitCode> {
     let config = WitnessConfig::load(config_path)?;
     for warning in &config.warnings {
         tracing::warn!("{warning}");
@@ -21,7 +25,6 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let address = listener.local_addr()?;
-    let shutdown = super::shutdown_signal()?;
     tracing::info!(
         "witness {} listening on {address}: GET /{} with the bearer token; {} checks of the primary, each within {}",
         config.name,
@@ -41,7 +44,7 @@ pub async fn run(config_path: &Path, listen: SocketAddr) -> anyhow::Result<ExitC
     // Served (with `[metrics]`) until this function returns.
     let _metrics_server =
         MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
-    super::notify_ready();
+    crate::systemd::Notifier::from_env().ready();
     crate::witness::server::serve_observed(&config, listener, metrics, shutdown).await?;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)

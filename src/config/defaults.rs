@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::FailWhen;
+use failover_watchdog_core::report::FailWhen;
 
 /// `node.name` when the host name cannot be read.
 pub const NODE_NAME_WITHOUT_HOST_NAME: &str = "standby";
@@ -137,16 +137,9 @@ pub fn node_name() -> String {
         .unwrap_or_else(|| NODE_NAME_WITHOUT_HOST_NAME.to_string())
 }
 
-/// `probe.replication_silence`, unset: this many of the replica's own heartbeat periods
-/// (`Slave_heartbeat_period`, read each round) without a word from the primary. Three:
-/// one late heartbeat is no evidence, three missing in a row are.
-pub const HEARTBEATS_OF_SILENCE: u32 = 3;
-
-/// `probe.replication_silence`, unset, with the replica's heartbeats off (period 0) or
-/// unreadable: two rounds without a word from the primary.
-pub fn replication_silence_without_heartbeats(interval: Duration) -> Duration {
-    interval * 2
-}
+// `probe.replication_silence`, unset: a few of the replica's own heartbeat periods, or
+// without heartbeats two intervals. The rule is the verdict's, so it lives with it
+// (`verdict::HEARTBEATS_OF_SILENCE`, `verdict::replication_silence_without_heartbeats`).
 
 /// How `check-config` shows an unset `probe.replication_silence`.
 pub const REPLICATION_SILENCE_DERIVED: &str = "3 heartbeat periods of the replica (derived)";

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
 

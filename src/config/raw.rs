@@ -69,7 +69,7 @@ pub struct Probe {
     pub interval: Option<String>,
     pub failures_before_promotion: Option<i64>,
     pub timeout: Option<String>,
-    pub fail_when: Option<super::FailWhen>,
+    pub fail_when: Option<failover_watchdog_core::report::FailWhen>,
     #[serde(default)]
     pub checks: Vec<Check>,
     #[serde(default)]

@@ -9,9 +9,32 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
+
+/// A `host:port`, shown as one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Address {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl serde::Serialize for Address {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 /// Validation in progress: remembers the file, collects warnings.
 pub(super) struct Validator<'a> {
@@ -118,7 +141,7 @@ impl<'a> Validator<'a> {
     }
 
     /// A `host:port` (`[v6]:port` for an IPv6 address).
-    pub(super) fn host_port(&self, key: &str, text: &str) -> Result<super::Address, ConfigError> {
+    pub(super) fn host_port(&self, key: &str, text: &str) -> Result<Address, ConfigError> {
         let problem = || {
             self.error(
                 key,
@@ -131,7 +154,7 @@ impl<'a> Validator<'a> {
         if host.is_empty() || host.contains(char::is_whitespace) {
             return Err(problem());
         }
-        Ok(super::Address {
+        Ok(Address {
             host: host.to_string(),
             port: self.port(key, Some(port), 0)?,
         })

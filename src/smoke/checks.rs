@@ -15,15 +15,14 @@ use super::{Finding, assess};
 use crate::alert;
 use crate::cloudflare::Cloudflare;
 use crate::config::{Config, SmokeConfig};
+use crate::mariadb::Server;
 use crate::probe::{error_chain, human_duration};
-use crate::replica::Replica;
 use crate::retry::{Backoff, retry_until};
 use crate::secret::Scrubber;
 use crate::shell::{self, Ended, Program};
-use crate::status::{self, StatusReport};
+use crate::status;
 use crate::store::StateDir;
 use crate::systemd;
-use crate::verdict::HeartbeatRule;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
 
@@ -39,8 +38,8 @@ const USER_AGENT: &str = concat!(
 
 /// Check 1, replication: threads, errors, lag, read-only, GTID, heartbeat.
 pub async fn replication(config: &Config) -> Finding {
-    let replica = Replica::new(&config.replica);
-    let (status, read_only) = tokio::join!(replica.status(), replica.read_only());
+    let replica = Server::own(config);
+    let (status, read_only) = tokio::join!(replica.replica_status(), replica.read_only());
     let (status, read_only) = match (status, read_only) {
         (Ok(status), Ok(read_only)) => (status, read_only),
         (Err(e), _) | (_, Err(e)) => return Finding::fail(format!("{e:#}")),
@@ -57,7 +56,7 @@ pub async fn replication(config: &Config) -> Finding {
             config
                 .probe
                 .confirm_with_replication
-                .then(|| HeartbeatRule::from_config(&config.probe)),
+                .then(|| config.probe.heartbeat_rule()),
         ),
     }
 }
@@ -389,7 +388,7 @@ async fn telegram_token(
 /// writable, and no promotion is in the journal.
 pub async fn promotion_plan(config: &Config) -> Finding {
     let limit = config.smoke.check_timeout;
-    let replica = Replica::new(&config.replica);
+    let replica = Server::own(config);
     let (units, grants) = tokio::join!(
         join_all(
             config
@@ -452,7 +451,7 @@ pub async fn promotion_plan(config: &Config) -> Finding {
 pub async fn watchdog_alive(config: &Config) -> Finding {
     let store = StateDir::new(config.state_dir());
     let now = Timestamp::now();
-    let report = match StatusReport::gather(&store, &config.probe, now) {
+    let report = match crate::status::gather(&store, &config.probe, now) {
         Ok(report) => report,
         Err(e) => return Finding::fail(format!("{e:#}")),
     };
@@ -462,7 +461,11 @@ pub async fn watchdog_alive(config: &Config) -> Finding {
         pid: report.daemon_pid,
         pid_alive: report.daemon_running,
     };
-    assess::watchdog(&daemon, now, status::stale_after(&config.probe))
+    assess::watchdog(
+        &daemon,
+        now,
+        status::stale_after(config.probe.interval, config.probe.timeout),
+    )
 }
 
 #[cfg(test)]

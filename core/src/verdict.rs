@@ -66,7 +66,7 @@ pub enum ReplicaHears {
     Nothing(String),
     /// The IO thread is connected; these are its counters.
     Connected {
-        gtid_io_pos: String,
+        gtid_io_pos: crate::gtid::GtidPosition,
         heartbeats: u64,
     },
 }
@@ -74,19 +74,28 @@ pub enum ReplicaHears {
 /// How long the replica must hear nothing before its silence confirms a failed round:
 /// `replication_silence` when set; else a few of the replica's own heartbeat periods
 /// (`Slave_heartbeat_period`, as read this round); else, with heartbeats off or unknown,
-/// two intervals (the defaults are in `config/defaults.rs`).
+/// two intervals.
 pub fn silence_window(
     configured: Option<Duration>,
     heartbeat_period: Option<Duration>,
     interval: Duration,
 ) -> Duration {
-    use crate::config::defaults;
     configured.unwrap_or_else(|| {
-        heartbeat_period.map_or(
-            defaults::replication_silence_without_heartbeats(interval),
-            |period| period * defaults::HEARTBEATS_OF_SILENCE,
-        )
+        heartbeat_period.map_or(replication_silence_without_heartbeats(interval), |period| {
+            period * HEARTBEATS_OF_SILENCE
+        })
     })
+}
+
+/// `probe.replication_silence`, unset: this many of the replica's own heartbeat periods
+/// (`Slave_heartbeat_period`, read each round) without a word from the primary. Three:
+/// one late heartbeat is no evidence, three missing in a row are.
+pub const HEARTBEATS_OF_SILENCE: u32 = 3;
+
+/// `probe.replication_silence`, unset, with the replica's heartbeats off (period 0) or
+/// unreadable: two rounds without a word from the primary.
+pub fn replication_silence_without_heartbeats(interval: Duration) -> Duration {
+    interval * 2
 }
 
 /// What the heartbeat rule needs of the config.
@@ -99,14 +108,6 @@ pub struct HeartbeatRule {
 }
 
 impl HeartbeatRule {
-    pub fn from_config(probe: &crate::config::ProbeConfig) -> HeartbeatRule {
-        HeartbeatRule {
-            configured: probe.replication_silence,
-            interval: probe.interval,
-            failures_before_promotion: probe.failures_before_promotion,
-        }
-    }
-
     /// The one heartbeat rule (the daemon warns by it at start, the smoke test fails by
     /// it): silence is only evidence when heartbeats come well within its window (two
     /// per window at least), and a derived window should not hold a promotion past the
@@ -126,18 +127,14 @@ impl HeartbeatRule {
                 humantime::format_duration(silence),
                 suggested_period(silence)
             )),
-            None if period * crate::config::defaults::HEARTBEATS_OF_SILENCE > detection => {
-                Some(format!(
-                    "heartbeat period {:.3} s is not well under replication_silence (derived: {} heartbeats): replication would confirm a dead primary only after {}, later than the {} it takes to reach the threshold; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
-                    period.as_secs_f64(),
-                    crate::config::defaults::HEARTBEATS_OF_SILENCE,
-                    humantime::format_duration(
-                        period * crate::config::defaults::HEARTBEATS_OF_SILENCE
-                    ),
-                    humantime::format_duration(detection),
-                    suggested_period(detection)
-                ))
-            }
+            None if period * HEARTBEATS_OF_SILENCE > detection => Some(format!(
+                "heartbeat period {:.3} s is not well under replication_silence (derived: {} heartbeats): replication would confirm a dead primary only after {}, later than the {} it takes to reach the threshold; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}",
+                period.as_secs_f64(),
+                HEARTBEATS_OF_SILENCE,
+                humantime::format_duration(period * HEARTBEATS_OF_SILENCE),
+                humantime::format_duration(detection),
+                suggested_period(detection)
+            )),
             _ => None,
         }
     }
@@ -165,7 +162,7 @@ pub enum Silence {
 /// Remembers when the replica last received anything from the primary.
 #[derive(Debug, Clone, Default)]
 pub struct SilenceTracker {
-    last: Option<(String, u64)>,
+    last: Option<(crate::gtid::GtidPosition, u64)>,
     last_change: Option<Duration>,
     /// The last reading was taken in a round whose primary checks failed.
     last_in_a_failed_round: bool,
@@ -315,7 +312,7 @@ mod tests {
 
     fn connected(pos: &str, heartbeats: u64) -> ReplicaHears {
         ReplicaHears::Connected {
-            gtid_io_pos: pos.into(),
+            gtid_io_pos: crate::gtid::GtidPosition::parse(pos).unwrap(),
             heartbeats,
         }
     }

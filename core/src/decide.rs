@@ -1,6 +1,6 @@
 //! The decision core: every choice the daemon makes, as a pure state machine.
 //!
-//! The daemon ([`crate::daemon`]) observes and acts; this module decides. It is fed
+//! The daemon (the binary crate's `daemon.rs`) observes and acts; this module decides. It is fed
 //! [`Event`]s (a round's observations, the witnesses' answers, the last look, how a
 //! promotion ended) and returns [`Action`]s (log this, send this alert, save the live
 //! state, ask the witnesses, take a last look, promote) that the daemon executes in
@@ -17,10 +17,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::alert::Alert;
-use crate::config::Config;
 use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
 use crate::journal::{Outcome, PrimarySeen};
-use crate::probe::RoundReport;
+use crate::report::RoundReport;
 use crate::role::Role;
 use crate::state::State;
 use crate::status::{LiveState, Pause};
@@ -48,23 +47,6 @@ pub struct Settings {
     pub units: Vec<String>,
     /// `[peer] name`, for the alerts about it.
     pub peer_name: Option<String>,
-}
-
-impl Settings {
-    pub fn from_config(config: &Config) -> Settings {
-        Settings {
-            failures_before_promotion: config.probe.failures_before_promotion,
-            interval: config.probe.interval,
-            max_lag: config.replica.max_lag,
-            split_brain_alert_every: config.promotion.split_brain_alert_every,
-            confirm_with_replication: config.probe.confirm_with_replication,
-            replication_silence: config.probe.replication_silence,
-            witnesses: !config.probe.witnesses.is_empty(),
-            stop_when_demoted: config.apps.stop_when_demoted,
-            units: config.apps.units.clone(),
-            peer_name: config.peer.as_ref().map(|p| p.name.clone()),
-        }
-    }
 }
 
 /// The time, as each event brings it.
@@ -101,7 +83,7 @@ pub struct ReplicaReading {
     pub io_problem: String,
     /// Everything received (`Gtid_IO_Pos`) and the heartbeats received: together, what
     /// has arrived from the primary.
-    pub gtid_io_pos: String,
+    pub gtid_io_pos: crate::gtid::GtidPosition,
     pub heartbeats: u64,
     pub heartbeat_period: Option<Duration>,
 }
@@ -383,7 +365,7 @@ impl Decider {
         let mut out = Vec::new();
         self.journal = JournalWatch::Seen(match journal {
             JournalAtStart::Running => Some(Outcome::Running),
-            JournalAtStart::Promoted { .. } => Some(Outcome::Promoted),
+            JournalAtStart::Promoted { .. } => Some(Outcome::Done),
             JournalAtStart::Halted => Some(Outcome::Halted),
             JournalAtStart::None | JournalAtStart::Unreadable(_) => None,
         });
@@ -691,7 +673,7 @@ impl Decider {
             PromotionEnd::Ran(outcome) => {
                 self.journal = JournalWatch::Seen(Some(outcome));
                 self.mode = match outcome {
-                    Outcome::Promoted => Mode::Promoted,
+                    Outcome::Done => Mode::Promoted,
                     Outcome::Halted => Mode::Halted,
                     // Stopped between steps for a shutdown: the next start resumes.
                     Outcome::Running => Mode::Promoting,
@@ -755,7 +737,7 @@ impl Decider {
         let mode = match journal {
             None => Mode::Monitoring,
             Some(Outcome::Running) => Mode::Promoting,
-            Some(Outcome::Promoted) => Mode::Promoted,
+            Some(Outcome::Done) => Mode::Promoted,
             Some(Outcome::Halted) => Mode::Halted,
         };
         if mode != self.mode {
@@ -766,7 +748,7 @@ impl Decider {
                     "the promotion journal changed ({}); following it",
                     journal.map_or("cleared", |o| match o {
                         Outcome::Running => "a promotion is running",
-                        Outcome::Promoted => "promoted",
+                        Outcome::Done => "promoted",
                         Outcome::Halted => "halted",
                     })
                 ),
@@ -1096,7 +1078,7 @@ impl Decider {
         self.live.verdict = Some(verdict);
         if let Some(gtid) = report.primary_gtid() {
             self.live.primary_last_seen = Some(PrimarySeen {
-                gtid: gtid.to_string(),
+                gtid: gtid.clone(),
                 at: report.at,
             });
         }

@@ -5,9 +5,9 @@
 //! what happened, on which node, and what to do; the details below it. Server error texts
 //! are cut to what matters ([`shorten`]): a person reads these on a phone at night.
 
-use crate::journal::{Journal, StepName, StepStatus, Trigger};
-use crate::probe::human_duration;
-use crate::rejoin::journal::{RejoinJournal, RejoinStep};
+use crate::gtid::GtidPosition;
+use crate::journal::{Journal, RejoinJournal, RejoinStep, StepName, Trigger};
+use crate::report::human_duration;
 
 /// Longest a detail line may be before it is cut.
 const DETAIL_CHARS: usize = 600;
@@ -119,13 +119,8 @@ impl Alert {
         Alert::Halted {
             step,
             error: error.to_string(),
-            trigger: journal.trigger,
-            undone: journal
-                .steps
-                .iter()
-                .filter(|s| s.status == StepStatus::Pending)
-                .map(|s| s.name)
-                .collect(),
+            trigger: journal.record.trigger,
+            undone: journal.pending_steps(),
         }
     }
 
@@ -389,8 +384,8 @@ fn halted(
 /// The closing alert: outcome, trigger, each step with its duration, the data accounting.
 fn promoted(journal: &Journal) -> (String, Vec<String>) {
     let mut details = vec![
-        format!("Trigger: {}.", trigger_word(journal.trigger)),
-        format!("Why: {}", shorten(&journal.reason, DETAIL_CHARS)),
+        format!("Trigger: {}.", trigger_word(journal.record.trigger)),
+        format!("Why: {}", shorten(&journal.record.reason, DETAIL_CHARS)),
     ];
     for step in journal.steps.iter().filter(|s| s.name != StepName::Notify) {
         let took = journal
@@ -406,7 +401,7 @@ fn promoted(journal: &Journal) -> (String, Vec<String>) {
     if let Some(accounting) = journal.accounting() {
         details.push(format!("Data: {accounting}"));
     }
-    if let Some(drill) = &journal.switchover {
+    if let Some(drill) = &journal.record.switchover {
         details.push(format!("Drill: {}", drill.summary()));
         let headline = if journal.peer_not_rejoined() {
             "⚠️ SWITCHED OVER: this host is now the primary, but the old primary does NOT replicate from it: run failover-watchdog rejoin on the old primary."
@@ -423,12 +418,16 @@ fn promoted(journal: &Journal) -> (String, Vec<String>) {
 
 /// The closing alert of a rejoin: the source, the positions, each step with its time.
 fn rejoined(journal: &RejoinJournal) -> (String, Vec<String>) {
+    let record = &journal.record;
     let mut details = vec![
-        format!("Replicates from: {} ({}).", journal.peer, journal.source),
+        format!("Replicates from: {} ({}).", record.peer, record.source),
         format!(
             "Position before: {}; caught up to: {}.",
-            empty_as_none(&journal.own_position),
-            journal.caught_up_to.as_deref().map_or("-", empty_as_none)
+            or_none(&record.own_position),
+            record
+                .caught_up_to
+                .as_ref()
+                .map_or("-".to_string(), or_none)
         ),
     ];
     for step in journal
@@ -446,24 +445,30 @@ fn rejoined(journal: &RejoinJournal) -> (String, Vec<String>) {
             shorten(step.detail.as_deref().unwrap_or(""), DETAIL_CHARS)
         ));
     }
+    // The alert is the last step: the rejoin took until that step began.
+    let end = journal
+        .step(RejoinStep::Notify)
+        .and_then(|s| s.started_at.or(s.finished_at))
+        .or(journal.finished_at)
+        .unwrap_or(journal.started_at);
     details.push(format!(
         "Took {} in all.",
-        human_duration(journal.took(jiff::Timestamp::now()))
+        human_duration(journal.took(end))
     ));
     (
         format!(
             "✅ REJOINED: this host is now a read-only replica of {}, caught up. Nothing to do.",
-            journal.peer
+            record.peer
         ),
         details,
     )
 }
 
-fn empty_as_none(position: &str) -> &str {
+fn or_none(position: &GtidPosition) -> String {
     if position.is_empty() {
-        "none"
+        "none".to_string()
     } else {
-        position
+        position.to_string()
     }
 }
 
@@ -599,11 +604,11 @@ mod tests {
             Alert::RearmedAsStandby {
                 archived: "/x".into(),
             },
-            Alert::Rejoined(Box::new(RejoinJournal::new(
+            Alert::Rejoined(Box::new(RejoinJournal::rejoin(
                 "n",
                 "peer",
                 "h:1",
-                "0-1-5",
+                GtidPosition::parse("0-1-5").unwrap(),
                 jiff::Timestamp::UNIX_EPOCH,
             ))),
             Alert::RejoinRefused {
@@ -661,10 +666,11 @@ mod tests {
     fn a_switchover_closes_with_its_drill_and_says_when_the_old_primary_needs_rejoin() {
         let t = |s: i64| jiff::Timestamp::from_second(1_800_000_000 + s).unwrap();
         let mut journal = Journal::new("n", Trigger::Switchover, "planned", t(0));
-        let drill = journal.switchover.as_mut().unwrap();
+        let drill = journal.record.switchover.as_mut().unwrap();
+        let position = GtidPosition::parse("0-1-9").unwrap();
         drill.fenced_at = Some(t(0));
-        drill.final_position = Some("0-1-9".into());
-        drill.applied_position = Some("0-1-9".into());
+        drill.final_position = Some(position.clone());
+        drill.applied_position = Some(position);
         drill.lost = Some(false);
         for step in StepName::SWITCHOVER {
             journal.begin(step, t(1));

@@ -1,9 +1,9 @@
 //! MariaDB GTID positions, compared. Pure.
 //!
-//! A position is a comma-separated list of `domain-server-sequence`, one per domain
-//! (`0-1-2176,1-5-12`). With `gtid_strict_mode`, sequence numbers grow within a domain,
-//! so position A *covers* position B when, for every domain in B, A has a sequence
-//! number at least as high.
+//! A position ([`GtidPosition`]) is a comma-separated list of `domain-server-sequence`,
+//! one per domain (`0-1-2176,1-5-12`). With `gtid_strict_mode`, sequence numbers grow
+//! within a domain, so position A *covers* position B when, for every domain in B, A has
+//! a sequence number at least as high.
 //!
 //! [`errant`] decides, for `rejoin`, which transactions a former primary has that its
 //! peer lacks; [`binlog_file_holding`] and [`gtid_of_event`] read the answers of
@@ -16,7 +16,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 /// One GTID: `domain-server-sequence`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Gtid {
     pub domain: u32,
     pub server_id: u32,
@@ -47,33 +47,117 @@ impl std::str::FromStr for Gtid {
     }
 }
 
-/// The last GTID of each domain; `None` when the text is not a GTID position.
-pub fn parse_gtids(position: &str) -> Option<BTreeMap<u32, Gtid>> {
-    let mut domains = BTreeMap::new();
-    for text in position.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-        let gtid: Gtid = text.parse().ok()?;
-        domains.insert(gtid.domain, gtid);
+/// A GTID position: the last GTID of each domain, as MariaDB's `@@gtid_binlog_pos`,
+/// `@@gtid_current_pos`, `@@gtid_slave_pos` and `Gtid_IO_Pos` give it
+/// (`0-1-2176,1-5-12`; empty when nothing was ever written).
+///
+/// Made only by [`GtidPosition::parse`] (or from its GTIDs), so a position in hand is
+/// always well-formed: a malformed text from a server or a file is an error naming it
+/// where it is read, never a comparison quietly made on nothing. It is kept and sent
+/// (files, SQL) in its canonical text ([`GtidPosition::canonical`]) and shown to people
+/// with [`Display`](fmt::Display), which says `(empty)` for the empty position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct GtidPosition {
+    domains: BTreeMap<u32, Gtid>,
+}
+
+/// A text that is not a GTID position.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text:?} is not a GTID position (domain-server-sequence, comma-separated)")]
+pub struct NotAPosition {
+    pub text: String,
+}
+
+impl GtidPosition {
+    /// The empty position.
+    pub fn empty() -> GtidPosition {
+        GtidPosition::default()
     }
-    Some(domains)
+
+    /// Reads a position; spaces around each GTID are allowed, as MariaDB prints them.
+    /// A domain named twice keeps its last GTID, as MariaDB does.
+    pub fn parse(text: &str) -> Result<GtidPosition, NotAPosition> {
+        let mut domains = BTreeMap::new();
+        for part in text.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            let gtid: Gtid = part.parse().map_err(|()| NotAPosition {
+                text: text.to_string(),
+            })?;
+            domains.insert(gtid.domain, gtid);
+        }
+        Ok(GtidPosition { domains })
+    }
+
+    /// A position of these GTIDs (the last one of a domain wins).
+    pub fn from_gtids(gtids: impl IntoIterator<Item = Gtid>) -> GtidPosition {
+        GtidPosition {
+            domains: gtids.into_iter().map(|g| (g.domain, g)).collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.domains.is_empty()
+    }
+
+    /// The last GTID of `domain`, if the position has one.
+    pub fn get(&self, domain: u32) -> Option<Gtid> {
+        self.domains.get(&domain).copied()
+    }
+
+    /// Each domain's last GTID, by domain.
+    pub fn gtids(&self) -> impl Iterator<Item = Gtid> + '_ {
+        self.domains.values().copied()
+    }
+
+    /// Whether this position holds everything in `want`: for every domain of `want`, a
+    /// sequence number at least as high (with `gtid_strict_mode`, sequence numbers grow
+    /// within a domain).
+    pub fn covers(&self, want: &GtidPosition) -> bool {
+        want.domains.iter().all(|(domain, w)| {
+            self.domains
+                .get(domain)
+                .is_some_and(|h| h.sequence >= w.sequence)
+        })
+    }
+
+    /// The text MariaDB reads and writes, `""` for the empty position: for SQL and files.
+    pub fn canonical(&self) -> String {
+        self.gtids()
+            .map(|g| g.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
 }
 
-/// Sequence number by domain; `None` when the text is not a GTID position.
-pub fn parse(position: &str) -> Option<BTreeMap<u32, u64>> {
-    parse_gtids(position).map(|domains| {
-        domains
-            .into_iter()
-            .map(|(domain, gtid)| (domain, gtid.sequence))
-            .collect()
-    })
+impl fmt::Display for GtidPosition {
+    /// The canonical text, or `(empty)`: an empty position shown as nothing reads as a
+    /// value missing from the message.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            f.write_str("(empty)")
+        } else {
+            f.write_str(&self.canonical())
+        }
+    }
 }
 
-/// Whether `have` holds everything in `want`. Unreadable positions cover nothing.
-pub fn covers(have: &str, want: &str) -> bool {
-    match (parse(have), parse(want)) {
-        (Some(have), Some(want)) => want
-            .iter()
-            .all(|(domain, seq)| have.get(domain).is_some_and(|h| h >= seq)),
-        _ => false,
+impl std::str::FromStr for GtidPosition {
+    type Err = NotAPosition;
+
+    fn from_str(text: &str) -> Result<GtidPosition, NotAPosition> {
+        GtidPosition::parse(text)
+    }
+}
+
+impl Serialize for GtidPosition {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.canonical())
+    }
+}
+
+impl<'de> Deserialize<'de> for GtidPosition {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        GtidPosition::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -132,20 +216,14 @@ impl fmt::Display for ErrantRange {
 /// `m` when `m < n` and its last GTID came from `a`, else its `gtid_slave_pos` in `d`
 /// (none: 0). A domain the peer lacks entirely is errant whole.
 ///
-/// An unreadable position is an error naming it: the comparison cannot be made.
 pub fn errant(
-    own_current: &str,
-    peer_current: &str,
-    peer_slave: &str,
-) -> Result<Vec<ErrantRange>, String> {
-    let read = |what: &str, position: &str| {
-        parse_gtids(position).ok_or_else(|| format!("{what} {position:?} is not a GTID position"))
-    };
-    let own = read("this host's @@gtid_current_pos", own_current)?;
-    let current = read("the peer's @@gtid_current_pos", peer_current)?;
-    let slave = read("the peer's @@gtid_slave_pos", peer_slave)?;
+    own_current: &GtidPosition,
+    peer_current: &GtidPosition,
+    peer_slave: &GtidPosition,
+) -> Vec<ErrantRange> {
+    let (current, slave) = (&peer_current.domains, &peer_slave.domains);
     let mut ranges = Vec::new();
-    for (domain, ours) in own {
+    for (&domain, &ours) in &own_current.domains {
         let n = ours.sequence;
         let applied = slave.get(&domain).filter(|s| s.sequence >= n).is_some();
         let peer_has = match current.get(&domain) {
@@ -178,30 +256,27 @@ pub fn errant(
             peer_has,
         });
     }
-    Ok(ranges)
+    ranges
 }
 
 /// The binary log that holds the transaction with `sequence` in `domain`, from each
 /// file's name and its starting position (`BINLOG_GTID_POS(file, 4)`), oldest first:
 /// the last file that starts before it. `None` when even the oldest file starts past
 /// it (purged) or there are no files.
-pub fn binlog_file_holding(files: &[(String, String)], domain: u32, sequence: u64) -> Option<&str> {
-    let mut holding = None;
-    for (file, start) in files {
-        let started_past = parse(start)
-            .and_then(|start| start.get(&domain).copied())
-            .is_some_and(|seq| seq >= sequence);
-        if started_past {
-            break;
-        }
-        holding = Some(file.as_str());
+pub fn binlog_file_holding(files: &[(String, GtidPosition)], gtid: Gtid) -> Option<&str> {
+    let starts_past = |start: &GtidPosition| {
+        start
+            .get(gtid.domain)
+            .is_some_and(|g| g.sequence >= gtid.sequence)
+    };
+    if files.first().is_some_and(|(_, start)| starts_past(start)) {
+        return None;
     }
-    let purged = files.first().is_some_and(|(_, start)| {
-        parse(start)
-            .and_then(|start| start.get(&domain).copied())
-            .is_some_and(|seq| seq >= sequence)
-    });
-    if purged { None } else { holding }
+    files
+        .iter()
+        .take_while(|(_, start)| !starts_past(start))
+        .last()
+        .map(|(file, _)| file.as_str())
 }
 
 /// The GTID a `SHOW BINLOG EVENTS` row of type `Gtid` starts, from its `Info`
@@ -216,6 +291,14 @@ pub fn gtid_of_event(info: &str) -> Option<Gtid> {
 mod tests {
     use super::*;
 
+    fn pos(text: &str) -> GtidPosition {
+        GtidPosition::parse(text).unwrap()
+    }
+
+    fn covers(have: &str, want: &str) -> bool {
+        pos(have).covers(&pos(want))
+    }
+
     #[test]
     fn positions_compare_per_domain() {
         assert!(covers("0-1-10", "0-1-10"));
@@ -225,27 +308,53 @@ mod tests {
         assert!(!covers("0-1-10", "0-1-10,1-2-5"), "a domain missing");
         assert!(covers("0-1-3", ""), "nothing wanted");
         assert!(!covers("", "0-1-1"));
-        assert!(!covers("garbage", "0-1-1"));
-        assert!(!covers("0-1-3", "0-1"));
     }
 
     #[test]
-    fn parse_reads_every_domain() {
-        let parsed = parse("0-1-2176, 1-5-12").unwrap();
-        assert_eq!(parsed.get(&0), Some(&2176));
-        assert_eq!(parsed.get(&1), Some(&12));
-        assert_eq!(parse("").unwrap().len(), 0);
-        assert!(parse("0-1-x").is_none());
-        assert!(parse("0-1-2-3").is_none());
+    fn parse_reads_every_domain_and_refuses_what_is_not_a_position() {
+        let parsed = pos("0-1-2176, 1-5-12");
+        assert_eq!(parsed.get(0).map(|g| g.sequence), Some(2176));
+        assert_eq!(parsed.get(1).map(|g| g.server_id), Some(5));
+        assert_eq!(parsed.canonical(), "0-1-2176,1-5-12");
+        assert!(pos("").is_empty());
+        for bad in ["0-1-x", "0-1-2-3", "garbage", "0-1", "-1-2-3"] {
+            let error = GtidPosition::parse(bad).unwrap_err();
+            assert_eq!(error.text, bad);
+            assert!(
+                error.to_string().contains("is not a GTID position"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_position_shows_empty_as_such_and_round_trips_as_its_text() {
+        assert_eq!(pos("").to_string(), "(empty)");
+        assert_eq!(pos("").canonical(), "");
+        assert_eq!(pos(" 0-1-5 ,2-3-4").to_string(), "0-1-5,2-3-4");
+        let json = serde_json::to_string(&pos("0-1-5")).unwrap();
+        assert_eq!(json, "\"0-1-5\"");
+        assert_eq!(
+            serde_json::from_str::<GtidPosition>(&json).unwrap(),
+            pos("0-1-5")
+        );
+        let refused = serde_json::from_str::<GtidPosition>("\"0-1-five\"").unwrap_err();
+        assert!(
+            refused.to_string().contains("is not a GTID position"),
+            "{refused}"
+        );
     }
 
     fn gtid(text: &str) -> Gtid {
         text.parse().unwrap()
     }
 
+    fn errant(own: &str, peer_current: &str, peer_slave: &str) -> Vec<ErrantRange> {
+        super::errant(&pos(own), &pos(peer_current), &pos(peer_slave))
+    }
+
     fn ranges(own: &str, peer_current: &str, peer_slave: &str) -> Vec<String> {
         errant(own, peer_current, peer_slave)
-            .unwrap()
             .iter()
             .map(ToString::to_string)
             .collect()
@@ -268,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_peer_behind_us_lacks_the_rest() {
-        let found = errant("0-1-10", "0-1-8", "0-1-8").unwrap();
+        let found = errant("0-1-10", "0-1-8", "0-1-8");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].to_string(), "0-1-9..0-1-10");
         assert_eq!(found[0].first_gtid(), gtid("0-1-9"));
@@ -284,7 +393,7 @@ mod tests {
     #[test]
     fn a_peer_promoted_before_applying_our_last_lacks_them_even_when_it_wrote_more() {
         // Promoted after our 8; our 9 and 10 never reached it; it wrote 9..12 itself.
-        let found = errant("0-1-10", "0-2-12", "0-1-8").unwrap();
+        let found = errant("0-1-10", "0-2-12", "0-1-8");
         assert_eq!(found[0].to_string(), "0-1-9..0-1-10");
         assert_eq!(found[0].peer_has, Some(gtid("0-1-8")));
         // It wrote less than we have on its own: still only what it applied counts.
@@ -295,7 +404,7 @@ mod tests {
 
     #[test]
     fn a_domain_the_peer_lacks_is_errant_whole_and_the_others_are_judged_alone() {
-        let found = errant("0-1-10,7-1-4", "0-1-10", "").unwrap();
+        let found = errant("0-1-10,7-1-4", "0-1-10", "");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].to_string(), "7-1-1..7-1-4");
         assert_eq!(found[0].peer_has, None);
@@ -309,33 +418,26 @@ mod tests {
     }
 
     #[test]
-    fn an_unreadable_position_is_an_error_naming_it() {
-        let error = errant("0-1-x", "0-1-1", "").unwrap_err();
-        assert!(error.contains("this host's @@gtid_current_pos"), "{error}");
-        assert!(
-            errant("0-1-1", "", "junk")
-                .unwrap_err()
-                .contains("gtid_slave_pos")
-        );
-    }
-
-    #[test]
     fn the_binlog_file_is_the_last_one_starting_before_the_transaction() {
-        let files: Vec<(String, String)> = [
+        let files: Vec<(String, GtidPosition)> = [
             ("mysql-bin.000001", ""),
             ("mysql-bin.000002", "0-1-5"),
             ("mysql-bin.000003", "0-1-9,1-1-2"),
         ]
         .iter()
-        .map(|(f, s)| (f.to_string(), s.to_string()))
+        .map(|(f, s)| (f.to_string(), pos(s)))
         .collect();
-        assert_eq!(binlog_file_holding(&files, 0, 3), Some("mysql-bin.000001"));
-        assert_eq!(binlog_file_holding(&files, 0, 6), Some("mysql-bin.000002"));
-        assert_eq!(binlog_file_holding(&files, 0, 9), Some("mysql-bin.000002"));
-        assert_eq!(binlog_file_holding(&files, 0, 10), Some("mysql-bin.000003"));
-        assert_eq!(binlog_file_holding(&files, 1, 1), Some("mysql-bin.000002"));
-        assert_eq!(binlog_file_holding(&files[1..], 0, 4), None, "purged");
-        assert_eq!(binlog_file_holding(&[], 0, 4), None);
+        let holding = |files: &[(String, GtidPosition)], g: &str| {
+            binlog_file_holding(files, gtid(g)).map(str::to_string)
+        };
+        let file = |name: &str| Some(name.to_string());
+        assert_eq!(holding(&files, "0-1-3"), file("mysql-bin.000001"));
+        assert_eq!(holding(&files, "0-1-6"), file("mysql-bin.000002"));
+        assert_eq!(holding(&files, "0-1-9"), file("mysql-bin.000002"));
+        assert_eq!(holding(&files, "0-1-10"), file("mysql-bin.000003"));
+        assert_eq!(holding(&files, "1-1-1"), file("mysql-bin.000002"));
+        assert_eq!(holding(&files[1..], "0-1-4"), None, "purged");
+        assert_eq!(holding(&[], "0-1-4"), None);
     }
 
     #[test]

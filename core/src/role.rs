@@ -12,8 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::PeerConfig;
-use crate::replica::ReplicaStatus;
+use crate::replication::ReplicaStatus;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,13 +39,29 @@ impl std::fmt::Display for Role {
     }
 }
 
-/// A database's role from its `read_only` flag and its replication connection.
-pub fn derive(read_only: bool, replica: Option<&ReplicaStatus>, peer: Option<&PeerConfig>) -> Role {
+/// The peer's database as this host's replication names it: `[peer] host` and `port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Source<'a> {
+    pub host: &'a str,
+    pub port: u16,
+}
+
+impl Source<'_> {
+    /// Whether a replication connection to `host:port` points here (host names compared
+    /// without case, as DNS does).
+    pub fn is(&self, host: &str, port: Option<u16>) -> bool {
+        port == Some(self.port) && host.eq_ignore_ascii_case(self.host)
+    }
+}
+
+/// A database's role from its `read_only` flag and its replication connection; `peer`
+/// is where a standby's replication must point (`None` without `[peer]`).
+pub fn derive(read_only: bool, replica: Option<&ReplicaStatus>, peer: Option<Source>) -> Role {
     let replicating = replica.is_some_and(|r| r.io_running != "No" || r.sql_running != "No");
     match (read_only, replica) {
         (false, _) if !replicating => Role::Primary,
         (true, Some(r)) => match peer {
-            Some(peer) if peer.is_source(&r.source_host, r.source_port) => Role::Standby,
+            Some(peer) if peer.is(&r.source_host, r.source_port) => Role::Standby,
             Some(_) => Role::Unknown,
             None => Role::Standby,
         },
@@ -63,20 +78,11 @@ pub fn caught_up(replica: &ReplicaStatus) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
 
-    fn peer() -> PeerConfig {
-        PeerConfig {
-            name: "b".into(),
-            host: "10.0.0.2".into(),
+    fn peer() -> Source<'static> {
+        Source {
+            host: "10.0.0.2",
             port: 3306,
-            user: "w".into(),
-            password: Secret::inline("p"),
-            replication_user: "repl".into(),
-            replication_password: Secret::inline("r"),
-            catch_up_timeout: std::time::Duration::from_secs(1),
-            switchover_timeout: std::time::Duration::from_secs(1),
-            write_drain_timeout: std::time::Duration::from_secs(1),
         }
     }
 
@@ -94,6 +100,7 @@ mod tests {
                 .to_string(),
             )
         })
+        .unwrap()
     }
 
     #[test]
@@ -115,7 +122,7 @@ mod tests {
         ];
         for (read_only, replica, want) in cases {
             assert_eq!(
-                derive(read_only, replica, Some(&peer)),
+                derive(read_only, replica, Some(peer)),
                 want,
                 "read_only {read_only}, {replica:?}"
             );

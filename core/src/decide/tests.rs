@@ -2,7 +2,7 @@
 //! time is a number of seconds handed in with each event.
 
 use super::*;
-use crate::probe::CheckReport;
+use crate::report::CheckReport;
 use crate::role::Role;
 use crate::witness::Said;
 
@@ -60,7 +60,7 @@ fn connected(heartbeats: u64) -> Replication {
         summary: "IO thread Yes, SQL thread Yes, 0 s behind".into(),
         io_connected: true,
         io_problem: String::new(),
-        gtid_io_pos: "0-1-42".into(),
+        gtid_io_pos: crate::gtid::GtidPosition::parse("0-1-42").unwrap(),
         heartbeats,
         heartbeat_period: Some(Duration::from_millis(500)),
     })
@@ -74,7 +74,7 @@ fn disconnected() -> Replication {
         summary: "IO thread Connecting, SQL thread Yes".into(),
         io_connected: false,
         io_problem: "Connecting: error reconnecting to master".into(),
-        gtid_io_pos: "0-1-42".into(),
+        gtid_io_pos: crate::gtid::GtidPosition::parse("0-1-42").unwrap(),
         heartbeats: 7,
         heartbeat_period: Some(Duration::from_millis(500)),
     })
@@ -237,9 +237,9 @@ fn the_last_look_finding_the_primary_alive_cancels_the_promotion() {
 fn promoted_the_daemon_never_promotes_again() {
     let mut story = Story::new(settings());
     promote_after_death(&mut story);
-    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)));
+    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Done)));
     assert_eq!(story.state(), State::Promoted);
-    story.journal = Some(Some(Outcome::Promoted));
+    story.journal = Some(Some(Outcome::Done));
     for _ in 0..10 {
         let actions = story.dead();
         assert!(promotes(&actions).is_none() && !asks_last_look(&actions));
@@ -262,7 +262,7 @@ fn a_halted_promotion_waits_for_an_operator_and_follows_the_journal_when_one_act
         assert_eq!(story.state(), State::Halted);
     }
     // An operator's --promote-now finishes it.
-    story.journal = Some(Some(Outcome::Promoted));
+    story.journal = Some(Some(Outcome::Done));
     let actions = story.dead();
     assert!(logs(&actions).iter().any(|l| l.contains("following it")));
     assert_eq!(story.state(), State::Promoted);
@@ -288,7 +288,7 @@ fn a_journal_that_cannot_be_written_halts_once_and_never_loops() {
         assert_eq!(story.state(), State::Halted);
     }
     // Space is back and an operator finished it.
-    story.journal = Some(Some(Outcome::Promoted));
+    story.journal = Some(Some(Outcome::Done));
     story.dead();
     assert_eq!(story.state(), State::Promoted);
 }
@@ -303,7 +303,7 @@ fn a_promotion_refused_by_another_promoter_follows_its_journal() {
     story.journal = Some(Some(Outcome::Running));
     story.dead();
     assert_eq!(story.state(), State::Promoting);
-    story.journal = Some(Some(Outcome::Promoted));
+    story.journal = Some(Some(Outcome::Done));
     story.dead();
     assert_eq!(story.state(), State::Promoted);
 }
@@ -371,7 +371,7 @@ fn the_lag_guard_holds_once_then_rearms_when_the_primary_answers() {
         summary: "IO thread No, SQL thread No".into(),
         io_connected: false,
         io_problem: "No".into(),
-        gtid_io_pos: "0-1-42".into(),
+        gtid_io_pos: crate::gtid::GtidPosition::parse("0-1-42").unwrap(),
         heartbeats: 0,
         heartbeat_period: None,
     });
@@ -679,8 +679,8 @@ fn a_majority_of_observers_lets_the_count_grow_to_the_promotion() {
 fn the_old_primary_back_after_promotion_is_alerted_at_once_then_every_period() {
     let mut story = Story::new(settings());
     promote_after_death(&mut story);
-    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)));
-    story.journal = Some(Some(Outcome::Promoted));
+    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Done)));
+    story.journal = Some(Some(Outcome::Done));
     let back = |story: &mut Story, writable: bool| {
         story.secs += 1;
         let mut round = report(true, story.secs);
@@ -746,7 +746,7 @@ fn an_interrupted_promotion_is_resumed_at_start() {
     );
     assert_eq!(decider.state(), State::Promoting);
     decider.handle(
-        Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)),
+        Event::PromotionEnded(PromotionEnd::Ran(Outcome::Done)),
         now(2),
     );
     assert_eq!(decider.state(), State::Promoted);
@@ -911,8 +911,8 @@ fn two_primaries_are_alerted_at_once_then_every_period() {
 fn a_promoted_host_watches_the_peers_database_instead_of_its_checks() {
     let mut story = Story::new(settings());
     promote_after_death(&mut story);
-    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)));
-    story.journal = Some(Some(Outcome::Promoted));
+    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Done)));
+    story.journal = Some(Some(Outcome::Done));
     // The old primary answers its checks, as a healthy standby of ours does.
     let rejoined = story.paired_round(true, Replication::NotRead, as_primary(standby_db(true, 0)));
     assert!(kinds(&rejoined).is_empty(), "{rejoined:?}");
@@ -951,8 +951,8 @@ fn a_demoted_host_stops_its_units_and_alerts_once() {
 fn a_promoted_host_that_is_a_healthy_standby_again_rearms() {
     let mut story = Story::new(settings());
     promote_after_death(&mut story);
-    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Promoted)));
-    story.journal = Some(Some(Outcome::Promoted));
+    story.event(Event::PromotionEnded(PromotionEnd::Ran(Outcome::Done)));
+    story.journal = Some(Some(Outcome::Done));
     let behind = story.paired_round(true, Replication::NotRead, as_standby(false, &[]));
     assert!(
         !behind.contains(&Action::ArchivePromotion),

@@ -8,9 +8,9 @@ use std::time::{Duration, SystemTime};
 use jiff::Timestamp;
 
 use super::Finding;
-use crate::config::format_days;
 use crate::journal::{Journal, Outcome};
-use crate::replica::{ReplicaStatus, display_gtid};
+use crate::replication::ReplicaStatus;
+use crate::report::format_days;
 use crate::state::State;
 use crate::verdict::HeartbeatRule;
 
@@ -65,7 +65,7 @@ pub fn replication(
         "IO and SQL threads running, {} s behind (max {}), read_only ON, GTID {using_gtid} (received {}), heartbeat {heartbeat:.3} s",
         status.seconds_behind.unwrap_or_default(),
         humantime::format_duration(max_lag),
-        display_gtid(&status.gtid_io_pos)
+        status.gtid_io_pos
     ))
 }
 
@@ -212,7 +212,7 @@ pub fn journal(journal: Option<&Journal>) -> Result<String, String> {
             "a halted promotion is in the journal (step {} failed); the daemon will not promote on its own until an operator retries it with --promote-now",
             journal.failed_step().map_or("?", |s| s.name.as_str())
         )),
-        Outcome::Promoted => Err(format!(
+        Outcome::Done => Err(format!(
             "this node was already promoted at {}; every promotion is refused until the journal is cleared after the failback",
             journal.finished_at.unwrap_or(journal.started_at)
         )),
@@ -352,7 +352,7 @@ mod tests {
 
     use super::*;
     use crate::journal::{StepName, Trigger};
-    use crate::smoke::Verdict;
+    use crate::readiness::Verdict;
 
     /// A healthy replica's columns, as MariaDB 10.11 shows them.
     fn healthy() -> HashMap<&'static str, &'static str> {
@@ -370,7 +370,7 @@ mod tests {
 
     fn assess(columns: &HashMap<&str, &str>, read_only: bool) -> Finding {
         replication(
-            &ReplicaStatus::from_columns(|c| columns.get(c).map(|v| v.to_string())),
+            &ReplicaStatus::from_columns(|c| columns.get(c).map(|v| v.to_string())).unwrap(),
             read_only,
             Duration::from_secs(60),
             Some(HeartbeatRule {
@@ -578,7 +578,7 @@ mod tests {
         let halted = journal(Some(&j)).unwrap_err();
         assert!(halted.contains("halted"), "{halted}");
         assert!(halted.contains("stop_replica"), "{halted}");
-        j.outcome = Outcome::Promoted;
+        j.outcome = Outcome::Done;
         let promoted = journal(Some(&j)).unwrap_err();
         assert!(promoted.contains("already promoted"), "{promoted}");
     }
