@@ -52,20 +52,16 @@ pub struct Promoter {
 
 impl Promoter {
     pub fn new(config: &Config, alerter: Alerter) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let scrubber = Scrubber::new(config.secrets());
         Ok(Self {
             config: config.clone(),
             store: StateDir::new(config.state_dir()),
             replica: Replica::new(&config.replica),
             cloudflare: Cloudflare::new(
-                http,
                 config.dns.api_base.clone(),
                 config.dns.api_token.clone(),
                 scrubber.clone(),
-            ),
+            )?,
             alerter,
             scrubber,
         })
