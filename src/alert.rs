@@ -1,5 +1,5 @@
-//! Alerts to the team: on Telegram and on every configured webhook. The only module that
-//! knows teloxide.
+//! Alerts to the team: on Telegram ([`telegram`]) and on every configured webhook
+//! ([`webhook`]).
 //!
 //! Alerts never sit on a promotion's critical path: [`Alerter::send`] queues a message
 //! and returns at once. Every channel (Telegram, each `[[alerts.webhooks]]` entry, or the
@@ -25,37 +25,32 @@
 //!
 //! Every alert's text is scrubbed of every configured secret when it is queued, so no
 //! secret that reached an alert (an error text a service echoed) leaves through a
-//! channel or the log. teloxide puts the bot token in the request URL, so every error
-//! text is scrubbed too, with the same [`Scrubber`], before it reaches a log line.
+//! channel or the log. The bot token is in Telegram's request URL, so every error text
+//! is scrubbed too, with the same [`Scrubber`], before it reaches a log line. Every
+//! channel's client is [`crate::http_client`]'s: no redirect followed, answers capped.
 
+mod telegram;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use anyhow::anyhow;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use teloxide::requests::Requester;
-use teloxide::types::{ChatId, Recipient};
-use teloxide::{ApiError, Bot, RequestError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::config::{Config, TelegramConfig, WebhookConfig, WebhookFormat};
-use crate::retry::{Backoff, Failure, retry_until};
+use crate::retry::{Backoff, retry_until};
 use crate::secret::Scrubber;
+use telegram::TelegramSender;
 use webhook::{Event, WebhookSender};
 
 pub use failover_watchdog_core::alert::Alert;
 
 /// How long a channel's worker keeps trying to deliver one message.
 pub const DELIVERY_BUDGET: Duration = Duration::from_secs(20);
-/// Longest a single attempt may take. Telegram answers in well under a second, but
-/// teloxide sleeps 10 s before it reads a 5xx reply: we cut the attempt short and let the
-/// backoff decide when to try again, so a one-shot command's 10 s still sees a few tries.
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The channels to start: Telegram and the webhooks, as configured.
 #[derive(Clone, Copy, Default)]
@@ -444,89 +439,13 @@ pub async fn verify_bot(
         "asking Telegram who the bot is (getMe)",
         deadline,
         Backoff::API,
-        || sender.attempt(sender.bot.get_me()),
+        || sender.get_me(),
     )
     .await?;
-    Ok(match &me.user.username {
+    Ok(match me.username {
         Some(username) => format!("@{username}"),
-        None => me.user.first_name.clone(),
+        None => me.first_name,
     })
-}
-
-struct TelegramSender {
-    bot: Bot,
-    chat: Recipient,
-    /// Knows the bot token (and every other secret): teloxide's errors carry the URL.
-    scrubber: Scrubber,
-}
-
-impl TelegramSender {
-    fn new(config: &TelegramConfig, scrubber: Scrubber) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(ATTEMPT_TIMEOUT)
-            .build()?;
-        let bot =
-            Bot::with_client(config.bot_token.expose(), client).set_api_url(config.api_url.clone());
-        let chat = match config.chat_id.parse::<i64>() {
-            Ok(id) => Recipient::Id(ChatId(id)),
-            Err(_) => Recipient::ChannelUsername(config.chat_id.clone()),
-        };
-        Ok(Self {
-            bot,
-            chat,
-            scrubber,
-        })
-    }
-
-    async fn send(&self, text: &str) -> anyhow::Result<()> {
-        let deadline = Instant::now() + DELIVERY_BUDGET;
-        retry_until(
-            "sending the Telegram alert",
-            deadline,
-            Backoff::API,
-            || async {
-                self.attempt(self.bot.send_message(self.chat.clone(), text))
-                    .await
-                    .map(drop)
-            },
-        )
-        .await
-    }
-
-    /// One request to Telegram, cut short after [`ATTEMPT_TIMEOUT`], its failure
-    /// classified (and scrubbed of the token) for [`retry_until`].
-    async fn attempt<T>(
-        &self,
-        request: impl std::future::IntoFuture<Output = Result<T, RequestError>>,
-    ) -> Result<T, Failure> {
-        match tokio::time::timeout(ATTEMPT_TIMEOUT, request).await {
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(e)) => Err(self.classify(e)),
-            Err(_) => Err(Failure::transient(anyhow!(
-                "no reply from Telegram within {}",
-                humantime::format_duration(ATTEMPT_TIMEOUT)
-            ))),
-        }
-    }
-
-    fn classify(&self, error: RequestError) -> Failure {
-        let text = self.scrubber.scrub(&crate::probe::error_chain(&error));
-        match error {
-            RequestError::RetryAfter(after) => Failure::Transient {
-                error: anyhow!(text),
-                retry_after: Some(after.duration()),
-            },
-            RequestError::Network(_) | RequestError::Io(_) | RequestError::InvalidJson { .. } => {
-                Failure::transient(anyhow!(text))
-            }
-            // Telegram's 5xx replies arrive as unknown API errors.
-            RequestError::Api(ApiError::Unknown(_)) => Failure::transient(anyhow!(text)),
-            RequestError::Api(_) | RequestError::MigrateToChatId(_) => {
-                Failure::fatal(anyhow!(text))
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@
 //! The API token goes only into the `Authorization: Bearer` header; a token that cannot
 //! go into a header is a fatal failure, never retried. Every failure's text is scrubbed
 //! of every configured secret before it leaves this module: Cloudflare (or a proxy in
-//! front of it) may echo the header it was sent.
+//! front of it) may echo the header it was sent. The client is [`http_client`]'s: a
+//! redirect is a fatal failure naming its target (the token is never sent there), and
+//! an answer over the body cap is a fatal failure naming the cap.
 
 use std::time::Duration;
 
@@ -18,10 +20,12 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+use crate::http_client;
 use crate::retry::Failure;
 use crate::secret::{Scrubber, Secret};
 
-/// Longest a single request may take; the step's deadline bounds the retries.
+/// Longest a single request may take, its answer read; the step's deadline bounds the
+/// retries.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A DNS record as Cloudflare returns it (the fields we use). `ttl` is in seconds, 1
@@ -64,13 +68,13 @@ pub struct Cloudflare {
 
 impl Cloudflare {
     /// `scrubber` cuts the secrets out of every failure's text.
-    pub fn new(http: reqwest::Client, api_base: Url, token: Secret, scrubber: Scrubber) -> Self {
-        Self {
-            http,
+    pub fn new(api_base: Url, token: Secret, scrubber: Scrubber) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: http_client::client(REQUEST_TIMEOUT)?,
             api_base,
             token,
             scrubber,
-        }
+        })
     }
 
     /// The one record named `name` of type `record_type` in `zone_id`. None or several
@@ -170,25 +174,31 @@ impl Cloudflare {
         let mut request = self
             .http
             .request(method, url)
-            .header(reqwest::header::AUTHORIZATION, authorization)
-            .timeout(REQUEST_TIMEOUT);
+            .header(reqwest::header::AUTHORIZATION, authorization);
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| {
-            // A request that cannot be built fails the same way every time.
-            let built = !e.is_builder();
-            let error = anyhow!("{what}: {}", crate::probe::error_chain(&e.without_url()));
-            if !built {
-                Failure::fatal(error)
-            } else {
+        let response = http_client::send(request).await.map_err(|e| {
+            // A request that cannot be built, or a redirect, fails the same way every
+            // time.
+            let transient = e.is_transient();
+            let error = anyhow!("{what}: {e}");
+            if transient {
                 Failure::transient(error)
+            } else {
+                Failure::fatal(error)
             }
         })?;
         let status = response.status();
         let retry_after = crate::retry::retry_after(response.headers());
-        let text = response.text().await.map_err(|e| {
-            Failure::transient(anyhow!("{what}: reading the reply: {}", e.without_url()))
+        let text = http_client::read_text(response).await.map_err(|e| {
+            let transient = e.is_transient();
+            let error = anyhow!("{what}: HTTP {}: {e}", status.as_u16());
+            if transient {
+                Failure::transient(error)
+            } else {
+                Failure::fatal(error)
+            }
         })?;
         let envelope: Option<Envelope<T>> = serde_json::from_str(&text).ok();
         let errors = envelope
@@ -245,11 +255,58 @@ mod tests {
 
     fn cloudflare(api_base: &str, token: &str, secrets: &[Secret]) -> Cloudflare {
         Cloudflare::new(
-            reqwest::Client::new(),
             api_base.parse().unwrap(),
             Secret::inline(token),
             Scrubber::new(secrets),
         )
+        .unwrap()
+    }
+
+    fn fatal(failure: Failure) -> String {
+        match failure {
+            Failure::Fatal(error) => format!("{error:#}"),
+            transient => panic!("not fatal: {transient:?}"),
+        }
+    }
+
+    /// The token is in the header: a redirect's target gets nothing, and the failure
+    /// names it.
+    #[tokio::test]
+    async fn a_redirect_is_fatal_naming_its_target_and_the_token_goes_nowhere() {
+        use failover_watchdog_rig::cloudflare::{CloudflareStandIn, Fault};
+        use failover_watchdog_rig::hostile::Trap;
+        let token = "cf-redirected-token-0123";
+        let stand_in = CloudflareStandIn::start(token).await.unwrap();
+        let trap = Trap::start().await.unwrap();
+        stand_in.inject([Fault::RedirectTo(trap.addr())]);
+        let edge = cloudflare(&stand_in.api_base(), token, &[Secret::inline(token)]);
+        let text = fatal(edge.verify_token().await.unwrap_err());
+        assert!(
+            text.contains(&format!(
+                "GET /client/v4/user/tokens/verify: HTTP 307 redirect to http://{}/client/v4/user/tokens/verify, not followed",
+                trap.addr()
+            )),
+            "{text}"
+        );
+        assert_eq!(trap.arrivals(), 0, "{}", trap.received());
+    }
+
+    #[tokio::test]
+    async fn an_endless_answer_is_fatal_at_the_cap() {
+        use failover_watchdog_rig::cloudflare::{CloudflareStandIn, Fault};
+        let token = "cf-token-0123";
+        let stand_in = CloudflareStandIn::start(token).await.unwrap();
+        stand_in.inject([Fault::EndlessBody]);
+        let edge = cloudflare(&stand_in.api_base(), token, &[]);
+        let text = fatal(
+            edge.find_record("zone", "app.example.com", "A")
+                .await
+                .unwrap_err(),
+        );
+        assert!(
+            text.ends_with("HTTP 200: the answer's body is over the 1 MiB cap; not read further"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

@@ -61,15 +61,11 @@ impl Edges {
         if let Some(budget) = wait_budget {
             alerter = alerter.with_wait_budget(budget);
         }
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let cloudflare = Cloudflare::new(
-            http,
             config.dns.api_base.clone(),
             config.dns.api_token.clone(),
             scrubber.clone(),
-        );
+        )?;
         Ok(Edges {
             store: StateDir::new(config.state_dir()),
             own: Server::own(config),

@@ -10,7 +10,8 @@
 //!   `status` derives);
 //! - edges, one per outside system: [`probe`] (the primary), [`replica`] (the standby's
 //!   MariaDB), [`systemd`], [`cloudflare`], [`alert`] (Telegram), [`store`] (`state_dir`);
-//! - [`mysql`]: how every connection to a MariaDB is made;
+//! - [`mysql`]: how every connection to a MariaDB is made; [`http_client`]: how every
+//!   HTTP client is made (no redirects, timeouts) and every answer's body read (capped);
 //! - [`careful_read`]: how every file is read on an operator's behalf (config, secrets,
 //!   state files): regular files only, size-capped, never blocking;
 //! - one retry owner: [`retry`];
@@ -33,6 +34,7 @@ pub mod daemon;
 pub mod edges;
 pub mod error;
 pub mod fence;
+pub mod http_client;
 pub mod mariadb;
 pub mod metrics;
 pub mod mysql;

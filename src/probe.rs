@@ -3,7 +3,10 @@
 //!
 //! The timeout wraps the whole check (connect, handshake, query, body), so a primary that
 //! accepts TCP connections and then hangs (SIGSTOP, a wedged kernel) fails the round on
-//! time instead of stalling the daemon.
+//! time instead of stalling the daemon. The `http` check's client is
+//! [`crate::http_client`]'s: it follows no redirect (a 3xx fails the check, naming its
+//! target, unless `expect_status` names it) and reads a body for `expect_body` up to
+//! the cap, failing beyond it.
 
 use std::time::Duration;
 
@@ -61,10 +64,8 @@ impl Prober {
         timeout: Duration,
         fail_when: FailWhen,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder(timeout)
             .pool_max_idle_per_host(0)
-            .timeout(timeout)
-            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             checks: checks.to_vec(),
@@ -136,10 +137,20 @@ impl Prober {
                 };
                 if !status_ok {
                     let wanted = expect_status.map_or("2xx".to_string(), |s| s.to_string());
-                    return Err(format!("HTTP {} (expected {wanted})", status.as_u16()));
+                    // Not followed: the check is of the primary, not of where it points.
+                    let redirect = crate::http_client::redirect(&response)
+                        .map_or(String::new(), |r| {
+                            format!(": a redirect to {}, not followed", r.target)
+                        });
+                    return Err(format!(
+                        "HTTP {} (expected {wanted}){redirect}",
+                        status.as_u16()
+                    ));
                 }
                 if let Some(needle) = expect_body {
-                    let body = response.text().await.map_err(|e| error_chain(&e))?;
+                    let body = crate::http_client::read_text(response)
+                        .await
+                        .map_err(|e| format!("HTTP {}: {e}", status.as_u16()))?;
                     if !body.contains(needle.as_str()) {
                         return Err(format!("HTTP {}, body lacks {needle:?}", status.as_u16()));
                     }
@@ -317,6 +328,55 @@ mod tests {
                 round.checks[0]
             );
         }
+    }
+
+    /// An endless body at the health URL is read up to the cap, and fails the check
+    /// naming it; a redirect is not followed, and fails the check naming its target,
+    /// unless `expect_status` names it.
+    #[tokio::test]
+    async fn an_endless_body_or_a_redirect_fails_the_http_check_naming_why() {
+        use failover_watchdog_rig::health::ScriptedHealth;
+        use failover_watchdog_rig::hostile::{Answer, Trap};
+        let health = ScriptedHealth::start(&[], 200).await.unwrap();
+        let url: url::Url = health.url().parse().unwrap();
+        health.set_hostile(Some(Answer::EndlessBody));
+        let round = prober(
+            vec![http_check(url.clone(), None, Some("ok"))],
+            Duration::from_secs(5),
+        )
+        .run_round()
+        .await;
+        assert!(!round.ok);
+        assert_eq!(
+            round.checks[0].detail,
+            "HTTP 200: the answer's body is over the 1 MiB cap; not read further"
+        );
+        assert!(round.checks[0].duration_ms < 5000, "{:?}", round.checks[0]);
+
+        let trap = Trap::start().await.unwrap();
+        health.set_hostile(Some(Answer::RedirectTo(trap.addr())));
+        let round = prober(
+            vec![http_check(url.clone(), None, None)],
+            Duration::from_secs(5),
+        )
+        .run_round()
+        .await;
+        assert!(!round.ok);
+        assert_eq!(
+            round.checks[0].detail,
+            format!(
+                "HTTP 307 (expected 2xx): a redirect to http://{}/health, not followed",
+                trap.addr()
+            )
+        );
+        let round = prober(
+            vec![http_check(url, Some(307), None)],
+            Duration::from_secs(5),
+        )
+        .run_round()
+        .await;
+        assert!(round.ok, "{:?}", round.checks[0]);
+        assert_eq!(trap.arrivals(), 0);
     }
 
     #[tokio::test]

@@ -106,6 +106,12 @@ pub enum Fault {
     /// header, token and all (`6003 bad header Bearer <token>`), as a careless proxy or
     /// API might: what the client does with an error text it did not write.
     EchoAuthorization,
+    /// Answer `200` with a body that never ends ([`crate::hostile::endless_body`]).
+    EndlessBody,
+    /// Answer `307` to the same path and query at this address
+    /// ([`crate::hostile::redirect_to`]), as a hijacked endpoint might to collect the
+    /// token.
+    RedirectTo(SocketAddr),
 }
 
 /// A running Cloudflare API stand-in; dropping it stops the server and closes every
@@ -296,6 +302,8 @@ impl Inner {
                 Fault::Status(429) => Reply::Now(rate_limited(None)),
                 Fault::Status(code) => Reply::Now(server_error(code)),
                 Fault::EchoAuthorization => Reply::Now(echo_authorization(headers)),
+                Fault::EndlessBody => Reply::Now(crate::hostile::endless_body(None)),
+                Fault::RedirectTo(target) => Reply::Now(crate::hostile::redirect_to(target, uri)),
             };
         }
 

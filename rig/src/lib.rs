@@ -9,6 +9,9 @@
 //!   Alertmanager, PagerDuty) and records them.
 //! - [`systemctl`]: a `systemctl` shim to put first on `PATH`.
 //! - [`health`]: an HTTP health endpoint whose answers a test scripts.
+//! - [`hostile`]: answers no honest server gives (an endless body, a redirect to another
+//!   port) for the stand-ins' hostile modes, and the [`hostile::Trap`] a redirect points
+//!   at, which counts whatever reaches it.
 //! - [`panel`]: a local HTTP server standing in for the standby's own endpoints.
 //! - [`link`]: a TCP relay a test can cut, for a partition between two parts.
 //! - [`netns`]: a network of namespaces (primary, standby, two witnesses) whose links
@@ -23,6 +26,7 @@
 
 pub mod cloudflare;
 pub mod health;
+pub mod hostile;
 mod http;
 pub mod link;
 pub mod mariadb;

@@ -7,6 +7,7 @@
 //! | `GET /health` | 200 `ok` |
 //! | `GET /login` | 302 to `/health` (a panel sending you to its login page is up) |
 //! | `GET /maintenance` | 503 `down for maintenance` |
+//! | `GET /endless` | 200 with a body that never ends ([`crate::hostile::endless_body`]) |
 //! | anything else | 404 |
 
 use std::net::SocketAddr;
@@ -41,6 +42,10 @@ impl PanelStandIn {
             .route(
                 "/maintenance",
                 get(|| async { (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance") }),
+            )
+            .route(
+                "/endless",
+                get(|| async { crate::hostile::endless_body(None) }),
             );
         let server = tokio::spawn(crate::http::serve(listener, app));
         Ok(PanelStandIn { addr, server })
@@ -73,6 +78,7 @@ mod tests {
             ("/health", 200),
             ("/login", 302),
             ("/maintenance", 503),
+            ("/endless", 200),
             ("/nothing", 404),
         ] {
             let response = client.get(panel.url(path)).send().await.unwrap();

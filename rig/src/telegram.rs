@@ -2,8 +2,9 @@
 //! `getMe`.
 //!
 //! [`TelegramStandIn`] owns a local HTTP server on `127.0.0.1`, the messages it accepted,
-//! a count of `sendMessage` attempts and a [`Mode`] that can make it fail, slow down or
-//! hang. Point a `teloxide::Bot` at it with `Bot::new(token).set_api_url(stand_in.api_url())`.
+//! a count of `sendMessage` attempts and a [`Mode`] that can make it fail, slow down,
+//! hang, answer an endless body or redirect elsewhere. Point a client at
+//! `stand_in.api_url()` (a `teloxide::Bot` with `Bot::new(token).set_api_url(…)`).
 //!
 //! Requests follow the Bot API's "making requests" rules: `GET` or `POST` to
 //! `/bot<token>/<method>`, the method name matched case-insensitively (teloxide sends
@@ -84,6 +85,12 @@ pub enum Mode {
     /// Never answer; nothing is delivered. Dropping the stand-in closes such connections
     /// without a response.
     Hang,
+    /// Answer `200` with a body that never ends ([`crate::hostile::endless_body`]);
+    /// nothing is delivered.
+    EndlessBody,
+    /// Answer `307` to the same path (bot token included) at this address
+    /// ([`crate::hostile::redirect_to`]); nothing is delivered.
+    RedirectTo(SocketAddr),
 }
 
 /// A running Telegram Bot API stand-in; dropping it stops the server and closes every
@@ -234,6 +241,10 @@ impl Inner {
             Mode::Slow(delay) => Some(delay),
             Mode::Hang => return (Reply::Hang, false),
             Mode::Down(code) => return (Reply::Now(down(code)), false),
+            Mode::EndlessBody => return (Reply::Now(crate::hostile::endless_body(None)), false),
+            Mode::RedirectTo(target) => {
+                return (Reply::Now(crate::hostile::redirect_to(target, uri)), false);
+            }
         };
         let reply = |response| match delay {
             Some(delay) => Reply::After(delay, response),

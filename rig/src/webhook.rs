@@ -7,7 +7,8 @@
 //! checks that must not page anyone.
 //!
 //! [`Mode`] makes it fail (an HTTP status; 429 with `Retry-After`
-//! [`DOWN_RETRY_AFTER_SECS`]), slow down or hang.
+//! [`DOWN_RETRY_AFTER_SECS`]), slow down, hang, answer an endless body or redirect to
+//! another port.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -47,6 +48,12 @@ pub enum Mode {
     Slow(Duration),
     /// Never answer; record nothing.
     Hang,
+    /// Answer every request, reachability checks included, `200` with a body that never
+    /// ends ([`crate::hostile::endless_body`]); record nothing.
+    EndlessBody,
+    /// Answer every request, reachability checks included, `307` to the same path at
+    /// this address ([`crate::hostile::redirect_to`]); record nothing.
+    RedirectTo(SocketAddr),
 }
 
 /// A running webhook receiver; dropping it stops the server and closes its connections.
@@ -152,6 +159,20 @@ async fn handle(
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return (status, "down").into_response();
     }
+    let hostile = {
+        let mut state = shared.lock();
+        if method == Method::POST {
+            state.attempts += 1;
+        }
+        match state.mode {
+            Mode::EndlessBody => Some(crate::hostile::endless_body(None)),
+            Mode::RedirectTo(target) => Some(crate::hostile::redirect_to(target, &uri)),
+            _ => None,
+        }
+    };
+    if let Some(answer) = hostile {
+        return answer;
+    }
     if method != Method::POST {
         if uri.path() == "/api/v2/status" {
             return Json(json!({"cluster": {"status": "ready"}})).into_response();
@@ -160,7 +181,6 @@ async fn handle(
     }
     let delay = {
         let mut state = shared.lock();
-        state.attempts += 1;
         match state.mode {
             Mode::Hang => None,
             Mode::Down(status) => {
@@ -175,7 +195,7 @@ async fn handle(
                 }
                 return response;
             }
-            Mode::Up | Mode::Slow(_) => {
+            Mode::Up | Mode::Slow(_) | Mode::EndlessBody | Mode::RedirectTo(_) => {
                 let Ok(body) = serde_json::from_slice::<Value>(&body) else {
                     return (StatusCode::BAD_REQUEST, "the body is not JSON").into_response();
                 };

@@ -9,7 +9,10 @@
 //!
 //! A token is sent as `Authorization: Bearer`, except to PagerDuty, where it is the
 //! routing key in the body. Errors never carry the URL (a Slack webhook's URL is its
-//! secret): the channel is named by its `name` instead.
+//! secret): the channel is named by its `name` instead. The client is
+//! [`crate::http_client`]'s: a redirect is not followed (it would take the token or the
+//! routing key elsewhere) but fails the delivery, naming its target; the answer's body
+//! is never read.
 
 use std::time::Duration;
 
@@ -19,6 +22,7 @@ use tokio::time::Instant;
 
 use super::Alert;
 use crate::config::{WebhookConfig, WebhookFormat};
+use crate::http_client::{self, SendError};
 use crate::retry::{Backoff, Failure, retry_after, retry_until};
 
 /// PagerDuty cuts a summary longer than this.
@@ -177,13 +181,9 @@ pub(super) struct WebhookSender {
 
 impl WebhookSender {
     pub(super) fn new(config: &WebhookConfig) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-            .timeout(config.timeout)
-            .build()?;
         Ok(Self {
             config: config.clone(),
-            client,
+            client: http_client::client(config.timeout)?,
         })
     }
 
@@ -199,6 +199,7 @@ impl WebhookSender {
         .await
     }
 
+    /// One POST. The answer's body is never read: its status says all we need.
     async fn attempt(&self, body: &Value) -> Result<(), Failure> {
         let mut request = self.client.post(self.config.url.clone()).json(body);
         if let Some(token) = &self.config.token
@@ -206,17 +207,9 @@ impl WebhookSender {
         {
             request = request.bearer_auth(token.expose());
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            // Without the URL: it may be the secret (Slack).
-            Err(e) => {
-                let e = e.without_url();
-                return Err(Failure::transient(anyhow!(
-                    "{}",
-                    crate::probe::error_chain(&e)
-                )));
-            }
-        };
+        // Without the URL (it may be the secret: Slack's); a redirect is not followed,
+        // so the token or routing key goes nowhere else.
+        let response = http_client::send(request).await.map_err(classify)?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
@@ -234,17 +227,24 @@ impl WebhookSender {
     }
 }
 
+/// A request that got no usable answer, for the retry loop.
+fn classify(error: SendError) -> Failure {
+    if error.is_transient() {
+        Failure::transient(error)
+    } else {
+        Failure::fatal(error)
+    }
+}
+
 /// Whether the webhook's receiver answers, without posting anything (no one is paged):
 /// for the smoke test. `alertmanager`: `GET <base>/api/v2/status` (with the bearer
 /// token), which must answer 2xx; the others (a POST-only endpoint, whose answer to
 /// anything else varies: Slack says 400, PagerDuty 404): `HEAD <url>`, where any answer
-/// but a 5xx proves the host, TLS and path's server are there. Network errors and 5xx
-/// are retried until `deadline`.
+/// but a 5xx or a redirect proves the host, TLS and path's server are there. A redirect
+/// fails the check, naming its target: the alerts' POST would not follow it either.
+/// Network errors and 5xx are retried until `deadline`.
 pub async fn check_reachable(config: &WebhookConfig, deadline: Instant) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder()
-        .connect_timeout(config.timeout.min(Duration::from_secs(5)))
-        .timeout(config.timeout)
-        .build()?;
+    let client = http_client::client(config.timeout)?;
     let (method, url) = match config.format {
         WebhookFormat::Alertmanager => (reqwest::Method::GET, alertmanager_status_url(&config.url)),
         _ => (reqwest::Method::HEAD, config.url.clone()),
@@ -257,11 +257,8 @@ pub async fn check_reachable(config: &WebhookConfig, deadline: Instant) -> anyho
         {
             request = request.bearer_auth(token.expose());
         }
-        match request.send().await {
-            Err(e) => Err(Failure::transient(anyhow!(
-                "{}",
-                crate::probe::error_chain(&e.without_url())
-            ))),
+        match http_client::send(request).await {
+            Err(e) => Err(classify(e)),
             Ok(r) if r.status().is_server_error() => Err(Failure::Transient {
                 error: anyhow!("HTTP {}", r.status()),
                 retry_after: retry_after(r.headers()),
@@ -291,7 +288,77 @@ fn alertmanager_status_url(alerts: &url::Url) -> url::Url {
 
 #[cfg(test)]
 mod tests {
+    use failover_watchdog_rig::hostile::Trap;
+    use failover_watchdog_rig::webhook::{Mode, WebhookStandIn};
+
     use super::*;
+    use crate::secret::Secret;
+
+    const ROUTING_KEY: &str = "pd-routing-key-0123456789";
+
+    fn pagerduty(stand_in: &WebhookStandIn) -> WebhookConfig {
+        WebhookConfig {
+            name: "pd".to_string(),
+            url: stand_in.url("/v2/enqueue").parse().unwrap(),
+            format: WebhookFormat::Pagerduty,
+            token: Some(Secret::inline(ROUTING_KEY)),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A pagerduty-format webhook answering 307 to another port got the body, routing
+    /// key included, POSTed there: webhooks followed redirects.
+    #[tokio::test]
+    async fn a_pagerduty_webhook_answering_307_posts_the_routing_key_nowhere() {
+        let stand_in = WebhookStandIn::start().await.unwrap();
+        let trap = Trap::start().await.unwrap();
+        stand_in.set_mode(Mode::RedirectTo(trap.addr()));
+        let config = pagerduty(&stand_in);
+        let sender = WebhookSender::new(&config).unwrap();
+        let error = sender
+            .send(
+                &event(&Alert::Rearmed, "[db2] rearmed"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap_err();
+        let text = format!("{error:#}");
+        assert!(
+            text.contains(&format!(
+                "HTTP 307 redirect to http://{}/v2/enqueue, not followed",
+                trap.addr()
+            )),
+            "{text}"
+        );
+        assert!(text.contains("attempt 1, not retried"), "{text}");
+        assert_eq!(stand_in.attempts(), 1);
+        assert_eq!(trap.arrivals(), 0, "{}", trap.received());
+
+        // The smoke test's check says so too, and sends nothing there either.
+        let error = check_reachable(&config, Instant::now() + Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        let text = format!("{error:#}");
+        assert!(text.contains("HTTP 307 redirect to http://"), "{text}");
+        assert_eq!(trap.arrivals(), 0, "{}", trap.received());
+    }
+
+    /// The answer's body is never read: an endless one costs nothing.
+    #[tokio::test]
+    async fn an_endless_answer_to_a_post_is_not_read() {
+        let stand_in = WebhookStandIn::start().await.unwrap();
+        stand_in.set_mode(Mode::EndlessBody);
+        let sender = WebhookSender::new(&pagerduty(&stand_in)).unwrap();
+        let started = Instant::now();
+        sender
+            .send(
+                &event(&Alert::Rearmed, "[db2] rearmed"),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
 
     fn event(alert: &Alert, text: &str) -> Event {
         Event::new("db2", alert, text, "2026-11-23T20:00:00Z".parse().unwrap())

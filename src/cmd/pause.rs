@@ -12,7 +12,8 @@ use crate::config::Config;
 use crate::status::Pause;
 use crate::store::StateDir;
 
-/// How long the command waits for its alert before it gives up saying so.
+/// How long the command waits for its alert before it gives up saying so, as
+/// `--promote-now` and `rejoin` do.
 const ALERT_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn pause(
@@ -51,14 +52,21 @@ pub async fn resume(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The alert; a Telegram that does not take it is a warning, not a failed command.
+/// The alert, delivered like every other command's: queued on every channel, each
+/// retrying on its own, and waited for within [`ALERT_WAIT`] in all. What was not
+/// delivered is a warning, not a failed command: the pause itself is in place.
 async fn tell(config: &Config, alert: &Alert) {
     let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let delivered = match Alerter::start(&config.node.name, config, scrubber) {
-        Ok(alerter) => alerter.send_and_confirm(alert, ALERT_WAIT).await,
-        Err(e) => Err(format!("{e:#}")),
+    let alerter = match Alerter::start(&config.node.name, config, scrubber) {
+        Ok(alerter) => alerter.with_wait_budget(ALERT_WAIT),
+        Err(e) => {
+            eprintln!("warning: the alert was not delivered: {e:#}");
+            return;
+        }
     };
-    if let Err(e) = delivered {
-        eprintln!("warning: the alert was not delivered: {e}");
+    alerter.send(alert);
+    let undelivered = alerter.flush(ALERT_WAIT).await;
+    if !undelivered.none() {
+        eprintln!("warning: {undelivered}");
     }
 }

@@ -1,7 +1,8 @@
 //! The steps around validation that touch the file: reading it (through
 //! [`careful_read`], like every file read for the operator), TOML into the raw
 //! structs (errors located by key path and line/column), and the warning for a file
-//! that holds secrets and is readable by every user. Kept apart from the converters so
+//! that holds secrets (the config with inline secrets, a secret file) and is readable
+//! by every user. Kept apart from the converters so
 //! parsing is tested on strings.
 
 use std::path::Path;
@@ -53,12 +54,20 @@ pub(super) fn read_config_file(path: &Path) -> Result<String, ConfigError> {
 /// A file that holds secrets inline should be readable by the service alone.
 pub(super) fn world_readable_warning(path: &Path, secrets: &[&Secret]) -> Option<String> {
     use crate::secret::SecretSource::Inline;
-    (secrets.iter().any(|s| *s.source() == Inline) && is_world_readable(path)).then(|| {
-        format!(
-            "{}: the file holds secrets and is readable by every user; chmod 600 it",
-            path.display()
-        )
-    })
+    (secrets.iter().any(|s| *s.source() == Inline) && is_world_readable(path))
+        .then(|| readable_by_everyone(path, "secrets"))
+}
+
+/// A secret file (`key`, a `*_file`) likewise: it holds nothing but the secret.
+pub(super) fn world_readable_secret_file(path: &Path, key: &str) -> Option<String> {
+    is_world_readable(path).then(|| readable_by_everyone(path, &format!("a secret ({key})")))
+}
+
+fn readable_by_everyone(path: &Path, holds: &str) -> String {
+    format!(
+        "{}: the file holds {holds} and is readable by every user; chmod 600 it",
+        path.display()
+    )
 }
 
 fn is_world_readable(path: &Path) -> bool {

@@ -77,7 +77,7 @@ impl Fixture {
             ("cloudflare.token", "cf-token\n"),
             ("telegram.token", "123:tg-token\n"),
         ] {
-            std::fs::write(dir.path().join(name), value).unwrap();
+            write_secret(&dir.path().join(name), value);
         }
         Self { dir }
     }
@@ -85,6 +85,36 @@ impl Fixture {
     fn parse(&self, text: &str) -> Result<Config, ConfigError> {
         Config::parse(text, &self.dir.path().join("config.toml"))
     }
+}
+
+/// A secret file as an operator should leave it: readable by its owner alone.
+fn write_secret(path: &std::path::Path, value: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, value).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// A world-readable secret file drew no warning, though a world-readable config that
+/// holds secrets does. It draws the same one now, naming the file and the key, once
+/// however many keys name it.
+#[test]
+fn a_world_readable_secret_file_draws_the_warning_a_config_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let fx = Fixture::new();
+    let token = fx.dir.path().join("cloudflare.token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let config = fx.parse(GOOD).unwrap();
+    assert_eq!(
+        config.warnings,
+        [format!(
+            "{}: the file holds a secret (dns.api_token_file) and is readable by every user; chmod 600 it",
+            token.display()
+        )]
+    );
+    let both = GOOD.replace("replica-db.password", "cloudflare.token");
+    assert_eq!(fx.parse(&both).unwrap().warnings.len(), 1);
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o640)).unwrap();
+    assert!(fx.parse(GOOD).unwrap().warnings.is_empty());
 }
 
 #[test]
@@ -1115,7 +1145,7 @@ fn the_shipped_pair_mirrors_itself() {
         "local-db.password",
         "replication.password",
     ] {
-        std::fs::write(fx.dir.path().join(name), "pw\n").unwrap();
+        write_secret(&fx.dir.path().join(name), "pw\n");
     }
     let parse = |text: &str| {
         fx.parse(&text.replace("/etc/failover-watchdog/", ""))

@@ -249,8 +249,9 @@ impl<'a> Validator<'a> {
 
     /// The trimmed contents of the file named by `{key}_file`; never empty. Read the
     /// careful way ([`careful_read`]): a FIFO, a device or a file over 64 KiB is refused
-    /// at once, naming the key that named it.
-    fn secret_file(&self, key: &str, path: &str) -> Result<Secret, ConfigError> {
+    /// at once, naming the key that named it. A file every user can read draws a
+    /// warning.
+    fn secret_file(&mut self, key: &str, path: &str) -> Result<Secret, ConfigError> {
         let file_key = format!("{key}_file");
         let path = self.resolve(path);
         let text = careful_read::read_to_string(&path, careful_read::SECRET).map_err(|e| {
@@ -268,6 +269,15 @@ impl<'a> Validator<'a> {
             ));
         }
         self.one_line(&file_key, value)?;
+        // Named by its own path, like a world-readable config; once per file.
+        if let Some(warning) = super::file::world_readable_secret_file(&path, &file_key)
+            && !self
+                .warnings
+                .iter()
+                .any(|w| w.starts_with(&format!("{}: ", path.display())))
+        {
+            self.warnings.push(warning);
+        }
         Ok(Secret::from_file(value, path))
     }
 

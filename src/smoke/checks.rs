@@ -209,10 +209,9 @@ pub async fn endpoints(smoke: &SmokeConfig) -> Finding {
     if smoke.urls.is_empty() {
         return Finding::skip("no [smoke] urls configured");
     }
-    // A redirect is an answer: a panel that sends you to its login page is up.
-    let client = match reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(smoke.check_timeout)
+    // A redirect is an answer, not followed: a panel that sends you to its login page
+    // is up. No body is read: the status says all.
+    let client = match crate::http_client::builder(smoke.check_timeout)
         .user_agent(USER_AGENT)
         .build()
     {
@@ -298,21 +297,14 @@ async fn cloudflare_token(
     scrubber: &Scrubber,
     deadline: Instant,
 ) -> (Vec<Result<String, String>>, Vec<String>) {
-    let http = match reqwest::Client::builder().user_agent(USER_AGENT).build() {
-        Ok(http) => http,
-        Err(e) => {
-            return (
-                vec![Err(format!("cannot make an HTTP client: {e}"))],
-                vec![],
-            );
-        }
-    };
-    let cloudflare = Cloudflare::new(
-        http,
+    let cloudflare = match Cloudflare::new(
         config.dns.api_base.clone(),
         config.dns.api_token.clone(),
         scrubber.clone(),
-    );
+    ) {
+        Ok(cloudflare) => cloudflare,
+        Err(e) => return (vec![Err(format!("{e:#}"))], vec![]),
+    };
     let verified = retry_until(
         "verifying the Cloudflare API token",
         deadline,

@@ -2,7 +2,9 @@
 //! own `timeout` (retries included, through [`crate::retry`]). Every outcome becomes a
 //! [`WitnessReport`]; a witness that cannot be asked is [`Said::NoAnswer`], which the
 //! vote counts as not agreeing. A report's detail is scrubbed of every configured
-//! secret: it holds what a witness (or whatever answers at its address) said.
+//! secret: it holds what a witness (or whatever answers at its address) said. The
+//! client is [`http_client`]'s: a redirect is not followed with the token (it fails,
+//! naming its target), and an answer over the body cap is not read.
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use url::Url;
 
 use super::{ENDPOINT, Observation, Said, WitnessReport};
 use crate::config::WitnessRef;
-use crate::probe::error_chain;
+use crate::http_client;
 use crate::retry::{Backoff, Failure, retry_until};
 use crate::secret::Scrubber;
 
@@ -38,11 +40,14 @@ impl Witnesses {
         if witnesses.is_empty() {
             return Ok(None);
         }
-        let http = reqwest::Client::builder()
+        // Each request is bounded by its witness's own timeout; the client by the longest.
+        let longest = witnesses
+            .iter()
+            .map(|w| w.timeout)
+            .max()
+            .unwrap_or_default();
+        let http = http_client::builder(longest)
             .pool_max_idle_per_host(0)
-            // Never follow a redirect with the token.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("failover-watchdog/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let witnesses = witnesses
             .iter()
@@ -87,22 +92,21 @@ impl Witnesses {
                 "our token for this witness contains characters that cannot be sent in a header (a line break?)"
             )));
         };
-        let response = self
+        let request = self
             .http
             .get(url.clone())
             .header(reqwest::header::AUTHORIZATION, authorization)
-            .send()
-            .await
-            .map_err(|e| {
-                // A request that cannot be built fails the same way every time.
-                let built = !e.is_builder();
-                let error = anyhow!("{}", error_chain(&e.without_url()));
-                if !built {
-                    Failure::fatal(error)
-                } else {
-                    Failure::transient(error)
-                }
-            })?;
+            .timeout(witness.timeout);
+        // Never follows a redirect with the token: it fails naming its target.
+        let response = http_client::send(request).await.map_err(|e| {
+            // A request that cannot be built, or a redirect, fails the same way every
+            // time.
+            if e.is_transient() {
+                Failure::transient(e)
+            } else {
+                Failure::fatal(e)
+            }
+        })?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Failure::fatal(anyhow!(
@@ -125,10 +129,13 @@ impl Witnesses {
                 status.as_u16()
             )));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Failure::transient(anyhow!("reading the answer: {}", e.without_url())))?;
+        let body = http_client::read_body(response).await.map_err(|e| {
+            if e.is_transient() {
+                Failure::transient(e)
+            } else {
+                Failure::fatal(e)
+            }
+        })?;
         serde_json::from_slice(&body)
             .map_err(|e| Failure::fatal(anyhow!("not a witness's answer ({e})")))
     }
@@ -261,6 +268,57 @@ mod asking {
             "{}",
             reports[0].detail
         );
+    }
+
+    /// A witness answering an endless body drove `smoke-test` to 3.6 GB in 4 s: the
+    /// answer was read whole. It is cut at the cap now, and not retried.
+    #[tokio::test]
+    async fn an_endless_answer_is_no_answer_named_by_the_cap() {
+        use failover_watchdog_rig::hostile::{Answer, HostileServer};
+        let endless = HostileServer::start(Answer::EndlessBody).await.unwrap();
+        let configured = [witness("endless", endless.url("/").parse().unwrap(), TOKEN)];
+        let witnesses = Witnesses::new(&configured, scrubber(&configured))
+            .unwrap()
+            .unwrap();
+        let reports = witnesses.ask_all().await;
+        assert_eq!(reports[0].said, Said::NoAnswer);
+        assert!(
+            reports[0]
+                .detail
+                .contains("the answer's body is over the 1 MiB cap; not read further"),
+            "{}",
+            reports[0].detail
+        );
+        assert_eq!(endless.requests(), 1, "not retried");
+    }
+
+    /// The token goes with the request: a redirect's target gets nothing.
+    #[tokio::test]
+    async fn a_redirect_is_no_answer_naming_its_target_and_the_token_goes_nowhere() {
+        use failover_watchdog_rig::hostile::{Answer, HostileServer, Trap};
+        let trap = Trap::start().await.unwrap();
+        let redirecting = HostileServer::start(Answer::RedirectTo(trap.addr()))
+            .await
+            .unwrap();
+        let configured = [witness(
+            "redirecting",
+            redirecting.url("/").parse().unwrap(),
+            TOKEN,
+        )];
+        let witnesses = Witnesses::new(&configured, scrubber(&configured))
+            .unwrap()
+            .unwrap();
+        let reports = witnesses.ask_all().await;
+        assert_eq!(reports[0].said, Said::NoAnswer);
+        let target = format!("http://{}/v1/primary", trap.addr());
+        assert!(
+            reports[0]
+                .detail
+                .contains(&format!("HTTP 307 redirect to {target}, not followed")),
+            "{}",
+            reports[0].detail
+        );
+        assert_eq!(trap.arrivals(), 0, "{}", trap.received());
     }
 
     /// Whatever answers at a witness's address may send our token back.

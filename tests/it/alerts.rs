@@ -219,3 +219,51 @@ name = "broken"
     assert!(am.received().is_empty() && broken.received().is_empty());
     assert!(rig.telegram.messages().is_empty(), "--no-notify");
 }
+
+/// `pause` with a webhook answering 500 made one attempt, no retry, and said nothing,
+/// though the README promises "warning: N alert(s) not delivered": Telegram took the
+/// alert and the command returned. It delivers like every other one-shot command now:
+/// every channel retries within the command's wait, and what is left is said.
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_with_a_webhook_answering_500_retries_and_says_what_was_not_delivered() {
+    let rig = stage().await;
+    let hook = WebhookStandIn::start().await.unwrap();
+    hook.set_mode(Mode::Down(500));
+    let table = format!(
+        "\n[[alerts.webhooks]]\nurl = \"{}\"\nformat = \"json\"\nname = \"plain\"\n",
+        hook.url("/hook")
+    );
+    rig.write_config(&format!("{}{table}", rig.config()));
+
+    let paused = rig.run(&["pause", "--reason", "maintenance"]).await;
+    assert_eq!(paused.code, Some(0), "{paused:?}");
+    assert!(
+        hook.attempts() >= 3,
+        "retried: {} attempt(s)",
+        hook.attempts()
+    );
+    assert!(
+        paused
+            .stderr
+            .contains("warning: 0 alert(s) not delivered, 1 still queued"),
+        "{}",
+        paused.stderr
+    );
+    let messages = rig.telegram.messages();
+    assert_eq!(messages.len(), 1, "Telegram took it: {messages:?}");
+
+    // A refusal is not retried, and is said as not delivered.
+    hook.set_mode(Mode::Down(400));
+    let before = hook.attempts();
+    let resumed = rig.run(&["resume"]).await;
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    assert_eq!(hook.attempts(), before + 1);
+    assert!(
+        resumed
+            .stderr
+            .contains("warning: 1 alert(s) not delivered, 0 still queued"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(rig.telegram.messages().len(), 2);
+}

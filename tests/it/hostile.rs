@@ -168,6 +168,56 @@ chat_id = -100123
     assert!(!dir.path().join("state").exists(), "nothing was touched");
 }
 
+/// A world-readable secret file drew no warning, though a world-readable config that
+/// holds secrets does. `check-config` (and every command's log) says so now, naming the
+/// file and the key.
+#[test]
+fn a_world_readable_secret_file_draws_the_warning_a_config_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        r#"
+[node]
+name = "standby-hostile"
+state_dir = "state"
+[[probe.checks]]
+type = "tcp"
+address = "127.0.0.1:9"
+[replica]
+user = "failover"
+password_file = "replica.password"
+[dns]
+api_token_file = "cf.token"
+zone_id = "zone"
+[[dns.records]]
+name = "app.example.com"
+content = "203.0.113.20"
+"#,
+    )
+    .unwrap();
+    for (name, mode) in [("replica.password", 0o600), ("cf.token", 0o644)] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "secret\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let output = Command::new(BIN)
+        .arg("--config")
+        .arg(&config)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let warning = format!(
+        "# warning: {}: the file holds a secret (dns.api_token_file) and is readable by every user; chmod 600 it",
+        dir.path().join("cf.token").display()
+    );
+    assert!(stdout.lines().any(|l| l == warning), "{stdout}");
+    assert!(!stdout.contains("replica.password:"), "{stdout}");
+}
+
 /// `status` went on saying `monitoring` after the daemon was killed: the live state it
 /// reads is the dead daemon's last.
 #[tokio::test(flavor = "multi_thread")]

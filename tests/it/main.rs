@@ -3,6 +3,7 @@
 //! one-time setup (the MariaDB template data directory) is shared.
 
 mod alerts;
+mod bounded;
 mod cli;
 mod cycle;
 mod decision;
