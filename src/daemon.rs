@@ -30,7 +30,7 @@ use crate::decide::{
     Replication, Round, Settings,
 };
 use crate::journal::{Outcome, Trigger};
-use crate::metrics::{DaemonMetrics, MetricsServer};
+use crate::metrics::MetricsServer;
 use crate::probe::Prober;
 use crate::promote::{PromoteError, Promoter};
 use crate::status::{LiveState, Pause};
@@ -38,6 +38,9 @@ use crate::store::StateDir;
 use crate::systemd::Notifier;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
+use feed::MetricsFeed;
+
+mod feed;
 
 /// How long the daemon waits for queued alerts when it stops.
 const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
@@ -69,7 +72,7 @@ pub async fn run(
         std::process::id(),
         now_since(started),
     );
-    let metrics = DaemonMetrics::new(alerter.clone(), decider.live());
+    let metrics = MetricsFeed::new(alerter.clone(), decider.live());
     // Served (with `[metrics]`) until this function returns.
     let _metrics_server =
         MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
@@ -136,7 +139,7 @@ struct Daemon {
     alerter: Alerter,
     decider: Decider,
     /// Follows the live state; the server (when `[metrics]` is set) only encodes it.
-    metrics: DaemonMetrics,
+    metrics: MetricsFeed,
     /// The monotonic clock the core's `since_start` counts from.
     started: Instant,
     stop: Stop,

@@ -970,7 +970,7 @@ fn metrics_are_served_only_when_the_table_names_an_address() {
             .parse(&format!("{GOOD}\n[metrics]\nlisten = \"{listen}\"\n"))
             .unwrap();
         assert_eq!(
-            config.metrics.map(|m| m.listen),
+            config.metrics.as_ref().map(|m| m.listen),
             Some(address.parse().unwrap())
         );
         let shown = toml::to_string_pretty(&config).unwrap();

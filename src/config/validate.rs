@@ -12,6 +12,7 @@ use url::Url;
 use super::ConfigError;
 use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
+use crate::serve::tls;
 
 /// Validation in progress: remembers the file, collects warnings.
 pub(super) struct Validator<'a> {
@@ -184,6 +185,38 @@ impl<'a> Validator<'a> {
                 ),
             )
         })
+    }
+
+    /// `{table}.tls_cert_file` and `{table}.tls_key_file`: both or neither; the files
+    /// must make a TLS configuration (PEM, the key going with the certificate).
+    pub(super) fn tls_files(
+        &self,
+        table: &str,
+        cert: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Option<super::TlsFiles>, ConfigError> {
+        let key_of = |file: tls::File| format!("{table}.{}", file.key());
+        let (cert, key) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (self.resolve(cert), self.resolve(key)),
+            (Some(_), None) => {
+                return Err(self.error(
+                    &key_of(tls::File::Key),
+                    "missing: tls_cert_file is given; TLS needs both the certificate and its key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    &key_of(tls::File::Certificate),
+                    "missing: tls_key_file is given; TLS needs both the certificate and its key",
+                ));
+            }
+        };
+        tls::server_config(&cert, &key).map_err(|e| self.error(&key_of(e.file), e.problem))?;
+        Ok(Some(super::TlsFiles {
+            cert_file: cert,
+            key_file: key,
+        }))
     }
 
     /// A systemd unit name, as `systemctl` takes it (never an option).
