@@ -368,6 +368,30 @@ password_file = "primary-db.password"
         ),
         (
             "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nmax_connections_per_client = 0",
+            "witness.max_connections_per_client",
+            "at least 1",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nwrite_timeout = \"soon\"",
+            "witness.write_timeout",
+            "not a duration",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\ntls_key_file = \"witness.key\"",
+            "witness.tls_cert_file",
+            "missing",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\ntls_cert_file = \"witness.token\"\ntls_key_file = \"witness.token\"",
+            "witness.tls_cert_file",
+            "holds no certificate",
+        ),
+        (
+            "token_file = \"witness.token\"",
             "token_file = \"witness.token\"\nrate_limit = 5",
             "witness",
             "unknown field `rate_limit`",
@@ -430,6 +454,33 @@ password_file = "primary-db.password"
             shown.contains("[metrics]\nlisten = \"127.0.0.1:9188\""),
             "{shown}"
         );
+    }
+
+    /// `tls_cert_file` and `tls_key_file`: read relative to the config, checked, shown.
+    #[test]
+    fn a_witness_config_reads_its_tls_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("witness.token"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("primary-db.password"), "probe-pw\n").unwrap();
+        let (cert, key, _) = crate::serve::testing::self_signed(dir.path());
+        let text = GOOD.replacen(
+            "token_file = \"witness.token\"\n",
+            "token_file = \"witness.token\"\ntls_cert_file = \"server.crt\"\ntls_key_file = \"server.key\"\n",
+            1,
+        );
+        let config = WitnessConfig::parse(&text, &dir.path().join("witness.toml")).unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsFiles {
+                cert_file: cert,
+                key_file: key
+            })
+        );
+        assert_eq!(parse(GOOD).unwrap().tls, None);
     }
 
     #[test]
