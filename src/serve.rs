@@ -29,7 +29,7 @@
 //!
 //! [`bearer_matches`] is the token check both listeners use, in constant time.
 
-pub mod io;
+mod io;
 pub mod table;
 pub mod tls;
 

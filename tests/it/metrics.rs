@@ -393,3 +393,38 @@ async fn a_flood_of_half_sent_requests_gives_way_to_a_scrape_at_once() {
     daemon.start_kill().unwrap();
     let _ = daemon.wait().await;
 }
+
+/// The README's scrape job for a standby with a token and TLS is a valid Prometheus
+/// config, by promtool (its files made here).
+#[tokio::test]
+async fn the_readmes_scrape_config_passes_promtool() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```yaml\nscrape_configs:")
+        .expect("the README's Metrics section has its scrape job");
+    let job = &readme[start + "```yaml\n".len()..];
+    let job = &job[..job.find("```").unwrap()];
+    assert!(job.contains("credentials_file") && job.contains("scheme: https"));
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("failover-watchdog.token"), "t0k3n\n").unwrap();
+    std::fs::write(dir.path().join("failover-watchdog-ca.pem"), made.cert.pem()).unwrap();
+    let job = job.replace("/etc/prometheus/", &format!("{}/", dir.path().display()));
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, job).unwrap();
+    let output = match tokio::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run promtool ({e}); install it with scripts/install-deps.sh"),
+    };
+    assert!(
+        output.status.success(),
+        "promtool check config refused the README's scrape job: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
