@@ -400,7 +400,7 @@ async fn deliver(
                         tracing::info!(alert = %text, "alert (no alert channel configured)");
                         Ok(())
                     }
-                    Sink::Telegram(sender) => sender.send(text).await,
+                    Sink::Telegram(sender) => sender.send(text, DELIVERY_BUDGET).await,
                     Sink::Webhook(sender) => sender.send(&event, DELIVERY_BUDGET).await,
                 }
                 .map_err(|e| scrubber.scrub(&format!("{e:#}")));

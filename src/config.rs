@@ -21,8 +21,8 @@ use url::Url;
 use crate::secret::Secret;
 pub use error::ConfigError;
 use file::{parse_raw, read_config_file, world_readable_warning};
-pub use validate::Address;
 use validate::Validator;
+pub use validate::{Address, TlsFiles};
 
 mod error;
 pub mod raw;
@@ -386,10 +386,22 @@ pub enum WebhookFormat {
 
 /// `[metrics]` (the standby's and the witness's): where `GET /metrics` is served for
 /// Prometheus. Opt-in: without the table there is no listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MetricsConfig {
     /// An IP address and port; port 0 lets the kernel pick one (logged at start).
     pub listen: std::net::SocketAddr,
+    /// `token`/`token_file`: when set, a scrape must send it as `Authorization: Bearer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// `tls_cert_file` and `tls_key_file`: HTTPS instead of HTTP.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
+    /// Connections one client (an IP address, an IPv6 /64) may hold before its stalest
+    /// is dropped for a new one.
+    pub max_connections_per_client: u32,
+    /// How long a client may take to read an answer before its connection is dropped.
+    #[serde(serialize_with = "ser_duration")]
+    pub write_timeout: Duration,
 }
 
 /// `[smoke]`: the standby's readiness checks (`smoke-test`). Every key is optional; a
@@ -520,6 +532,7 @@ impl Config {
         if let Some(peer) = &self.peer {
             secrets.extend([&peer.password, &peer.replication_password]);
         }
+        secrets.extend(self.metrics.iter().filter_map(|m| m.token.as_ref()));
         secrets
     }
 

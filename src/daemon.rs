@@ -28,7 +28,7 @@ use crate::decide::{
 };
 use crate::edges::Edges;
 use crate::journal::{Journal, Outcome, Trigger};
-use crate::metrics::{DaemonMetrics, MetricsServer};
+use crate::metrics::MetricsServer;
 use crate::probe::Prober;
 use crate::procedure::RunError;
 use crate::shutdown::Shutdown;
@@ -36,6 +36,9 @@ use crate::status::{LiveState, Pause};
 use crate::systemd::Notifier;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
+use feed::MetricsFeed;
+
+mod feed;
 
 /// How long the daemon waits for queued alerts when it stops.
 const FLUSH_ON_STOP: Duration = Duration::from_secs(5);
@@ -66,7 +69,7 @@ pub async fn run(config: Config, shutdown: Shutdown, notifier: Notifier) -> anyh
         std::process::id(),
         now_since(started),
     );
-    let metrics = DaemonMetrics::new(edges.alerter.clone(), decider.live());
+    let metrics = MetricsFeed::new(edges.alerter.clone(), decider.live());
     // Served (with `[metrics]`) until this function returns.
     let _metrics_server =
         MetricsServer::start_configured(config.metrics.as_ref(), metrics.registry()).await?;
@@ -102,7 +105,7 @@ struct Daemon {
     witnesses: Option<Witnesses>,
     decider: Decider,
     /// Follows the live state; the server (when `[metrics]` is set) only encodes it.
-    metrics: DaemonMetrics,
+    metrics: MetricsFeed,
     /// The monotonic clock the core's `since_start` counts from.
     started: Instant,
     notifier: Notifier,
@@ -278,9 +281,7 @@ impl Daemon {
         if let Some(timeout) = self.watchdog {
             self.notifier.set_watchdog(timeout);
         }
-        let (outcome, journal) = outcome_label(&result);
-        self.metrics
-            .promotion_ended(Trigger::Automatic.as_str(), outcome, journal);
+        self.metrics.promotion_ended(Trigger::Automatic, &result);
         promotion_end(result)
     }
 
@@ -434,24 +435,5 @@ fn promotion_end(result: Result<Journal, RunError>) -> PromotionEnd {
         Err(e @ (RunError::Refused(_) | RunError::State(_) | RunError::Abandoned(_))) => {
             PromotionEnd::Refused(format!("{e:#}"))
         }
-    }
-}
-
-/// A promotion's outcome as the metrics label it, and its journal when it ran.
-fn outcome_label(result: &Result<Journal, RunError>) -> (&'static str, Option<&Journal>) {
-    match result {
-        Ok(journal) => (
-            match journal.outcome {
-                Outcome::Done => "promoted",
-                Outcome::Halted => "halted",
-                // Stopped between steps; the next start resumes it.
-                Outcome::Running => "interrupted",
-            },
-            Some(journal),
-        ),
-        Err(RunError::Held(_)) => ("held_by_pre_promote", None),
-        Err(RunError::Journal { .. }) => ("journal_failed", None),
-        Err(RunError::Refused(_) | RunError::State(_)) => ("refused", None),
-        Err(RunError::Abandoned(_)) => ("abandoned", None),
     }
 }

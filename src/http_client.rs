@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use reqwest::{RequestBuilder, Response, StatusCode, header};
 
-use crate::probe::error_chain;
+use crate::report::error_chain;
 
 /// The most of an answer's body any client reads: far more than any answer we expect
 /// (Telegram's, Cloudflare's and a witness's are a few KiB), far less than hurts.

@@ -16,7 +16,10 @@
 //!   state files): regular files only, size-capped, never blocking;
 //! - one retry owner: [`retry`];
 //! - drivers: [`promote`] (runs the steps) and [`daemon`] (the probe loop);
-//! - [`metrics`]: the opt-in Prometheus endpoint of the daemon and the witness;
+//! - [`metrics`]: the opt-in Prometheus endpoint of the daemon and the witness, a sink
+//!   of plain values;
+//! - [`serve`]: the HTTP serving the witness and the metrics endpoint share (their
+//!   limits, TLS, the token check);
 //! - [`smoke`]: the standby's readiness checks (`smoke-test`), read-only;
 //! - [`witness`]: the witness on a third host (`witness`), and the standby's client of it;
 //! - [`cli`] and [`cmd`]: the command line; [`assets`]: the man pages and completions
@@ -45,6 +48,7 @@ pub mod promote;
 pub mod rejoin;
 pub mod retry;
 pub mod secret;
+pub mod serve;
 pub mod shell;
 pub mod shutdown;
 pub mod smoke;

@@ -46,6 +46,7 @@ pub(crate) mod testing {
                 address: address.into(),
             }],
             limits: Default::default(),
+            tls: None,
             metrics: None,
             warnings: Vec::new(),
         };

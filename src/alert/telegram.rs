@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use url::Url;
 
-use super::DELIVERY_BUDGET;
 use crate::config::TelegramConfig;
 use crate::http_client::{self, BodyError, SendError};
 use crate::retry::{Backoff, Failure, retry_until};
@@ -86,9 +85,10 @@ impl TelegramSender {
         })
     }
 
-    /// Sends `text` to the chat, retrying transient failures for [`DELIVERY_BUDGET`].
-    pub(super) async fn send(&self, text: &str) -> anyhow::Result<()> {
-        let deadline = Instant::now() + DELIVERY_BUDGET;
+    /// Sends `text` to the chat, retrying transient failures for `budget` (the
+    /// alerter's delivery budget).
+    pub(super) async fn send(&self, text: &str, budget: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + budget;
         let params = json!({ "chat_id": self.chat, "text": text });
         retry_until(
             "sending the Telegram alert",
@@ -253,7 +253,7 @@ mod tests {
         let stand_in = TelegramStandIn::start(TOKEN).await.unwrap();
         for chat_id in ["-1001234567890", "@ops_channel"] {
             sender(&stand_in, TOKEN, chat_id)
-                .send("[db2] hello")
+                .send("[db2] hello", crate::alert::DELIVERY_BUDGET)
                 .await
                 .unwrap();
         }
@@ -329,7 +329,7 @@ mod tests {
         let trap = Trap::start().await.unwrap();
         stand_in.set_mode(Mode::RedirectTo(trap.addr()));
         let error = sender(&stand_in, TOKEN, "1")
-            .send("[db2] hello")
+            .send("[db2] hello", crate::alert::DELIVERY_BUDGET)
             .await
             .unwrap_err();
         let text = format!("{error:#}");

@@ -20,10 +20,10 @@ use anyhow::anyhow;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::Alert;
 use crate::config::{WebhookConfig, WebhookFormat};
 use crate::http_client::{self, SendError};
 use crate::retry::{Backoff, Failure, retry_after, retry_until};
+use failover_watchdog_core::alert::Alert;
 
 /// PagerDuty cuts a summary longer than this.
 const PAGERDUTY_SUMMARY_CHARS: usize = 1024;

@@ -39,6 +39,20 @@ pub const WITNESS_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// kernel's listen backlog. Far below the usual 1024 descriptors a service may open.
 pub const WITNESS_MAX_CONNECTIONS: u32 = 256;
 
+/// `witness.max_connections_per_client`: connections one client (an IP address, an IPv6
+/// /64) may hold before its stalest is dropped for a new one. A standby holds one or two;
+/// a flood from one address keeps no more than this, whatever `max_connections` is.
+pub const WITNESS_MAX_CONNECTIONS_PER_CLIENT: u32 = 16;
+
+/// `witness.write_timeout` and `metrics.write_timeout`: how long a client may take to
+/// read an answer (a few hundred bytes from the witness, a few KiB of metrics) before
+/// its connection is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `metrics.max_connections_per_client`: a Prometheus server scrapes over one
+/// connection; an operator's curl adds one.
+pub const METRICS_MAX_CONNECTIONS_PER_CLIENT: u32 = 4;
+
 /// `witness.requests_per_second`: the rate each client (IP address, an IPv6 /64) may
 /// keep up. A standby asks once per failing round, its retries at least 200 ms apart.
 pub const WITNESS_REQUESTS_PER_SECOND: u32 = 2;

@@ -209,10 +209,16 @@ pub enum ChatId {
     Text(String),
 }
 
-/// `[metrics]` (the standby's and the witness's): present only to serve metrics, so its
-/// one key is required.
+/// `[metrics]` (the standby's and the witness's): present only to serve metrics, so
+/// `listen` is required.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Metrics {
     pub listen: String,
+    pub token: Option<String>,
+    pub token_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
+    pub max_connections_per_client: Option<i64>,
+    pub write_timeout: Option<String>,
 }

@@ -686,15 +686,38 @@ impl Validator<'_> {
 
     /// `[metrics]` (the standby's and the witness's): no table, no listener.
     pub(super) fn metrics(
-        &self,
+        &mut self,
         raw: Option<&raw::Metrics>,
     ) -> Result<Option<MetricsConfig>, ConfigError> {
-        raw.map(|m| {
-            Ok(MetricsConfig {
-                listen: self.listen_address("metrics.listen", &m.listen)?,
-            })
-        })
-        .transpose()
+        let Some(m) = raw else {
+            return Ok(None);
+        };
+        let listen = self.listen_address("metrics.listen", &m.listen)?;
+        let token = match (&m.token, &m.token_file) {
+            (None, None) => None,
+            (inline, file) => {
+                Some(self.secret("metrics.token", inline.as_deref(), file.as_deref())?)
+            }
+        };
+        Ok(Some(MetricsConfig {
+            listen,
+            token,
+            tls: self.tls_files(
+                "metrics",
+                m.tls_cert_file.as_deref(),
+                m.tls_key_file.as_deref(),
+            )?,
+            max_connections_per_client: self.count(
+                "metrics.max_connections_per_client",
+                m.max_connections_per_client,
+                defaults::METRICS_MAX_CONNECTIONS_PER_CLIENT,
+            )?,
+            write_timeout: self.duration_or(
+                "metrics.write_timeout",
+                m.write_timeout.as_deref(),
+                defaults::WRITE_TIMEOUT,
+            )?,
+        }))
     }
 }
 

@@ -1000,7 +1000,7 @@ fn metrics_are_served_only_when_the_table_names_an_address() {
             .parse(&format!("{GOOD}\n[metrics]\nlisten = \"{listen}\"\n"))
             .unwrap();
         assert_eq!(
-            config.metrics.map(|m| m.listen),
+            config.metrics.as_ref().map(|m| m.listen),
             Some(address.parse().unwrap())
         );
         let shown = toml::to_string_pretty(&config).unwrap();
@@ -1050,6 +1050,118 @@ fn a_bad_metrics_address_names_its_key_and_the_problem() {
         assert!(
             message.contains(problem),
             "{table:?}: expected {problem:?} in {message:?}"
+        );
+    }
+}
+
+/// `[metrics]` takes a token, TLS files and its limits: read, shown redacted by
+/// `check-config`, and the token is a secret like any other.
+#[test]
+fn the_metrics_token_tls_files_and_limits_are_read() {
+    let fx = Fixture::new();
+    let (cert, key, _) = crate::serve::testing::self_signed(fx.dir.path());
+    std::fs::write(fx.dir.path().join("metrics.token"), "scrape-token-0123\n").unwrap();
+    let table = format!(
+        "[metrics]\nlisten = \"127.0.0.1:9187\"\ntoken_file = \"metrics.token\"\ntls_cert_file = {cert:?}\ntls_key_file = \"server.key\"\nwrite_timeout = \"3s\"\nmax_connections_per_client = 2\n"
+    );
+    let config = fx.parse(&format!("{GOOD}\n{table}")).unwrap();
+    let metrics = config.metrics.as_ref().unwrap();
+    assert_eq!(
+        metrics.token.as_ref().unwrap().expose(),
+        "scrape-token-0123"
+    );
+    let tls = metrics.tls.as_ref().unwrap();
+    assert_eq!((&tls.cert_file, &tls.key_file), (&cert, &key));
+    assert_eq!(metrics.write_timeout, std::time::Duration::from_secs(3));
+    assert_eq!(metrics.max_connections_per_client, 2);
+    assert!(
+        config
+            .secrets()
+            .iter()
+            .any(|s| s.expose() == "scrape-token-0123")
+    );
+    let shown = toml::to_string_pretty(&config).unwrap();
+    assert!(!shown.contains("scrape-token-0123"), "{shown}");
+    assert!(shown.contains("tls_key_file"), "{shown}");
+    // Left out: no token, no TLS, the defaults.
+    let config = fx
+        .parse(&format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9187\"\n"))
+        .unwrap();
+    let metrics = config.metrics.unwrap();
+    assert_eq!((metrics.token, metrics.tls), (None, None));
+    assert_eq!(metrics.max_connections_per_client, 4);
+    assert_eq!(metrics.write_timeout, std::time::Duration::from_secs(10));
+}
+
+#[test]
+fn bad_metrics_tls_token_or_limits_name_their_key() {
+    let fx = Fixture::new();
+    let (_, _, _) = crate::serve::testing::self_signed(fx.dir.path());
+    let other = fx.dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    crate::serve::testing::self_signed(&other);
+    std::fs::write(fx.dir.path().join("not.pem"), "hello\n").unwrap();
+    for (keys, key, problem) in [
+        (
+            "tls_cert_file = \"server.crt\"",
+            "metrics.tls_key_file",
+            "missing",
+        ),
+        (
+            "tls_key_file = \"server.key\"",
+            "metrics.tls_cert_file",
+            "missing",
+        ),
+        (
+            "tls_cert_file = \"nowhere.crt\"\ntls_key_file = \"server.key\"",
+            "metrics.tls_cert_file",
+            "nowhere.crt",
+        ),
+        (
+            "tls_cert_file = \"not.pem\"\ntls_key_file = \"server.key\"",
+            "metrics.tls_cert_file",
+            "holds no certificate",
+        ),
+        (
+            "tls_cert_file = \"server.crt\"\ntls_key_file = \"not.pem\"",
+            "metrics.tls_key_file",
+            "no PEM private key",
+        ),
+        (
+            "tls_cert_file = \"server.crt\"\ntls_key_file = \"other/server.key\"",
+            "metrics.tls_key_file",
+            "does not go with the certificate",
+        ),
+        (
+            "token_file = \"nowhere.token\"",
+            "metrics.token_file",
+            "cannot read secret file",
+        ),
+        (
+            "token = \"a\"\ntoken_file = \"metrics.token\"",
+            "metrics.token",
+            "not both",
+        ),
+        (
+            "write_timeout = \"0s\"",
+            "metrics.write_timeout",
+            "longer than zero",
+        ),
+        (
+            "max_connections_per_client = 0",
+            "metrics.max_connections_per_client",
+            "at least 1",
+        ),
+    ] {
+        let text = format!("{GOOD}\n[metrics]\nlisten = \"127.0.0.1:9187\"\n{keys}\n");
+        let message = match fx.parse(&text) {
+            Ok(_) => panic!("accepted {keys:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(message.contains("config.toml"), "{message}");
+        assert!(
+            message.contains(&format!("{key}: ")) && message.contains(problem),
+            "{keys:?}: expected {key:?} and {problem:?} in {message:?}"
         );
     }
 }

@@ -12,6 +12,7 @@ use url::Url;
 use super::error::ConfigError;
 use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
+use crate::serve::tls;
 
 /// A `host:port`, shown as one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +35,18 @@ impl serde::Serialize for Address {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
+}
+
+/// `tls_cert_file` and `tls_key_file` of a listener (`[metrics]`, `[witness]`): PEM
+/// files, checked when the config is read (`serve::tls`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TlsFiles {
+    /// The server's certificate, then any intermediates.
+    #[serde(rename = "tls_cert_file")]
+    pub cert_file: PathBuf,
+    /// Its private key.
+    #[serde(rename = "tls_key_file")]
+    pub key_file: PathBuf,
 }
 
 /// Validation in progress: remembers the file, collects warnings.
@@ -207,6 +220,38 @@ impl<'a> Validator<'a> {
                 ),
             )
         })
+    }
+
+    /// `{table}.tls_cert_file` and `{table}.tls_key_file`: both or neither; the files
+    /// must make a TLS configuration (PEM, the key going with the certificate).
+    pub(super) fn tls_files(
+        &self,
+        table: &str,
+        cert: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<Option<TlsFiles>, ConfigError> {
+        let key_of = |file: tls::File| format!("{table}.{}", file.key());
+        let (cert, key) = match (cert, key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (self.resolve(cert), self.resolve(key)),
+            (Some(_), None) => {
+                return Err(self.error(
+                    &key_of(tls::File::Key),
+                    "missing: tls_cert_file is given; TLS needs both the certificate and its key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    &key_of(tls::File::Certificate),
+                    "missing: tls_key_file is given; TLS needs both the certificate and its key",
+                ));
+            }
+        };
+        tls::server_config(&cert, &key).map_err(|e| self.error(&key_of(e.file), e.problem))?;
+        Ok(Some(TlsFiles {
+            cert_file: cert,
+            key_file: key,
+        }))
     }
 
     /// A systemd unit name, as `systemctl` takes it (never an option).

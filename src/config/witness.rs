@@ -9,12 +9,16 @@
 //! [witness]
 //! token_file = "witness.token"     # or token = "..."
 //! header_timeout = "5s"            # what one client may cost the witness:
-//! max_connections = 256            # see `WitnessLimits`
+//! write_timeout = "10s"            # see `WitnessLimits`
+//! max_connections = 256
+//! max_connections_per_client = 16
 //! requests_per_second = 2
 //! request_burst = 10
+//! # tls_cert_file = "witness.crt"  # optional: HTTPS, with its key
+//! # tls_key_file = "witness.key"
 //!
 //! [metrics]                        # opt-in: Prometheus at GET /metrics
-//! listen = "127.0.0.1:9188"
+//! listen = "127.0.0.1:9188"        # (with its own token, TLS and limits: see config.rs)
 //!
 //! [probe]
 //! timeout = "10s"
@@ -35,7 +39,8 @@ use serde::Serialize;
 use super::file::{parse_raw, read_config_file, world_readable_warning};
 use super::validate::Validator;
 use super::{
-    CheckConfig, ConfigError, FailWhen, MetricsConfig, check_passwords, defaults, ser_duration,
+    CheckConfig, ConfigError, FailWhen, MetricsConfig, TlsFiles, check_passwords, defaults,
+    ser_duration,
 };
 use crate::secret::Secret;
 
@@ -55,6 +60,9 @@ pub struct WitnessConfig {
     pub checks: Vec<CheckConfig>,
     /// What one client may cost the witness.
     pub limits: WitnessLimits,
+    /// `witness.tls_cert_file` and `tls_key_file`: HTTPS instead of HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFiles>,
     /// `[metrics]`: the witness's Prometheus endpoint; `None` serves none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
@@ -70,9 +78,16 @@ pub struct WitnessLimits {
     /// a kept-alive connection idle this long.
     #[serde(serialize_with = "ser_duration")]
     pub header_timeout: Duration,
-    /// Connections served at once; more wait in the kernel's listen backlog, costing no
-    /// descriptor, and are taken in arrival order as slots free.
+    /// How long a client may take to read an answer before its connection is dropped.
+    #[serde(serialize_with = "ser_duration")]
+    pub write_timeout: Duration,
+    /// Connections open at once (lowered to what the open-file limit allows). When the
+    /// last is taken, the connection that has sent the least of its request for the
+    /// longest is dropped to make room.
     pub max_connections: u32,
+    /// Connections one client (IP address; an IPv6 /64) may hold; beyond, its own
+    /// stalest is dropped for the new one.
+    pub max_connections_per_client: u32,
     /// Requests each client (IP address; an IPv6 /64) may keep up per second; beyond
     /// it and its burst, 429 with `Retry-After`.
     pub requests_per_second: u32,
@@ -84,7 +99,9 @@ impl Default for WitnessLimits {
     fn default() -> Self {
         Self {
             header_timeout: defaults::WITNESS_HEADER_TIMEOUT,
+            write_timeout: defaults::WRITE_TIMEOUT,
             max_connections: defaults::WITNESS_MAX_CONNECTIONS,
+            max_connections_per_client: defaults::WITNESS_MAX_CONNECTIONS_PER_CLIENT,
             requests_per_second: defaults::WITNESS_REQUESTS_PER_SECOND,
             request_burst: defaults::WITNESS_REQUEST_BURST,
         }
@@ -117,9 +134,13 @@ mod raw {
         pub token: Option<String>,
         pub token_file: Option<String>,
         pub header_timeout: Option<String>,
+        pub write_timeout: Option<String>,
         pub max_connections: Option<i64>,
+        pub max_connections_per_client: Option<i64>,
         pub requests_per_second: Option<i64>,
         pub request_burst: Option<i64>,
+        pub tls_cert_file: Option<String>,
+        pub tls_key_file: Option<String>,
     }
 
     #[derive(Debug, Deserialize)]
@@ -166,6 +187,11 @@ impl WitnessConfig {
         )?;
         let checks = v.primary_checks(&raw.probe.checks)?;
         let limits = limits(&v, &raw.witness)?;
+        let tls = v.tls_files(
+            "witness",
+            raw.witness.tls_cert_file.as_deref(),
+            raw.witness.tls_key_file.as_deref(),
+        )?;
         let metrics = v.metrics(raw.metrics.as_ref())?;
         Ok(WitnessConfig {
             path: file.to_path_buf(),
@@ -175,6 +201,7 @@ impl WitnessConfig {
             fail_when: raw.probe.fail_when.unwrap_or(defaults::FAIL_WHEN),
             checks,
             limits,
+            tls,
             metrics,
             warnings: v.into_warnings(),
         })
@@ -184,6 +211,7 @@ impl WitnessConfig {
     pub fn secrets(&self) -> Vec<&Secret> {
         let mut secrets = vec![&self.token];
         secrets.extend(check_passwords(&self.checks));
+        secrets.extend(self.metrics.iter().filter_map(|m| m.token.as_ref()));
         secrets
     }
 }
@@ -196,10 +224,20 @@ fn limits(v: &Validator, raw: &raw::Witness) -> Result<WitnessLimits, ConfigErro
             raw.header_timeout.as_deref(),
             defaults::WITNESS_HEADER_TIMEOUT,
         )?,
+        write_timeout: v.duration_or(
+            "witness.write_timeout",
+            raw.write_timeout.as_deref(),
+            defaults::WRITE_TIMEOUT,
+        )?,
         max_connections: v.count(
             "witness.max_connections",
             raw.max_connections,
             defaults::WITNESS_MAX_CONNECTIONS,
+        )?,
+        max_connections_per_client: v.count(
+            "witness.max_connections_per_client",
+            raw.max_connections_per_client,
+            defaults::WITNESS_MAX_CONNECTIONS_PER_CLIENT,
         )?,
         requests_per_second: v.count(
             "witness.requests_per_second",
@@ -277,6 +315,7 @@ password_file = "primary-db.password"
                 max_connections: 64,
                 requests_per_second: 1,
                 request_burst: 3,
+                ..WitnessLimits::default()
             }
         );
         let shown = toml::to_string(&config).unwrap();
@@ -326,6 +365,30 @@ password_file = "primary-db.password"
             "token_file = \"witness.token\"\nrequest_burst = 0",
             "witness.request_burst",
             "at least 1",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nmax_connections_per_client = 0",
+            "witness.max_connections_per_client",
+            "at least 1",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\nwrite_timeout = \"soon\"",
+            "witness.write_timeout",
+            "not a duration",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\ntls_key_file = \"witness.key\"",
+            "witness.tls_cert_file",
+            "missing",
+        ),
+        (
+            "token_file = \"witness.token\"",
+            "token_file = \"witness.token\"\ntls_cert_file = \"witness.token\"\ntls_key_file = \"witness.token\"",
+            "witness.tls_cert_file",
+            "holds no certificate",
         ),
         (
             "token_file = \"witness.token\"",
@@ -383,7 +446,7 @@ password_file = "primary-db.password"
         ))
         .unwrap();
         assert_eq!(
-            config.metrics.map(|m| m.listen),
+            config.metrics.as_ref().map(|m| m.listen),
             Some("127.0.0.1:9188".parse().unwrap())
         );
         let shown = toml::to_string_pretty(&config).unwrap();
@@ -391,6 +454,33 @@ password_file = "primary-db.password"
             shown.contains("[metrics]\nlisten = \"127.0.0.1:9188\""),
             "{shown}"
         );
+    }
+
+    /// `tls_cert_file` and `tls_key_file`: read relative to the config, checked, shown.
+    #[test]
+    fn a_witness_config_reads_its_tls_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("witness.token"),
+            "0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("primary-db.password"), "probe-pw\n").unwrap();
+        let (cert, key, _) = crate::serve::testing::self_signed(dir.path());
+        let text = GOOD.replacen(
+            "token_file = \"witness.token\"\n",
+            "token_file = \"witness.token\"\ntls_cert_file = \"server.crt\"\ntls_key_file = \"server.key\"\n",
+            1,
+        );
+        let config = WitnessConfig::parse(&text, &dir.path().join("witness.toml")).unwrap();
+        assert_eq!(
+            config.tls,
+            Some(TlsFiles {
+                cert_file: cert,
+                key_file: key
+            })
+        );
+        assert_eq!(parse(GOOD).unwrap().tls, None);
     }
 
     #[test]

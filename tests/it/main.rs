@@ -11,6 +11,7 @@ mod failback;
 mod failover;
 mod failure_paths;
 mod fencing;
+mod flood;
 mod hostile;
 mod metrics;
 mod one_promoter;

@@ -334,3 +334,97 @@ async fn the_readmes_alerting_rules_pass_promtool() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Issue 21, on the daemon's endpoint: 300 half-sent requests from one address, under
+/// a 256-descriptor limit. That address keeps its share (4) and the rest make room, so
+/// a scrape from that address or another is answered within 100 ms.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_half_sent_requests_gives_way_to_a_scrape_at_once() {
+    let rig = stage().await;
+    rig.write_config(&format!("{}{METRICS_TABLE}", rig.config()));
+    let log = rig.dir.path().join("flooded-daemon.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let mut command = rig.command(&["run"]);
+    command
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .kill_on_drop(true);
+    crate::flood::with_open_file_limit(command.as_std_mut(), 256);
+    let mut daemon = command.spawn().unwrap();
+    let url = metrics_url("the daemon", &log).await;
+    let address: std::net::SocketAddr = url
+        .trim_start_matches("http://")
+        .trim_end_matches("/metrics")
+        .parse()
+        .unwrap();
+    let started = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        started.contains(
+            "metrics: at most 16 connections at once, 4 per client (open-file limit: 256)"
+        ),
+        "{started}"
+    );
+
+    let mut flood = crate::flood::half_sent(address, b"GET /metrics HTTP/1.1\r\n", 300);
+    // Every one of them has been taken in (and the room made) before the clock starts.
+    let gone = crate::flood::until_closed(&mut flood, 296).await;
+    assert_eq!(gone.iter().filter(|g| **g).count(), 296, "{gone:?}");
+    assert!(
+        gone[..292].iter().all(|g| *g),
+        "the oldest half-sent requests made room first: {gone:?}"
+    );
+    for from in [[127, 0, 0, 1], [127, 0, 0, 2]] {
+        let (took, status) = crate::flood::timed(
+            from.into(),
+            address,
+            "GET /metrics HTTP/1.1\r\nHost: m\r\n\r\n",
+        )
+        .await;
+        println!("a scrape from {from:?} beside the flood answered in {took:?}");
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(took < Duration::from_millis(100), "from {from:?}: {took:?}");
+    }
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("making room: 127.0.0.1 holds more than its share of 4"),
+        "{log}"
+    );
+    assert!(!log.contains("Too many open files"), "{log}");
+    daemon.start_kill().unwrap();
+    let _ = daemon.wait().await;
+}
+
+/// The README's scrape job for a standby with a token and TLS is a valid Prometheus
+/// config, by promtool (its files made here).
+#[tokio::test]
+async fn the_readmes_scrape_config_passes_promtool() {
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("```yaml\nscrape_configs:")
+        .expect("the README's Metrics section has its scrape job");
+    let job = &readme[start + "```yaml\n".len()..];
+    let job = &job[..job.find("```").unwrap()];
+    assert!(job.contains("credentials_file") && job.contains("scheme: https"));
+    let dir = tempfile::tempdir().unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("failover-watchdog.token"), "t0k3n\n").unwrap();
+    std::fs::write(dir.path().join("failover-watchdog-ca.pem"), made.cert.pem()).unwrap();
+    let job = job.replace("/etc/prometheus/", &format!("{}/", dir.path().display()));
+    let path = dir.path().join("prometheus.yml");
+    std::fs::write(&path, job).unwrap();
+    let output = match tokio::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&path)
+        .output()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run promtool ({e}); install it with scripts/install-deps.sh"),
+    };
+    assert!(
+        output.status.success(),
+        "promtool check config refused the README's scrape job: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
