@@ -34,6 +34,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use crate::shutdown::{Shutdown, Trigger};
 use axum::body::Body;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -44,7 +45,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 use crate::config::MetricsConfig;
 use crate::secret::Secret;
@@ -653,11 +653,18 @@ pub fn limits(config: &MetricsConfig) -> Limits {
     }
 }
 
-/// The metrics server, on a task of its own: it stops when this is dropped.
+/// The metrics server, on a task of its own: it stops when this is dropped (it serves
+/// until the daemon has finished, a promotion step in flight at SIGTERM included).
 pub struct MetricsServer {
     address: SocketAddr,
-    /// Dropped with the server: its task sees the channel close and stops.
-    _stop: oneshot::Sender<()>,
+    /// Fired when the server is dropped: its task stops.
+    stop: Trigger,
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
 }
 
 impl MetricsServer {
@@ -708,19 +715,16 @@ impl MetricsServer {
             "http"
         };
         tracing::info!("serving metrics on {scheme}://{bound}/metrics");
-        let (stop, stopped) = oneshot::channel::<()>();
+        let (stopped, stop) = Shutdown::new();
         let config = config.clone();
         tokio::spawn(async move {
-            let shutdown = async {
-                let _ = stopped.await;
-            };
-            if let Err(e) = serve(listener, registry, &config, shutdown).await {
+            if let Err(e) = serve(listener, registry, &config, stopped.wait()).await {
                 tracing::error!("metrics: {e:#}");
             }
         });
         Ok(MetricsServer {
             address: bound,
-            _stop: stop,
+            stop,
         })
     }
 

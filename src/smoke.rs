@@ -27,8 +27,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::secret::Scrubber;
+use crate::edges::Edges;
 pub use failover_watchdog_core::readiness::*;
 
 /// Time the trial boot check gets beyond `trial_boot_timeout`: killing the command and
@@ -36,12 +35,12 @@ pub use failover_watchdog_core::readiness::*;
 const TRIAL_BOOT_GRACE: Duration = Duration::from_secs(5);
 
 /// Runs every check concurrently, each within its own time limit.
-pub async fn run(config: &Config) -> SmokeReport {
+pub async fn run(edges: &Edges) -> SmokeReport {
+    let (config, scrubber) = (&edges.config, &edges.scrubber);
     let at = Timestamp::now();
     let limit = config.smoke.check_timeout;
-    let scrubber = Scrubber::new(config.secrets());
     let (replication, sync, build, trial, endpoints, tokens, plan, watchdog, witnesses) = tokio::join!(
-        bounded(CheckName::Replication, limit, checks::replication(config)),
+        bounded(CheckName::Replication, limit, checks::replication(edges)),
         bounded(
             CheckName::SyncDaemons,
             limit,
@@ -62,26 +61,18 @@ pub async fn run(config: &Config) -> SmokeReport {
             limit,
             checks::endpoints(&config.smoke)
         ),
-        bounded(
-            CheckName::ApiTokens,
-            limit,
-            checks::api_tokens(config, &scrubber)
-        ),
+        bounded(CheckName::ApiTokens, limit, checks::api_tokens(edges)),
         bounded(
             CheckName::PromotionPlan,
             limit,
-            checks::promotion_plan(config)
+            checks::promotion_plan(edges)
         ),
         bounded(
             CheckName::WatchdogAlive,
             limit,
-            checks::watchdog_alive(config)
+            checks::watchdog_alive(edges)
         ),
-        bounded(
-            CheckName::Witnesses,
-            limit,
-            checks::witnesses(config, &scrubber)
-        ),
+        bounded(CheckName::Witnesses, limit, checks::witnesses(edges)),
     );
     let checks = [
         replication,
@@ -123,6 +114,7 @@ async fn bounded(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::Scrubber;
 
     #[test]
     fn a_report_is_scrubbed_of_every_secret() {

@@ -295,7 +295,6 @@ pub struct PreCheck {
 /// check passes (units known to systemd, the replica account's privileges, `state_dir`
 /// writable, no journal).
 pub async fn pre_checks(edges: &Edges) -> Vec<PreCheck> {
-    let config = &edges.config;
     let (local_state, peer_state, plan) = tokio::join!(
         edges.own.state(),
         async {
@@ -304,7 +303,7 @@ pub async fn pre_checks(edges: &Edges) -> Vec<PreCheck> {
                 None => Err(anyhow!("no [peer] configured")),
             }
         },
-        crate::smoke::checks::promotion_plan(config)
+        crate::smoke::checks::promotion_plan(edges)
     );
     let mut checks = match local_state {
         Err(e) => vec![PreCheck {

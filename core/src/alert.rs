@@ -172,8 +172,19 @@ impl Alert {
     }
 
     fn parts(&self, node: &str) -> (String, Vec<String>) {
+        if let Alert::SmokeReport { summary } = self {
+            return (summary.clone(), vec![]);
+        }
+        self.detection_parts()
+            .or_else(|| self.pair_parts())
+            .or_else(|| self.procedure_parts(node))
+            .unwrap_or_else(|| (format!("{} alert", self.kind()), vec![]))
+    }
+
+    /// The alerts of detection and pausing; `None` for the others.
+    fn detection_parts(&self) -> Option<(String, Vec<String>)> {
         let detail = |text: &str| shorten(text, DETAIL_CHARS);
-        match self {
+        Some(match self {
             Alert::Degraded { why } => (
                 "⚠️ degraded, not promoting: the primary is alive, but some of its checks fail. Look at the primary.".to_string(),
                 vec![detail(why)],
@@ -230,6 +241,14 @@ impl Alert {
                 "🛑 the watchdog cannot start: its promotion journal cannot be read. Automatic promotion is OFF until an operator repairs or moves the file.".to_string(),
                 vec![detail(error)],
             ),
+            _ => return None,
+        })
+    }
+
+    /// The alerts about the pair's roles; `None` for the others.
+    fn pair_parts(&self) -> Option<(String, Vec<String>)> {
+        let detail = |text: &str| shorten(text, DETAIL_CHARS);
+        Some(match self {
             Alert::TwoPrimaries { peer, detail: what } => (
                 format!(
                     "🚨🚨 TWO PRIMARIES: this host is the primary and the peer ({peer}) is writable and not replicating too: both can take writes. Make one read-only now: on the host that should not serve, run failover-watchdog rejoin."
@@ -270,6 +289,15 @@ impl Alert {
                 "✅ this host is a healthy standby again (read-only, replicating from its peer, caught up): its finished promotion was archived and automatic promotion is armed.".to_string(),
                 vec![format!("The journal is kept as {archived}.")],
             ),
+            _ => return None,
+        })
+    }
+
+    /// The alerts of the procedures (promotion, switchover, rejoin); `None` for the
+    /// others.
+    fn procedure_parts(&self, node: &str) -> Option<(String, Vec<String>)> {
+        let detail = |text: &str| shorten(text, DETAIL_CHARS);
+        Some(match self {
             Alert::Promoting { trigger, reason } => (
                 format!(
                     "🚨 promoting to primary ({}). Nothing to do yet: the outcome follows.",
@@ -304,6 +332,10 @@ impl Alert {
                 vec![detail(problem)],
             ),
             Alert::Promoted(journal) => promoted(journal),
+            Alert::SwitchoverAbandoned { why } => (
+                "↩️ switchover ABANDONED, nothing changed: the primary takes writes again and this host is still its standby. Find out why it could not catch up before trying again.".to_string(),
+                vec![detail(why)],
+            ),
             Alert::Rejoined(journal) => rejoined(journal),
             Alert::RejoinRefused { peer, errant } => (
                 format!(
@@ -317,12 +349,8 @@ impl Alert {
                 ),
                 vec![format!("Error: {}", detail(error))],
             ),
-            Alert::SwitchoverAbandoned { why } => (
-                "↩️ switchover ABANDONED, nothing changed: the primary takes writes again and this host is still its standby. Find out why it could not catch up before trying again.".to_string(),
-                vec![detail(why)],
-            ),
-            Alert::SmokeReport { summary } => (summary.clone(), vec![]),
-        }
+            _ => return None,
+        })
     }
 }
 

@@ -7,14 +7,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 
-use crate::alert::{Alert, Alerter};
+use crate::alert::Alert;
 use crate::config::Config;
+use crate::edges::Edges;
+use crate::shutdown::Shutdown;
 use crate::status::Pause;
 use crate::store::StateDir;
-
-/// How long the command waits for its alert before it gives up saying so, as
-/// `--promote-now` and `rejoin` do.
-const ALERT_WAIT: Duration = Duration::from_secs(10);
 
 pub async fn pause(
     config: &Config,
@@ -53,20 +51,16 @@ pub async fn resume(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 /// The alert, delivered like every other command's: queued on every channel, each
-/// retrying on its own, and waited for within [`ALERT_WAIT`] in all. What was not
+/// retrying on its own, and waited for within the command's budget in all. What was not
 /// delivered is a warning, not a failed command: the pause itself is in place.
 async fn tell(config: &Config, alert: &Alert) {
-    let scrubber = crate::secret::Scrubber::new(config.secrets());
-    let alerter = match Alerter::start(&config.node.name, config, scrubber) {
-        Ok(alerter) => alerter.with_wait_budget(ALERT_WAIT),
+    let edges = match Edges::command(config, Shutdown::never()) {
+        Ok(edges) => edges,
         Err(e) => {
             eprintln!("warning: the alert was not delivered: {e:#}");
             return;
         }
     };
-    alerter.send(alert);
-    let undelivered = alerter.flush(ALERT_WAIT).await;
-    if !undelivered.none() {
-        eprintln!("warning: {undelivered}");
-    }
+    edges.alerter.send(alert);
+    edges.flush_alerts().await;
 }

@@ -7,15 +7,19 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use crate::alert::{Alert, Alerter, DELIVERY_BUDGET};
+use crate::alert::{Alert, DELIVERY_BUDGET};
 use crate::config::Config;
+use crate::edges::Edges;
+use crate::shutdown::Shutdown;
 use crate::smoke;
 
 /// How long the summary may take to reach Telegram, its retries included.
 const SUMMARY_DEADLINE: Duration = Duration::from_secs(DELIVERY_BUDGET.as_secs() + 5);
 
 pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<ExitCode> {
-    if let Some(peer) = primary_of_a_pair(config).await {
+    // Its alerter waits for nothing but the summary, within its own deadline.
+    let edges = Edges::daemon(config, Shutdown::never())?;
+    if let Some(peer) = primary_of_a_pair(&edges).await {
         // Both hosts of a pair run the monthly timer: the primary has nothing to check.
         let why = format!(
             "{} is the primary of its pair (its database is writable and not replicating): the smoke test checks a standby's readiness to take over; it runs on the standby ({peer}). Nothing was checked.",
@@ -35,16 +39,15 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let report = smoke::run(config).await;
+    let report = smoke::run(&edges).await;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.render());
     }
     if notify {
-        let scrubber = crate::secret::Scrubber::new(config.secrets());
-        let alerter = Alerter::start(&config.node.name, config, scrubber)?;
-        alerter
+        edges
+            .alerter
             .send_and_confirm(
                 &Alert::SmokeReport {
                     summary: report.summary(),
@@ -63,10 +66,10 @@ pub async fn run(config: &Config, json: bool, notify: bool) -> anyhow::Result<Ex
 
 /// With `[peer]`, the peer's name when this host's own database says it is the primary.
 /// A database that does not answer is no primary: the checks then say what is wrong.
-async fn primary_of_a_pair(config: &Config) -> Option<String> {
+async fn primary_of_a_pair(edges: &Edges) -> Option<String> {
+    let config = &edges.config;
     let peer = config.peer.as_ref()?;
-    let local = crate::mariadb::Server::own(config);
-    let state = tokio::time::timeout(config.probe.timeout, local.state())
+    let state = tokio::time::timeout(config.probe.timeout, edges.own.state())
         .await
         .ok()?
         .ok()?;

@@ -13,15 +13,13 @@ use url::Url;
 
 use super::{Finding, assess};
 use crate::alert;
-use crate::cloudflare::Cloudflare;
 use crate::config::{Config, SmokeConfig};
-use crate::mariadb::Server;
+use crate::edges::Edges;
 use crate::probe::{error_chain, human_duration};
 use crate::retry::{Backoff, retry_until};
 use crate::secret::Scrubber;
 use crate::shell::{self, Ended, Program};
 use crate::status;
-use crate::store::StateDir;
 use crate::systemd;
 use crate::witness::Said;
 use crate::witness::client::Witnesses;
@@ -37,8 +35,9 @@ const USER_AGENT: &str = concat!(
 );
 
 /// Check 1, replication: threads, errors, lag, read-only, GTID, heartbeat.
-pub async fn replication(config: &Config) -> Finding {
-    let replica = Server::own(config);
+pub async fn replication(edges: &Edges) -> Finding {
+    let config = &edges.config;
+    let replica = &edges.own;
     let (status, read_only) = tokio::join!(replica.replica_status(), replica.read_only());
     let (status, read_only) = match (status, read_only) {
         (Ok(status), Ok(read_only)) => (status, read_only),
@@ -249,8 +248,8 @@ fn without_password(url: &Url) -> String {
 /// the primary. A witness that cannot be asked counts as not agreeing, so it would hold
 /// an automatic promotion; one that cannot reach a healthy primary has wrong checks or a
 /// wrong network, and would not stop a false one.
-pub async fn witnesses(config: &Config, scrubber: &Scrubber) -> Finding {
-    let witnesses = match Witnesses::new(&config.probe.witnesses, scrubber.clone()) {
+pub async fn witnesses(edges: &Edges) -> Finding {
+    let witnesses = match Witnesses::new(&edges.config.probe.witnesses, edges.scrubber.clone()) {
         Ok(Some(witnesses)) => witnesses,
         Ok(None) => return Finding::skip("no [[probe.witnesses]]"),
         Err(e) => return Finding::fail(format!("cannot make an HTTP client: {e:#}")),
@@ -275,10 +274,11 @@ pub async fn witnesses(config: &Config, scrubber: &Scrubber) -> Finding {
 /// every webhook's receiver answers ([`alert::webhook::check_reachable`]: nothing is
 /// posted, no one is paged). A record that is not proxied and has a long TTL passes with
 /// a warning ([`assess::dns_ttl`]).
-pub async fn api_tokens(config: &Config, scrubber: &Scrubber) -> Finding {
+pub async fn api_tokens(edges: &Edges) -> Finding {
+    let (config, scrubber) = (&edges.config, &edges.scrubber);
     let deadline = Instant::now() + config.smoke.check_timeout;
     let ((cloudflare, warnings), telegram, webhooks) = tokio::join!(
-        cloudflare_token(config, scrubber, deadline),
+        cloudflare_token(edges, deadline),
         telegram_token(config, scrubber, deadline),
         join_all(config.webhooks.iter().map(|hook| async move {
             alert::webhook::check_reachable(hook, deadline)
@@ -293,18 +293,10 @@ pub async fn api_tokens(config: &Config, scrubber: &Scrubber) -> Finding {
 
 /// The token's parts of the check, and the warnings about the records found.
 async fn cloudflare_token(
-    config: &Config,
-    scrubber: &Scrubber,
+    edges: &Edges,
     deadline: Instant,
 ) -> (Vec<Result<String, String>>, Vec<String>) {
-    let cloudflare = match Cloudflare::new(
-        config.dns.api_base.clone(),
-        config.dns.api_token.clone(),
-        scrubber.clone(),
-    ) {
-        Ok(cloudflare) => cloudflare,
-        Err(e) => return (vec![Err(format!("{e:#}"))], vec![]),
-    };
+    let (config, cloudflare) = (&edges.config, &edges.cloudflare);
     let verified = retry_until(
         "verifying the Cloudflare API token",
         deadline,
@@ -378,9 +370,10 @@ async fn telegram_token(
 /// Check 7, promotion plan: the config is valid (or we would not be here), every unit is known
 /// to systemd, the replica user holds every privilege the steps need, `state_dir` is
 /// writable, and no promotion is in the journal.
-pub async fn promotion_plan(config: &Config) -> Finding {
+pub async fn promotion_plan(edges: &Edges) -> Finding {
+    let config = &edges.config;
     let limit = config.smoke.check_timeout;
-    let replica = Server::own(config);
+    let replica = &edges.own;
     let (units, grants) = tokio::join!(
         join_all(
             config
@@ -391,7 +384,7 @@ pub async fn promotion_plan(config: &Config) -> Finding {
         ),
         replica.grants()
     );
-    let store = StateDir::new(config.state_dir());
+    let store = edges.store.clone();
     let state_dir = store.path().display().to_string();
     let on_disk = tokio::task::spawn_blocking(move || {
         let writable = if store.path().is_dir() {
@@ -440,10 +433,10 @@ pub async fn promotion_plan(config: &Config) -> Finding {
 }
 
 /// Check 8, watchdog alive: the daemon runs, monitors, and did a round lately.
-pub async fn watchdog_alive(config: &Config) -> Finding {
-    let store = StateDir::new(config.state_dir());
+pub async fn watchdog_alive(edges: &Edges) -> Finding {
+    let config = &edges.config;
     let now = Timestamp::now();
-    let report = match crate::status::gather(&store, &config.probe, now) {
+    let report = match crate::status::gather(&edges.store, &config.probe, now) {
         Ok(report) => report,
         Err(e) => return Finding::fail(format!("{e:#}")),
     };
