@@ -31,7 +31,9 @@ use crate::crashpoint;
 use crate::edges::Edges;
 use crate::error::{Refused, UsageError};
 use crate::journal::{Journal, Outcome, Policy, Procedure, StepStatus};
-use crate::store::LockHeld;
+use crate::secret::Scrubber;
+use crate::shutdown::Shutdown;
+use crate::store::{LockHeld, StateDir};
 
 /// A procedure's journal kind, its steps' names.
 pub type StepOf<S> = <<S as Steps>::Kind as Procedure>::Step;
@@ -162,14 +164,25 @@ impl RunError {
     }
 }
 
-/// Runs procedures on one host's edges.
+/// Runs procedures on one host: its `state_dir`, its scrubber, its stop signal.
 pub struct Runner<'a> {
-    edges: &'a Edges,
+    store: &'a StateDir,
+    scrubber: &'a Scrubber,
+    shutdown: &'a Shutdown,
 }
 
 impl<'a> Runner<'a> {
     pub fn new(edges: &'a Edges) -> Runner<'a> {
-        Runner { edges }
+        Runner::with(&edges.store, &edges.scrubber, &edges.shutdown)
+    }
+
+    /// A runner on these parts alone (what the runner itself needs of the edges).
+    pub fn with(store: &'a StateDir, scrubber: &'a Scrubber, shutdown: &'a Shutdown) -> Runner<'a> {
+        Runner {
+            store,
+            scrubber,
+            shutdown,
+        }
     }
 
     /// Runs (or resumes) the procedure under the promotion lock: opens its journal, then
@@ -177,7 +190,7 @@ impl<'a> Runner<'a> {
     /// in the lock file. Returns the journal as it ends: done, halted, or still running
     /// when a stop was asked for between steps.
     pub async fn run<S: Steps>(&self, steps: &S, holder: &str) -> Result<JournalOf<S>, RunError> {
-        let store = &self.edges.store;
+        let store = self.store;
         let _lock = store.lock_promotion(holder).map_err(|e| {
             if e.is::<LockHeld>() {
                 RunError::Refused(e)
@@ -192,7 +205,7 @@ impl<'a> Runner<'a> {
             return Err(self.halt_unrecorded(steps, &mut journal, step, e).await);
         }
         while let Some(step) = journal.next_step() {
-            if self.edges.shutdown.requested() {
+            if self.shutdown.requested() {
                 tracing::warn!(
                     "stopping before step {step}; the next run of the {} resumes there",
                     steps.name()
@@ -215,7 +228,7 @@ impl<'a> Runner<'a> {
         step: StepOf<S>,
         journal: &mut JournalOf<S>,
     ) -> Result<(), RunError> {
-        let store = &self.edges.store;
+        let store = self.store;
         journal.begin(step, Timestamp::now());
         if let Err(e) = store.save::<S::Kind>(journal) {
             return Err(self.halt_unrecorded(steps, journal, step, e).await);
@@ -234,7 +247,7 @@ impl<'a> Runner<'a> {
         crashpoint::reached(&format!("after:{step}"));
         match result {
             Ok(detail) => {
-                let detail = self.edges.scrubber.scrub(&detail);
+                let detail = self.scrubber.scrub(&detail);
                 tracing::info!(
                     "step {step}: done in {} ms: {detail}",
                     started.elapsed().as_millis()
@@ -242,7 +255,7 @@ impl<'a> Runner<'a> {
                 journal.finish(step, detail, Timestamp::now());
             }
             Err(error) => {
-                let error = self.edges.scrubber.scrub(&format!("{error:#}"));
+                let error = self.scrubber.scrub(&format!("{error:#}"));
                 if let Some(end) = self.failed(steps, step, journal, error).await {
                     return end;
                 }
@@ -315,14 +328,14 @@ impl<'a> Runner<'a> {
                 continue;
             }
             match steps.undo(earlier, journal).await {
-                Ok(what) => undone.push(self.edges.scrubber.scrub(&what)),
+                Ok(what) => undone.push(self.scrubber.scrub(&what)),
                 Err(e) => {
-                    let error = self.edges.scrubber.scrub(&format!(
+                    let error = self.scrubber.scrub(&format!(
                         "{error}; undoing {earlier} FAILED too, so it is left as it is: {e:#}"
                     ));
                     journal.fail(step, error.clone(), Timestamp::now());
                     steps.halted(journal, step, &error).await;
-                    return match self.edges.store.save::<S::Kind>(journal) {
+                    return match self.store.save::<S::Kind>(journal) {
                         Ok(()) => Ok(()),
                         Err(e) => Err(RunError::Journal {
                             what: steps.name(),
@@ -336,7 +349,7 @@ impl<'a> Runner<'a> {
         journal.fail(step, error.clone(), Timestamp::now());
         let why = format!("step {step} failed: {error}; {}", undone.join("; "));
         tracing::info!("{} abandoned, undone: {}", steps.name(), undone.join("; "));
-        let archived = self.edges.store.archive::<S::Kind>(Timestamp::now());
+        let archived = self.store.archive::<S::Kind>(Timestamp::now());
         steps.abandoned(journal, step, &why).await;
         Err(RunError::Abandoned(match archived {
             Ok(path) => format!(
@@ -362,7 +375,7 @@ impl<'a> Runner<'a> {
         step: StepOf<S>,
         error: anyhow::Error,
     ) -> RunError {
-        let error = self.edges.scrubber.scrub(&format!(
+        let error = self.scrubber.scrub(&format!(
             "the {} journal cannot be written, so the {} stops before its next step: {error:#}",
             S::Kind::NAME,
             steps.name()
@@ -374,7 +387,7 @@ impl<'a> Runner<'a> {
         journal.finished_at = Some(Timestamp::now());
         tracing::error!("step {step}: {error}");
         steps.halted(journal, step, &error).await;
-        if self.edges.store.save::<S::Kind>(journal).is_ok() {
+        if self.store.save::<S::Kind>(journal).is_ok() {
             tracing::info!("the halted {} is recorded after all", steps.name());
         }
         RunError::Journal {
@@ -450,3 +463,6 @@ pub fn confirm(command: &str, question: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
