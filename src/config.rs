@@ -82,6 +82,9 @@ pub struct Config {
     /// `[peer]`: the other host of the pair, for roles, `rejoin` and `switchover`;
     /// `None` on a standby-only setup (today's behaviour, no roles acted on).
     pub peer: Option<PeerConfig>,
+    /// `[replication]`: the replication channel's settings, applied by every `CHANGE
+    /// MASTER` this program sends; every key has a default.
+    pub replication: crate::channel::ChannelConfig,
     /// `[metrics]`: the Prometheus endpoint; `None` (no table) serves none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
@@ -164,6 +167,9 @@ pub enum CheckConfig {
         port: u16,
         user: String,
         password: Secret,
+        /// How the check (and the fence, for the first `mysql` check) reaches it.
+        #[serde(flatten)]
+        tls: TlsConfig,
     },
 }
 
@@ -206,6 +212,9 @@ pub struct ReplicaConfig {
     /// This host's database as the peer reaches it (`connect_address`, default
     /// `host:port`): where `switchover` points the old primary's replication.
     pub connect_address: Address,
+    /// How this host reaches its own database (loopback: `disabled` by default).
+    #[serde(flatten)]
+    pub tls: TlsConfig,
 }
 
 /// A `host:port`, shown as one.
@@ -270,6 +279,98 @@ pub struct PeerConfig {
     /// its remaining client connections are ended.
     #[serde(serialize_with = "ser_duration")]
     pub write_drain_timeout: Duration,
+    /// How this host reaches the peer's database.
+    #[serde(flatten)]
+    pub tls: TlsConfig,
+}
+
+/// TLS to one MariaDB server this program connects to: the keys `tls`, `tls_ca_file`,
+/// `tls_cert_file` and `tls_key_file` of a `mysql` check, `[replica]` and `[peer]`.
+/// The files are read (the careful way) and checked when the config is loaded, and
+/// kept: renewed files take effect when the program starts again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsConfig {
+    #[serde(rename = "tls")]
+    pub mode: TlsMode,
+    /// The CA certificates the server's certificate must chain to; `None`: the
+    /// built-in public roots (Mozilla's, through webpki-roots). Not used by
+    /// `disabled` and `required`.
+    #[serde(rename = "tls_ca_file", skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PemFile>,
+    /// A client certificate and its key, for an account that requires X509.
+    #[serde(flatten)]
+    pub client: Option<ClientCertificate>,
+}
+
+impl TlsConfig {
+    /// No TLS at all: plain TCP.
+    pub const DISABLED: TlsConfig = TlsConfig {
+        mode: TlsMode::Disabled,
+        ca: None,
+        client: None,
+    };
+}
+
+/// How far TLS goes, in MariaDB's (and MySQL's `--ssl-mode`) words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TlsMode {
+    /// Plain TCP.
+    Disabled,
+    /// Encrypted, the server's certificate not checked: a man in the middle is not
+    /// noticed.
+    Required,
+    /// Encrypted, the certificate signed by a trusted CA, its names not checked.
+    VerifyCa,
+    /// Encrypted, the certificate signed by a trusted CA and naming the host we
+    /// connect to.
+    VerifyIdentity,
+}
+
+impl TlsMode {
+    /// The word the config uses for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Disabled => "disabled",
+            TlsMode::Required => "required",
+            TlsMode::VerifyCa => "verify_ca",
+            TlsMode::VerifyIdentity => "verify_identity",
+        }
+    }
+
+    /// Whether the server's certificate is checked against a CA.
+    pub fn verifies(self) -> bool {
+        matches!(self, TlsMode::VerifyCa | TlsMode::VerifyIdentity)
+    }
+}
+
+/// A PEM file read when the config was loaded: its path (what `check-config` shows)
+/// and its contents (never shown: a key file is one).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PemFile {
+    pub path: PathBuf,
+    pub pem: std::sync::Arc<[u8]>,
+}
+
+impl std::fmt::Debug for PemFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PemFile({})", self.path.display())
+    }
+}
+
+impl Serialize for PemFile {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.path.display())
+    }
+}
+
+/// `tls_cert_file` and `tls_key_file`: always given together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientCertificate {
+    #[serde(rename = "tls_cert_file")]
+    pub cert: PemFile,
+    #[serde(rename = "tls_key_file")]
+    pub key: PemFile,
 }
 
 impl PeerConfig {
@@ -518,6 +619,7 @@ impl Config {
         let smoke = v.smoke(&raw.smoke, replica.max_lag)?;
         let promotion = v.promotion(&raw.promotion, &probe.checks)?;
         let peer = v.peer(raw.peer.as_ref(), &replica)?;
+        let replication = v.replication(&raw.replication, peer.as_ref(), &probe)?;
         let metrics = v.metrics(raw.metrics.as_ref())?;
         Ok(Config {
             path: file.to_path_buf(),
@@ -531,6 +633,7 @@ impl Config {
             promotion,
             smoke,
             peer,
+            replication,
             metrics,
             warnings: v.into_warnings(),
         })
@@ -554,18 +657,30 @@ impl Config {
         secrets
     }
 
-    /// The first `mysql` check: the account that reads the primary, and fences it.
-    pub fn primary_database(&self) -> Option<(&str, u16, &str, &Secret)> {
+    /// The first `mysql` check: the account that reads the primary, and fences it, and
+    /// how it reaches it.
+    pub fn primary_database(&self) -> Option<(&str, u16, &str, &Secret, &TlsConfig)> {
         self.probe.checks.iter().find_map(|check| match check {
             CheckConfig::Mysql {
                 host,
                 port,
                 user,
                 password,
-            } => Some((host.as_str(), *port, user.as_str(), password)),
+                tls,
+            } => Some((host.as_str(), *port, user.as_str(), password, tls)),
             _ => None,
         })
     }
+}
+
+/// Whether `host` names this machine only (`localhost`, 127.0.0.0/8, `::1`).
+pub fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The passwords of the `mysql` checks among `checks`.

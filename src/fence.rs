@@ -14,7 +14,6 @@ use mysql_async::prelude::Queryable;
 
 use crate::config::Config;
 use crate::journal::FenceRecord;
-use crate::probe::error_chain;
 use crate::secret::Scrubber;
 use crate::shell;
 
@@ -30,9 +29,9 @@ pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> Fence
             "no mysql check: the old primary's database was not fenced".to_string(),
             true,
         ),
-        Some((host, port, user, password)) => {
-            let opts = crate::mysql::opts(host, port, user, password);
-            match tokio::time::timeout(connect_timeout, Conn::new(opts)).await {
+        Some((host, port, user, password, tls)) => {
+            let connect = crate::mysql::connect(host, port, user, password, tls);
+            match tokio::time::timeout(connect_timeout, connect).await {
                 Err(_) => (
                     format!(
                         "the old primary's database ({host}:{port}) did not answer within {}: nothing to fence there",
@@ -40,10 +39,16 @@ pub async fn fence_old_primary(config: &Config, env: &[(&str, String)]) -> Fence
                     ),
                     true,
                 ),
+                // It answered, and could not be fenced for TLS.
+                Ok(Err(e)) if e.is_tls() => (
+                    format!(
+                        "the old primary's database ({host}:{port}) answered but could not be fenced: {e}"
+                    ),
+                    false,
+                ),
                 Ok(Err(e)) => (
                     format!(
-                        "the old primary's database ({host}:{port}) did not answer ({}): nothing to fence there",
-                        error_chain(&e)
+                        "the old primary's database ({host}:{port}) did not answer ({e}): nothing to fence there"
                     ),
                     true,
                 ),

@@ -24,6 +24,7 @@
 pub mod alert;
 pub mod assets;
 pub mod careful_read;
+pub mod channel;
 pub mod cli;
 pub mod cloudflare;
 pub mod cmd;

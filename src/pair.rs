@@ -12,7 +12,8 @@ use anyhow::{Context, anyhow, bail};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
-use crate::config::Config;
+use crate::channel::{self, ChannelConfig, Source};
+use crate::config::{Config, TlsConfig};
 use crate::decide::{PairReading, PeerDb, PeerReading};
 use crate::gtid::{self, Gtid};
 use crate::replica::{ReplicaStatus, read_status};
@@ -33,6 +34,10 @@ pub struct Database {
     connection_name: String,
     /// How long connecting (and the handshake) may take.
     connect_timeout: Duration,
+    /// How we reach it (`[replica]`'s or `[peer]`'s TLS keys).
+    tls: TlsConfig,
+    /// `[replication]`: what every channel pointed from here is set up with.
+    channel: ChannelConfig,
 }
 
 /// What a database says of itself, read in one exchange.
@@ -81,6 +86,8 @@ impl Database {
             password: r.password.clone(),
             connection_name: r.connection_name.clone(),
             connect_timeout: config.probe.timeout,
+            tls: r.tls.clone(),
+            channel: config.replication.clone(),
         }
     }
 
@@ -95,6 +102,8 @@ impl Database {
             password: p.password.clone(),
             connection_name: config.replica.connection_name.clone(),
             connect_timeout: config.probe.timeout,
+            tls: p.tls.clone(),
+            channel: config.replication.clone(),
         })
     }
 
@@ -114,8 +123,9 @@ impl Database {
     /// A connection, within the connect timeout, with the replication connection
     /// selected as the session's default.
     pub async fn connect(&self) -> anyhow::Result<Conn> {
-        let opts = crate::mysql::opts(&self.host, self.port, &self.user, &self.password);
-        let mut conn = tokio::time::timeout(self.connect_timeout, Conn::new(opts))
+        let connect =
+            crate::mysql::connect(&self.host, self.port, &self.user, &self.password, &self.tls);
+        let mut conn = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| {
                 anyhow!(
@@ -205,8 +215,10 @@ impl Database {
     /// Points this database's replication at `source_host:source_port` with GTID and
     /// starts it: `STOP SLAVE`, `gtid_slave_pos` set to what it has
     /// (`@@gtid_current_pos`, so a former primary starts after its own last
-    /// transaction), `CHANGE MASTER TO … MASTER_USE_GTID = slave_pos`, `START SLAVE`.
-    /// Safe to repeat. Does not wait for it to run.
+    /// transaction), `CHANGE MASTER TO … MASTER_USE_GTID = slave_pos` with every
+    /// setting of `[replication]` ([`channel::change_master`]), `START SLAVE`. Safe to
+    /// repeat. Does not wait for it to run. What the server cannot take (a retry count
+    /// it takes only at start) is logged as a warning.
     pub async fn replicate_from(
         &self,
         source_host: &str,
@@ -250,20 +262,54 @@ impl Database {
         )
         .await
         .with_context(|| format!("SET GLOBAL gtid_slave_pos on {on}"))?;
-        conn.query_drop(change_master(
-            &self.connection_name,
-            source_host,
-            source_port,
-            user,
-            password,
-        ))
-        .await
-        .with_context(|| format!("CHANGE MASTER TO {source_host}:{source_port} on {on}"))?;
+        if let Some(not_applied) = self
+            .point_at(&mut conn, source_host, source_port, user, password)
+            .await?
+        {
+            tracing::warn!("{not_applied} ({on})");
+        }
         conn.query_drop("START SLAVE")
             .await
             .with_context(|| format!("START SLAVE on {on}"))?;
         let _ = conn.disconnect().await;
         Ok(())
+    }
+
+    /// The `CHANGE MASTER` of [`Self::replicate_from`], its literals written as this
+    /// session reads them (its `sql_mode`). The server's error about it is never passed
+    /// on whole: it may quote the statement, password included.
+    async fn point_at(
+        &self,
+        conn: &mut Conn,
+        host: &str,
+        port: u16,
+        user: &str,
+        password: &Secret,
+    ) -> anyhow::Result<Option<String>> {
+        let quoting = crate::mysql::Quoting::of_session(conn)
+            .await
+            .context("reading @@SESSION.sql_mode")?;
+        let (major, minor, _) = conn.server_version();
+        let source = Source {
+            host,
+            port,
+            user,
+            password,
+        };
+        let statement = channel::change_master(
+            &self.connection_name,
+            &source,
+            &self.channel,
+            quoting,
+            (major, minor),
+        );
+        conn.query_drop(statement).await.map_err(|e| {
+            anyhow!(crate::mysql::secret_statement_error(
+                &format!("CHANGE MASTER TO {host}:{port} on {}", self.describe()),
+                &e
+            ))
+        })?;
+        Ok(channel::not_applied(&self.channel, (major, minor)))
     }
 
     /// Waits until this database has applied `position` (`MASTER_GTID_WAIT`), at most
@@ -325,10 +371,13 @@ async fn locate(conn: &mut Conn, gtid: Gtid, scan_bound: u32) -> anyhow::Result<
     let Some(file) = gtid::binlog_file_holding(&files, gtid.domain, gtid.sequence) else {
         return Ok(BinlogSpot::Purged);
     };
+    let quoting = crate::mysql::Quoting::of_session(conn)
+        .await
+        .context("reading @@SESSION.sql_mode")?;
     let events: Vec<mysql_async::Row> = conn
         .query(format!(
             "SHOW BINLOG EVENTS IN {} LIMIT {scan_bound}",
-            quote(file)
+            quoting.literal(file)
         ))
         .await
         .with_context(|| format!("SHOW BINLOG EVENTS IN {file}"))?;
@@ -454,48 +503,27 @@ async fn read_state(conn: &mut Conn, connection_name: &str) -> anyhow::Result<Db
     })
 }
 
-/// `CHANGE MASTER ['name'] TO …`: MariaDB takes no placeholders here, so every value
-/// is quoted. The connection name and user were refused with quotes in them at config
-/// time; the password is escaped. (`rejoin --dry-run` shows it with a stand-in password.)
+/// `CHANGE MASTER ['name'] TO …` as [`Database::replicate_from`] sends it to a server
+/// of MariaDB 10.11 in its default `sql_mode`, for `rejoin --dry-run` (with a stand-in
+/// password).
 pub(crate) fn change_master(
-    connection_name: &str,
+    config: &Config,
     host: &str,
     port: u16,
     user: &str,
     password: &Secret,
 ) -> String {
-    let connection = if connection_name.is_empty() {
-        String::new()
-    } else {
-        format!("{} ", quote(connection_name))
+    let source = Source {
+        host,
+        port,
+        user,
+        password,
     };
-    format!(
-        "CHANGE MASTER {connection}TO MASTER_HOST = {}, MASTER_PORT = {port}, MASTER_USER = {}, \
-         MASTER_PASSWORD = {}, MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1",
-        quote(host),
-        quote(user),
-        quote(password.expose())
+    channel::change_master(
+        &config.replica.connection_name,
+        &source,
+        &config.replication,
+        crate::mysql::Quoting::BackslashEscapes,
+        (10, 11),
     )
-}
-
-/// A SQL string literal: backslashes and quotes escaped.
-fn quote(text: &str) -> String {
-    format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn change_master_quotes_every_value() {
-        let sql = change_master("", "db.example", 3307, "repl", &Secret::inline("p'w\\x"));
-        assert_eq!(
-            sql,
-            "CHANGE MASTER TO MASTER_HOST = 'db.example', MASTER_PORT = 3307, MASTER_USER = 'repl', \
-             MASTER_PASSWORD = 'p\\'w\\\\x', MASTER_USE_GTID = slave_pos, MASTER_CONNECT_RETRY = 1"
-        );
-        let named = change_master("east", "h", 1, "u", &Secret::inline("p"));
-        assert!(named.starts_with("CHANGE MASTER 'east' TO"), "{named}");
-    }
 }

@@ -238,12 +238,19 @@ impl Prober {
                 port,
                 user,
                 password,
+                tls,
             } => {
                 use mysql_async::prelude::Queryable;
-                let opts = crate::mysql::opts(host, *port, user, password);
-                let mut conn = mysql_async::Conn::new(opts)
-                    .await
-                    .map_err(|e| error_chain(&e))?;
+                let mut conn = match crate::mysql::connect(host, *port, user, password, tls).await {
+                    Ok(conn) => conn,
+                    // It answered: a TLS problem is no dead primary (see mysql.rs).
+                    Err(e) => {
+                        return e
+                            .alive_despite_tls()
+                            .map(Answer::from)
+                            .ok_or_else(|| e.to_string());
+                    }
+                };
                 // SELECT 1, what the primary has committed and whether it takes writes
                 // (no privilege needed for either variable).
                 let row: Option<(i64, Option<String>, Option<i64>)> = conn
@@ -368,6 +375,7 @@ mod tests {
                     port,
                     user: "watchdog".into(),
                     password: Secret::inline("pw"),
+                    tls: crate::config::TlsConfig::DISABLED,
                 },
                 CheckConfig::Tcp {
                     address: format!("127.0.0.1:{port}"),

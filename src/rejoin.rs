@@ -429,7 +429,7 @@ impl<'a> Rejoin<'a> {
             " 3. replicate: on this host's database STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_current_pos ({}); {}; START SLAVE\n",
             display_gtid(&checked.own.gtid_current_pos),
             crate::pair::change_master(
-                &self.config.replica.connection_name,
+                self.config,
                 &self.peer.host,
                 self.peer.port,
                 &self.peer.replication_user,

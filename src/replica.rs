@@ -159,15 +159,15 @@ impl Replica {
     }
 
     async fn connect(&self) -> anyhow::Result<Conn> {
-        let opts = crate::mysql::opts(
+        let mut conn = crate::mysql::connect(
             &self.config.host,
             self.config.port,
             &self.config.user,
             &self.config.password,
-        );
-        let mut conn = Conn::new(opts)
-            .await
-            .with_context(|| format!("cannot connect to the replica {}", self.describe()))?;
+            &self.config.tls,
+        )
+        .await
+        .with_context(|| format!("cannot connect to the replica {}", self.describe()))?;
         conn.exec_drop(
             "SET @@session.default_master_connection = ?",
             (self.config.connection_name.as_str(),),

@@ -77,6 +77,7 @@ mod tests {
             catch_up_timeout: std::time::Duration::from_secs(1),
             switchover_timeout: std::time::Duration::from_secs(1),
             write_drain_timeout: std::time::Duration::from_secs(1),
+            tls: crate::config::TlsConfig::DISABLED,
         }
     }
 
