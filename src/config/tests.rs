@@ -85,8 +85,39 @@ KgIgAgOArYGOUUQS5TsH30S1spz56r1yNtwF+I7BXDucJxk=
 -----END CERTIFICATE-----
 ";
 
-/// The key of [`TEST_CA`]'s certificate, which the tests also use as a client's.
-const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----
+/// A client's RSA key, PKCS#8 as OpenSSL 3 writes it.
+const TEST_RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDAkVIzDNi3/qZT
+LA1baX6iZ3uQ8dGqFybTKvwEcBgvlNUizOLivxMQpCHyssA1yMj8mKeGA+to+cSn
+86xrweHYLXyWRyEzq0azW7IDt78trFUEHyqiUKgTH3wxpgdywnkP6HX8dqg8/oBM
+WbLKz7ulal9VEvwWPS4Kdht868wFgoqne/qkptUMdOVSF5Gni1uB1bzXzbNG3JaG
+CpOVYE6vgqBklh45A6poX7rMUTwuwAsASv2WgfV8+8DaksCV07ikIRFIvRu4GcSV
+uS2cLa9o2tX5DVzlHx4owMWYWLNNIYMThm4Iw+9ms87VHUXXlrAt/w+iTlDffHei
+x91oAxXlAgMBAAECggEABASF2kg8kgi0cCPaBNv+G04340VdzTMTqw6WB9oy+D6/
+/GJjlOwXKtFtNlEpbFyV1LXbl3ETprz2r+ltMpVoDhsxsDioKzuRZmYcVhd34rqd
+mKDrNLfn7MI26LukIyQ1oD9Qw0qBh+1NaNs70WLAGdf3O0YjeAon1pKd5EELfuhR
+kk07VkTLm7PrCn5uINxIXAvUM6XcAJlRUkNuMSA3ukqnaSpYl5NsvB/wf9+dX//R
+0+xSruPtN0vFL4TVZAiUifjhBZkRFOdumXD65G39MzvxrZ6oO3qW2c6v4ZoKsv9/
+ArDQLgj2IXIoZz69/6MTJgxGYSHHm/dVKNugLy0hvwKBgQDjMNsDT6T5BQvd5YyI
+eRL5xhaGX6XtjejfAvJSzFdmG6SmtF9mwiGHgijRd/X0w1SO3YI5+8szl2ji+GZW
+tejWUdmnBY1qRW/AbotJ0Z4fIIrmysl3nx3mR5PVhvLwoPCLpd1SGVxFeutqDmIe
+vDTPyl7YywKp0yd1i7YJLlkmYwKBgQDY/IQw/L2YR1UphTAweo8nBC6sYDp7QRuZ
+ytGTBoP8nmYBXmmeP38IDERsK6Ivha78sahYL6t9P0WIGussQiMShZvPZIUzkcuH
+XfE9kUrT8SqtoV1/yDpq7rKo29TJkV3nWysP8RpZMgCFMHI/SpkzvDydUIm3do7y
+BaiWDLDBFwKBgFJnlxj1W3ZDYVGEAFxD5iEYu3TT3qByl6PEMtbbbVwI7MjWpb/k
+7Dp1eI65v0mfS91h9OlJLiQxaAbjaGNNKf4KxDJzrh58vxMCRZ1p3buWlystJLQx
+z6uGDNYnU5j6FyXf7I3pyvEcq6TVQLu7MkCoO4zQ3c9xWl+lZEqiOA3XAoGBAJm3
+6n45zqb+gdp0PHtbl+ZwFBCR61w996uv/2BFEWP5YxI9LF2rZfbxmdd34eIAtsLV
+qQkwXDDSjhOp3kjwYaBRftwhviuWcbVoW+rd70DObQmsc2x/EMOIbpEpi0lw7jFk
+aNFWYPAneC7i70zfMEFybQ6Va7rJBuN2FsSWIPHpAoGBAJpwejOBCyP24CbJ8sjT
+db0e0dEYsjVQ53kpA85mo7cpDCCnru65pu2GhEkhkIWO6VDBqLWPzRpLpHH/NdIO
+FZiMqNW+XMVkjREhBruARvn6+6Y3cuytIUzDboGRpBVAV2+A+wig3QoOLyQbG6DV
+oS6co3MfcNR2sts95NIl7yBq
+-----END PRIVATE KEY-----
+";
+
+/// The key of [`TEST_CA`]'s certificate: EC, which the MariaDB client does not present.
+const TEST_EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVAjYMmwSn69hNxZF
 N1JJZGxQIlQ8agpsSyowW4t6g6KhRANCAAQuPDR2muXwWWWEvONSC+7aR9cE169+
 iUb5lWUPvhamw/2rdvR3BdGHOYAYgs38sleWSSWYVdhrCmRPRduh0JFl
@@ -107,7 +138,8 @@ impl Fixture {
             ("telegram.token", "123:tg-token\n"),
             ("mariadb-ca.pem", TEST_CA),
             ("client.pem", TEST_CA),
-            ("client.key", TEST_KEY),
+            ("client.key", TEST_RSA_KEY),
+            ("ec.key", TEST_EC_KEY),
         ] {
             std::fs::write(dir.path().join(name), value).unwrap();
         }
@@ -1319,11 +1351,14 @@ fn the_tls_files_are_read_once_and_shown_by_path_only() {
     assert_eq!(ca.path, fx.dir.path().join("mariadb-ca.pem"));
     assert_eq!(&*ca.pem, TEST_CA.as_bytes());
     let client = tls.client.as_ref().unwrap();
-    assert_eq!(&*client.key.pem, TEST_KEY.as_bytes());
+    assert!(
+        client.key.pem.starts_with(&[0x30, 0x82]),
+        "the RSA key, unwrapped to PKCS#1 DER for the MariaDB client"
+    );
     let shown = toml::to_string(&config).unwrap() + &format!("{config:?}");
     assert!(shown.contains("tls = \"verify_identity\""), "{shown}");
     assert!(shown.contains("client.key"), "{shown}");
-    for content in ["BEGIN CERTIFICATE", "BEGIN PRIVATE KEY", "MIGHAgEA"] {
+    for content in ["BEGIN CERTIFICATE", "BEGIN PRIVATE KEY", "MIIEvgIBADAN"] {
         assert!(!shown.contains(content), "{content} shown:\n{shown}");
     }
     assert!(

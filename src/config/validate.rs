@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::{
     ClientCertificate, ConfigError, PemFile, TlsConfig, TlsMode, defaults, is_loopback, raw,
@@ -304,7 +304,9 @@ impl<'a> Validator<'a> {
         let client = match (raw.cert_file, raw.key_file) {
             (None, None) => None,
             (Some(_), None) => {
-                return Err(self.error(&key("tls_key_file"), "missing: tls_cert_file needs its key"));
+                return Err(
+                    self.error(&key("tls_key_file"), "missing: tls_cert_file needs its key")
+                );
             }
             (None, Some(_)) => {
                 return Err(self.error(
@@ -399,29 +401,28 @@ impl<'a> Validator<'a> {
             self.error(key, problem)
         })?;
         let bytes = text.as_bytes();
-        let problem = match what {
+        let read = match what {
             Pem::Certificates => {
                 let certificates: Result<Vec<_>, _> =
                     CertificateDer::pem_slice_iter(bytes).collect();
                 match certificates {
-                    Ok(found) if !found.is_empty() => None,
+                    Ok(found) if !found.is_empty() => Ok(bytes.to_vec()),
                     Ok(_) => {
-                        Some("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string())
+                        Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string())
                     }
-                    Err(e) => Some(format!("is not a readable PEM certificate file ({e})")),
+                    Err(e) => Err(format!("is not a readable PEM certificate file ({e})")),
                 }
             }
-            Pem::PrivateKey => PrivateKeyDer::from_pem_slice(bytes)
-                .err()
-                .map(|e| format!("holds no PEM private key ({e})")),
+            // Kept as the MariaDB client takes it.
+            Pem::PrivateKey => crate::mysql::client_key_for_driver(bytes),
         };
-        if let Some(problem) = problem {
-            return Err(self.error(key, format!("{} {problem}", path.display())));
+        match read {
+            Ok(pem) => Ok(PemFile {
+                pem: pem.into(),
+                path,
+            }),
+            Err(problem) => Err(self.error(key, format!("{} {problem}", path.display()))),
         }
-        Ok(PemFile {
-            pem: std::sync::Arc::from(bytes),
-            path,
-        })
     }
 
     /// A path on a database host, for its MariaDB to read (the replication channel's

@@ -445,7 +445,55 @@ pub async fn promotion_plan(config: &Config) -> Finding {
         Ok(journal) => assess::journal(journal.as_ref()),
         Err(e) => Err(format!("{e:#}")),
     });
+    parts.extend(tls_parts(config).await);
     Finding::from_parts(parts)
+}
+
+/// TLS to the databases a takeover and the way back reach beyond this host's own (the
+/// old primary's, which the fence reaches through the first `mysql` check's account,
+/// and `[peer]`'s): one that answers but fails TLS fails the plan, the server and the
+/// problem named (the daemon counts such a primary alive, and could not fence it). One
+/// that does not answer, or refuses the account, is not TLS's doing: no part.
+async fn tls_parts(config: &Config) -> Vec<Result<String, String>> {
+    let within = config.probe.timeout;
+    let mut servers = Vec::new();
+    if let Some((host, port, user, password, tls)) = config.primary_database() {
+        servers.push((
+            "the old primary's database",
+            host,
+            port,
+            user,
+            password,
+            tls,
+        ));
+    }
+    if let Some(peer) = &config.peer {
+        let p = (peer.host.as_str(), peer.port, peer.user.as_str());
+        servers.push((
+            "the peer's database",
+            p.0,
+            p.1,
+            p.2,
+            &peer.password,
+            &peer.tls,
+        ));
+    }
+    let mut parts = Vec::new();
+    for (what, host, port, user, password, tls) in servers {
+        if tls.mode == crate::config::TlsMode::Disabled {
+            continue;
+        }
+        let connect = crate::mysql::connect(host, port, user, password, tls);
+        match tokio::time::timeout(within, connect).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.disconnect().await;
+                parts.push(Ok(format!("{what} reached with tls {}", tls.mode.as_str())));
+            }
+            Ok(Err(e)) if e.is_tls() => parts.push(Err(format!("{what}: {e}"))),
+            _ => {}
+        }
+    }
+    parts
 }
 
 /// Check 8, watchdog alive: the daemon runs, monitors, and did a round lately.

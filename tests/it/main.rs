@@ -3,6 +3,7 @@
 //! one-time setup (the MariaDB template data directory) is shared.
 
 mod alerts;
+mod channel;
 mod cli;
 mod cycle;
 mod decision;
@@ -22,4 +23,5 @@ mod smoke;
 mod supervision;
 mod support;
 mod switchover;
+mod tls;
 mod witness;
