@@ -19,7 +19,9 @@
 use std::fmt;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{ClientIdentity, Conn, DriverError, IoError, Opts, OptsBuilder, SslOpts};
+use mysql_async::{
+    ClientIdentity, Conn, DriverError, IoError, Opts, OptsBuilder, SslOpts, TlsError,
+};
 use rustls::CertificateError;
 
 use crate::config::{TlsConfig, TlsMode};
@@ -182,6 +184,9 @@ fn tls_problem(host: &str, tls: &TlsConfig, error: &mysql_async::Error) -> Optio
         mysql_async::Error::Driver(DriverError::NoClientSslFlagFromServer) => Some(format!(
             "the server does not offer TLS (have_ssl is not YES there), and tls = \"{}\" needs it: enable TLS on the server, or set tls = \"disabled\" for it",
             tls.mode.as_str()
+        )),
+        mysql_async::Error::Io(IoError::Tls(TlsError::InvalidDnsName(_))) => Some(format!(
+            "{host:?} is neither a DNS name nor an IP address a certificate can hold: use one, or tls = \"verify_ca\""
         )),
         // Building the handshake from this host's own files (a key that does not fit
         // its certificate).

@@ -493,9 +493,6 @@ impl Tls {
         let (cert, key) = new_leaf(Vec::new(), "rig client", &issuer)?;
         write("client.pem", &cert)?;
         write("client.key", &key)?;
-        // mariadbd may run as another user than the files' owner (never as root here,
-        // but the directory is private anyway).
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         Ok(Tls {
             ca_pem: ca.pem(),
             server_name: server_names.first().unwrap_or(&HOST).to_string(),

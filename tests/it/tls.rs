@@ -363,6 +363,15 @@ async fn each_tls_mode_verifies_what_it_says_against_a_real_server() {
         .expect("required encrypts without checking");
     let error = connect(&server, &TlsConfig::DISABLED).await.unwrap_err();
     assert!(error.contains("require_secure_transport"), "{error}");
+
+    // A server without TLS at all, for a config that wants it.
+    let plain = MariaDb::start("plain", 8, false).await.unwrap();
+    let error = connect(&plain, &identity).await.unwrap_err();
+    assert!(
+        error.contains(&format!("TLS with 127.0.0.1:{} failed", plain.port()))
+            && error.contains("does not offer TLS"),
+        "{error}"
+    );
 }
 
 /// An account created `REQUIRE X509` is reached with the client certificate of the TLS
