@@ -1,6 +1,6 @@
 //! The one way the binary reads a file on an operator's behalf: the config (the
-//! standby's and the witness's), the secret files it names, and the state files in
-//! `state_dir` (journal, live state, pause marker).
+//! standby's and the witness's), the secret and TLS files it names, and the state files
+//! in `state_dir` (journal, live state, pause marker).
 //!
 //! Each of those paths is outside data: a FIFO without a writer would hang every
 //! command, `/dev/zero` would grow without end, a 200 MiB "token" would be taken in
@@ -39,6 +39,13 @@ pub const CONFIG: Limit = Limit {
 pub const SECRET: Limit = Limit {
     what: "a secret",
     cap: 64 * 1024,
+};
+
+/// A PEM file of TLS material (a CA bundle, a client certificate or its key): a CA
+/// bundle of every public root is some 200 KiB.
+pub const PEM: Limit = Limit {
+    what: "a PEM file",
+    cap: 1024 * 1024,
 };
 
 /// A state file (journal, live state, pause marker): a few KiB, even with a long error

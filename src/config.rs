@@ -21,6 +21,10 @@ use url::Url;
 use crate::secret::Secret;
 pub use error::ConfigError;
 use file::{parse_raw, read_config_file, world_readable_warning};
+use ser::ser_duration;
+pub use tls::{
+    ChannelConfig, ChannelTls, ClientCertificate, PemFile, TlsConfig, TlsMode, is_loopback,
+};
 use validate::Validator;
 pub use validate::{Address, TlsFiles};
 
@@ -30,7 +34,9 @@ pub mod witness;
 
 pub(crate) mod defaults;
 mod file;
+mod ser;
 mod tables;
+pub mod tls;
 mod validate;
 
 #[cfg(test)]
@@ -59,6 +65,9 @@ pub struct Config {
     /// `[peer]`: the other host of the pair, for roles, `rejoin` and `switchover`;
     /// `None` on a standby-only setup (today's behaviour, no roles acted on).
     pub peer: Option<PeerConfig>,
+    /// `[replication]`: the replication channel's settings, applied by every `CHANGE
+    /// MASTER` this program sends; every key has a default.
+    pub replication: ChannelConfig,
     /// `[metrics]`: the Prometheus endpoint; `None` (no table) serves none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsConfig>,
@@ -144,6 +153,9 @@ pub enum CheckConfig {
         port: u16,
         user: String,
         password: Secret,
+        /// How the check (and the fence, for the first `mysql` check) reaches it.
+        #[serde(flatten)]
+        tls: TlsConfig,
     },
 }
 
@@ -186,6 +198,9 @@ pub struct ReplicaConfig {
     /// This host's database as the peer reaches it (`connect_address`, default
     /// `host:port`): where `switchover` points the old primary's replication.
     pub connect_address: Address,
+    /// How this host reaches its own database (loopback: `disabled` by default).
+    #[serde(flatten)]
+    pub tls: TlsConfig,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -227,6 +242,9 @@ pub struct PeerConfig {
     /// its remaining client connections are ended.
     #[serde(serialize_with = "ser_duration")]
     pub write_drain_timeout: Duration,
+    /// How this host reaches the peer's database.
+    #[serde(flatten)]
+    pub tls: TlsConfig,
 }
 
 impl PeerConfig {
@@ -434,10 +452,6 @@ pub struct SmokeConfig {
     pub urls: Vec<Url>,
 }
 
-fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&humantime::format_duration(*d).to_string())
-}
-
 fn ser_silence<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => ser_duration(d, s),
@@ -499,6 +513,7 @@ impl Config {
         let smoke = v.smoke(&raw.smoke, replica.max_lag)?;
         let promotion = v.promotion(&raw.promotion, &probe.checks)?;
         let peer = v.peer(raw.peer.as_ref(), &replica)?;
+        let replication = v.replication(&raw.replication, peer.as_ref(), &probe)?;
         let metrics = v.metrics(raw.metrics.as_ref())?;
         Ok(Config {
             path: file.to_path_buf(),
@@ -512,6 +527,7 @@ impl Config {
             promotion,
             smoke,
             peer,
+            replication,
             metrics,
             warnings: v.into_warnings(),
         })
@@ -536,15 +552,17 @@ impl Config {
         secrets
     }
 
-    /// The first `mysql` check: the account that reads the primary, and fences it.
-    pub fn primary_database(&self) -> Option<(&str, u16, &str, &Secret)> {
+    /// The first `mysql` check: the account that reads the primary, and fences it, and
+    /// how it reaches it.
+    pub fn primary_database(&self) -> Option<(&str, u16, &str, &Secret, &TlsConfig)> {
         self.probe.checks.iter().find_map(|check| match check {
             CheckConfig::Mysql {
                 host,
                 port,
                 user,
                 password,
-            } => Some((host.as_str(), *port, user.as_str(), password)),
+                tls,
+            } => Some((host.as_str(), *port, user.as_str(), password, tls)),
             _ => None,
         })
     }

@@ -74,6 +74,11 @@ async fn fence_database(server: &Server, timeout: std::time::Duration) -> (Strin
                 ),
                 true,
             ),
+            // It answered, and could not be fenced for TLS.
+            Some(Unreachable::Refused { error, .. }) if error.is_tls() => (
+                format!("{label} answered but could not be fenced: {error}"),
+                false,
+            ),
             Some(Unreachable::Refused { error, .. }) => (
                 format!("{label} did not answer ({error}): nothing to fence there"),
                 true,

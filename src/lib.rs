@@ -40,7 +40,6 @@ pub mod fence;
 pub mod http_client;
 pub mod mariadb;
 pub mod metrics;
-pub mod mysql;
 pub mod pair;
 pub mod probe;
 pub mod procedure;

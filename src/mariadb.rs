@@ -14,12 +14,17 @@
 //!
 //! What a server answers is read into typed values: GTID positions ([`GtidPosition`]; a
 //! malformed one is an error naming it, never a panic), a replication connection's row
-//! ([`ReplicaStatus`], read by column name in [`rows`]). The connection options
-//! (TCP only, the account) are built by [`crate::mysql`].
+//! ([`ReplicaStatus`], read by column name in [`rows`]). The connection options (TCP
+//! only, the account, TLS as the config says) and what a failed connection means are
+//! [`connect`]'s; every literal in a statement is written for the session's `sql_mode`
+//! ([`Quoting`]), and the one statement that carries a secret (`CHANGE MASTER`, built by
+//! [`channel`] with every setting of `[replication]`) never passes the server's message
+//! on whole.
 
 mod apply;
 mod binlog;
-mod literal;
+pub mod channel;
+pub mod connect;
 mod rows;
 
 use std::future::Future;
@@ -29,13 +34,13 @@ use anyhow::{Context, anyhow, bail};
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
-use crate::config::Config;
+use crate::config::{ChannelConfig, Config, TlsConfig};
 use crate::gtid::{Gtid, GtidPosition};
 use crate::journal::GtidPositions;
 use crate::replication::ReplicaStatus;
 use crate::secret::Secret;
 pub use binlog::BinlogSpot;
-pub(crate) use literal::change_master;
+pub use connect::{ConnectError, Quoting};
 pub use rows::DbState;
 use rows::position;
 
@@ -56,6 +61,11 @@ pub struct Server {
     connection_name: String,
     /// How long connecting (and the handshake) may take.
     connect_timeout: Duration,
+    /// How we reach it (the TLS keys of its table).
+    tls: TlsConfig,
+    /// `[replication]`: what a channel pointed from this server is set up with; `None`
+    /// for a server only checked (the primary's `mysql` checks).
+    channel: Option<ChannelConfig>,
 }
 
 /// What the primary's `mysql` check read: it answered `SELECT 1`.
@@ -87,6 +97,8 @@ impl Server {
             password: r.password.clone(),
             connection_name: r.connection_name.clone(),
             connect_timeout: config.probe.timeout,
+            tls: r.tls.clone(),
+            channel: Some(config.replication.clone()),
         }
     }
 
@@ -101,14 +113,16 @@ impl Server {
             password: p.password.clone(),
             connection_name: config.replica.connection_name.clone(),
             connect_timeout: config.probe.timeout,
+            tls: p.tls.clone(),
+            channel: Some(config.replication.clone()),
         })
     }
 
     /// The old primary's MariaDB as a promotion fences it: through the first `mysql`
     /// check's account; `None` without one.
     pub fn old_primary(config: &Config) -> Option<Server> {
-        let (host, port, user, password) = config.primary_database()?;
-        let mut server = Server::checked(host, port, user, password, config.probe.timeout);
+        let (host, port, user, password, tls) = config.primary_database()?;
+        let mut server = Server::checked(host, port, user, password, tls, config.probe.timeout);
         server.label = format!("the old primary's database ({host}:{port})");
         Some(server)
     }
@@ -119,6 +133,7 @@ impl Server {
         port: u16,
         user: &str,
         password: &Secret,
+        tls: &TlsConfig,
         timeout: Duration,
     ) -> Server {
         Server {
@@ -129,6 +144,8 @@ impl Server {
             password: password.clone(),
             connection_name: String::new(),
             connect_timeout: timeout,
+            tls: tls.clone(),
+            channel: None,
         }
     }
 
@@ -146,19 +163,20 @@ impl Server {
         self.connect_timeout
     }
 
-    /// The one connect path: TCP to the server within the connect timeout, the
-    /// replication connection selected as the session's default.
+    /// The one connect path: TCP (and TLS, as its table says) to the server within the
+    /// connect timeout, the replication connection selected as the session's default.
     async fn connect(&self) -> anyhow::Result<Conn> {
-        let opts = crate::mysql::opts(&self.host, self.port, &self.user, &self.password);
-        let mut conn = tokio::time::timeout(self.connect_timeout, Conn::new(opts))
+        let connect =
+            connect::connect(&self.host, self.port, &self.user, &self.password, &self.tls);
+        let mut conn = tokio::time::timeout(self.connect_timeout, connect)
             .await
             .map_err(|_| Unreachable::Timeout {
                 server: self.describe(),
                 within: self.connect_timeout,
             })?
-            .map_err(|e| Unreachable::Refused {
+            .map_err(|error| Unreachable::Refused {
                 server: self.describe(),
-                error: crate::report::error_chain(&e),
+                error,
             })?;
         if !self.connection_name.is_empty() {
             conn.exec_drop(
@@ -196,6 +214,29 @@ impl Server {
                 humantime::format_duration(limit)
             )
         })?
+    }
+
+    /// Whether TLS to this server works as its table says, for the smoke test: `None`
+    /// when TLS is off, or the server does not answer or refuses the account (not
+    /// TLS's doing); else what was found, `Err` naming the TLS problem.
+    pub async fn check_tls(&self) -> Option<Result<String, String>> {
+        if self.tls.mode == crate::config::TlsMode::Disabled {
+            return None;
+        }
+        let connect =
+            connect::connect(&self.host, self.port, &self.user, &self.password, &self.tls);
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.disconnect().await;
+                Some(Ok(format!(
+                    "{} reached with tls {}",
+                    self.label,
+                    self.tls.mode.as_str()
+                )))
+            }
+            Ok(Err(e)) if e.is_tls() => Some(Err(format!("{}: {e}", self.label))),
+            _ => None,
+        }
     }
 
     /// The `mysql` check: `SELECT 1`, what it has committed, whether it takes writes (no
@@ -373,13 +414,12 @@ impl Server {
         password: &Secret,
     ) -> anyhow::Result<()> {
         let on = self.describe();
-        let change = change_master(
-            &self.connection_name,
-            source_host,
-            source_port,
+        let source = channel::Source {
+            host: source_host,
+            port: source_port,
             user,
             password,
-        );
+        };
         self.exchange(Duration::ZERO, |mut conn| async move {
             apply::become_semi_sync_replica(&mut conn, &on).await;
             conn.query_drop("STOP SLAVE")
@@ -395,15 +435,49 @@ impl Server {
             )
             .await
             .with_context(|| format!("SET GLOBAL gtid_slave_pos on {on}"))?;
-            conn.query_drop(change)
-                .await
-                .with_context(|| format!("CHANGE MASTER TO {source_host}:{source_port} on {on}"))?;
+            if let Some(not_applied) = self.point_at(&mut conn, &source, &on).await? {
+                tracing::warn!("{not_applied} ({on})");
+            }
             conn.query_drop("START SLAVE")
                 .await
                 .with_context(|| format!("START SLAVE on {on}"))?;
             Ok((conn, ()))
         })
         .await
+    }
+
+    /// The `CHANGE MASTER` of [`Self::replicate_from`] with every setting of
+    /// `[replication]`, its literals written as this session reads them (its
+    /// `sql_mode`). The server's error about it is never passed on whole: it may quote
+    /// the statement, password included. What this server cannot take (a retry count)
+    /// is said, for a warning.
+    async fn point_at(
+        &self,
+        conn: &mut Conn,
+        source: &channel::Source<'_>,
+        on: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let quoting = Quoting::of_session(conn)
+            .await
+            .context("reading @@SESSION.sql_mode")?;
+        let (major, minor, _) = conn.server_version();
+        let Some(settings) = &self.channel else {
+            bail!("{on} is not one of the pair's servers: no replication is pointed from it");
+        };
+        let statement = channel::change_master(
+            &self.connection_name,
+            source,
+            settings,
+            quoting,
+            (major, minor),
+        );
+        conn.query_drop(statement).await.map_err(|e| {
+            anyhow!(connect::secret_statement_error(
+                &format!("CHANGE MASTER TO {}:{} on {on}", source.host, source.port),
+                &e
+            ))
+        })?;
+        Ok(channel::not_applied(settings, (major, minor)))
     }
 
     /// Waits until this database has applied `position` (`MASTER_GTID_WAIT`), at most
@@ -441,15 +515,35 @@ impl Server {
     }
 }
 
-/// A server we could not open a session with: it counts as not answering.
+/// A server we could not open a session with. Only a TLS failure proves it answered
+/// ([`ConnectError::is_tls`]); otherwise it counts as not answering.
 #[derive(Debug, thiserror::Error)]
 pub enum Unreachable {
     /// No handshake within the connect timeout (a dead or hung host).
     #[error("{server} did not answer within {}", humantime::format_duration(*within))]
     Timeout { server: String, within: Duration },
-    /// The connection or the handshake failed (refused, reset, denied).
+    /// The connection or the handshake failed (refused, reset, denied, TLS).
     #[error("cannot connect to {server}: {error}")]
-    Refused { server: String, error: String },
+    Refused { server: String, error: ConnectError },
+}
+
+/// `CHANGE MASTER ['name'] TO …` as [`Server::replicate_from`] sends it to a MariaDB
+/// 10.11 in its default `sql_mode`, for `rejoin --dry-run` (with a stand-in password).
+pub fn change_master_shown(config: &Config, host: &str, port: u16, user: &str) -> String {
+    let password = Secret::inline("[redacted]");
+    let source = channel::Source {
+        host,
+        port,
+        user,
+        password: &password,
+    };
+    channel::change_master(
+        &config.replica.connection_name,
+        &source,
+        &config.replication,
+        Quoting::BackslashEscapes,
+        (10, 11),
+    )
 }
 
 #[cfg(test)]

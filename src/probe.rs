@@ -168,29 +168,37 @@ impl Prober {
                 port,
                 user,
                 password,
+                tls,
             } => {
                 // SELECT 1, what the primary has committed and whether it takes writes.
-                let server = Server::checked(host, *port, user, password, self.timeout);
-                let ping = server.ping().await.map_err(|e| mysql_failure(&e))?;
-                Ok(Answer {
-                    detail: "SELECT 1 answered".to_string(),
-                    gtid_binlog_pos: Some(ping.gtid_binlog_pos),
-                    read_only: Some(ping.read_only),
-                })
+                let server = Server::checked(host, *port, user, password, tls, self.timeout);
+                match server.ping().await {
+                    Ok(ping) => Ok(Answer {
+                        detail: "SELECT 1 answered".to_string(),
+                        gtid_binlog_pos: Some(ping.gtid_binlog_pos),
+                        read_only: Some(ping.read_only),
+                    }),
+                    Err(e) => mysql_failure(&e),
+                }
             }
         }
     }
 }
 
-/// A failed `mysql` check's detail: the server's words, as a check reports them (a
-/// handshake that does not come is the round's timeout, said by the caller).
-fn mysql_failure(error: &anyhow::Error) -> String {
+/// A `mysql` check that got no answer to `SELECT 1`: failed, in the server's words;
+/// but a server that answered and then failed TLS is alive, loudly (a TLS problem is
+/// no dead primary: `mariadb::connect`'s doc).
+fn mysql_failure(error: &anyhow::Error) -> Result<Answer, String> {
     match error.downcast_ref::<Unreachable>() {
-        Some(Unreachable::Refused { error, .. }) => error.clone(),
-        Some(Unreachable::Timeout { within, .. }) => {
-            format!("no answer within {}", humantime::format_duration(*within))
-        }
-        None => format!("{error:#}"),
+        Some(Unreachable::Refused { error, .. }) => error
+            .alive_despite_tls()
+            .map(Answer::from)
+            .ok_or_else(|| error.to_string()),
+        Some(Unreachable::Timeout { within, .. }) => Err(format!(
+            "no answer within {}",
+            humantime::format_duration(*within)
+        )),
+        None => Err(format!("{error:#}")),
     }
 }
 
@@ -234,6 +242,7 @@ mod tests {
                     port,
                     user: "watchdog".into(),
                     password: Secret::inline("pw"),
+                    tls: crate::config::TlsConfig::DISABLED,
                 },
                 CheckConfig::Tcp {
                     address: format!("127.0.0.1:{port}"),

@@ -426,12 +426,11 @@ impl Rejoin<'_> {
 
     async fn preview_replicate(&self) -> Preview {
         let config = &self.edges.config;
-        let statement = crate::mariadb::change_master(
-            &config.replica.connection_name,
+        let statement = crate::mariadb::change_master_shown(
+            config,
             &self.peer.host,
             self.peer.port,
             &self.peer.replication_user,
-            &crate::secret::Secret::inline("[redacted]"),
         );
         let preview = Preview::new(format!(
             "on this host's database STOP SLAVE; SET GLOBAL gtid_slave_pos = @@gtid_current_pos; {statement}; START SLAVE"

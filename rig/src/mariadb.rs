@@ -18,6 +18,10 @@
 //! - [`MariaDbPair::start`] starts the primary and the replica at the same time, points
 //!   the replica at the primary with `MASTER_USE_GTID=slave_pos`, and waits until
 //!   both replication threads run and the replica has caught up.
+//! - [`MariaDbPair::start_with_tls`] does the same with TLS everywhere: certificates
+//!   made at test time ([`Tls`], rcgen, no OpenSSL), each server run with
+//!   `require_secure_transport = ON`, every rig connection and the replication channel
+//!   verified against the test CA.
 //!
 //! Nothing here skips: if MariaDB is missing or a server does not start, the functions
 //! return an error that names the binary and quotes the server's error log.
@@ -40,7 +44,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
 use mysql_async::prelude::Queryable as _;
-use mysql_async::{Conn, Opts, OptsBuilder, Row};
+use mysql_async::{Conn, Opts, OptsBuilder, Row, SslOpts};
 use tempfile::TempDir;
 
 /// Password of MariaDB's `root` account on every rig server.
@@ -445,6 +449,176 @@ fn percent_encode(s: &str) -> String {
 }
 
 // ---------------------------------------------------------------------------------
+// TLS
+// ---------------------------------------------------------------------------------
+
+/// The TLS material of a rig pair, made at test time with rcgen (pure Rust, nothing of
+/// OpenSSL): a CA, a server certificate it signed for the names the servers are
+/// reached by, and a client certificate it signed; PEM files in a directory of their
+/// own, removed on drop.
+pub struct Tls {
+    dir: TempDir,
+    ca_pem: String,
+    /// The first name of the servers' certificate: the rig's own clients verify
+    /// against it, whatever address they connect to.
+    server_name: String,
+}
+
+impl std::fmt::Debug for Tls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tls")
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}
+
+impl Tls {
+    /// A CA, and certificates it signed: the servers' for `server_names` (host names or
+    /// IP addresses, as `subjectAltName`s), and a client's.
+    pub fn generate(server_names: &[&str]) -> anyhow::Result<Tls> {
+        let dir = tempfile::Builder::new()
+            .prefix("fwrig-tls-")
+            .tempdir_in(short_temp_base())
+            .context("creating the TLS directory")?;
+        let (ca, issuer) = new_ca("failover-watchdog rig CA")?;
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        };
+        write("ca.pem", &ca.pem())?;
+        let names: Vec<String> = server_names.iter().map(|n| n.to_string()).collect();
+        let (cert, key) = new_leaf(names, "rig server", &issuer)?;
+        write("server.pem", &cert)?;
+        write("server.key", &key)?;
+        let (cert, key) = new_leaf(Vec::new(), "rig client", &issuer)?;
+        write("client.pem", &cert)?;
+        write("client.key", &key)?;
+        Ok(Tls {
+            ca_pem: ca.pem(),
+            server_name: server_names.first().unwrap_or(&HOST).to_string(),
+            dir,
+        })
+    }
+
+    /// Writes, at `path`, the certificate of a CA that signed nothing of this rig: a
+    /// wrong `tls_ca_file`.
+    pub fn write_unrelated_ca(path: &Path) -> anyhow::Result<()> {
+        let (ca, _) = new_ca("an unrelated CA")?;
+        std::fs::write(path, ca.pem()).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// The CA's certificate (PEM).
+    pub fn ca_path(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    pub fn server_cert_path(&self) -> PathBuf {
+        self.dir.path().join("server.pem")
+    }
+
+    pub fn server_key_path(&self) -> PathBuf {
+        self.dir.path().join("server.key")
+    }
+
+    /// A client certificate the CA signed, for an account that requires X509.
+    pub fn client_cert_path(&self) -> PathBuf {
+        self.dir.path().join("client.pem")
+    }
+
+    pub fn client_key_path(&self) -> PathBuf {
+        self.dir.path().join("client.key")
+    }
+
+    /// How the rig's own clients connect: verified against the CA, and against the
+    /// certificate's first name (the address they connect to may not be in it).
+    fn ssl_opts(&self) -> SslOpts {
+        SslOpts::default()
+            .with_root_certs(vec![self.ca_pem.clone().into_bytes().into()])
+            .with_disable_built_in_roots(true)
+            .with_danger_tls_hostname_override(Some(self.server_name.clone()))
+    }
+}
+
+/// A self-signed CA named `name`, and the issuer that signs with it.
+fn new_ca(
+    name: &str,
+) -> anyhow::Result<(rcgen::Certificate, rcgen::Issuer<'static, rcgen::KeyPair>)> {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+    ];
+    let key = KeyPair::generate()?;
+    let cert = params.self_signed(&key)?;
+    Ok((cert, rcgen::Issuer::new(params, key)))
+}
+
+/// The client certificate's key: RSA, the only kind mysql_async presents, and which
+/// ring (rcgen's provider here) cannot generate; PKCS#8, as OpenSSL 3 writes it.
+const CLIENT_RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDAkVIzDNi3/qZT
+LA1baX6iZ3uQ8dGqFybTKvwEcBgvlNUizOLivxMQpCHyssA1yMj8mKeGA+to+cSn
+86xrweHYLXyWRyEzq0azW7IDt78trFUEHyqiUKgTH3wxpgdywnkP6HX8dqg8/oBM
+WbLKz7ulal9VEvwWPS4Kdht868wFgoqne/qkptUMdOVSF5Gni1uB1bzXzbNG3JaG
+CpOVYE6vgqBklh45A6poX7rMUTwuwAsASv2WgfV8+8DaksCV07ikIRFIvRu4GcSV
+uS2cLa9o2tX5DVzlHx4owMWYWLNNIYMThm4Iw+9ms87VHUXXlrAt/w+iTlDffHei
+x91oAxXlAgMBAAECggEABASF2kg8kgi0cCPaBNv+G04340VdzTMTqw6WB9oy+D6/
+/GJjlOwXKtFtNlEpbFyV1LXbl3ETprz2r+ltMpVoDhsxsDioKzuRZmYcVhd34rqd
+mKDrNLfn7MI26LukIyQ1oD9Qw0qBh+1NaNs70WLAGdf3O0YjeAon1pKd5EELfuhR
+kk07VkTLm7PrCn5uINxIXAvUM6XcAJlRUkNuMSA3ukqnaSpYl5NsvB/wf9+dX//R
+0+xSruPtN0vFL4TVZAiUifjhBZkRFOdumXD65G39MzvxrZ6oO3qW2c6v4ZoKsv9/
+ArDQLgj2IXIoZz69/6MTJgxGYSHHm/dVKNugLy0hvwKBgQDjMNsDT6T5BQvd5YyI
+eRL5xhaGX6XtjejfAvJSzFdmG6SmtF9mwiGHgijRd/X0w1SO3YI5+8szl2ji+GZW
+tejWUdmnBY1qRW/AbotJ0Z4fIIrmysl3nx3mR5PVhvLwoPCLpd1SGVxFeutqDmIe
+vDTPyl7YywKp0yd1i7YJLlkmYwKBgQDY/IQw/L2YR1UphTAweo8nBC6sYDp7QRuZ
+ytGTBoP8nmYBXmmeP38IDERsK6Ivha78sahYL6t9P0WIGussQiMShZvPZIUzkcuH
+XfE9kUrT8SqtoV1/yDpq7rKo29TJkV3nWysP8RpZMgCFMHI/SpkzvDydUIm3do7y
+BaiWDLDBFwKBgFJnlxj1W3ZDYVGEAFxD5iEYu3TT3qByl6PEMtbbbVwI7MjWpb/k
+7Dp1eI65v0mfS91h9OlJLiQxaAbjaGNNKf4KxDJzrh58vxMCRZ1p3buWlystJLQx
+z6uGDNYnU5j6FyXf7I3pyvEcq6TVQLu7MkCoO4zQ3c9xWl+lZEqiOA3XAoGBAJm3
+6n45zqb+gdp0PHtbl+ZwFBCR61w996uv/2BFEWP5YxI9LF2rZfbxmdd34eIAtsLV
+qQkwXDDSjhOp3kjwYaBRftwhviuWcbVoW+rd70DObQmsc2x/EMOIbpEpi0lw7jFk
+aNFWYPAneC7i70zfMEFybQ6Va7rJBuN2FsSWIPHpAoGBAJpwejOBCyP24CbJ8sjT
+db0e0dEYsjVQ53kpA85mo7cpDCCnru65pu2GhEkhkIWO6VDBqLWPzRpLpHH/NdIO
+FZiMqNW+XMVkjREhBruARvn6+6Y3cuytIUzDboGRpBVAV2+A+wig3QoOLyQbG6DV
+oS6co3MfcNR2sts95NIl7yBq
+-----END PRIVATE KEY-----
+";
+
+/// A certificate for `names` (none: a client's, for [`CLIENT_RSA_KEY`]), signed by
+/// `issuer`: its PEM and its key's.
+fn new_leaf(
+    names: Vec<String>,
+    common_name: &str,
+    issuer: &rcgen::Issuer<'static, rcgen::KeyPair>,
+) -> anyhow::Result<(String, String)> {
+    use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose};
+    let server = !names.is_empty();
+    let mut params = CertificateParams::new(names)?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.use_authority_key_identifier_extension = true;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    let key = if server {
+        KeyPair::generate()?
+    } else {
+        KeyPair::from_pem(CLIENT_RSA_KEY)?
+    };
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
+// ---------------------------------------------------------------------------------
 // One server
 // ---------------------------------------------------------------------------------
 
@@ -469,6 +643,8 @@ pub struct MariaDb {
     /// Restarted by [`MariaDb::start_again_as_replica`]: read-only, a semi-sync replica,
     /// `--init-rpl-role=SLAVE`.
     as_replica: bool,
+    /// TLS required ([`StartOptions::tls`]).
+    tls: Option<Arc<Tls>>,
     child: Option<Child>,
     // Last field: removed after `Drop::drop` has killed the process.
     dir: TempDir,
@@ -497,6 +673,9 @@ pub struct StartOptions {
     pub host: Option<String>,
     /// The port; `None`: a free loopback port (retried if someone takes it first).
     pub port: Option<u16>,
+    /// TLS with these certificates, and `require_secure_transport = ON`: every client,
+    /// the rig's own included, must speak TLS. `None`: plain TCP.
+    pub tls: Option<Arc<Tls>>,
 }
 
 impl MariaDb {
@@ -544,6 +723,7 @@ impl MariaDb {
             server_id,
             read_only,
             as_replica: false,
+            tls: options.tls,
             child: None,
             dir,
         };
@@ -628,6 +808,12 @@ impl MariaDb {
             .args(INNODB_ARGS)
             .arg("--performance-schema=OFF")
             .stdin(Stdio::null());
+        if let Some(tls) = &self.tls {
+            cmd.arg(format!("--ssl-ca={}", tls.ca_path().display()))
+                .arg(format!("--ssl-cert={}", tls.server_cert_path().display()))
+                .arg(format!("--ssl-key={}", tls.server_key_path().display()))
+                .arg("--require-secure-transport=ON");
+        }
         match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -757,8 +943,8 @@ impl MariaDb {
         )
     }
 
-    /// Connection options for `user`: TCP to [`MariaDb::host`] (never the unix socket),
-    /// no TLS.
+    /// Connection options for `user`: TCP to [`MariaDb::host`] (never the unix socket);
+    /// on a TLS server, TLS verified against the test CA, name included.
     pub fn opts(&self, user: &str, password: &str) -> Opts {
         OptsBuilder::default()
             .ip_or_hostname(self.host.as_str())
@@ -766,7 +952,13 @@ impl MariaDb {
             .user(Some(user))
             .pass(Some(password))
             .prefer_socket(false)
+            .ssl_opts(self.tls.as_ref().map(|tls| tls.ssl_opts()))
             .into()
+    }
+
+    /// The TLS material it runs with, if it requires TLS.
+    pub fn tls(&self) -> Option<&Arc<Tls>> {
+        self.tls.as_ref()
     }
 
     /// Opens a connection as `user`; fails after 10 s (a stopped server never answers).
@@ -844,10 +1036,19 @@ impl MariaDb {
         conn.query_drop("STOP SLAVE")
             .await
             .with_context(|| format!("STOP SLAVE on {}", self.describe()))?;
+        // On a TLS pair the channel is verified as the watchdog's [replication] asks:
+        // the test CA, the source's name.
+        let ssl = match &self.tls {
+            Some(tls) => format!(
+                ", MASTER_SSL=1, MASTER_SSL_CA={}, MASTER_SSL_VERIFY_SERVER_CERT=1",
+                quote_sql(&tls.ca_path().display().to_string())
+            ),
+            None => String::new(),
+        };
         let sql = format!(
             "CHANGE MASTER TO MASTER_HOST={}, MASTER_PORT={}, MASTER_USER={}, \
              MASTER_PASSWORD={}, MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY=1, \
-             MASTER_HEARTBEAT_PERIOD=1",
+             MASTER_HEARTBEAT_PERIOD=1{ssl}",
             quote_sql(host),
             port,
             quote_sql(REPL_USER),
@@ -1001,10 +1202,24 @@ impl MariaDbPair {
     /// Starts both servers at once, starts replication and waits until the replica
     /// threads run and the replica has caught up.
     pub async fn start() -> anyhow::Result<MariaDbPair> {
+        Self::start_with(None).await
+    }
+
+    /// As [`MariaDbPair::start`], both servers requiring TLS with `tls`'s certificates
+    /// (`require_secure_transport = ON`), the channel verified against its CA.
+    pub async fn start_with_tls(tls: Arc<Tls>) -> anyhow::Result<MariaDbPair> {
+        Self::start_with(Some(tls)).await
+    }
+
+    async fn start_with(tls: Option<Arc<Tls>>) -> anyhow::Result<MariaDbPair> {
         let started = Instant::now();
+        let options = StartOptions {
+            tls,
+            ..StartOptions::default()
+        };
         let (primary, replica) = tokio::try_join!(
-            MariaDb::start("primary", PRIMARY_SERVER_ID, false),
-            MariaDb::start("replica", REPLICA_SERVER_ID, true),
+            MariaDb::start_with("primary", PRIMARY_SERVER_ID, false, options.clone()),
+            MariaDb::start_with("replica", REPLICA_SERVER_ID, true, options.clone()),
         )?;
         let pair = MariaDbPair { primary, replica };
         pair.replica.replicate_from(&pair.primary).await?;

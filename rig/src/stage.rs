@@ -4,10 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cloudflare::CloudflareStandIn;
-use crate::mariadb::{self, MariaDbPair};
+use crate::mariadb::{self, MariaDbPair, Tls};
 use crate::systemctl::SystemctlShim;
 use crate::telegram::TelegramStandIn;
 use serde_json::Value;
@@ -46,7 +47,14 @@ pub struct Stage {
     pub systemctl: SystemctlShim,
     pub records: Records,
     pub dir: tempfile::TempDir,
+    /// On a TLS stage ([`Stage::start_tls`]): the certificates the pair runs with. Its
+    /// CA is `mariadb-ca.pem` beside the config, which every TLS key of the config
+    /// names.
+    pub tls: Option<Arc<Tls>>,
 }
+
+/// The CA file of a TLS stage, beside its config.
+pub const CA_FILE: &str = "mariadb-ca.pem";
 
 /// A finished run of the binary.
 #[derive(Debug)]
@@ -59,9 +67,23 @@ pub struct Run {
 impl Stage {
     /// Starts the rig, writes the secrets and the config, for the binary at `bin`.
     pub async fn start(bin: &Path) -> Stage {
-        let db = MariaDbPair::start()
-            .await
-            .expect("the MariaDB pair must start");
+        Self::start_with(bin, None).await
+    }
+
+    /// As [`Stage::start`], the pair requiring TLS (`require_secure_transport = ON`,
+    /// certificates for 127.0.0.1 and localhost made now), and the config reaching both
+    /// servers, and setting up the channel, with `verify_identity` against their CA.
+    pub async fn start_tls(bin: &Path) -> Stage {
+        let tls = Tls::generate(&[mariadb::HOST, "localhost"]).expect("the test certificates");
+        Self::start_with(bin, Some(Arc::new(tls))).await
+    }
+
+    async fn start_with(bin: &Path, tls: Option<Arc<Tls>>) -> Stage {
+        let db = match &tls {
+            Some(tls) => MariaDbPair::start_with_tls(tls.clone()).await,
+            None => MariaDbPair::start().await,
+        }
+        .expect("the MariaDB pair must start");
         let cloudflare = CloudflareStandIn::start(CF_TOKEN).await.unwrap();
         let telegram = TelegramStandIn::start(TG_TOKEN).await.unwrap();
         let systemctl = SystemctlShim::new(&UNITS).unwrap();
@@ -102,6 +124,9 @@ impl Stage {
         ] {
             std::fs::write(dir.path().join(name), format!("{secret}\n")).unwrap();
         }
+        if let Some(tls) = &tls {
+            std::fs::copy(tls.ca_path(), dir.path().join(CA_FILE)).unwrap();
+        }
         let rig = Stage {
             bin: bin.to_path_buf(),
             db,
@@ -110,6 +135,7 @@ impl Stage {
             systemctl,
             records,
             dir,
+            tls,
         };
         rig.write_config(&rig.config());
         rig
@@ -141,10 +167,34 @@ host = "{host}"
 port = {port}
 user = "{watchdog}"
 password_file = "primary.password"
-"#,
+{tls}"#,
             host = primary.host(),
             watchdog = mariadb::WATCHDOG_USER,
+            tls = self.tls_keys(),
         )
+    }
+
+    /// The TLS keys of a table naming one of the pair's servers: on a TLS stage,
+    /// `verify_identity` against the stage's CA; otherwise none (the default for a
+    /// loopback server: plain TCP).
+    pub fn tls_keys(&self) -> String {
+        match &self.tls {
+            Some(_) => format!("tls = \"verify_identity\"\ntls_ca_file = \"{CA_FILE}\"\n"),
+            None => String::new(),
+        }
+    }
+
+    /// `[replication]`: the channel the rig sets up (a heartbeat each second); on a
+    /// TLS stage verified against the CA, whose path the servers read.
+    pub fn replication_table(&self) -> String {
+        let tls = match &self.tls {
+            Some(tls) => format!(
+                "tls = \"verify_identity\"\ntls_ca_file = \"{}\"\n",
+                tls.ca_path().display()
+            ),
+            None => String::new(),
+        };
+        format!("\n[replication]\nheartbeat_period = \"1s\"\n{tls}")
     }
 
     /// The scenario's config with other `[[probe.checks]]` tables.
@@ -162,13 +212,15 @@ interval = "1s"
 failures_before_promotion = 3
 timeout = "500ms"
 fail_when = "any"
-{checks}{tables}"#,
-            tables = standby_tables(
+{checks}{tables}{replication}"#,
+            tables = standby_tables_with(
                 primary.host(),
                 replica.port(),
                 &self.cloudflare.api_base(),
-                &self.telegram.api_url()
+                &self.telegram.api_url(),
+                &self.tls_keys(),
             ),
+            replication = self.replication_table(),
         )
     }
 
@@ -202,7 +254,7 @@ fail_when = "any"
     /// The `[peer]` table of the standby's config: the primary's database, through the
     /// same account as `[replica]` (it exists on both servers, as on a mirrored pair).
     pub fn peer_table_for_standby(&self) -> String {
-        peer_table(PRIMARY_NODE, self.db.primary.port())
+        peer_table(PRIMARY_NODE, self.db.primary.port(), &self.tls_keys())
     }
 
     /// The standby's config with its `[peer]` table: one host of a mirrored pair.
@@ -225,6 +277,9 @@ fail_when = "any"
             "replication.password",
         ] {
             std::fs::copy(self.dir.path().join(name), dir.join(name)).unwrap();
+        }
+        if self.tls.is_some() {
+            std::fs::copy(self.dir.path().join(CA_FILE), dir.join(CA_FILE)).unwrap();
         }
         let systemctl = SystemctlShim::new(&UNITS).unwrap();
         for unit in UNITS {
@@ -249,7 +304,10 @@ fail_when = "any"
             )
             .replace(STANDBY_ADDRESS, OLD_PRIMARY_ADDRESS)
             .replace(CHECKS, &self.primary_checks_at(standby));
-        host.write_config(&format!("{mirrored}{}", peer_table(NODE, standby)));
+        host.write_config(&format!(
+            "{mirrored}{}",
+            peer_table(NODE, standby, &self.tls_keys())
+        ));
         host
     }
 
@@ -374,6 +432,17 @@ pub(crate) fn standby_tables(
     api_base: &str,
     api_url: &str,
 ) -> String {
+    standby_tables_with(replica_host, replica_port, api_base, api_url, "")
+}
+
+/// As [`standby_tables`], with `replica_tls` (TLS keys) in `[replica]`.
+fn standby_tables_with(
+    replica_host: &str,
+    replica_port: u16,
+    api_base: &str,
+    api_url: &str,
+    replica_tls: &str,
+) -> String {
     format!(
         r#"
 [replica]
@@ -382,7 +451,7 @@ port = {replica_port}
 user = "{failover}"
 password_file = "replica.password"
 apply_timeout = "20s"
-
+{replica_tls}
 [apps]
 units = ["{u0}", "{u1}"]
 start_timeout = "10s"
@@ -413,8 +482,8 @@ api_url = "{api_url}"
     )
 }
 
-/// The `[peer]` table naming the database on `port`.
-fn peer_table(name: &str, port: u16) -> String {
+/// The `[peer]` table naming the database on `port`, with `tls` (TLS keys).
+fn peer_table(name: &str, port: u16, tls: &str) -> String {
     format!(
         r#"
 [peer]
@@ -425,7 +494,7 @@ user = "{failover}"
 password_file = "replica.password"
 replication_user = "{repl}"
 replication_password_file = "replication.password"
-"#,
+{tls}"#,
         host = mariadb::HOST,
         failover = mariadb::FAILOVER_USER,
         repl = mariadb::REPL_USER,

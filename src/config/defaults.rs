@@ -12,6 +12,8 @@ use url::Url;
 
 use failover_watchdog_core::report::FailWhen;
 
+use super::{TlsMode, is_loopback};
+
 /// `node.name` when the host name cannot be read.
 pub const NODE_NAME_WITHOUT_HOST_NAME: &str = "standby";
 
@@ -82,6 +84,29 @@ pub const RESET_REPLICA: bool = true;
 
 /// `replica.max_lag`: the lag guard's limit.
 pub const REPLICA_MAX_LAG: Duration = Duration::from_secs(30);
+
+/// `tls` of a MariaDB server this program reaches at `host` (a `mysql` check's,
+/// `[replica]`, `[peer]`), and of the replication channel from it: a server on this
+/// machine is reached in plain TCP (nothing crosses a network), any other verified in
+/// full, name included, as a link across regions must be.
+pub fn tls_mode(host: &str) -> TlsMode {
+    if is_loopback(host) {
+        TlsMode::Disabled
+    } else {
+        TlsMode::VerifyIdentity
+    }
+}
+
+/// `replication.heartbeat_period`: how often a silent primary sends its replica a
+/// heartbeat. Three missed heartbeats confirm a silent primary
+/// ([`HEARTBEATS_OF_SILENCE`]), so a hung primary is confirmed within 15 s; MariaDB's
+/// own default (half of `slave_net_timeout`, 30 s) would take 90 s.
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(5);
+
+/// `replication.connect_retry`: how long a replica waits before it reconnects to its
+/// source. Short, so that a network blip does not look like a silent primary
+/// (MariaDB's own default is 60 s).
+pub const CONNECT_RETRY: Duration = Duration::from_secs(1);
 
 /// `apps.start_timeout`: per unit, `systemctl start` plus its confirmation.
 pub const APPS_START_TIMEOUT: Duration = Duration::from_secs(90);

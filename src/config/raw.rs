@@ -23,7 +23,51 @@ pub struct File {
     pub smoke: Smoke,
     /// `[peer]`: the other host of the pair; absent on a standby-only setup.
     pub peer: Option<Peer>,
+    /// `[replication]`: the replication channel; every key has a default.
+    #[serde(default)]
+    pub replication: Replication,
     pub metrics: Option<Metrics>,
+}
+
+/// The TLS keys of a table that names a MariaDB server (`tls`, `tls_ca_file`,
+/// `tls_cert_file`, `tls_key_file`), as the converters read them. serde cannot flatten
+/// them into a table that denies unknown keys, so each table spells them out.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Tls<'a> {
+    pub mode: Option<&'a str>,
+    pub ca_file: Option<&'a str>,
+    pub cert_file: Option<&'a str>,
+    pub key_file: Option<&'a str>,
+}
+
+/// The TLS keys of each table that has them.
+macro_rules! tls_keys {
+    ($($table:ty),*) => {$(
+        impl $table {
+            pub fn tls_keys(&self) -> Tls<'_> {
+                Tls {
+                    mode: self.tls.as_deref(),
+                    ca_file: self.tls_ca_file.as_deref(),
+                    cert_file: self.tls_cert_file.as_deref(),
+                    key_file: self.tls_key_file.as_deref(),
+                }
+            }
+        }
+    )*};
+}
+tls_keys!(Replica, Peer, Replication);
+
+/// `[replication]`: the replication channel every `CHANGE MASTER` of this program sets up.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    pub heartbeat_period: Option<String>,
+    pub connect_retry: Option<String>,
+    pub retry_count: Option<i64>,
+    pub tls: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -41,6 +85,10 @@ pub struct Peer {
     pub catch_up_timeout: Option<String>,
     pub switchover_timeout: Option<String>,
     pub write_drain_timeout: Option<String>,
+    pub tls: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -107,6 +155,10 @@ pub enum Check {
         user: String,
         password: Option<String>,
         password_file: Option<String>,
+        tls: Option<String>,
+        tls_ca_file: Option<String>,
+        tls_cert_file: Option<String>,
+        tls_key_file: Option<String>,
     },
 }
 
@@ -123,6 +175,10 @@ pub struct Replica {
     pub reset_replica: Option<bool>,
     pub max_lag: Option<String>,
     pub connect_address: Option<String>,
+    pub tls: Option<String>,
+    pub tls_ca_file: Option<String>,
+    pub tls_cert_file: Option<String>,
+    pub tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -6,11 +6,12 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
+use super::tls::{ChannelConfig, ChannelTls};
 use super::validate::{Validator, host_name_problem};
 use super::{
     Address, AppsConfig, CheckConfig, ConfigError, DnsConfig, DnsRecordConfig, MetricsConfig,
     NodeConfig, PeerConfig, ProbeConfig, PromotionConfig, ReplicaConfig, SmokeConfig,
-    TelegramConfig, WebhookConfig, WebhookFormat, WitnessRef, defaults, raw,
+    TelegramConfig, TlsMode, WebhookConfig, WebhookFormat, WitnessRef, defaults, is_loopback, raw,
 };
 
 impl Validator<'_> {
@@ -138,16 +139,30 @@ impl Validator<'_> {
                 user,
                 password,
                 password_file,
-            } => CheckConfig::Mysql {
-                host: self.non_empty(&key("host"), host)?,
-                port: self.port(&key("port"), *port, defaults::MYSQL_PORT)?,
-                user: self.non_empty(&key("user"), user)?,
-                password: self.secret(
-                    &key("password"),
-                    password.as_deref(),
-                    password_file.as_deref(),
-                )?,
-            },
+                tls,
+                tls_ca_file,
+                tls_cert_file,
+                tls_key_file,
+            } => {
+                let host = self.non_empty(&key("host"), host)?;
+                let tls = raw::Tls {
+                    mode: tls.as_deref(),
+                    ca_file: tls_ca_file.as_deref(),
+                    cert_file: tls_cert_file.as_deref(),
+                    key_file: tls_key_file.as_deref(),
+                };
+                CheckConfig::Mysql {
+                    port: self.port(&key("port"), *port, defaults::MYSQL_PORT)?,
+                    user: self.non_empty(&key("user"), user)?,
+                    password: self.secret(
+                        &key("password"),
+                        password.as_deref(),
+                        password_file.as_deref(),
+                    )?,
+                    tls: self.tls(prefix, &host, tls)?,
+                    host,
+                }
+            }
         })
     }
 
@@ -239,6 +254,7 @@ impl Validator<'_> {
                 host: host.to_string(),
                 port: self.port("replica.port", r.port, defaults::MYSQL_PORT)?,
             },
+            tls: self.tls("replica", host, r.tls_keys())?,
         };
         if let Some(text) = &r.connect_address {
             replica.connect_address = self.host_port("replica.connect_address", text)?;
@@ -336,9 +352,142 @@ impl Validator<'_> {
                 p.write_drain_timeout.as_deref(),
                 defaults::PEER_WRITE_DRAIN_TIMEOUT,
             )?,
+            tls: self.tls("peer", &host, p.tls_keys())?,
             host,
             port,
         }))
+    }
+
+    /// `[replication]`: the channel every `CHANGE MASTER` of this program sets up. Its
+    /// TLS defaults by the address it replicates from (`[peer]`, else the primary's
+    /// first `mysql` check), as a server's own TLS does; its paths are the database
+    /// hosts', never opened here.
+    pub(super) fn replication(
+        &mut self,
+        r: &raw::Replication,
+        peer: Option<&PeerConfig>,
+        probe: &ProbeConfig,
+    ) -> Result<ChannelConfig, ConfigError> {
+        let heartbeat_period = self.duration_or(
+            "replication.heartbeat_period",
+            r.heartbeat_period.as_deref(),
+            defaults::HEARTBEAT_PERIOD,
+        )?;
+        // MariaDB keeps the period to the millisecond, at most 4294967 s.
+        if heartbeat_period.subsec_nanos() % 1_000_000 != 0
+            || heartbeat_period > Duration::from_secs(4_294_967)
+        {
+            return Err(self.error(
+                "replication.heartbeat_period",
+                "must be whole milliseconds, from 1ms to 4294967s",
+            ));
+        }
+        let connect_retry = self.duration_or(
+            "replication.connect_retry",
+            r.connect_retry.as_deref(),
+            defaults::CONNECT_RETRY,
+        )?;
+        if connect_retry.subsec_nanos() != 0 || connect_retry.as_secs() > u64::from(u32::MAX) {
+            return Err(self.error(
+                "replication.connect_retry",
+                "must be whole seconds (MASTER_CONNECT_RETRY), e.g. \"1s\" or \"10s\"",
+            ));
+        }
+        let retry_count = r
+            .retry_count
+            .map(|n| self.count("replication.retry_count", Some(n), 1))
+            .transpose()?;
+        let source = peer.map(|p| p.host.clone()).or_else(|| {
+            probe.checks.iter().find_map(|check| match check {
+                CheckConfig::Mysql { host, .. } => Some(host.clone()),
+                _ => None,
+            })
+        });
+        let tls = self.channel_tls(r.tls_keys(), source.as_deref())?;
+        let rounds = probe.interval * probe.failures_before_promotion;
+        if heartbeat_period * crate::verdict::HEARTBEATS_OF_SILENCE > rounds {
+            self.warn(format!(
+                "replication.heartbeat_period: {} heartbeats of {} take longer than failures_before_promotion × interval ({}): a hung primary is confirmed late",
+                crate::verdict::HEARTBEATS_OF_SILENCE,
+                humantime::format_duration(heartbeat_period),
+                humantime::format_duration(rounds)
+            ));
+        }
+        Ok(ChannelConfig {
+            heartbeat_period,
+            connect_retry,
+            retry_count,
+            tls,
+        })
+    }
+
+    /// The channel's TLS keys; `source`: the host it replicates from, when known.
+    fn channel_tls(
+        &mut self,
+        raw: raw::Tls<'_>,
+        source: Option<&str>,
+    ) -> Result<ChannelTls, ConfigError> {
+        let mode = match source {
+            Some(host) => self.tls_mode("replication.tls", raw.mode, host)?,
+            // No address to go by: as for any server elsewhere.
+            None => self.tls_mode("replication.tls", raw.mode, "")?,
+        };
+        let path = |key: &str, text: Option<&str>| -> Result<Option<String>, ConfigError> {
+            text.map(|t| self.server_path(key, t)).transpose()
+        };
+        let tls = ChannelTls {
+            mode,
+            ca_file: path("replication.tls_ca_file", raw.ca_file)?,
+            cert_file: path("replication.tls_cert_file", raw.cert_file)?,
+            key_file: path("replication.tls_key_file", raw.key_file)?,
+        };
+        if tls.ca_file.is_some() && !mode.verifies() {
+            return Err(self.error(
+                "replication.tls_ca_file",
+                format!(
+                    "only verify_ca and verify_identity check a CA, and tls is {:?}",
+                    mode.as_str()
+                ),
+            ));
+        }
+        match (&tls.cert_file, &tls.key_file) {
+            (Some(_), None) => {
+                return Err(self.error(
+                    "replication.tls_key_file",
+                    "missing: tls_cert_file needs its key",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    "replication.tls_cert_file",
+                    "missing: tls_key_file needs its certificate",
+                ));
+            }
+            (Some(_), Some(_)) if mode == TlsMode::Disabled => {
+                return Err(self.error(
+                    "replication.tls_cert_file",
+                    "a client certificate needs TLS, and tls is \"disabled\"",
+                ));
+            }
+            _ => {}
+        }
+        if mode == TlsMode::VerifyCa && tls.ca_file.is_none() {
+            return Err(self.error(
+                "replication.tls_ca_file",
+                "missing: verify_ca checks the source's certificate against this CA (its path on the database hosts)",
+            ));
+        }
+        if let Some(host) = source {
+            self.unverified_warning(
+                "replication",
+                host,
+                mode,
+                raw.mode.is_some(),
+                tls.ca_file.is_some(),
+                "the replication password and every transaction",
+            );
+        }
+        Ok(tls)
     }
 
     /// `[dns]` and its `[[dns.records]]`: at least one, none listed twice.
@@ -719,14 +868,4 @@ impl Validator<'_> {
             )?,
         }))
     }
-}
-
-/// Whether `host` names this machine only (`localhost`, 127.0.0.0/8, `::1`).
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }

@@ -29,6 +29,8 @@ host = "198.51.100.10"
 port = 3306
 user = "watchdog"
 password_file = "primary-db.password"
+tls = "verify_identity"
+tls_ca_file = "mariadb-ca.pem"
 
 [[probe.self_checks]]
 type = "tcp"
@@ -62,7 +64,65 @@ content = "203.0.113.20"
 bot_token_file = "telegram.token"
 chat_id = "-1001234567890"
 api_url = "https://api.telegram.org"
+
+[replication]
+heartbeat_period = "5s"
+tls = "verify_identity"
+tls_ca_file = "/etc/mysql/ssl/ca.pem"
 "#;
+
+/// A CA certificate (self-signed, EC P-256), for the TLS keys' files.
+const TEST_CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBnzCCAUWgAwIBAgIUT35LT8k9fpS3Dr+CkWomBq6ErAowCgYIKoZIzj0EAwIw
+JDEiMCAGA1UEAwwZZmFpbG92ZXItd2F0Y2hkb2cgdGVzdCBDQTAgFw0yNjEyMDUw
+ODU1MjNaGA8yMTI2MTExMTA4NTUyM1owJDEiMCAGA1UEAwwZZmFpbG92ZXItd2F0
+Y2hkb2cgdGVzdCBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABC48NHaa5fBZ
+ZYS841IL7tpH1wTXr36JRvmVZQ++FqbD/at29HcF0Yc5gBiCzfyyV5ZJJZhV2GsK
+ZE9F26HQkWWjUzBRMB0GA1UdDgQWBBSoTyAyfWgb32DnfohI5MiWYxHgrTAfBgNV
+HSMEGDAWgBSoTyAyfWgb32DnfohI5MiWYxHgrTAPBgNVHRMBAf8EBTADAQH/MAoG
+CCqGSM49BAMCA0gAMEUCIQCl9pPSE3Oelj8pmd1dJ7QYHTKzsdJwFEf+tvWoozvJ
+KgIgAgOArYGOUUQS5TsH30S1spz56r1yNtwF+I7BXDucJxk=
+-----END CERTIFICATE-----
+";
+
+/// A client's RSA key, PKCS#8 as OpenSSL 3 writes it.
+const TEST_RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDAkVIzDNi3/qZT
+LA1baX6iZ3uQ8dGqFybTKvwEcBgvlNUizOLivxMQpCHyssA1yMj8mKeGA+to+cSn
+86xrweHYLXyWRyEzq0azW7IDt78trFUEHyqiUKgTH3wxpgdywnkP6HX8dqg8/oBM
+WbLKz7ulal9VEvwWPS4Kdht868wFgoqne/qkptUMdOVSF5Gni1uB1bzXzbNG3JaG
+CpOVYE6vgqBklh45A6poX7rMUTwuwAsASv2WgfV8+8DaksCV07ikIRFIvRu4GcSV
+uS2cLa9o2tX5DVzlHx4owMWYWLNNIYMThm4Iw+9ms87VHUXXlrAt/w+iTlDffHei
+x91oAxXlAgMBAAECggEABASF2kg8kgi0cCPaBNv+G04340VdzTMTqw6WB9oy+D6/
+/GJjlOwXKtFtNlEpbFyV1LXbl3ETprz2r+ltMpVoDhsxsDioKzuRZmYcVhd34rqd
+mKDrNLfn7MI26LukIyQ1oD9Qw0qBh+1NaNs70WLAGdf3O0YjeAon1pKd5EELfuhR
+kk07VkTLm7PrCn5uINxIXAvUM6XcAJlRUkNuMSA3ukqnaSpYl5NsvB/wf9+dX//R
+0+xSruPtN0vFL4TVZAiUifjhBZkRFOdumXD65G39MzvxrZ6oO3qW2c6v4ZoKsv9/
+ArDQLgj2IXIoZz69/6MTJgxGYSHHm/dVKNugLy0hvwKBgQDjMNsDT6T5BQvd5YyI
+eRL5xhaGX6XtjejfAvJSzFdmG6SmtF9mwiGHgijRd/X0w1SO3YI5+8szl2ji+GZW
+tejWUdmnBY1qRW/AbotJ0Z4fIIrmysl3nx3mR5PVhvLwoPCLpd1SGVxFeutqDmIe
+vDTPyl7YywKp0yd1i7YJLlkmYwKBgQDY/IQw/L2YR1UphTAweo8nBC6sYDp7QRuZ
+ytGTBoP8nmYBXmmeP38IDERsK6Ivha78sahYL6t9P0WIGussQiMShZvPZIUzkcuH
+XfE9kUrT8SqtoV1/yDpq7rKo29TJkV3nWysP8RpZMgCFMHI/SpkzvDydUIm3do7y
+BaiWDLDBFwKBgFJnlxj1W3ZDYVGEAFxD5iEYu3TT3qByl6PEMtbbbVwI7MjWpb/k
+7Dp1eI65v0mfS91h9OlJLiQxaAbjaGNNKf4KxDJzrh58vxMCRZ1p3buWlystJLQx
+z6uGDNYnU5j6FyXf7I3pyvEcq6TVQLu7MkCoO4zQ3c9xWl+lZEqiOA3XAoGBAJm3
+6n45zqb+gdp0PHtbl+ZwFBCR61w996uv/2BFEWP5YxI9LF2rZfbxmdd34eIAtsLV
+qQkwXDDSjhOp3kjwYaBRftwhviuWcbVoW+rd70DObQmsc2x/EMOIbpEpi0lw7jFk
+aNFWYPAneC7i70zfMEFybQ6Va7rJBuN2FsSWIPHpAoGBAJpwejOBCyP24CbJ8sjT
+db0e0dEYsjVQ53kpA85mo7cpDCCnru65pu2GhEkhkIWO6VDBqLWPzRpLpHH/NdIO
+FZiMqNW+XMVkjREhBruARvn6+6Y3cuytIUzDboGRpBVAV2+A+wig3QoOLyQbG6DV
+oS6co3MfcNR2sts95NIl7yBq
+-----END PRIVATE KEY-----
+";
+
+/// The key of [`TEST_CA`]'s certificate: EC, which the MariaDB client does not present.
+const TEST_EC_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVAjYMmwSn69hNxZF
+N1JJZGxQIlQ8agpsSyowW4t6g6KhRANCAAQuPDR2muXwWWWEvONSC+7aR9cE169+
+iUb5lWUPvhamw/2rdvR3BdGHOYAYgs38sleWSSWYVdhrCmRPRduh0JFl
+-----END PRIVATE KEY-----
+";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -76,6 +136,10 @@ impl Fixture {
             ("replica-db.password", "replica-pw\n"),
             ("cloudflare.token", "cf-token\n"),
             ("telegram.token", "123:tg-token\n"),
+            ("mariadb-ca.pem", TEST_CA),
+            ("client.pem", TEST_CA),
+            ("client.key", TEST_RSA_KEY),
+            ("ec.key", TEST_EC_KEY),
         ] {
             write_secret(&dir.path().join(name), value);
         }
@@ -1342,4 +1406,303 @@ fn connect_address_defaults_to_the_replica_and_a_loopback_one_is_warned_with_a_r
         let error = fx.parse(&text).unwrap_err().to_string();
         assert!(error.contains("replica.connect_address"), "{bad}: {error}");
     }
+}
+
+/// A config of the keys every table needs, with `checks` and `rest` in it.
+fn minimal(checks: &str, rest: &str) -> String {
+    format!(
+        r#"
+[probe]
+{checks}
+[[probe.self_checks]]
+type = "tcp"
+address = "1.1.1.1:53"
+[replica]
+user = "failover"
+password_file = "replica-db.password"
+[dns]
+api_token_file = "cloudflare.token"
+zone_id = "z"
+[[dns.records]]
+name = "app.example.com"
+content = "203.0.113.20"
+[telegram]
+bot_token_file = "telegram.token"
+chat_id = "1"
+{rest}"#
+    )
+}
+
+const REMOTE_CHECK: &str = r#"
+[[probe.checks]]
+type = "mysql"
+host = "198.51.100.10"
+user = "watchdog"
+password_file = "primary-db.password"
+"#;
+
+#[test]
+fn tls_defaults_by_address_and_an_upgraded_config_is_told_what_changed() {
+    let fx = Fixture::new();
+    let config = fx.parse(&minimal(REMOTE_CHECK, "")).unwrap();
+    let CheckConfig::Mysql { tls, .. } = &config.probe.checks[0] else {
+        panic!("a mysql check");
+    };
+    assert_eq!(tls.mode, TlsMode::VerifyIdentity, "not on this host");
+    assert_eq!(tls.ca, None);
+    assert_eq!(config.replica.tls, TlsConfig::DISABLED, "loopback");
+    assert_eq!(config.replication.tls.mode, TlsMode::VerifyIdentity);
+    assert_eq!(config.replication.heartbeat_period, Duration::from_secs(5));
+    assert_eq!(config.replication.connect_retry, Duration::from_secs(1));
+    assert_eq!(config.replication.retry_count, None);
+    for key in ["probe.checks[0].tls: not set", "replication.tls: not set"] {
+        assert!(
+            config.warnings.iter().any(|w| w.contains(key)
+                && w.contains("198.51.100.10")
+                && w.contains("tls_ca_file")),
+            "{key}: {:?}",
+            config.warnings
+        );
+    }
+
+    let local = REMOTE_CHECK.replace("198.51.100.10", "localhost");
+    let config = fx.parse(&minimal(&local, "")).unwrap();
+    let CheckConfig::Mysql { tls, .. } = &config.probe.checks[0] else {
+        panic!("a mysql check");
+    };
+    assert_eq!(tls.mode, TlsMode::Disabled);
+    assert_eq!(config.replication.tls.mode, TlsMode::Disabled);
+    assert!(
+        !config.warnings.iter().any(|w| w.contains(".tls")),
+        "{:?}",
+        config.warnings
+    );
+}
+
+#[test]
+fn the_tls_files_are_read_once_and_shown_by_path_only() {
+    let fx = Fixture::new();
+    let text = GOOD.replace(
+        "tls_ca_file = \"mariadb-ca.pem\"",
+        "tls_ca_file = \"mariadb-ca.pem\"\ntls_cert_file = \"client.pem\"\ntls_key_file = \"client.key\"",
+    );
+    let config = fx.parse(&text).unwrap();
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    let (_, _, _, _, tls) = config.primary_database().unwrap();
+    let ca = tls.ca.as_ref().unwrap();
+    assert_eq!(ca.path, fx.dir.path().join("mariadb-ca.pem"));
+    assert_eq!(&*ca.pem, TEST_CA.as_bytes());
+    let client = tls.client.as_ref().unwrap();
+    assert!(
+        client.key.pem.starts_with(&[0x30, 0x82]),
+        "the RSA key, unwrapped to PKCS#1 DER for the MariaDB client"
+    );
+    let shown = toml::to_string(&config).unwrap() + &format!("{config:?}");
+    assert!(shown.contains("tls = \"verify_identity\""), "{shown}");
+    assert!(shown.contains("client.key"), "{shown}");
+    for content in ["BEGIN CERTIFICATE", "BEGIN PRIVATE KEY", "MIIEvgIBADAN"] {
+        assert!(!shown.contains(content), "{content} shown:\n{shown}");
+    }
+    assert!(
+        shown.contains("tls_ca_file = \"/etc/mysql/ssl/ca.pem\""),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_server_elsewhere_reached_without_verification_draws_a_warning() {
+    let fx = Fixture::new();
+    for (mode, says) in [
+        ("disabled", "plain text"),
+        ("required", "man in the middle"),
+    ] {
+        let text = GOOD.replace(
+            "tls = \"verify_identity\"\ntls_ca_file = \"mariadb-ca.pem\"",
+            &format!("tls = \"{mode}\""),
+        );
+        let config = fx.parse(&text).unwrap();
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains("probe.checks[2].tls")
+                    && w.contains("198.51.100.10")
+                    && w.contains(says)),
+            "{mode}: {:?}",
+            config.warnings
+        );
+    }
+    // A verifying mode chosen without a CA file: the public CAs, as asked.
+    let text = GOOD.replace("\ntls_ca_file = \"mariadb-ca.pem\"", "");
+    assert!(fx.parse(&text).unwrap().warnings.is_empty());
+    // This host's own database in plain TCP is no risk.
+    let text = GOOD.replace(
+        "reset_replica = true",
+        "reset_replica = true\ntls = \"disabled\"",
+    );
+    assert!(fx.parse(&text).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn each_bad_tls_or_channel_key_names_the_key_and_the_problem() {
+    let fx = Fixture::new();
+    let ca = "tls_ca_file = \"mariadb-ca.pem\"";
+    let channel_ca = "tls_ca_file = \"/etc/mysql/ssl/ca.pem\"";
+    for (from, to, key, problem) in [
+        (
+            "tls = \"verify_identity\"",
+            "tls = \"verify_full\"",
+            "probe.checks[2].tls",
+            "not a TLS mode",
+        ),
+        (
+            ca,
+            "tls_ca_file = \"missing.pem\"",
+            "probe.checks[2].tls_ca_file",
+            "cannot read",
+        ),
+        (
+            ca,
+            "tls_ca_file = \"telegram.token\"",
+            "probe.checks[2].tls_ca_file",
+            "holds no PEM certificate",
+        ),
+        (
+            ca,
+            "tls_ca_file = \"/dev/null/x\"",
+            "probe.checks[2].tls_ca_file",
+            "cannot read",
+        ),
+        (
+            "tls = \"verify_identity\"\ntls_ca",
+            "tls = \"required\"\ntls_ca",
+            "probe.checks[2].tls_ca_file",
+            "only verify_ca and verify_identity",
+        ),
+        (
+            ca,
+            "tls_cert_file = \"client.pem\"",
+            "probe.checks[2].tls_key_file",
+            "missing",
+        ),
+        (
+            ca,
+            "tls_key_file = \"client.key\"",
+            "probe.checks[2].tls_cert_file",
+            "missing",
+        ),
+        (
+            ca,
+            "tls_cert_file = \"client.pem\"\ntls_key_file = \"mariadb-ca.pem\"",
+            "probe.checks[2].tls_key_file",
+            "holds no PEM private key",
+        ),
+        (
+            "heartbeat_period = \"5s\"",
+            "heartbeat_period = \"1500us\"",
+            "replication.heartbeat_period",
+            "whole milliseconds",
+        ),
+        (
+            "heartbeat_period = \"5s\"",
+            "heartbeat_period = \"0s\"",
+            "replication.heartbeat_period",
+            "longer than zero",
+        ),
+        (
+            "heartbeat_period = \"5s\"",
+            "connect_retry = \"1500ms\"",
+            "replication.connect_retry",
+            "whole seconds",
+        ),
+        (
+            "heartbeat_period = \"5s\"",
+            "retry_count = 0",
+            "replication.retry_count",
+            "at least 1",
+        ),
+        (
+            channel_ca,
+            "tls_ca_file = \"ssl/ca.pem\"",
+            "replication.tls_ca_file",
+            "absolute path",
+        ),
+        (
+            "tls = \"verify_identity\"\ntls_ca_file = \"/etc",
+            "tls = \"disabled\"\ntls_ca_file = \"/etc",
+            "replication.tls_ca_file",
+            "only verify_ca",
+        ),
+        (
+            channel_ca,
+            "tls_cert_file = \"/etc/mysql/ssl/replica.pem\"",
+            "replication.tls_key_file",
+            "missing",
+        ),
+    ] {
+        assert!(GOOD.contains(from), "fixture lacks {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        let message = match fx.parse(&text) {
+            Ok(_) => panic!("accepted: {from:?} -> {to:?}"),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            message.contains("config.toml") && message.contains(key) && message.contains(problem),
+            "{to:?}: expected {key:?} and {problem:?} in {message:?}"
+        );
+    }
+    // verify_ca checks against a CA: the channel's needs its path.
+    let text = GOOD.replace(
+        "tls = \"verify_identity\"\ntls_ca_file = \"/etc/mysql/ssl/ca.pem\"",
+        "tls = \"verify_ca\"",
+    );
+    let message = fx.parse(&text).unwrap_err().to_string();
+    assert!(
+        message.contains("replication.tls_ca_file: missing"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_channel_is_read_with_every_key_and_defaults_by_the_peers_address() {
+    let fx = Fixture::new();
+    std::fs::write(fx.dir.path().join("replication.password"), "repl-pw\n").unwrap();
+    let text = GOOD.replace(
+        "heartbeat_period = \"5s\"",
+        "heartbeat_period = \"1500ms\"\nconnect_retry = \"10s\"\nretry_count = 86400\ntls_cert_file = \"/etc/mysql/ssl/replica.pem\"\ntls_key_file = \"/etc/mysql/ssl/replica.key\"",
+    );
+    let channel = fx.parse(&text).unwrap().replication;
+    assert_eq!(channel.heartbeat_period, Duration::from_millis(1500));
+    assert_eq!(channel.connect_retry, Duration::from_secs(10));
+    assert_eq!(channel.retry_count, Some(86400));
+    assert_eq!(channel.tls.ca(), "/etc/mysql/ssl/ca.pem");
+    assert_eq!(channel.tls.cert(), "/etc/mysql/ssl/replica.pem");
+    assert_eq!(channel.tls.key(), "/etc/mysql/ssl/replica.key");
+
+    // Without a [replication] table, the peer's address decides, as for the peer.
+    let bare = GOOD.split("[replication]").next().unwrap();
+    let local_peer = PEER.replace("198.51.100.10", "127.0.0.2");
+    let config = fx.parse(&format!("{bare}{local_peer}")).unwrap();
+    assert_eq!(config.replication.tls.mode, TlsMode::Disabled);
+    let config = fx.parse(&format!("{bare}{PEER}")).unwrap();
+    assert_eq!(config.replication.tls.mode, TlsMode::VerifyIdentity);
+    assert_eq!(
+        config.peer.as_ref().unwrap().tls.mode,
+        TlsMode::VerifyIdentity
+    );
+}
+
+#[test]
+fn a_heartbeat_too_slow_for_the_detection_window_is_warned() {
+    let fx = Fixture::new();
+    let text = GOOD.replace("heartbeat_period = \"5s\"", "heartbeat_period = \"2m\"");
+    let config = fx.parse(&text).unwrap();
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("replication.heartbeat_period") && w.contains("confirmed late")),
+        "{:?}",
+        config.warnings
+    );
 }

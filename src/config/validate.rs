@@ -9,7 +9,11 @@ use std::time::Duration;
 
 use url::Url;
 
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
 use super::error::ConfigError;
+use super::{ClientCertificate, PemFile, TlsConfig, TlsMode, defaults, is_loopback, raw};
 use crate::careful_read::{self, Problem};
 use crate::secret::Secret;
 use crate::serve::tls;
@@ -344,6 +348,176 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// The TLS keys (`tls`, `tls_ca_file`, `tls_cert_file`, `tls_key_file`) of the table
+    /// `prefix` that names the MariaDB server at `host`. The files are read now, the
+    /// careful way, and must hold what they are for; a server elsewhere than on this
+    /// host reached without verifying it draws a warning.
+    pub(super) fn tls(
+        &mut self,
+        prefix: &str,
+        host: &str,
+        raw: raw::Tls<'_>,
+    ) -> Result<TlsConfig, ConfigError> {
+        let key = |field: &str| format!("{prefix}.{field}");
+        let mode = self.tls_mode(&key("tls"), raw.mode, host)?;
+        let ca = match raw.ca_file {
+            None => None,
+            Some(_) if !mode.verifies() => {
+                return Err(self.error(
+                    &key("tls_ca_file"),
+                    format!(
+                        "only verify_ca and verify_identity check a CA, and tls is {:?}{}",
+                        mode.as_str(),
+                        if raw.mode.is_none() {
+                            " (the default for a server on this host)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            Some(path) => Some(self.pem_file(&key("tls_ca_file"), path, Pem::Certificates)?),
+        };
+        let client = match (raw.cert_file, raw.key_file) {
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(
+                    self.error(&key("tls_key_file"), "missing: tls_cert_file needs its key")
+                );
+            }
+            (None, Some(_)) => {
+                return Err(self.error(
+                    &key("tls_cert_file"),
+                    "missing: tls_key_file needs its certificate",
+                ));
+            }
+            (Some(_), Some(_)) if mode == TlsMode::Disabled => {
+                return Err(self.error(
+                    &key("tls_cert_file"),
+                    "a client certificate needs TLS, and tls is \"disabled\"",
+                ));
+            }
+            (Some(cert), Some(private)) => Some(ClientCertificate {
+                cert: self.pem_file(&key("tls_cert_file"), cert, Pem::Certificates)?,
+                key: self.pem_file(&key("tls_key_file"), private, Pem::PrivateKey)?,
+            }),
+        };
+        self.unverified_warning(
+            prefix,
+            host,
+            mode,
+            raw.mode.is_some(),
+            ca.is_some(),
+            "the password and every answer",
+        );
+        Ok(TlsConfig { mode, ca, client })
+    }
+
+    /// A `tls` key: `disabled`, `required`, `verify_ca` or `verify_identity`; left out,
+    /// the default for a server at `host`.
+    pub(super) fn tls_mode(
+        &self,
+        key: &str,
+        text: Option<&str>,
+        host: &str,
+    ) -> Result<TlsMode, ConfigError> {
+        Ok(match text.map(str::trim) {
+            None => defaults::tls_mode(host),
+            Some("disabled") => TlsMode::Disabled,
+            Some("required") => TlsMode::Required,
+            Some("verify_ca") => TlsMode::VerifyCa,
+            Some("verify_identity") => TlsMode::VerifyIdentity,
+            Some(other) => {
+                return Err(self.error(
+                    key,
+                    format!("{other:?} is not a TLS mode: use disabled, required, verify_ca or verify_identity"),
+                ));
+            }
+        })
+    }
+
+    /// The warning for a server at `host` that is not on this host and is reached
+    /// without verifying it (`written`: the mode was chosen, not the default); or, when
+    /// the default `verify_identity` applies without a CA file, what that means for a
+    /// config written before TLS was supported. `traffic` says what crosses the link.
+    pub(super) fn unverified_warning(
+        &mut self,
+        prefix: &str,
+        host: &str,
+        mode: TlsMode,
+        written: bool,
+        has_ca: bool,
+        traffic: &str,
+    ) {
+        if is_loopback(host) {
+            return;
+        }
+        let warning = match mode {
+            TlsMode::Disabled => format!(
+                "{prefix}.tls: {host} is not on this host, and tls = \"disabled\": {traffic} cross the network in plain text; set tls = \"verify_identity\" (with tls_ca_file for your own CA)"
+            ),
+            TlsMode::Required => format!(
+                "{prefix}.tls: {host} is not on this host, and tls = \"required\" does not verify it: a man in the middle reads {traffic} unnoticed; set tls = \"verify_identity\" with tls_ca_file"
+            ),
+            _ if !written && !has_ca => format!(
+                "{prefix}.tls: not set, so {host} is reached with verify_identity (the default for a server not on this host), trusting the public CAs only: set tls_ca_file to the CA of your MariaDB certificates, or tls = \"disabled\" to keep plain TCP until the server has TLS"
+            ),
+            _ => return,
+        };
+        self.warn(warning);
+    }
+
+    /// The PEM file named by `key`, read the careful way and checked to hold `what`.
+    fn pem_file(&self, key: &str, path: &str, what: Pem) -> Result<PemFile, ConfigError> {
+        let path = self.resolve(path);
+        let text = careful_read::read_to_string(&path, careful_read::PEM).map_err(|e| {
+            let problem = match e.problem {
+                Problem::Io(e) => format!("cannot read {}: {e}", path.display()),
+                refused => format!("{} {refused}", path.display()),
+            };
+            self.error(key, problem)
+        })?;
+        let bytes = text.as_bytes();
+        let read = match what {
+            Pem::Certificates => {
+                let certificates: Result<Vec<_>, _> =
+                    CertificateDer::pem_slice_iter(bytes).collect();
+                match certificates {
+                    Ok(found) if !found.is_empty() => Ok(bytes.to_vec()),
+                    Ok(_) => {
+                        Err("holds no PEM certificate (-----BEGIN CERTIFICATE-----)".to_string())
+                    }
+                    Err(e) => Err(format!("is not a readable PEM certificate file ({e})")),
+                }
+            }
+            // Kept as the MariaDB client takes it.
+            Pem::PrivateKey => super::tls::client_key_for_driver(bytes),
+        };
+        match read {
+            Ok(pem) => Ok(PemFile {
+                pem: pem.into(),
+                path,
+            }),
+            Err(problem) => Err(self.error(key, format!("{} {problem}", path.display()))),
+        }
+    }
+
+    /// A path on a database host, for its MariaDB to read (the replication channel's
+    /// TLS files): absolute, one line; never opened here.
+    pub(super) fn server_path(&self, key: &str, text: &str) -> Result<String, ConfigError> {
+        let path = self.non_empty(key, text)?;
+        if !path.starts_with('/') {
+            return Err(self.error(
+                key,
+                format!("{path:?} must be an absolute path (the replica's MariaDB reads it, on its own host)"),
+            ));
+        }
+        if path.chars().any(char::is_control) {
+            return Err(self.error(key, "must be one line, without control characters"));
+        }
+        Ok(path)
+    }
+
     /// A wait that must end before the next round is due.
     pub(super) fn shorter_than_interval(
         &self,
@@ -374,6 +548,15 @@ impl<'a> Validator<'a> {
             self.file.parent().unwrap_or(Path::new(".")).join(path)
         }
     }
+}
+
+/// What a PEM file must hold.
+#[derive(Clone, Copy)]
+enum Pem {
+    /// At least one certificate (a CA bundle, a certificate chain).
+    Certificates,
+    /// A private key (PKCS#8, PKCS#1 or SEC1).
+    PrivateKey,
 }
 
 /// Why `name` is not a host name a DNS record can point to (a CNAME's content), or

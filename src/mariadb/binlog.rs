@@ -6,6 +6,7 @@ use anyhow::Context;
 use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
+use super::connect::Quoting;
 use super::rows::{self, column};
 use crate::gtid::{self, Gtid, GtidPosition};
 
@@ -43,10 +44,13 @@ pub(super) async fn locate(
     let Some(file) = gtid::binlog_file_holding(&files, gtid) else {
         return Ok(BinlogSpot::Purged);
     };
+    let quoting = Quoting::of_session(conn)
+        .await
+        .context("reading @@SESSION.sql_mode")?;
     let events: Vec<mysql_async::Row> = conn
         .query(format!(
             "SHOW BINLOG EVENTS IN {} LIMIT {scan_bound}",
-            super::literal::quote(file)
+            quoting.literal(file)
         ))
         .await
         .with_context(|| format!("SHOW BINLOG EVENTS IN {file}"))?;

@@ -429,7 +429,21 @@ pub async fn promotion_plan(edges: &Edges) -> Finding {
         Ok(journal) => assess::journal(journal.as_ref()),
         Err(e) => Err(format!("{e:#}")),
     });
+    parts.extend(tls_parts(edges).await);
     Finding::from_parts(parts)
+}
+
+/// TLS to the databases a takeover and the way back reach beyond this host's own (the
+/// old primary's, which the fence reaches through the first `mysql` check's account,
+/// and `[peer]`'s): one that answers but fails TLS fails the plan, the server and the
+/// problem named (the daemon counts such a primary alive, and could not fence it). One
+/// that does not answer, or refuses the account, is not TLS's doing: no part.
+async fn tls_parts(edges: &Edges) -> Vec<Result<String, String>> {
+    let mut parts = Vec::new();
+    for server in edges.old_primary.iter().chain(&edges.peer) {
+        parts.extend(server.check_tls().await);
+    }
+    parts
 }
 
 /// Check 8, watchdog alive: the daemon runs, monitors, and did a round lately.

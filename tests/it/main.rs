@@ -4,6 +4,7 @@
 
 mod alerts;
 mod bounded;
+mod channel;
 mod cli;
 mod cycle;
 mod decision;
@@ -24,4 +25,5 @@ mod smoke;
 mod supervision;
 mod support;
 mod switchover;
+mod tls;
 mod witness;

@@ -152,6 +152,7 @@ impl NetStage {
             command_prefix: net.exec_prefix(host),
             host: Some(net.address(host).to_string()),
             port: Some(MARIADB_PORT),
+            ..StartOptions::default()
         };
         let (primary, replica) = tokio::try_join!(
             MariaDb::start_with("primary", PRIMARY_SERVER_ID, false, options(Host::Primary)),
