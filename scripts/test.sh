@@ -10,6 +10,22 @@ bash scripts/install-deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The layout's promises, checked by the build's own facts. No import circles between
+# the files of either crate (scripts/import-cycles.py says how a file imports another).
+python3 scripts/import-cycles.py src core/src
+# The core crate's dependencies are data crates only: no async runtime, no database
+# driver, no HTTP client, no system calls beyond std's. A new one must be added here,
+# knowingly.
+core_deps=$(cargo tree --locked -p failover-watchdog-core -e normal --prefix none --format '{p}' \
+  | awk '{print $1}' | sort -u | tr '\n' ' ')
+allowed="failover-watchdog-core humantime jiff jiff-core proc-macro2 quote serde serde_core serde_derive syn thiserror thiserror-impl unicode-ident "
+if [ "$core_deps" != "$allowed" ]; then
+  echo "FAIL: the core crate's dependencies changed: $core_deps" >&2
+  echo "      allowed (data crates only): $allowed" >&2
+  exit 1
+fi
+echo "the core crate depends on data crates only"
 cargo build --locked --bins
 
 work=$(mktemp -d)

@@ -560,6 +560,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::too_many_lines, reason = "one value of every alert, listed")]
     fn every_alert_opens_with_one_headline_naming_the_node() {
         let journal = Journal::new("n", Trigger::Automatic, "why", jiff::Timestamp::UNIX_EPOCH);
         let alerts = [

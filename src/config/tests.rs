@@ -1,5 +1,7 @@
 //! Config validation, data-driven: each bad config names the key and the problem.
 
+#![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
+
 use super::*;
 
 /// A valid config; secret files are written beside it by [`Fixture`].

@@ -1,6 +1,8 @@
 //! The metrics sink and its server: the witness's registry, the text format, and what
 //! `GET /metrics` answers, with and without a token, over TLS, to clients that stall.
 
+#![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
+
 use super::*;
 use crate::serve::testing::{https_client, self_signed};
 

@@ -1,6 +1,8 @@
 //! The runner with fake steps: every failure policy, resume after each step, a journal
 //! that cannot be written, a stop between steps, a deadline, scrubbing, the lock.
 
+#![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
+
 use std::sync::Mutex;
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! The shared listener on its own, with a handler that answers everything: its
 //! descriptor budget, its token check, TLS, making room, and the write timeout.
 
+#![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
+
 use std::net::{IpAddr, Ipv4Addr};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

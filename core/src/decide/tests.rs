@@ -1,6 +1,8 @@
 //! Every transition of the decision core, as a story of rounds. No sleeps, no I/O:
 //! time is a number of seconds handed in with each event.
 
+#![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
+
 use super::*;
 use crate::report::CheckReport;
 use crate::role::Role;

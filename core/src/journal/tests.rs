@@ -1,6 +1,8 @@
 //! The journal's transitions, driven the way the runner drives them, for the
 //! promotion's and the rejoin's steps.
 
+#![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
+
 use jiff::Timestamp;
 
 use super::*;
