@@ -242,6 +242,9 @@ pub struct PeerConfig {
     /// its remaining client connections are ended.
     #[serde(serialize_with = "ser_duration")]
     pub write_drain_timeout: Duration,
+    /// A host whose database is writable while every DNS record points elsewhere (an
+    /// old primary back after a failover) makes itself read-only and stops its units.
+    pub fence_when_not_serving: bool,
     /// How this host reaches the peer's database.
     #[serde(flatten)]
     pub tls: TlsConfig,
@@ -482,6 +485,7 @@ impl Config {
             stop_when_demoted: self.apps.stop_when_demoted,
             units: self.apps.units.clone(),
             peer_name: self.peer.as_ref().map(|p| p.name.clone()),
+            fence_when_not_serving: self.peer.as_ref().is_some_and(|p| p.fence_when_not_serving),
         }
     }
 }

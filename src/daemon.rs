@@ -63,9 +63,9 @@ pub async fn run(config: Config, shutdown: Shutdown, notifier: Notifier) -> anyh
         Timestamp::now()
     ))?;
     let started = Instant::now();
+    // Nothing the last run learned is kept: see `Decider::new`.
     let decider = Decider::new(
         config.decider_settings(),
-        store.load_live::<LiveState>().ok().flatten(),
         std::process::id(),
         now_since(started),
     );
@@ -244,6 +244,10 @@ impl Daemon {
                     self.promote(&reason, primary_last_seen).await,
                 )),
                 Action::StopApps(units) => Some(Event::AppsStopped(self.stop_apps(&units).await)),
+                Action::FenceSelf { units, why } => Some(Event::SelfFenced {
+                    result: self.fence_self(&units).await,
+                    why,
+                }),
                 Action::ArchivePromotion => {
                     Some(Event::PromotionArchived(self.archive_promotion()))
                 }
@@ -299,6 +303,27 @@ impl Daemon {
             Ok(())
         } else {
             Err(problems.join("; "))
+        }
+    }
+
+    /// This host is writable while DNS points elsewhere: its database made read-only
+    /// (read back), then its units stopped, the last started first. A database that
+    /// cannot be fenced is the failure; the units are stopped all the same.
+    async fn fence_self(&self, units: &[String]) -> Result<(), String> {
+        let fenced = self
+            .edges
+            .own
+            .set_read_only(true)
+            .await
+            .map_err(|e| format!("read_only = ON: {e:#}"));
+        if fenced.is_ok() {
+            tracing::warn!("this host's database is read-only now: it is not serving");
+        }
+        let stopped = self.stop_apps(units).await;
+        match (fenced, stopped) {
+            (Ok(()), Ok(())) => Ok(()),
+            (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
         }
     }
 

@@ -321,8 +321,11 @@ impl Server {
         .await
     }
 
-    /// The `make_writable` step: `SET GLOBAL read_only = OFF`, read back.
+    /// The `make_writable` step: `SET GLOBAL read_only = OFF`, read back; with
+    /// `replication.semi_sync`, the semi-sync sides of a primary (a failure there is
+    /// said, not fatal: the promotion must finish, and the round's check alerts it).
     pub async fn make_writable(&self) -> anyhow::Result<String> {
+        let semi_sync = self.semi_sync();
         self.exchange(Duration::ZERO, |mut conn| async move {
             conn.query_drop("SET GLOBAL read_only = OFF")
                 .await
@@ -331,9 +334,24 @@ impl Server {
             if value != Some(0) {
                 bail!("read_only is still {value:?} after SET GLOBAL read_only = OFF");
             }
-            Ok((conn, "read_only = OFF (read back)".to_string()))
+            let mut detail = "read_only = OFF (read back)".to_string();
+            if semi_sync {
+                match apply::become_semi_sync_primary(&mut conn).await {
+                    Ok(()) => detail.push_str("; semi-sync primary side on"),
+                    Err(e) => {
+                        tracing::warn!("the semi-sync sides of the new primary: {e}");
+                        detail.push_str(&format!("; the semi-sync sides could not be set: {e}"));
+                    }
+                }
+            }
+            Ok((conn, detail))
         })
         .await
+    }
+
+    /// Whether both hosts run semi-sync (`replication.semi_sync`).
+    fn semi_sync(&self) -> bool {
+        self.channel.as_ref().is_some_and(|c| c.semi_sync)
     }
 
     /// Fences a primary: `read_only = ON` (which waits at most `drain` for the writes
@@ -421,7 +439,7 @@ impl Server {
             password,
         };
         self.exchange(Duration::ZERO, |mut conn| async move {
-            apply::become_semi_sync_replica(&mut conn, &on).await;
+            apply::become_semi_sync_replica(&mut conn, &on, self.semi_sync()).await;
             conn.query_drop("STOP SLAVE")
                 .await
                 .with_context(|| format!("STOP SLAVE on {on}"))?;

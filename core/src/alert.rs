@@ -71,6 +71,16 @@ pub enum Alert {
     /// This host is a healthy standby again: its finished promotion was archived and
     /// automatic promotion is armed.
     RearmedAsStandby { archived: String },
+    /// This host was promoted and the old primary is back, read-only and not
+    /// replicating: it waits for `rejoin`.
+    OldPrimaryWaiting { peer: String, detail: String },
+    /// This host's replication settings contradict the config (empty: they match again).
+    ReplicationDrift { drift: Vec<String> },
+    /// This primary's semi-sync fell back to asynchronous (`false`: it is back).
+    SemiSyncFellBack { fell_back: bool },
+    /// This host's database is writable while DNS points elsewhere: it fenced itself
+    /// (`fenced`), or it is told to (fencing it is turned off).
+    NotServing { why: String, fenced: bool },
 
     // ---- Promotion -------------------------------------------------------------------
     /// A promotion starts (the opening alert; never blocks a step).
@@ -156,6 +166,12 @@ impl Alert {
             Alert::StandbyHealthy { .. } => "standby_healthy",
             Alert::Demoted { .. } => "demoted",
             Alert::RearmedAsStandby { .. } => "rearmed_as_standby",
+            Alert::OldPrimaryWaiting { .. } => "old_primary_waiting",
+            Alert::ReplicationDrift { drift } if drift.is_empty() => "replication_matches",
+            Alert::ReplicationDrift { .. } => "replication_drift",
+            Alert::SemiSyncFellBack { fell_back: true } => "semi_sync_fell_back",
+            Alert::SemiSyncFellBack { fell_back: false } => "semi_sync_back",
+            Alert::NotServing { .. } => "not_serving",
             Alert::Promoting { .. } => "promoting",
             Alert::Resuming { .. } => "resuming",
             Alert::RetryingHalted { .. } => "retrying_halted",
@@ -284,6 +300,36 @@ impl Alert {
                     format!("Units: {}", units.join(", ")),
                     problem.as_deref().map_or(String::new(), detail),
                 ],
+            ),
+            Alert::OldPrimaryWaiting { peer, detail: what } => (
+                format!(
+                    "↩️ the old primary ({peer}) is back, read-only and not replicating: it waits to be rejoined. Run failover-watchdog rejoin on it."
+                ),
+                vec![detail(what)],
+            ),
+            Alert::ReplicationDrift { drift } if drift.is_empty() => (
+                "✅ the replication settings match the config again. Nothing to do.".to_string(),
+                vec![],
+            ),
+            Alert::ReplicationDrift { drift } => (
+                "⚠️ the replication settings here contradict the config ([replication]): fix the channel (rejoin applies the config) or the config.".to_string(),
+                drift.iter().map(|d| format!("• {}", detail(d))).collect(),
+            ),
+            Alert::SemiSyncFellBack { fell_back: true } => (
+                "⚠️ semi-sync fell back to asynchronous on this primary: no replica acknowledges its commits, so a failover now could lose acknowledged writes. Look at the standby.".to_string(),
+                vec!["Rpl_semi_sync_master_status is OFF while rpl_semi_sync_master_enabled is ON.".to_string()],
+            ),
+            Alert::SemiSyncFellBack { fell_back: false } => (
+                "✅ semi-sync runs again on this primary: the standby acknowledges its commits. Nothing to do.".to_string(),
+                vec![],
+            ),
+            Alert::NotServing { why, fenced: true } => (
+                "🛡 this host fenced itself: its database is read-only and its units stopped, because DNS points at its peer. If this host should serve, decide which data wins first (the README's way back).".to_string(),
+                vec![detail(why)],
+            ),
+            Alert::NotServing { why, fenced: false } => (
+                "🚨 this host takes writes while DNS points at its peer: make it read-only (SET GLOBAL read_only = ON) and stop its application, or point DNS here, after deciding which data wins.".to_string(),
+                vec![detail(why)],
             ),
             Alert::RearmedAsStandby { archived } => (
                 "✅ this host is a healthy standby again (read-only, replicating from its peer, caught up): its finished promotion was archived and automatic promotion is armed.".to_string(),
@@ -632,6 +678,24 @@ mod tests {
             },
             Alert::RearmedAsStandby {
                 archived: "/x".into(),
+            },
+            Alert::OldPrimaryWaiting {
+                peer: "p".into(),
+                detail: "read_only ON".into(),
+            },
+            Alert::ReplicationDrift {
+                drift: vec!["replication.heartbeat_period: 30.000 s".into()],
+            },
+            Alert::ReplicationDrift { drift: vec![] },
+            Alert::SemiSyncFellBack { fell_back: true },
+            Alert::SemiSyncFellBack { fell_back: false },
+            Alert::NotServing {
+                why: "DNS elsewhere".into(),
+                fenced: true,
+            },
+            Alert::NotServing {
+                why: "DNS elsewhere".into(),
+                fenced: false,
             },
             Alert::Rejoined(Box::new(RejoinJournal::rejoin(
                 "n",

@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use crate::alert::Alert;
 use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
 use crate::journal::{Outcome, PrimarySeen};
+use crate::pairwatch::{PairAction, PairSettings, PairWatch, Standing};
 use crate::report::RoundReport;
 use crate::role::Role;
 use crate::state::State;
@@ -47,6 +48,8 @@ pub struct Settings {
     pub units: Vec<String>,
     /// `[peer] name`, for the alerts about it.
     pub peer_name: Option<String>,
+    /// `[peer] fence_when_not_serving`.
+    pub fence_when_not_serving: bool,
 }
 
 /// The time, as each event brings it.
@@ -110,39 +113,7 @@ pub enum JournalAtStart {
     Unreadable(String),
 }
 
-/// The pair, as read this round: only with `[peer]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairReading {
-    /// This host's role, read from its own database (`Unknown` when it did not answer).
-    pub role: Role,
-    /// One line: what its database said, or why it could not be read.
-    pub detail: String,
-    /// It replicates from the peer, both threads run, and it is caught up.
-    pub caught_up: bool,
-    /// The application units that run here; read only while this host is a standby.
-    pub apps_running: Vec<String>,
-    /// The peer's database; read only while this host is the primary.
-    pub peer: PeerDb,
-}
-
-/// The peer's database, as this host (the primary) read it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerDb {
-    NotRead,
-    Unreadable(String),
-    Read(PeerReading),
-}
-
-/// What the primary needs of its standby's database.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PeerReading {
-    pub writable: bool,
-    /// It has a replication connection and both threads run.
-    pub replicating: bool,
-    pub lag_seconds: Option<u64>,
-    /// One line: its replication, or that it has none.
-    pub summary: String,
-}
+pub use crate::pairwatch::{DnsReading, PairReading, PeerDb, PeerReading};
 
 /// One round of observations.
 #[derive(Debug, Clone)]
@@ -190,6 +161,11 @@ pub enum Event {
     AppsStopped(Result<(), String>),
     /// The end of [`Action::ArchivePromotion`]: where the journal went, or why not.
     PromotionArchived(Result<String, String>),
+    /// The end of [`Action::FenceSelf`]: its reason, and `Err` saying what failed.
+    SelfFenced {
+        why: String,
+        result: Result<(), String>,
+    },
 }
 
 /// How loud a log line is.
@@ -224,6 +200,12 @@ pub enum Action {
     /// Archive the finished promotion as `reset` does (this host is a healthy standby
     /// again); answer with [`Event::PromotionArchived`].
     ArchivePromotion,
+    /// Make this host's database read-only and stop these units: it is writable while
+    /// DNS points elsewhere; answer with [`Event::SelfFenced`].
+    FenceSelf {
+        units: Vec<String>,
+        why: String,
+    },
     /// Stop the daemon with this error (after the actions before it).
     Exit(String),
 }
@@ -275,18 +257,12 @@ pub struct Decider {
     pause_logged: bool,
     /// The wait for confirmed silence was logged for this streak.
     waiting_logged: bool,
-    /// When the old-primary-back alert last went out, while it answers.
-    split_brain_alerted: Option<Duration>,
+    /// What each host says about the pair, and what it remembers.
+    pair: PairWatch,
     /// The last verdict was decided by the witnesses' vote.
     verdict_by_witnesses: bool,
     /// The journal as last read, and what to do with the next reading.
     journal: JournalWatch,
-    /// What the primary last found wrong with its standby (one alert per change).
-    standby_problem: Option<&'static str>,
-    /// When the two-primaries alert last went out, while the peer stays writable.
-    two_primaries_alerted: Option<Duration>,
-    /// Stopping the units of a demoted host was alerted, until none runs.
-    demote_alerted: bool,
 }
 
 /// How the next reading of the journal is taken.
@@ -302,10 +278,12 @@ enum JournalWatch {
 }
 
 impl Decider {
-    /// A core for a daemon starting now. `before` is the live state the last run left:
-    /// what it learned of the primary and the replica is kept, as the primary may be
-    /// dead by the time we are back.
-    pub fn new(settings: Settings, before: Option<LiveState>, pid: u32, now: Now) -> Decider {
+    /// A core for a daemon starting now. Nothing it knew before it started is kept: a
+    /// reading of the replica or of the primary made before this start proves nothing
+    /// about the primary's last transactions (the standby may have been down while the
+    /// primary took writes), so the lag guard holds until this daemon has seen the
+    /// primary healthy itself.
+    pub fn new(settings: Settings, pid: u32, now: Now) -> Decider {
         let live = LiveState {
             state: State::Monitoring,
             consecutive_failures: 0,
@@ -313,27 +291,35 @@ impl Decider {
             last_probe: None,
             updated_at: now.wall,
             pid,
-            primary_last_seen: before.as_ref().and_then(|b| b.primary_last_seen.clone()),
-            replication_seen: before.as_ref().and_then(|b| b.replication_seen.clone()),
+            primary_last_seen: None,
+            replication_seen: None,
             held: None,
             verdict: None,
             role: None,
         };
+        let pair = PairWatch::new(PairSettings {
+            peer_name: settings
+                .peer_name
+                .clone()
+                .unwrap_or_else(|| "the peer".to_string()),
+            split_brain_alert_every: settings.split_brain_alert_every,
+            max_lag: settings.max_lag,
+            stop_when_demoted: settings.stop_when_demoted,
+            fence_when_not_serving: settings.fence_when_not_serving,
+            units: settings.units.clone(),
+        });
         Decider {
             detector: Detector::new(settings.failures_before_promotion),
             settings,
+            pair,
             mode: Mode::Monitoring,
             silence: SilenceTracker::default(),
             live,
             pending: None,
             pause_logged: false,
             waiting_logged: false,
-            split_brain_alerted: None,
             verdict_by_witnesses: false,
             journal: JournalWatch::Seen(None),
-            standby_problem: None,
-            two_primaries_alerted: None,
-            demote_alerted: false,
         }
     }
 
@@ -429,7 +415,14 @@ impl Decider {
                 other => self.unexpected(other, "a last look", &mut out),
             },
             Event::PromotionEnded(end) => self.on_promotion_ended(end, now, &mut out),
-            Event::AppsStopped(result) => self.on_apps_stopped(result, &mut out),
+            Event::AppsStopped(result) => {
+                let actions = self.pair.apps_stopped(result);
+                self.pair_actions(actions, &mut out);
+            }
+            Event::SelfFenced { why, result } => {
+                let actions = self.pair.fenced_self(&why, result);
+                self.pair_actions(actions, &mut out);
+            }
             Event::PromotionArchived(result) => self.on_archived(result, now, &mut out),
         }
         out
@@ -451,13 +444,19 @@ impl Decider {
         }
         let pause = self.active_pause(round.pause, now, out);
         let report = round.report;
-        let mut standby_watched = false;
         let primary = match &round.pair {
             Some(pair) => {
-                standby_watched = self.on_pair(pair, now, out);
+                self.on_pair(pair, &report, now, out);
                 pair.role == Role::Primary
             }
-            None => false,
+            None => {
+                if self.mode == Mode::Promoted {
+                    // Without [peer] the old primary is watched through its checks.
+                    let actions = self.pair.promoted_without_peer(&report, now.since_start);
+                    self.pair_actions(actions, out);
+                }
+                false
+            }
         };
         if self.mode != Mode::Monitoring || primary {
             // Promoting, promoted or halted: replication is over; only the checks
@@ -469,9 +468,6 @@ impl Decider {
                 self.live.held = None;
             } else {
                 self.detector.on_round(report.ok);
-            }
-            if self.mode == Mode::Promoted && !standby_watched {
-                self.watch_for_split_brain(&report, now, out);
             }
             self.remember(&report, verdict);
             if self.mode == Mode::Monitoring {
@@ -757,10 +753,16 @@ impl Decider {
         }
     }
 
-    /// The pair's news: the role, a demoted host's units, a healthy standby's re-arming,
-    /// and (as the primary) the standby's health. Returns whether the peer's database
-    /// was read, so the check-based split-brain watch is only the fallback.
-    fn on_pair(&mut self, pair: &PairReading, now: Now, out: &mut Vec<Action>) -> bool {
+    /// The pair's news, as the pair watch ([`crate::pairwatch`]) reads it: the role
+    /// (logged when it changes), the peer, the drift, a demoted host's units, a healthy
+    /// standby's re-arming, a host writable while DNS points elsewhere.
+    fn on_pair(
+        &mut self,
+        pair: &PairReading,
+        report: &RoundReport,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) {
         if self.live.role != Some(pair.role) {
             log(
                 out,
@@ -769,146 +771,27 @@ impl Decider {
             );
             self.live.role = Some(pair.role);
         }
-        match pair.role {
-            Role::Standby => {
-                if pair.apps_running.is_empty() {
-                    self.demote_alerted = false;
-                } else if self.settings.stop_when_demoted {
-                    log(
-                        out,
-                        Level::Warn,
-                        format!(
-                            "this host is a standby (read-only, replicating from its peer) while its application runs: stopping {}",
-                            pair.apps_running.join(", ")
-                        ),
-                    );
-                    out.push(Action::StopApps(pair.apps_running.clone()));
-                }
-                if self.mode == Mode::Promoted && pair.caught_up {
-                    log(
-                        out,
-                        Level::Info,
-                        "this host is a healthy standby again (read-only, replicating from its peer, caught up): archiving its finished promotion",
-                    );
-                    out.push(Action::ArchivePromotion);
-                }
-                false
-            }
-            Role::Primary => self.watch_the_standby(&pair.peer, now, out),
-            Role::Unknown => false,
-        }
-    }
-
-    /// As the primary: alert when the peer is writable too (again every
-    /// `split_brain_alert_every`), and once per change when the standby stops
-    /// replicating, lags or cannot be read, and when it is healthy again.
-    fn watch_the_standby(&mut self, peer: &PeerDb, now: Now, out: &mut Vec<Action>) -> bool {
-        let name = self.settings_peer_name();
-        let (problem, alert) = match peer {
-            PeerDb::NotRead => return false,
-            PeerDb::Unreadable(why) => (
-                Some("unreadable"),
-                Alert::StandbyNotReplicating {
-                    peer: name.clone(),
-                    why: format!("its database cannot be read: {why}"),
-                },
-            ),
-            PeerDb::Read(r) if r.writable && !r.replicating => {
-                self.on_two_primaries(&name, &r.summary, now, out);
-                return true;
-            }
-            PeerDb::Read(r) if !r.replicating => (
-                Some("stopped"),
-                Alert::StandbyNotReplicating {
-                    peer: name.clone(),
-                    why: r.summary.clone(),
-                },
-            ),
-            PeerDb::Read(r)
-                if r.lag_seconds
-                    .is_some_and(|lag| Duration::from_secs(lag) > self.settings.max_lag) =>
-            {
-                (
-                    Some("lagging"),
-                    Alert::StandbyLagging {
-                        peer: name.clone(),
-                        lag_seconds: r.lag_seconds.unwrap_or_default(),
-                        max_lag: humantime::format_duration(self.settings.max_lag).to_string(),
-                    },
-                )
-            }
-            PeerDb::Read(_) => (None, Alert::StandbyHealthy { peer: name.clone() }),
+        let standing = Standing {
+            promoted: self.mode == Mode::Promoted,
+            procedure_in_hand: matches!(self.mode, Mode::Promoting | Mode::Halted),
         };
-        if self.two_primaries_alerted.take().is_some() {
-            log(
-                out,
-                Level::Info,
-                format!("the peer ({name}) is no longer a writable primary"),
-            );
-        }
-        let before = std::mem::replace(&mut self.standby_problem, problem);
-        if before != problem && (problem.is_some() || before.is_some()) {
-            let text = alert.render("");
-            let level = if problem.is_some() {
-                Level::Warn
-            } else {
-                Level::Info
-            };
-            log(
-                out,
-                level,
-                text.trim_start_matches("[] ").replace('\n', " "),
-            );
-            out.push(Action::Alert(alert));
-        }
-        !matches!(peer, PeerDb::Unreadable(_))
+        let actions = self.pair.observe(pair, report, standing, now.since_start);
+        self.pair_actions(actions, out);
     }
 
-    fn on_two_primaries(&mut self, peer: &str, summary: &str, now: Now, out: &mut Vec<Action>) {
-        let every = self.settings.split_brain_alert_every;
-        if self
-            .two_primaries_alerted
-            .is_some_and(|at| now.since_start.saturating_sub(at) < every)
-        {
-            return;
+    /// The pair watch's requests, as the daemon's actions.
+    fn pair_actions(&mut self, actions: Vec<PairAction>, out: &mut Vec<Action>) {
+        for action in actions {
+            out.push(match action {
+                PairAction::Alert(alert) => Action::Alert(alert),
+                PairAction::Log { error, text } => {
+                    Action::Log(if error { Level::Error } else { Level::Warn }, text)
+                }
+                PairAction::StopApps(units) => Action::StopApps(units),
+                PairAction::FenceSelf { units, why } => Action::FenceSelf { units, why },
+                PairAction::ArchivePromotion => Action::ArchivePromotion,
+            });
         }
-        self.two_primaries_alerted = Some(now.since_start);
-        self.standby_problem = Some("two primaries");
-        log(
-            out,
-            Level::Error,
-            format!(
-                "TWO PRIMARIES: this host is the primary and the peer ({peer}) is writable and not replicating ({summary})"
-            ),
-        );
-        out.push(Action::Alert(Alert::TwoPrimaries {
-            peer: peer.to_string(),
-            detail: summary.to_string(),
-        }));
-    }
-
-    fn settings_peer_name(&self) -> String {
-        self.settings
-            .peer_name
-            .clone()
-            .unwrap_or_else(|| "the peer".to_string())
-    }
-
-    fn on_apps_stopped(&mut self, result: Result<(), String>, out: &mut Vec<Action>) {
-        if let Err(problem) = &result {
-            log(
-                out,
-                Level::Error,
-                format!("stopping the application units failed: {problem}"),
-            );
-        }
-        if std::mem::replace(&mut self.demote_alerted, true) {
-            return;
-        }
-        out.push(Action::Alert(Alert::Demoted {
-            units: self.settings.units.clone(),
-            problem: result.err(),
-        }));
     }
 
     fn on_archived(&mut self, result: Result<String, String>, now: Now, out: &mut Vec<Action>) {
@@ -925,7 +808,7 @@ impl Decider {
                 self.mode = Mode::Monitoring;
                 self.journal = JournalWatch::Seen(None);
                 self.detector.alive();
-                self.split_brain_alerted = None;
+                self.pair.rearmed();
                 self.live.state = State::Monitoring;
                 self.save(out, now, None);
             }
@@ -936,49 +819,6 @@ impl Decider {
                 format!("cannot archive the finished promotion: {problem}"),
             ),
         }
-    }
-
-    /// After promotion the old primary is still probed: if anything of it answers, two
-    /// nodes may take writes. Alert at once and then every `split_brain_alert_every`
-    /// while it stays up, louder when its database is writable. Never touch DNS or stop
-    /// anything: that is an operator's call.
-    fn watch_for_split_brain(&mut self, report: &RoundReport, now: Now, out: &mut Vec<Action>) {
-        if !report.checks.iter().any(|c| c.ok) {
-            if self.split_brain_alerted.take().is_some() {
-                log(out, Level::Warn, "the old primary is unreachable again");
-            }
-            return;
-        }
-        let every = self.settings.split_brain_alert_every;
-        if self
-            .split_brain_alerted
-            .is_some_and(|at| now.since_start.saturating_sub(at) < every)
-        {
-            return;
-        }
-        self.split_brain_alerted = Some(now.since_start);
-        let writable = report.primary_writable();
-        let alert = Alert::OldPrimaryBack {
-            writable,
-            answers: report.answers(),
-        };
-        if writable == Some(true) {
-            log(
-                out,
-                Level::Error,
-                format!(
-                    "SPLIT BRAIN: the old primary is back and WRITABLE ({})",
-                    report.answers()
-                ),
-            );
-        } else {
-            log(
-                out,
-                Level::Warn,
-                format!("the old primary is back ({})", report.answers()),
-            );
-        }
-        out.push(Action::Alert(alert));
     }
 
     /// The pause in force this round, if any; a timed pause that ran out is announced

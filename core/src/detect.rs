@@ -112,7 +112,7 @@ pub fn lag_guard(
     max_lag: std::time::Duration,
 ) -> Result<(), String> {
     let Some(seen) = seen else {
-        return Err("the replica's state was never read while the primary was healthy, so its lag is unknown".to_string());
+        return Err("the replica's state was never read while the primary was healthy since this daemon started, so whether it has the primary's last transactions is unknown (a reading from before proves nothing: the standby may have been down while the primary took writes)".to_string());
     };
     if !seen.replicating {
         return Err(format!(

@@ -23,6 +23,7 @@ pub mod decide;
 pub mod detect;
 pub mod gtid;
 pub mod journal;
+pub mod pairwatch;
 pub mod readiness;
 pub mod replication;
 pub mod report;

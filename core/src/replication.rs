@@ -33,6 +33,30 @@ pub struct ReplicaStatus {
     pub received_heartbeats: u64,
     /// `Slave_heartbeat_period`; `None` when 0 (heartbeats off), absent or not a number.
     pub heartbeat_period: Option<Duration>,
+    /// The channel's settings, as the server reports them (compared with `[replication]`).
+    pub channel: ChannelSettings,
+}
+
+/// A channel's settings as a replica reports them: each `None` when the server does not
+/// report it (an older or newer MariaDB, a column that does not parse).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelSettings {
+    /// `Slave_heartbeat_period`, 0 included (heartbeats off).
+    pub heartbeat_period: Option<Duration>,
+    /// `Connect_Retry`, in seconds.
+    pub connect_retry: Option<u64>,
+    /// `Master_Retry_Count` (not every MariaDB reports it).
+    pub retry_count: Option<u64>,
+    /// `Master_SSL_Allowed`.
+    pub ssl_allowed: Option<bool>,
+    /// `Master_SSL_CA_File`.
+    pub ssl_ca_file: Option<String>,
+    /// `Master_SSL_Cert`.
+    pub ssl_cert: Option<String>,
+    /// `Master_SSL_Key`.
+    pub ssl_key: Option<String>,
+    /// `Master_SSL_Verify_Server_Cert`.
+    pub ssl_verify_server_cert: Option<bool>,
 }
 
 /// A replication thread's last error (`Last_IO_Errno`/`Last_IO_Error`, or the SQL's).
@@ -77,6 +101,24 @@ impl ReplicaStatus {
                 message: text(&format!("Last_{thread}_Error")),
             })
         };
+        let present = |column: &str| get(column).map(|v| v.trim().to_string());
+        let yes_no = |column: &str| match present(column)?.as_str() {
+            "Yes" => Some(true),
+            "No" => Some(false),
+            _ => None,
+        };
+        let channel = ChannelSettings {
+            heartbeat_period: present("Slave_heartbeat_period")
+                .and_then(|s| s.parse::<f64>().ok())
+                .and_then(|s| Duration::try_from_secs_f64(s).ok()),
+            connect_retry: present("Connect_Retry").and_then(|s| s.parse().ok()),
+            retry_count: present("Master_Retry_Count").and_then(|s| s.parse().ok()),
+            ssl_allowed: yes_no("Master_SSL_Allowed"),
+            ssl_ca_file: present("Master_SSL_CA_File"),
+            ssl_cert: present("Master_SSL_Cert"),
+            ssl_key: present("Master_SSL_Key"),
+            ssl_verify_server_cert: yes_no("Master_SSL_Verify_Server_Cert"),
+        };
         let gtid_io_pos = GtidPosition::parse(&text("Gtid_IO_Pos"))
             .map_err(|e| format!("the replica's Gtid_IO_Pos: {e}"))?;
         Ok(Self {
@@ -95,6 +137,7 @@ impl ReplicaStatus {
                 .ok()
                 .and_then(|seconds| Duration::try_from_secs_f64(seconds).ok())
                 .filter(|period| !period.is_zero()),
+            channel,
         })
     }
 
@@ -121,6 +164,26 @@ impl ReplicaStatus {
             self.seconds_behind
                 .map_or("?".to_string(), |seconds| seconds.to_string())
         )
+    }
+}
+
+/// A server's semi-synchronous replication sides, as it reports them: each `None` when
+/// it does not (a server without the semi-sync variables, a reading that failed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SemiSync {
+    /// `rpl_semi_sync_master_enabled`.
+    pub master_enabled: Option<bool>,
+    /// `rpl_semi_sync_slave_enabled`.
+    pub slave_enabled: Option<bool>,
+    /// `Rpl_semi_sync_master_status`: the master side runs semi-synchronous now (OFF
+    /// while enabled: it fell back to asynchronous, no replica acknowledging).
+    pub master_active: Option<bool>,
+}
+
+impl SemiSync {
+    /// A primary whose master side is on but runs asynchronous.
+    pub fn fell_back(&self) -> bool {
+        self.master_enabled == Some(true) && self.master_active == Some(false)
     }
 }
 
@@ -182,6 +245,10 @@ mod tests {
                 gtid_io_pos: GtidPosition::parse("0-1-42").unwrap(),
                 received_heartbeats: 17,
                 heartbeat_period: Some(Duration::from_secs(5)),
+                channel: ChannelSettings {
+                    heartbeat_period: Some(Duration::from_secs(5)),
+                    ..ChannelSettings::default()
+                },
             }
         );
         assert!(status.io_connected() && status.replicating());

@@ -234,6 +234,14 @@ impl CloudflareStandIn {
             .map(|s| s.record.clone())
     }
 
+    /// Points a record elsewhere, as an operator (or the other host's promotion) would.
+    pub fn set_content(&self, id: &str, content: &str) {
+        let mut inner = lock(&self.state);
+        if let Some(stored) = inner.records.iter_mut().find(|s| s.record.id == id) {
+            stored.record.content = content.to_owned();
+        }
+    }
+
     /// Every record, in the order they were added.
     pub fn records(&self) -> Vec<Record> {
         lock(&self.state)

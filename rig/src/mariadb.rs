@@ -1140,6 +1140,15 @@ impl MariaDb {
         self.start_again().await
     }
 
+    /// As [`MariaDb::start_again`], the way a primary comes back when nothing tells it
+    /// otherwise (no `read_only` in its my.cnf): writable, a semi-sync primary. It stays
+    /// so for later restarts.
+    pub async fn start_again_writable(&mut self) -> anyhow::Result<()> {
+        self.as_replica = false;
+        self.read_only = false;
+        self.start_again().await
+    }
+
     /// The data directory (`datadir`).
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

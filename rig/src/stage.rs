@@ -122,7 +122,11 @@ impl Stage {
             ("witness.token", WITNESS_TOKEN),
             ("replication.password", mariadb::REPL_PASSWORD),
         ] {
-            std::fs::write(dir.path().join(name), format!("{secret}\n")).unwrap();
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{secret}\n")).unwrap();
+            // As an operator keeps a secret: readable by its owner alone.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         }
         if let Some(tls) = &tls {
             std::fs::copy(tls.ca_path(), dir.path().join(CA_FILE)).unwrap();
@@ -184,8 +188,9 @@ password_file = "primary.password"
         }
     }
 
-    /// `[replication]`: the channel the rig sets up (a heartbeat each second); on a
-    /// TLS stage verified against the CA, whose path the servers read.
+    /// `[replication]`: the channel the rig sets up (a heartbeat each second), and the
+    /// rig's semi-synchronous replication; on a TLS stage verified against the CA, whose
+    /// path the servers read.
     pub fn replication_table(&self) -> String {
         let tls = match &self.tls {
             Some(tls) => format!(
@@ -194,7 +199,7 @@ password_file = "primary.password"
             ),
             None => String::new(),
         };
-        format!("\n[replication]\nheartbeat_period = \"1s\"\n{tls}")
+        format!("\n[replication]\nheartbeat_period = \"1s\"\nsemi_sync = true\n{tls}")
     }
 
     /// The scenario's config with other `[[probe.checks]]` tables.

@@ -62,6 +62,7 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::Promoted(_)
         | Alert::OldPrimaryBack { .. }
         | Alert::TwoPrimaries { .. }
+        | Alert::NotServing { fenced: false, .. }
         | Alert::JournalUnreadable { .. } => Severity::Critical,
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
@@ -69,6 +70,8 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::HookFailed { .. }
         | Alert::RejoinRefused { .. }
         | Alert::RejoinFailed { .. }
+        | Alert::NotServing { fenced: true, .. }
+        | Alert::SemiSyncFellBack { fell_back: true }
         | Alert::SwitchoverAbandoned { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
@@ -76,12 +79,15 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::Paused { .. }
         | Alert::StandbyLagging { .. }
         | Alert::Demoted { .. }
+        | Alert::OldPrimaryWaiting { .. }
+        | Alert::ReplicationDrift { .. }
         | Alert::PauseRanOut => Severity::Warning,
         Alert::Reconnected
         | Alert::Rearmed
         | Alert::Resumed
         | Alert::StandbyHealthy { .. }
         | Alert::RearmedAsStandby { .. }
+        | Alert::SemiSyncFellBack { fell_back: false }
         | Alert::SmokeReport { .. }
         | Alert::Rejoined(_) => Severity::Info,
     }

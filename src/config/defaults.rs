@@ -108,6 +108,14 @@ pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(5);
 /// (MariaDB's own default is 60 s).
 pub const CONNECT_RETRY: Duration = Duration::from_secs(1);
 
+/// `replication.semi_sync`: this program leaves semi-sync as `my.cnf` set it (and only
+/// turns a former semi-sync primary's master side off when it becomes a replica).
+pub const SEMI_SYNC: bool = false;
+
+/// `peer.fence_when_not_serving`: a host whose database is writable while every DNS
+/// record points elsewhere makes itself read-only and stops its units.
+pub const FENCE_WHEN_NOT_SERVING: bool = true;
+
 /// `apps.start_timeout`: per unit, `systemctl start` plus its confirmation.
 pub const APPS_START_TIMEOUT: Duration = Duration::from_secs(90);
 

@@ -352,6 +352,9 @@ impl Validator<'_> {
                 p.write_drain_timeout.as_deref(),
                 defaults::PEER_WRITE_DRAIN_TIMEOUT,
             )?,
+            fence_when_not_serving: p
+                .fence_when_not_serving
+                .unwrap_or(defaults::FENCE_WHEN_NOT_SERVING),
             tls: self.tls("peer", &host, p.tls_keys())?,
             host,
             port,
@@ -417,6 +420,7 @@ impl Validator<'_> {
             heartbeat_period,
             connect_retry,
             retry_count,
+            semi_sync: r.semi_sync.unwrap_or(defaults::SEMI_SYNC),
             tls,
         })
     }

@@ -113,6 +113,11 @@ pub struct ChannelConfig {
     /// gives up. `None`: the server's `--master-retry-count`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_count: Option<u32>,
+    /// Both hosts run semi-synchronous replication: each role change this program
+    /// makes sets the semi-sync sides (a new primary's master side on, without waiting
+    /// when no replica is connected; a new replica's slave side on), and each round
+    /// checks them.
+    pub semi_sync: bool,
     #[serde(flatten)]
     pub tls: ChannelTls,
 }

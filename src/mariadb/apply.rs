@@ -156,19 +156,19 @@ pub(super) async fn wait_for_position(
     Ok(reached == Some(0))
 }
 
-/// A former semi-sync primary becoming a replica: its primary side off, its replica
-/// side on. As a primary it would wait, on the first transaction it applies, for an
-/// acknowledgement no replica sends (`rpl_semi_sync_master_timeout`), and a `STOP
-/// SLAVE` meanwhile waits with it; it used semi-sync, so it acknowledges as a replica
-/// (read when its IO thread starts). Needs `REPLICATION MASTER ADMIN`; without it the
-/// wait is only slower, so a failure is a warning.
-pub(super) async fn become_semi_sync_replica(conn: &mut Conn, on: &str) {
-    let semi_sync: Option<i64> = conn
+/// A host becoming a replica: its semi-sync primary side off, its replica side on (read
+/// when its IO thread starts). With `replication.semi_sync` always; without it only for
+/// a former semi-sync primary, which would otherwise wait, on the first transaction it
+/// applies, for an acknowledgement no replica sends (`rpl_semi_sync_master_timeout`),
+/// with a `STOP SLAVE` meanwhile waiting too. Needs `REPLICATION MASTER ADMIN`; without
+/// it the round's check says the sides drift, so a failure here is a warning.
+pub(super) async fn become_semi_sync_replica(conn: &mut Conn, on: &str, configured: bool) {
+    let master_on: Option<i64> = conn
         .query_first("SELECT @@global.rpl_semi_sync_master_enabled")
         .await
         .ok()
         .flatten();
-    if semi_sync != Some(1) {
+    if !configured && master_on != Some(1) {
         return;
     }
     for statement in [
@@ -178,5 +178,27 @@ pub(super) async fn become_semi_sync_replica(conn: &mut Conn, on: &str) {
         if let Err(e) = conn.query_drop(statement).await {
             tracing::warn!("{statement} on {on}, which becomes a replica: {e}");
         }
+    }
+}
+
+/// A host becoming the primary, with `replication.semi_sync`: its semi-sync primary
+/// side on, without waiting while no replica is connected
+/// (`rpl_semi_sync_master_wait_no_slave = OFF`: a new primary whose standby is gone
+/// must not stall its first commits), its replica side off. What failed, in words.
+pub(super) async fn become_semi_sync_primary(conn: &mut Conn) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for statement in [
+        "SET GLOBAL rpl_semi_sync_master_wait_no_slave = OFF",
+        "SET GLOBAL rpl_semi_sync_master_enabled = ON",
+        "SET GLOBAL rpl_semi_sync_slave_enabled = OFF",
+    ] {
+        if let Err(e) = conn.query_drop(statement).await {
+            failed.push(format!("{statement}: {e}"));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
     }
 }

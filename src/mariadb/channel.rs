@@ -98,27 +98,8 @@ fn heartbeat_literal(period: Duration) -> String {
     }
 }
 
-/// A channel's settings as a replica reports them (`SHOW ALL SLAVES STATUS`): each
-/// `None` when the server does not report it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ObservedChannel {
-    /// `Slave_heartbeat_period`.
-    pub heartbeat_period: Option<Duration>,
-    /// `Connect_Retry`, in seconds.
-    pub connect_retry: Option<u64>,
-    /// `Master_Retry_Count` (MariaDB 12.0 and later only).
-    pub retry_count: Option<u64>,
-    /// `Master_SSL_Allowed`.
-    pub ssl_allowed: Option<bool>,
-    /// `Master_SSL_CA_File`.
-    pub ssl_ca_file: Option<String>,
-    /// `Master_SSL_Cert`.
-    pub ssl_cert: Option<String>,
-    /// `Master_SSL_Key`.
-    pub ssl_key: Option<String>,
-    /// `Master_SSL_Verify_Server_Cert`.
-    pub ssl_verify_server_cert: Option<bool>,
-}
+/// A channel's settings as a replica reports them (read by the core's `ReplicaStatus`).
+pub use crate::replication::ChannelSettings as ObservedChannel;
 
 /// One setting of a channel that is not what the config declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,6 +204,7 @@ mod tests {
             heartbeat_period: Duration::from_secs(5),
             connect_retry: Duration::from_secs(1),
             retry_count: None,
+            semi_sync: false,
             tls: ChannelTls {
                 mode,
                 ca_file: Some("/etc/mysql/ssl/ca.pem".to_string()),

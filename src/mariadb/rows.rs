@@ -9,7 +9,7 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::gtid::GtidPosition;
-use crate::replication::ReplicaStatus;
+use crate::replication::{ReplicaStatus, SemiSync};
 
 /// What a database says of itself, read in one exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub struct DbState {
     pub gtid_slave_pos: GtidPosition,
     /// The replication connection, `None` when there is none.
     pub replica: Option<ReplicaStatus>,
+    /// Its semi-sync sides.
+    pub semi_sync: SemiSync,
 }
 
 /// A position the server gave for `what`, typed; a malformed one is an error naming it.
@@ -47,7 +49,30 @@ pub(super) async fn read_state(conn: &mut Conn, name: &str) -> anyhow::Result<Db
         gtid_current_pos: position("@@gtid_current_pos", current)?,
         gtid_slave_pos: position("@@gtid_slave_pos", slave)?,
         replica: read_status(conn, name).await?,
+        semi_sync: read_semi_sync(conn).await,
     })
+}
+
+/// Its semi-sync sides; what cannot be read is `None` (a server built without them).
+async fn read_semi_sync(conn: &mut Conn) -> SemiSync {
+    let sides: Option<(Option<i64>, Option<i64>)> = conn
+        .query_first(
+            "SELECT @@global.rpl_semi_sync_master_enabled, @@global.rpl_semi_sync_slave_enabled",
+        )
+        .await
+        .ok()
+        .flatten();
+    let status: Option<(String, String)> = conn
+        .query_first("SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_status'")
+        .await
+        .ok()
+        .flatten();
+    let (master, slave) = sides.unwrap_or_default();
+    SemiSync {
+        master_enabled: master.map(|v| v != 0),
+        slave_enabled: slave.map(|v| v != 0),
+        master_active: status.map(|(_, value)| value.eq_ignore_ascii_case("ON")),
+    }
 }
 
 /// The replication connection `name`'s status; `None` when there is none.

@@ -34,16 +34,22 @@ const USER_AGENT: &str = concat!(
     " smoke-test"
 );
 
-/// Check 1, replication: threads, errors, lag, read-only, GTID, heartbeat.
+/// Check 1, replication: threads, errors, lag, read-only, GTID, heartbeat; with
+/// `[peer]` (this program manages the channel), the channel's settings and the
+/// semi-sync side against the config, each drifted setting named.
 pub async fn replication(edges: &Edges) -> Finding {
     let config = &edges.config;
-    let replica = &edges.own;
-    let (status, read_only) = tokio::join!(replica.replica_status(), replica.read_only());
-    let (status, read_only) = match (status, read_only) {
-        (Ok(status), Ok(read_only)) => (status, read_only),
-        (Err(e), _) | (_, Err(e)) => return Finding::fail(format!("{e:#}")),
+    let state = match edges.own.state().await {
+        Ok(state) => state,
+        Err(e) => return Finding::fail(format!("{e:#}")),
     };
-    match status {
+    let drift = if config.peer.is_some() {
+        crate::pair::drift(config, crate::role::Role::Standby, &state)
+    } else {
+        Vec::new()
+    };
+    let read_only = state.read_only;
+    match state.replica {
         None => Finding::fail(format!(
             "not replicating: SHOW ALL SLAVES STATUS has no connection {:?} on {}:{}",
             config.replica.connection_name, config.replica.host, config.replica.port
@@ -56,6 +62,7 @@ pub async fn replication(edges: &Edges) -> Finding {
                 .probe
                 .confirm_with_replication
                 .then(|| config.probe.heartbeat_rule()),
+            &drift,
         ),
     }
 }

@@ -1,10 +1,13 @@
 //! The whole way there and back on the real pair, both daemons running with mirrored
 //! configs, under a write load that follows the writable server and records every
 //! acknowledged write: kill -9 the primary → automatic promotion → restart the old
-//! primary → `rejoin` on it → `switchover` on it → the original roles again.
+//! primary → `rejoin` on it → `switchover` on it → the original roles again. Then the
+//! round trip must have left the pair as strong as it found it: the same channel and
+//! semi-sync sides, a hung and a dead primary caught as fast as before, no false split
+//! brain; and an old primary that comes back writable fences itself.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use failover_watchdog_rig::writer::Writer;
 
@@ -22,6 +25,8 @@ async fn a_whole_cycle_ends_in_the_original_roles_with_every_acknowledged_write(
     })
     .await;
     wait_for_host_status(&host, "the primary's role", |s| s["role"] == "primary").await;
+    let strength = pair_strength(&rig).await;
+    let hung_before = hang_detected_in(&rig).await;
     let writer = Writer::start([&rig.db.primary, &rig.db.replica], 1);
     writer
         .wait_for_acks(100, Duration::from_secs(30))
@@ -30,10 +35,12 @@ async fn a_whole_cycle_ends_in_the_original_roles_with_every_acknowledged_write(
 
     // 1. The primary's database dies; the standby's daemon promotes it on its own.
     rig.db.primary.kill9();
+    let killed = Instant::now();
     rig.wait_for_status("the automatic promotion", Duration::from_secs(60), |s| {
         s["state"] == "promoted" && s["role"] == "primary"
     })
     .await;
+    let promoted_before = killed.elapsed();
     assert!(rig.dns_points_at_standby());
     let before = writer.acked();
     writer
@@ -112,5 +119,106 @@ async fn a_whole_cycle_ends_in_the_original_roles_with_every_acknowledged_write(
         acks.len(),
         &lost[..lost.len().min(20)]
     );
+    // 4. The round trip left the pair as strong as it found it (issue 18): the same
+    //    channel settings and semi-sync sides, no false alarm once healthy, a hung and a
+    //    dead primary caught as fast as before.
+    assert_eq!(pair_strength(&rig).await, strength);
+    let healthy_from = rig.telegram.messages().len();
+    let hung_after = hang_detected_in(&rig).await;
+    assert!(
+        hung_after <= hung_before * 2 + Duration::from_secs(2),
+        "a hung primary took {hung_after:?} to be confirmed, {hung_before:?} before the cycle"
+    );
+    rig.db.primary.kill9();
+    let killed = Instant::now();
+    rig.wait_for_status("the second promotion", Duration::from_secs(60), |s| {
+        s["state"] == "promoted" && s["role"] == "primary"
+    })
+    .await;
+    let promoted_after = killed.elapsed();
+    assert!(
+        promoted_after <= promoted_before * 2 + Duration::from_secs(2),
+        "the second promotion took {promoted_after:?}, the first {promoted_before:?}"
+    );
+    let false_alarms: Vec<String> = rig.telegram.messages()[healthy_from..]
+        .iter()
+        .map(|m| m.text.clone())
+        .filter(|t| t.contains("SPLIT BRAIN") || t.contains("TWO PRIMARIES"))
+        .collect();
+    assert!(false_alarms.is_empty(), "{false_alarms:?}");
+
+    // 5. The old primary comes back writable (no `read_only` in its my.cnf) while DNS
+    //    points at its peer: its own daemon fences it (issue 18, item 12).
+    rig.db.primary.start_again_writable().await.unwrap();
+    let started = Instant::now();
+    loop {
+        if rig.db.primary.global_var("read_only").await.ok().as_deref() == Some("1") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the old primary was not fenced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let fenced_in = started.elapsed();
+    eprintln!(
+        "cycle: first promotion {promoted_before:?}, second {promoted_after:?}; a hung primary confirmed in {hung_before:?} before, {hung_after:?} after; the returning old primary read-only {fenced_in:?} after its start"
+    );
+    wait_for_alert(&rig, PRIMARY_NODE, "fenced itself").await;
+    assert!(UNITS.iter().all(|u| !host.systemctl.is_active(u)));
     let _ = (standby.stop().await, primary.stop().await);
+}
+
+/// What makes the pair strong, read from both servers: each one's semi-sync sides, and
+/// the standby's channel settings.
+async fn pair_strength(rig: &Stage) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for (name, db) in [("primary", &rig.db.primary), ("standby", &rig.db.replica)] {
+        for var in [
+            "rpl_semi_sync_master_enabled",
+            "rpl_semi_sync_slave_enabled",
+        ] {
+            found.push((format!("{name} {var}"), db.global_var(var).await.unwrap()));
+        }
+    }
+    let channel = rig.db.replica_status().await.unwrap();
+    for column in [
+        "Slave_heartbeat_period",
+        "Connect_Retry",
+        "Master_SSL_Allowed",
+        "Master_SSL_Verify_Server_Cert",
+        "Master_SSL_CA_File",
+    ] {
+        let value = channel.get(column).cloned().unwrap_or_default();
+        found.push((format!("standby's channel {column}"), value));
+    }
+    found
+}
+
+/// How long the standby's daemon takes to confirm a hung primary (SIGSTOP): the rounds
+/// fail and replication confirms the silence. Automatic promotion is paused meanwhile,
+/// and the primary thawed and healthy again before it returns.
+async fn hang_detected_in(rig: &Stage) -> Duration {
+    let paused = rig.run(&["pause", "--reason", "measuring detection"]).await;
+    assert_eq!(paused.code, Some(0), "{paused:?}");
+    rig.db.primary.sigstop();
+    let frozen = Instant::now();
+    rig.wait_for_status("a confirmed hang", Duration::from_secs(60), |s| {
+        s["verdict"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("replication confirms"))
+    })
+    .await;
+    let took = frozen.elapsed();
+    rig.db.primary.sigcont();
+    rig.wait_for_status(
+        "the primary answering again",
+        Duration::from_secs(30),
+        |s| s["last_probe"]["ok"] == true,
+    )
+    .await;
+    let resumed = rig.run(&["resume"]).await;
+    assert_eq!(resumed.code, Some(0), "{resumed:?}");
+    took
 }

@@ -8,6 +8,7 @@ mod channel;
 mod cli;
 mod cycle;
 mod decision;
+mod double_failure;
 mod failback;
 mod failover;
 mod failure_paths;

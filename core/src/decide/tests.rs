@@ -22,6 +22,7 @@ fn settings() -> Settings {
         stop_when_demoted: true,
         units: vec!["app.service".into()],
         peer_name: Some("peer-db".into()),
+        fence_when_not_serving: true,
     }
 }
 
@@ -93,7 +94,7 @@ struct Story {
 
 impl Story {
     fn new(settings: Settings) -> Story {
-        let mut decider = Decider::new(settings, None, 42, now(0));
+        let mut decider = Decider::new(settings, 42, now(0));
         decider.start(JournalAtStart::None, now(0));
         Story {
             decider,
@@ -737,7 +738,7 @@ fn a_promotion_the_stopping_daemon_did_not_start_is_decided_again_later() {
 
 #[test]
 fn an_interrupted_promotion_is_resumed_at_start() {
-    let mut decider = Decider::new(settings(), None, 42, now(0));
+    let mut decider = Decider::new(settings(), 42, now(0));
     let actions = decider.start(JournalAtStart::Running, now(0));
     assert!(promotes(&actions).is_some(), "{actions:?}");
     assert_eq!(decider.state(), State::Promoting);
@@ -756,18 +757,18 @@ fn an_interrupted_promotion_is_resumed_at_start() {
 
 #[test]
 fn a_promoted_or_halted_journal_at_start_decides_the_mode() {
-    let mut decider = Decider::new(settings(), None, 42, now(0));
+    let mut decider = Decider::new(settings(), 42, now(0));
     decider.start(JournalAtStart::Promoted { at: now(0).wall }, now(0));
     assert_eq!(decider.state(), State::Promoted);
     assert!(!decider.watches());
-    let mut decider = Decider::new(settings(), None, 42, now(0));
+    let mut decider = Decider::new(settings(), 42, now(0));
     decider.start(JournalAtStart::Halted, now(0));
     assert_eq!(decider.state(), State::Halted);
 }
 
 #[test]
 fn an_unreadable_journal_at_start_alerts_once_then_exits() {
-    let mut decider = Decider::new(settings(), None, 42, now(0));
+    let mut decider = Decider::new(settings(), 42, now(0));
     let actions = decider.start(
         JournalAtStart::Unreadable("/var/lib/x/promotion.json: not JSON".into()),
         now(0),
@@ -779,15 +780,37 @@ fn an_unreadable_journal_at_start_alerts_once_then_exits() {
     assert!(matches!(actions.last(), Some(Action::Exit(e)) if e.contains("promotion.json")));
 }
 
+/// The bug (issue 18, item 11): a standby stopped while the primary took 100 writes,
+/// then started again after the primary died, reloaded its last reading ("replicating,
+/// 0 s behind") and promoted without the writes. A daemon starts knowing nothing: its
+/// lag guard holds, saying why, until it has seen the primary healthy itself.
 #[test]
-fn what_the_last_run_learned_survives_a_restart() {
+fn a_stale_standby_restarted_after_a_double_failure_holds_instead_of_promoting() {
     let mut story = Story::new(settings());
+    assert!(story.decider.live().replication_seen.is_none());
+    assert!(story.decider.live().primary_last_seen.is_none());
+    let mut actions = Vec::new();
+    for _ in 0..THRESHOLD {
+        actions = story.dead();
+    }
+    assert!(
+        !asks_last_look(&actions) && promotes(&actions).is_none(),
+        "{actions:?}"
+    );
+    let held = alerts(&actions);
+    let Some(Alert::HeldByLagGuard { risk, .. }) = held.first() else {
+        panic!("{actions:?}");
+    };
+    assert!(risk.contains("since this daemon started"), "{risk}");
+    assert_eq!(story.state(), State::Halted);
+    // Once it has seen the primary healthy itself, a dead primary is promoted again.
     story.healthy();
-    let before = story.decider.live().clone();
-    let decider = Decider::new(settings(), Some(before), 43, now(100));
-    assert!(decider.live().replication_seen.is_some());
-    assert_eq!(decider.live().pid, 43);
-    assert_eq!(decider.state(), State::Monitoring);
+    assert_eq!(story.state(), State::Monitoring);
+    story.healthy();
+    for _ in 0..THRESHOLD - 1 {
+        story.dead();
+    }
+    assert!(asks_last_look(&story.dead()));
 }
 
 #[test]
@@ -813,9 +836,13 @@ fn as_primary(peer: PeerDb) -> Option<Box<PairReading>> {
     Some(Box::new(PairReading {
         role: Role::Primary,
         detail: "read_only OFF, no replication connection".into(),
+        read_only: Some(false),
         caught_up: false,
         apps_running: Vec::new(),
         peer,
+        drift: Vec::new(),
+        semi_sync_fell_back: false,
+        dns: DnsReading::PointsHere,
     }))
 }
 
@@ -823,9 +850,13 @@ fn as_standby(caught_up: bool, apps_running: &[&str]) -> Option<Box<PairReading>
     Some(Box::new(PairReading {
         role: Role::Standby,
         detail: "read_only ON, IO thread Yes, SQL thread Yes".into(),
+        read_only: Some(true),
         caught_up,
         apps_running: apps_running.iter().map(|u| u.to_string()).collect(),
         peer: PeerDb::NotRead,
+        drift: Vec::new(),
+        semi_sync_fell_back: false,
+        dns: DnsReading::NotRead,
     }))
 }
 

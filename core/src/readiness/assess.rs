@@ -22,6 +22,7 @@ pub fn replication(
     read_only: bool,
     max_lag: Duration,
     heartbeat: Option<HeartbeatRule>,
+    drift: &[String],
 ) -> Finding {
     let mut problems = Vec::new();
     for (thread, state, error) in [
@@ -56,6 +57,7 @@ pub fn replication(
     if let Some(problem) = heartbeat.and_then(|rule| rule.problem(status.heartbeat_period)) {
         problems.push(problem);
     }
+    problems.extend(drift.iter().cloned());
     if !problems.is_empty() {
         return Finding::fail(problems.join("; "));
     }
@@ -378,7 +380,27 @@ mod tests {
                 interval: Duration::from_secs(10),
                 failures_before_promotion: 3,
             }),
+            &[],
         )
+    }
+
+    #[test]
+    fn a_drifted_setting_fails_the_check_naming_it() {
+        let finding = replication(
+            &ReplicaStatus::from_columns(|c| healthy().get(c).map(|v| v.to_string())).unwrap(),
+            true,
+            Duration::from_secs(60),
+            None,
+            &[
+                "replication.heartbeat_period: the channel has 30.000 s, the config says 1.000 s"
+                    .into(),
+            ],
+        );
+        assert_eq!(finding.verdict, Verdict::Fail);
+        assert!(
+            finding.detail.contains("replication.heartbeat_period"),
+            "{finding:?}"
+        );
     }
 
     #[test]
