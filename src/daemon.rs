@@ -457,6 +457,9 @@ fn promotion_end(result: Result<Journal, RunError>) -> PromotionEnd {
         Err(RunError::Journal { step, error, .. }) => {
             PromotionEnd::JournalFailed(format!("at step {step}: {error}"))
         }
+        Err(RunError::Refused(e)) if e.is::<crate::store::LockHeld>() => {
+            PromotionEnd::Busy(format!("{e:#}"))
+        }
         Err(e @ (RunError::Refused(_) | RunError::State(_) | RunError::Abandoned(_))) => {
             PromotionEnd::Refused(format!("{e:#}"))
         }

@@ -220,7 +220,17 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .open(&path)
-            .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot open the lock file {} (as uid {}; it is owned by uid {}): run this command as the user the daemon runs as, or as root",
+                    path.display(),
+                    current_uid(),
+                    std::fs::metadata(&path).map_or("?".to_string(), |m| {
+                        std::os::unix::fs::MetadataExt::uid(&m).to_string()
+                    })
+                )
+            })?;
+        owned_like_its_directory(&file, &path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -283,6 +293,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             tmp.display()
         )
     })?;
+    owned_like_its_directory(&file, &tmp)?;
     file.write_all(bytes).with_context(|| {
         format!(
             "cannot write {}: cannot write its temporary file {}",
@@ -309,6 +320,41 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         sync_dir(dir).with_context(|| format!("cannot make {} durable", path.display()))?;
     }
     Ok(())
+}
+
+/// A file this process made in `state_dir`, given to the directory's owner when we run
+/// as root: a command an operator runs as root (`rejoin --yes`, `reset`) must never
+/// leave a file the daemon, running as the service user, cannot open (a root-owned
+/// `promotion.lock` kept it from promoting). As any other user, nothing to do: the file
+/// is ours, and so is the directory we could write in.
+fn owned_like_its_directory(file: &File, path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if current_uid() != 0 {
+        return Ok(());
+    }
+    let Some(dir) = path.parent() else {
+        return Ok(());
+    };
+    let owner = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read the owner of {}", dir.display()))?;
+    let mine = file.metadata()?;
+    if (mine.uid(), mine.gid()) == (owner.uid(), owner.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::fchown(file, Some(owner.uid()), Some(owner.gid())).with_context(|| {
+        format!(
+            "cannot give {} to the owner of {} (uid {})",
+            path.display(),
+            dir.display(),
+            owner.uid()
+        )
+    })
+}
+
+/// The effective user id of this process.
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
 }
 
 /// Makes a rename in `dir` durable.
@@ -583,5 +629,39 @@ mod tests {
             "{archived:?}"
         );
         assert!(store.load_journal().unwrap().is_none());
+    }
+
+    /// Issue 19, item 7: `rejoin --yes` run as root left a root-owned `promotion.lock`
+    /// the service user's daemon could not open: no promotion. Every file made in
+    /// `state_dir` belongs to the directory's owner.
+    #[test]
+    fn files_made_as_root_belong_to_the_state_dirs_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let service = if current_uid() == 0 {
+            65534
+        } else {
+            current_uid()
+        };
+        if current_uid() == 0 {
+            std::os::unix::fs::chown(&state, Some(service), Some(service)).unwrap();
+        }
+        let store = StateDir::new(&state);
+        let _lock = store.lock_promotion("pid 1 (test)").unwrap();
+        store
+            .save_journal(&Journal::new(
+                "n",
+                Trigger::Manual,
+                "r",
+                jiff::Timestamp::UNIX_EPOCH,
+            ))
+            .unwrap();
+        store.save_live(&serde_json::json!({"x": 1})).unwrap();
+        for name in ["promotion.lock", "promotion.json", "live.json"] {
+            let meta = std::fs::metadata(state.join(name)).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (service, service), "{name}");
+        }
     }
 }

@@ -85,6 +85,9 @@ pub enum Alert {
     // ---- Promotion -------------------------------------------------------------------
     /// A promotion starts (the opening alert; never blocks a step).
     Promoting { trigger: Trigger, reason: String },
+    /// A promotion the daemon decided on could not start (its journal or `state_dir`
+    /// refused it).
+    PromotionNotStarted { why: String },
     /// An interrupted promotion is taken up again at `step`.
     Resuming { step: StepName },
     /// An operator retries a halted promotion from `step`.
@@ -173,6 +176,7 @@ impl Alert {
             Alert::SemiSyncFellBack { fell_back: false } => "semi_sync_back",
             Alert::NotServing { .. } => "not_serving",
             Alert::Promoting { .. } => "promoting",
+            Alert::PromotionNotStarted { .. } => "promotion_not_started",
             Alert::Resuming { .. } => "resuming",
             Alert::RetryingHalted { .. } => "retrying_halted",
             Alert::Halted { .. } => "halted",
@@ -350,6 +354,10 @@ impl Alert {
                     trigger_word(*trigger)
                 ),
                 vec![format!("Why: {}", detail(reason))],
+            ),
+            Alert::PromotionNotStarted { why } => (
+                "🛑 the promotion this daemon decided on did NOT start: the primary looks dead and nothing was changed. Fix the cause, or promote by hand: failover-watchdog --promote-now --yes".to_string(),
+                vec![format!("Why: {}", detail(why))],
             ),
             Alert::Resuming { step } => (
                 format!(
@@ -644,6 +652,9 @@ mod tests {
             },
             Alert::RetryingHalted {
                 step: StepName::UpdateDns,
+            },
+            Alert::PromotionNotStarted {
+                why: "cannot open the lock file: Permission denied".into(),
             },
             Alert::halted(&journal, StepName::UpdateDns, "HTTP 403"),
             Alert::FenceFailed {

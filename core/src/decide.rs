@@ -138,8 +138,12 @@ pub enum PromotionEnd {
     Ran(Outcome),
     /// The `pre_promote` hook refused it before anything changed.
     HeldByPrePromote(String),
-    /// Refused: another process holds the promotion, or it already finished.
+    /// Refused: the journal says it already finished or halted, or `state_dir` cannot
+    /// be used (a lock file the daemon may not open). Alerted: a promotion the daemon
+    /// decided on did not start.
     Refused(String),
+    /// Another process holds the promotion lock: it runs the promotion.
+    Busy(String),
     /// The journal could not be written: the promotion halted (the promoter alerted).
     JournalFailed(String),
     /// Not started: the daemon is stopping. The next start decides again (or resumes a
@@ -474,6 +478,15 @@ impl Decider {
                 self.live.state = State::Serving;
             }
             self.save(out, now, Some(report));
+            if self.mode == Mode::Promoting && round.journal == Some(Some(Outcome::Running)) {
+                // A journal that says a promotion runs while no promotion of ours does:
+                // a command interrupted without finishing it, or another process running
+                // it. Taken up (the engine's lock tells the one from the other).
+                out.push(Action::Promote {
+                    reason: "taking up the promotion in the journal".to_string(),
+                    primary_last_seen: None,
+                });
+            }
             return;
         }
 
@@ -685,12 +698,24 @@ impl Decider {
                 self.live.held = Some(error);
             }
             PromotionEnd::Refused(why) => {
-                // Another promoter got there first, or the journal says it is done or
-                // halted: the journal decides from the next round on.
+                // The journal says it is done or halted, or state_dir cannot be used:
+                // never only logged (a refusal to promote is a missed failover until
+                // someone acts). The journal decides from the next round on.
                 log(
                     out,
                     Level::Error,
                     format!("automatic promotion not run: {why}"),
+                );
+                out.push(Action::Alert(Alert::PromotionNotStarted { why }));
+                self.journal = JournalWatch::FollowNext;
+                self.mode = Mode::Promoting;
+            }
+            PromotionEnd::Busy(holder) => {
+                // Another process runs it (an operator's command): follow its journal.
+                log(
+                    out,
+                    Level::Info,
+                    format!("the promotion is run by another process: {holder}"),
                 );
                 self.journal = JournalWatch::FollowNext;
                 self.mode = Mode::Promoting;

@@ -55,6 +55,7 @@ impl Severity {
 pub fn severity(alert: &Alert) -> Severity {
     match alert {
         Alert::Promoting { .. }
+        | Alert::PromotionNotStarted { .. }
         | Alert::Resuming { .. }
         | Alert::RetryingHalted { .. }
         | Alert::Halted { .. }

@@ -297,18 +297,54 @@ fn a_journal_that_cannot_be_written_halts_once_and_never_loops() {
 }
 
 #[test]
-fn a_promotion_refused_by_another_promoter_follows_its_journal() {
+fn a_promotion_run_by_another_promoter_is_followed_through_its_journal() {
     let mut story = Story::new(settings());
     promote_after_death(&mut story);
-    story.event(Event::PromotionEnded(PromotionEnd::Refused(
+    let busy = story.event(Event::PromotionEnded(PromotionEnd::Busy(
         "a --promote-now holds the lock".into(),
     )));
+    assert!(alerts(&busy).is_empty(), "{busy:?}");
     story.journal = Some(Some(Outcome::Running));
-    story.dead();
+    let round = story.dead();
     assert_eq!(story.state(), State::Promoting);
+    assert!(
+        promotes(&round).is_some(),
+        "tries to take it up: the lock tells whether anyone still runs it"
+    );
+    story.event(Event::PromotionEnded(PromotionEnd::Busy("still".into())));
     story.journal = Some(Some(Outcome::Done));
     story.dead();
     assert_eq!(story.state(), State::Promoted);
+}
+
+/// Issue 19, item 7: a root-owned lock file kept the service user's daemon from
+/// promoting, and it only logged it every round: a missed failover. A refusal to start
+/// a promotion the daemon decided on is alerted.
+#[test]
+fn a_promotion_that_cannot_start_is_alerted_not_only_logged() {
+    let mut story = Story::new(settings());
+    promote_after_death(&mut story);
+    let refused = story.event(Event::PromotionEnded(PromotionEnd::Refused(
+        "cannot open the lock file /state/promotion.lock: Permission denied".into(),
+    )));
+    let said = alerts(&refused);
+    let Some(Alert::PromotionNotStarted { why }) = said.first() else {
+        panic!("{refused:?}");
+    };
+    assert!(why.contains("Permission denied"), "{why}");
+}
+
+/// Issue 18, item 8: a command interrupted after the new side was writable left a
+/// `running` journal nobody ran; the daemon sat in `promoting`. It takes it up.
+#[test]
+fn a_running_journal_nobody_runs_is_taken_up_by_the_daemon() {
+    let mut story = Story::new(settings());
+    story.healthy();
+    story.journal = Some(Some(Outcome::Running));
+    let first = story.healthy();
+    assert_eq!(story.state(), State::Promoting);
+    let reason = promotes(&first).expect("taken up");
+    assert!(reason.contains("taking up"), "{reason}");
 }
 
 #[test]
