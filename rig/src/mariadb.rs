@@ -559,7 +559,7 @@ fn new_ca(
 
 /// The client certificate's key: RSA, the only kind mysql_async presents, and which
 /// ring (rcgen's provider here) cannot generate; PKCS#8, as OpenSSL 3 writes it.
-const CLIENT_RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
+pub const CLIENT_RSA_KEY: &str = "-----BEGIN PRIVATE KEY-----
 MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDAkVIzDNi3/qZT
 LA1baX6iZ3uQ8dGqFybTKvwEcBgvlNUizOLivxMQpCHyssA1yMj8mKeGA+to+cSn
 86xrweHYLXyWRyEzq0azW7IDt78trFUEHyqiUKgTH3wxpgdywnkP6HX8dqg8/oBM

@@ -246,10 +246,8 @@ fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
 mod tests {
     use super::*;
 
-    const RSA_PKCS8: &str = "-----BEGIN PRIVATE KEY-----\nMIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDAkVIzDNi3/qZT\nLA1baX6iZ3uQ8dGqFybTKvwEcBgvlNUizOLivxMQpCHyssA1yMj8mKeGA+to+cSn\n86xrweHYLXyWRyEzq0azW7IDt78trFUEHyqiUKgTH3wxpgdywnkP6HX8dqg8/oBM\nWbLKz7ulal9VEvwWPS4Kdht868wFgoqne/qkptUMdOVSF5Gni1uB1bzXzbNG3JaG\nCpOVYE6vgqBklh45A6poX7rMUTwuwAsASv2WgfV8+8DaksCV07ikIRFIvRu4GcSV\nuS2cLa9o2tX5DVzlHx4owMWYWLNNIYMThm4Iw+9ms87VHUXXlrAt/w+iTlDffHei\nx91oAxXlAgMBAAECggEABASF2kg8kgi0cCPaBNv+G04340VdzTMTqw6WB9oy+D6/\n/GJjlOwXKtFtNlEpbFyV1LXbl3ETprz2r+ltMpVoDhsxsDioKzuRZmYcVhd34rqd\nmKDrNLfn7MI26LukIyQ1oD9Qw0qBh+1NaNs70WLAGdf3O0YjeAon1pKd5EELfuhR\nkk07VkTLm7PrCn5uINxIXAvUM6XcAJlRUkNuMSA3ukqnaSpYl5NsvB/wf9+dX//R\n0+xSruPtN0vFL4TVZAiUifjhBZkRFOdumXD65G39MzvxrZ6oO3qW2c6v4ZoKsv9/\nArDQLgj2IXIoZz69/6MTJgxGYSHHm/dVKNugLy0hvwKBgQDjMNsDT6T5BQvd5YyI\neRL5xhaGX6XtjejfAvJSzFdmG6SmtF9mwiGHgijRd/X0w1SO3YI5+8szl2ji+GZW\ntejWUdmnBY1qRW/AbotJ0Z4fIIrmysl3nx3mR5PVhvLwoPCLpd1SGVxFeutqDmIe\nvDTPyl7YywKp0yd1i7YJLlkmYwKBgQDY/IQw/L2YR1UphTAweo8nBC6sYDp7QRuZ\nytGTBoP8nmYBXmmeP38IDERsK6Ivha78sahYL6t9P0WIGussQiMShZvPZIUzkcuH\nXfE9kUrT8SqtoV1/yDpq7rKo29TJkV3nWysP8RpZMgCFMHI/SpkzvDydUIm3do7y\nBaiWDLDBFwKBgFJnlxj1W3ZDYVGEAFxD5iEYu3TT3qByl6PEMtbbbVwI7MjWpb/k\n7Dp1eI65v0mfS91h9OlJLiQxaAbjaGNNKf4KxDJzrh58vxMCRZ1p3buWlystJLQx\nz6uGDNYnU5j6FyXf7I3pyvEcq6TVQLu7MkCoO4zQ3c9xWl+lZEqiOA3XAoGBAJm3\n6n45zqb+gdp0PHtbl+ZwFBCR61w996uv/2BFEWP5YxI9LF2rZfbxmdd34eIAtsLV\nqQkwXDDSjhOp3kjwYaBRftwhviuWcbVoW+rd70DObQmsc2x/EMOIbpEpi0lw7jFk\naNFWYPAneC7i70zfMEFybQ6Va7rJBuN2FsSWIPHpAoGBAJpwejOBCyP24CbJ8sjT\ndb0e0dEYsjVQ53kpA85mo7cpDCCnru65pu2GhEkhkIWO6VDBqLWPzRpLpHH/NdIO\nFZiMqNW+XMVkjREhBruARvn6+6Y3cuytIUzDboGRpBVAV2+A+wig3QoOLyQbG6DV\noS6co3MfcNR2sts95NIl7yBq\n-----END PRIVATE KEY-----\n";
-
-    /// EC P-256, PKCS#8.
-    const EC_PKCS8: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgVAjYMmwSn69hNxZF\nN1JJZGxQIlQ8agpsSyowW4t6g6KhRANCAAQuPDR2muXwWWWEvONSC+7aR9cE169+\niUb5lWUPvhamw/2rdvR3BdGHOYAYgs38sleWSSWYVdhrCmRPRduh0JFl\n-----END PRIVATE KEY-----\n";
+    use crate::config::tests::TEST_EC_KEY as EC_PKCS8;
+    use failover_watchdog_rig::mariadb::CLIENT_RSA_KEY as RSA_PKCS8;
 
     #[test]
     fn a_pkcs8_rsa_client_key_is_unwrapped_for_the_driver_and_an_ec_key_refused() {
