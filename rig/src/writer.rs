@@ -109,6 +109,17 @@ pub fn longest_gap(acks: &[Ack]) -> Duration {
         .unwrap_or_default()
 }
 
+/// The acknowledged writes `server` does not hold, in the order they were acknowledged:
+/// none when no acknowledged write was lost.
+pub async fn missing_on(acks: &[Ack], server: &MariaDb) -> anyhow::Result<Vec<u64>> {
+    let held: std::collections::BTreeSet<u64> = server.app_write_ids().await?.into_iter().collect();
+    Ok(acks
+        .iter()
+        .map(|a| a.id)
+        .filter(|id| !held.contains(id))
+        .collect())
+}
+
 async fn write_loop(
     targets: [(u16, Opts); 2],
     first_id: u64,

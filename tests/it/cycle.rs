@@ -6,10 +6,9 @@
 //! semi-sync sides, a hung and a dead primary caught as fast as before, no false split
 //! brain; and an old primary that comes back writable fences itself.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use failover_watchdog_rig::writer::Writer;
+use failover_watchdog_rig::writer::{self, Writer};
 
 use crate::support::*;
 
@@ -99,19 +98,7 @@ async fn a_whole_cycle_ends_in_the_original_roles_with_every_acknowledged_write(
 
     // Every acknowledged write is on the final primary.
     let acks = writer.stop().await;
-    let on_primary: BTreeSet<u64> = rig
-        .db
-        .primary
-        .app_write_ids()
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let lost: Vec<u64> = acks
-        .iter()
-        .map(|a| a.id)
-        .filter(|id| !on_primary.contains(id))
-        .collect();
+    let lost = writer::missing_on(&acks, &rig.db.primary).await.unwrap();
     assert!(
         lost.is_empty(),
         "{} of {} acknowledged writes are missing on the final primary: {:?}",

@@ -102,16 +102,9 @@ async fn smoke_json(rig: &Stage) -> (Option<i32>, String) {
     (run.code, run.stdout + &run.stderr)
 }
 
-/// A secret file of two lines ("abc\ndef") used to be read as one secret with a line
-/// break in it, which reqwest cannot put in a header: every request failed, classified
-/// transient, retried until the deadline. The config refuses it now, naming the key.
-#[test]
-fn a_token_file_with_a_line_break_is_refused_naming_the_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        r#"
+/// A standby's config with nothing but a probe, a replica login and DNS: the files it
+/// names are the test's to write.
+const HOSTILE_CONFIG: &str = r#"
 [node]
 name = "standby-hostile"
 state_dir = "state"
@@ -127,23 +120,36 @@ zone_id = "zone"
 [[dns.records]]
 name = "app.example.com"
 content = "203.0.113.20"
-[telegram]
+"#;
+
+const TELEGRAM: &str = r#"[telegram]
 bot_token_file = "tg.token"
 chat_id = -100123
-"#,
-    )
-    .unwrap();
+"#;
+
+fn check_config(config: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .arg("check-config")
+        .output()
+        .unwrap()
+}
+
+/// A secret file of two lines ("abc\ndef") used to be read as one secret with a line
+/// break in it, which reqwest cannot put in a header: every request failed, classified
+/// transient, retried until the deadline. The config refuses it now, naming the key.
+#[test]
+fn a_token_file_with_a_line_break_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(&config, format!("{HOSTILE_CONFIG}{TELEGRAM}")).unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
     write("replica.password", "replica-secret\n");
     write("cf.token", "cf-token\n");
     write("tg.token", "42:tg-token\n");
     let check = |config: &Path| {
-        let output = Command::new(BIN)
-            .arg("--config")
-            .arg(config)
-            .arg("check-config")
-            .output()
-            .unwrap();
+        let output = check_config(config);
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -176,38 +182,13 @@ fn a_world_readable_secret_file_draws_the_warning_a_config_does() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        r#"
-[node]
-name = "standby-hostile"
-state_dir = "state"
-[[probe.checks]]
-type = "tcp"
-address = "127.0.0.1:9"
-[replica]
-user = "failover"
-password_file = "replica.password"
-[dns]
-api_token_file = "cf.token"
-zone_id = "zone"
-[[dns.records]]
-name = "app.example.com"
-content = "203.0.113.20"
-"#,
-    )
-    .unwrap();
+    std::fs::write(&config, HOSTILE_CONFIG).unwrap();
     for (name, mode) in [("replica.password", 0o600), ("cf.token", 0o644)] {
         let path = dir.path().join(name);
         std::fs::write(&path, "secret\n").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     }
-    let output = Command::new(BIN)
-        .arg("--config")
-        .arg(&config)
-        .arg("check-config")
-        .output()
-        .unwrap();
+    let output = check_config(&config);
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
     let warning = format!(

@@ -95,6 +95,26 @@ async fn promtool_accepts(page: &str) {
     );
 }
 
+/// `promtool check <what> <path>` must pass.
+async fn promtool_check_file(what: &str, path: &std::path::Path) {
+    let output = match tokio::process::Command::new("promtool")
+        .args(["check", what])
+        .arg(path)
+        .output()
+        .await
+    {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run promtool ({e}); install it with scripts/install-deps.sh"),
+    };
+    assert!(
+        output.status.success(),
+        "promtool check {what} refused {}: {}{}",
+        path.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The daemon's page follows its rounds, the replica and a promotion, and passes
 /// promtool before and after.
 #[tokio::test(flavor = "multi_thread")]
@@ -318,21 +338,7 @@ async fn the_readmes_alerting_rules_pass_promtool() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rules.yml");
     std::fs::write(&path, rules).unwrap();
-    let output = match tokio::process::Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(&path)
-        .output()
-        .await
-    {
-        Ok(output) => output,
-        Err(e) => panic!("cannot run promtool ({e}); install it with scripts/install-deps.sh"),
-    };
-    assert!(
-        output.status.success(),
-        "promtool check rules refused the README's rules: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    promtool_check_file("rules", &path).await;
 }
 
 /// Issue 21, on the daemon's endpoint: 300 half-sent requests from one address, under
@@ -412,19 +418,5 @@ async fn the_readmes_scrape_config_passes_promtool() {
     let job = job.replace("/etc/prometheus/", &format!("{}/", dir.path().display()));
     let path = dir.path().join("prometheus.yml");
     std::fs::write(&path, job).unwrap();
-    let output = match tokio::process::Command::new("promtool")
-        .args(["check", "config"])
-        .arg(&path)
-        .output()
-        .await
-    {
-        Ok(output) => output,
-        Err(e) => panic!("cannot run promtool ({e}); install it with scripts/install-deps.sh"),
-    };
-    assert!(
-        output.status.success(),
-        "promtool check config refused the README's scrape job: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    promtool_check_file("config", &path).await;
 }

@@ -62,18 +62,22 @@ async fn a_primary_never_promotes_and_alerts_when_its_standby_is_gone() {
     drop(standby);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_primaries_are_alerted_by_both_daemons() {
-    // Without fencing itself, the host DNS does not point at only alerts (the next test).
-    let (rig, host, standby, primary) = pair_with("fence_when_not_serving = false\n").await;
-    let mut replica = rig.db.replica.root_conn().await.unwrap();
+/// What a person does by hand to make the replica a second primary.
+async fn second_primary(rig: &Stage) {
     for statement in [
         "STOP SLAVE",
         "RESET SLAVE ALL",
         "SET GLOBAL read_only = OFF",
     ] {
-        replica.query_drop(statement).await.unwrap();
+        rig.db.replica.execute(statement).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_primaries_are_alerted_by_both_daemons() {
+    // Without fencing itself, the host DNS does not point at only alerts (the next test).
+    let (rig, host, standby, primary) = pair_with("fence_when_not_serving = false\n").await;
+    second_primary(&rig).await;
     let from_primary = wait_for_alert(&rig, PRIMARY_NODE, "TWO PRIMARIES").await;
     assert!(from_primary.contains("standby-test"), "{from_primary}");
     let from_standby = wait_for_alert(&rig, NODE, "TWO PRIMARIES").await;
@@ -99,14 +103,7 @@ async fn a_writable_host_dns_does_not_point_at_fences_itself() {
     for unit in UNITS {
         shim.set_active(unit, true);
     }
-    let mut replica = rig.db.replica.root_conn().await.unwrap();
-    for statement in [
-        "STOP SLAVE",
-        "RESET SLAVE ALL",
-        "SET GLOBAL read_only = OFF",
-    ] {
-        replica.query_drop(statement).await.unwrap();
-    }
+    second_primary(&rig).await;
     let fenced = wait_for_alert(&rig, NODE, "fenced itself").await;
     assert!(fenced.contains(OLD_PRIMARY_ADDRESS), "{fenced}");
     assert_eq!(rig.db.replica.global_var("read_only").await.unwrap(), "1");
@@ -156,13 +153,12 @@ async fn an_old_primary_back_while_the_new_primary_is_dead_fences_itself_and_say
 #[tokio::test(flavor = "multi_thread")]
 async fn a_channel_that_drifts_from_the_config_is_alerted_and_fails_the_smoke_test() {
     let (rig, _host, standby, primary) = pair().await;
-    let mut replica = rig.db.replica.root_conn().await.unwrap();
     for statement in [
         "STOP SLAVE",
         "CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = 30",
         "START SLAVE",
     ] {
-        replica.query_drop(statement).await.unwrap();
+        rig.db.replica.execute(statement).await.unwrap();
     }
     let alert = wait_for_alert(&rig, NODE, "contradict the config").await;
     assert!(alert.contains("replication.heartbeat_period"), "{alert}");

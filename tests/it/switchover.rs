@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use failover_watchdog::crashpoint;
-use failover_watchdog_rig::writer::Writer;
+use failover_watchdog_rig::writer::{self, Writer};
 use serde_json::Value;
 
 use crate::support::*;
@@ -73,12 +73,7 @@ async fn a_switchover_under_write_load_loses_no_acknowledged_write() {
     primary_replicates_from_standby(&rig).await;
     assert_eq!(rig.replica_read_only().await, "0");
     assert!(rig.dns_points_at_standby());
-    let on_new_primary = rig.db.replica.app_write_ids().await.unwrap();
-    let missing: Vec<u64> = acks
-        .iter()
-        .map(|a| a.id)
-        .filter(|id| on_new_primary.binary_search(id).is_err())
-        .collect();
+    let missing = writer::missing_on(&acks, &rig.db.replica).await.unwrap();
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     assert!(
         acks.iter().any(|a| a.port == rig.db.primary.port())

@@ -4,13 +4,12 @@
 //! `rejoin`, `switchover` and the whole cycle work so; a wrong CA is refused naming the
 //! server and the problem; a primary that fails TLS is alive, not promoted over.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use failover_watchdog::config::{PemFile, TlsConfig, TlsMode};
 use failover_watchdog::secret::Secret;
 use failover_watchdog_rig::mariadb::{self, MariaDb, StartOptions, Tls};
-use failover_watchdog_rig::writer::Writer;
+use failover_watchdog_rig::writer::{self, Writer};
 use mysql_async::prelude::Queryable;
 
 use crate::support::*;
@@ -149,19 +148,7 @@ async fn over_tls_a_whole_cycle_ends_in_the_original_roles_with_every_acknowledg
     channel_is_verified_tls(&rig.db.replica, rig.db.primary.port()).await;
 
     let acks = writer.stop().await;
-    let on_primary: BTreeSet<u64> = rig
-        .db
-        .primary
-        .app_write_ids()
-        .await
-        .unwrap()
-        .into_iter()
-        .collect();
-    let lost: Vec<u64> = acks
-        .iter()
-        .map(|a| a.id)
-        .filter(|id| !on_primary.contains(id))
-        .collect();
+    let lost = writer::missing_on(&acks, &rig.db.primary).await.unwrap();
     assert!(lost.is_empty(), "{} acknowledged writes lost", lost.len());
     let _ = (standby.stop().await, primary.stop().await);
 }
