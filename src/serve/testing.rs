@@ -56,3 +56,18 @@ pub async fn pipeliner(
         }
     })
 }
+
+/// Waits (20 s at most) for the server to drop a [`pipeliner`]: reset or a broken pipe.
+pub async fn assert_dropped(client: tokio::task::JoinHandle<std::io::Error>) {
+    let error = tokio::time::timeout(std::time::Duration::from_secs(20), client)
+        .await
+        .expect("a client that does not read is still connected")
+        .unwrap();
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error}"
+    );
+}

@@ -20,19 +20,14 @@ const PEAK_LIMIT_KIB: u64 = 64 * 1024;
 
 const PD_KEY: &str = "pd-routing-key-redirected-0123";
 
-/// A run of the binary and its peak resident memory.
-struct Measured {
-    run: Run,
-    peak_kib: u64,
-}
-
-/// Runs the binary with `args` on the stage (as [`Stage::run`] does), and reads its peak
-/// resident memory from the kernel when it is reaped.
+/// Runs the binary with `args` on the stage (as [`Stage::run`] does), reads its peak
+/// resident memory from the kernel when it is reaped, prints it and holds it under
+/// [`PEAK_LIMIT_KIB`].
 #[expect(
     clippy::zombie_processes,
     reason = "reaped by wait4, which also gives its resource usage; std's wait does not"
 )]
-async fn run_measured(rig: &Stage, args: &[&str]) -> Measured {
+async fn run_small(rig: &Stage, args: &[&str]) -> Run {
     let mut child = std::process::Command::new(BIN)
         .args(args)
         .env("PATH", rig.systemctl.path_env())
@@ -70,13 +65,12 @@ async fn run_measured(rig: &Stage, args: &[&str]) -> Measured {
             panic!("{args:?} did not finish within 120 s");
         }
     };
-    Measured {
-        run: Run {
-            code,
-            stdout: stdout.join().unwrap(),
-            stderr: stderr.join().unwrap(),
-        },
-        peak_kib,
+    eprintln!("{args:?}: peak {peak_kib} KiB");
+    assert!(peak_kib < PEAK_LIMIT_KIB, "{args:?}: peak {peak_kib} KiB");
+    Run {
+        code,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
 }
 
@@ -87,21 +81,13 @@ async fn pause_with_a_telegram_answering_an_endless_body_stays_small() {
     let rig = stage().await;
     rig.telegram.set_mode(TelegramMode::EndlessBody);
     let started = std::time::Instant::now();
-    let paused = run_measured(&rig, &["pause", "--reason", "endless"]).await;
+    let paused = run_small(&rig, &["pause", "--reason", "endless"]).await;
     let took = started.elapsed();
-    eprintln!(
-        "pause against an endless Telegram: peak {} KiB, {took:?}",
-        paused.peak_kib
-    );
-    assert_eq!(paused.run.code, Some(0), "{:?}", paused.run);
-    assert!(
-        paused.peak_kib < PEAK_LIMIT_KIB,
-        "peak {} KiB",
-        paused.peak_kib
-    );
+    eprintln!("pause against an endless Telegram took {took:?}");
+    assert_eq!(paused.code, Some(0), "{paused:?}");
     // Refused at once, not retried: the command did not wait out its 10 s.
     assert!(took < Duration::from_secs(8), "{took:?}");
-    let stderr = &paused.run.stderr;
+    let stderr = &paused.stderr;
     assert!(
         stderr.contains("the answer's body is over the 1 MiB cap"),
         "{stderr}"
@@ -140,19 +126,10 @@ urls = ["{endless}"]
         endless = panel.url("/endless"),
     );
     rig.write_config(&format!("{}{tables}", rig.config()));
-    let smoke = run_measured(&rig, &["smoke-test", "--json", "--no-notify"]).await;
-    eprintln!(
-        "smoke-test against endless answers: peak {} KiB",
-        smoke.peak_kib
-    );
-    assert_eq!(smoke.run.code, Some(1), "{:?}", smoke.run);
-    assert!(
-        smoke.peak_kib < PEAK_LIMIT_KIB,
-        "peak {} KiB",
-        smoke.peak_kib
-    );
-    let report: serde_json::Value = serde_json::from_str(&smoke.run.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", smoke.run));
+    let smoke = run_small(&rig, &["smoke-test", "--json", "--no-notify"]).await;
+    assert_eq!(smoke.code, Some(1), "{smoke:?}");
+    let report: serde_json::Value =
+        serde_json::from_str(&smoke.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {smoke:?}"));
     let check = |name: &str| {
         report["checks"]
             .as_array()
