@@ -387,6 +387,11 @@ mod tests {
     use super::*;
     use crate::journal::Trigger;
 
+    /// A fresh promotion journal.
+    fn journal() -> Journal {
+        Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH)
+    }
+
     #[test]
     fn the_rejoin_journal_round_trips_and_one_without_its_steps_is_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -429,7 +434,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateDir::new(dir.path().join("state"));
         assert!(store.load_journal().unwrap().is_none());
-        let journal = Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH);
+        let journal = journal();
         store.save_journal(&journal).unwrap();
         assert_eq!(store.load_journal().unwrap(), Some(journal));
         assert!(!dir.path().join("state/promotion.tmp").exists());
@@ -452,7 +457,7 @@ mod tests {
     fn a_journal_without_its_five_steps_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateDir::new(dir.path());
-        let journal = Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH);
+        let journal = journal();
         let whole = serde_json::to_value(&journal).unwrap();
         let steps = whole["steps"].as_array().unwrap().clone();
         let reversed: Vec<_> = steps.iter().rev().cloned().collect();
@@ -537,7 +542,7 @@ mod tests {
         let store = StateDir::new(dir.path());
         let tmp = dir.path().join("promotion.tmp");
         std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
-        let journal = Journal::new("n", Trigger::Manual, "r", jiff::Timestamp::UNIX_EPOCH);
+        let journal = journal();
         let err = format!("{:#}", store.save_journal(&journal).unwrap_err());
         assert_eq!(
             err,
@@ -612,14 +617,7 @@ mod tests {
             store.archive_journal(jiff::Timestamp::UNIX_EPOCH).unwrap(),
             None
         );
-        store
-            .save_journal(&Journal::new(
-                "n",
-                Trigger::Manual,
-                "r",
-                jiff::Timestamp::UNIX_EPOCH,
-            ))
-            .unwrap();
+        store.save_journal(&journal()).unwrap();
         let archived = store
             .archive_journal(jiff::Timestamp::UNIX_EPOCH)
             .unwrap()
@@ -650,14 +648,7 @@ mod tests {
         }
         let store = StateDir::new(&state);
         let _lock = store.lock_promotion("pid 1 (test)").unwrap();
-        store
-            .save_journal(&Journal::new(
-                "n",
-                Trigger::Manual,
-                "r",
-                jiff::Timestamp::UNIX_EPOCH,
-            ))
-            .unwrap();
+        store.save_journal(&journal()).unwrap();
         store.save_live(&serde_json::json!({"x": 1})).unwrap();
         for name in ["promotion.lock", "promotion.json", "live.json"] {
             let meta = std::fs::metadata(state.join(name)).unwrap();
