@@ -178,27 +178,17 @@ impl Cloudflare {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = http_client::send(request).await.map_err(|e| {
-            // A request that cannot be built, or a redirect, fails the same way every
-            // time.
-            let transient = e.is_transient();
-            let error = anyhow!("{what}: {e}");
-            if transient {
-                Failure::transient(error)
-            } else {
-                Failure::fatal(error)
-            }
-        })?;
+        // A request that cannot be built, or a redirect, fails the same way every time.
+        let response = http_client::send(request)
+            .await
+            .map_err(|e| Failure::of(e.is_transient(), anyhow!("{what}: {e}")))?;
         let status = response.status();
         let retry_after = crate::retry::retry_after(response.headers());
         let text = http_client::read_text(response).await.map_err(|e| {
-            let transient = e.is_transient();
-            let error = anyhow!("{what}: HTTP {}: {e}", status.as_u16());
-            if transient {
-                Failure::transient(error)
-            } else {
-                Failure::fatal(error)
-            }
+            Failure::of(
+                e.is_transient(),
+                anyhow!("{what}: HTTP {}: {e}", status.as_u16()),
+            )
         })?;
         let envelope: Option<Envelope<T>> = serde_json::from_str(&text).ok();
         let errors = envelope

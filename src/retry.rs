@@ -35,6 +35,16 @@ impl Failure {
     pub fn fatal(error: impl Into<anyhow::Error>) -> Self {
         Failure::Fatal(error.into())
     }
+
+    /// Transient or fatal, as the error's own kind says (a network error, or a request
+    /// that fails the same way every time).
+    pub fn of(transient: bool, error: impl Into<anyhow::Error>) -> Self {
+        if transient {
+            Failure::transient(error)
+        } else {
+            Failure::fatal(error)
+        }
+    }
 }
 
 /// Exponential backoff between attempts.

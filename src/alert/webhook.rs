@@ -236,11 +236,7 @@ impl WebhookSender {
 
 /// A request that got no usable answer, for the retry loop.
 fn classify(error: SendError) -> Failure {
-    if error.is_transient() {
-        Failure::transient(error)
-    } else {
-        Failure::fatal(error)
-    }
+    Failure::of(error.is_transient(), error)
 }
 
 /// Whether the webhook's receiver answers, without posting anything (no one is paged):

@@ -98,15 +98,9 @@ impl Witnesses {
             .header(reqwest::header::AUTHORIZATION, authorization)
             .timeout(witness.timeout);
         // Never follows a redirect with the token: it fails naming its target.
-        let response = http_client::send(request).await.map_err(|e| {
-            // A request that cannot be built, or a redirect, fails the same way every
-            // time.
-            if e.is_transient() {
-                Failure::transient(e)
-            } else {
-                Failure::fatal(e)
-            }
-        })?;
+        let response = http_client::send(request)
+            .await
+            .map_err(|e| Failure::of(e.is_transient(), e))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             return Err(Failure::fatal(anyhow!(
@@ -129,13 +123,9 @@ impl Witnesses {
                 status.as_u16()
             )));
         }
-        let body = http_client::read_body(response).await.map_err(|e| {
-            if e.is_transient() {
-                Failure::transient(e)
-            } else {
-                Failure::fatal(e)
-            }
-        })?;
+        let body = http_client::read_body(response)
+            .await
+            .map_err(|e| Failure::of(e.is_transient(), e))?;
         serde_json::from_slice(&body)
             .map_err(|e| Failure::fatal(anyhow!("not a witness's answer ({e})")))
     }
