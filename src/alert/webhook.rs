@@ -63,13 +63,17 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::OldPrimaryBack { .. }
         | Alert::TwoPrimaries { .. }
         | Alert::JournalUnreadable { .. } => Severity::Critical,
+        // The primary may be left read-only: someone must look now.
+        Alert::SwitchoverAbandoned { left, .. } if !left.is_empty() => Severity::Critical,
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
         | Alert::StandbyNotReplicating { .. }
         | Alert::HookFailed { .. }
         | Alert::RejoinRefused { .. }
         | Alert::RejoinFailed { .. }
-        | Alert::SwitchoverAbandoned { .. } => Severity::Error,
+        | Alert::RejoinNeedsRebuild { .. }
+        | Alert::SwitchoverAbandoned { .. }
+        | Alert::PromotionAbandoned { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }
