@@ -37,8 +37,8 @@ pub struct ReplicaStatus {
 
 /// IO thread errors its retries cannot mend: access denied (1045), the binary log asked
 /// for is gone or unreadable on the primary (1236), both servers have one server id
-/// (1593).
-pub const FATAL_IO_ERRNOS: [&str; 3] = ["1045", "1236", "1593"];
+/// (1593), the account is locked (4151).
+pub const FATAL_IO_ERRNOS: [&str; 4] = ["1045", "1236", "1593", "4151"];
 
 /// The IO thread error of a primary that purged the binary logs a replica needs.
 pub const BINLOG_PURGED_ERRNO: &str = "1236";
@@ -117,10 +117,9 @@ impl ReplicaStatus {
     }
 
     /// A thread's error that waiting cannot mend: the SQL thread stopped on it (a
-    /// conflicting row), the IO thread gave up (`No`), or it retries in vain (a refused
-    /// login, 1045; the primary no longer has the binary logs asked for, 1236; the two
-    /// servers share a server id, 1593). A network error while the IO thread is still
-    /// connecting is not one: it may connect on its next try.
+    /// conflicting row), the IO thread gave up (`No`), or it retries in vain
+    /// ([`FATAL_IO_ERRNOS`]). A network error while the IO thread is still connecting
+    /// is not one: it may connect on its next try.
     pub fn fatal_error(&self) -> Option<&ThreadError> {
         if let Some(error) = &self.sql_error {
             return Some(error);

@@ -57,6 +57,8 @@ pub async fn run(
 /// The dry run: the pre-checks, then every step with its targets and what they look
 /// like now; a journal a real run would resume is said.
 async fn plan(edges: &Edges, rejoin: &Rejoin<'_>) -> anyhow::Result<ExitCode> {
+    // An unreadable journal stops the dry run as it would the rejoin, first.
+    let last = edges.store.load_rejoin()?;
     let checked = rejoin.precheck().await?;
     if let Some(refusal) = rejoin
         .refusal(&checked)
@@ -77,7 +79,6 @@ async fn plan(edges: &Edges, rejoin: &Rejoin<'_>) -> anyhow::Result<ExitCode> {
             "Whether the peer still has the binary logs this host needs cannot be read ({e}); catch_up will tell."
         ),
     }
-    let last = edges.store.load_rejoin()?;
     let resumed = last.as_ref().filter(|j| j.outcome != Outcome::Done);
     if let Some(journal) = resumed {
         println!(
