@@ -506,3 +506,45 @@ async fn ctrl_c_during_a_rejoins_catch_up_halts_it_and_the_next_run_takes_it_up(
     assert_eq!(rejoined.code, Some(0), "{rejoined:?}");
     assert_rejoined(&rig, 9004).await;
 }
+
+/// Issue 18, item 9, the other cause: a row the old primary has unlogged conflicts with
+/// one the new primary wrote (error 1062 on the SQL thread, while `catch_up` waited on
+/// the position): the rejoin waited out the whole `catch_up_timeout`. It fails at once,
+/// and once the row is dealt with the next run redoes `replicate` and finishes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejoin_whose_catch_up_meets_a_conflicting_row_fails_at_once() {
+    use mysql_async::prelude::Queryable;
+    let (rig, host) = promoted_and_old_primary_back().await;
+    with_peer_keys(&host, "catch_up_timeout = \"120s\"");
+    let mut old = rig.db.primary.root_conn().await.unwrap();
+    old.query_drop("SET SESSION sql_log_bin = 0").await.unwrap();
+    old.query_drop("INSERT INTO app.writes (id, payload) VALUES (9005, 'unlogged here')")
+        .await
+        .unwrap();
+    rig.db
+        .replica
+        .execute("INSERT INTO app.writes (id, payload) VALUES (9005, 'on the new primary')")
+        .await
+        .unwrap();
+
+    let started = tokio::time::Instant::now();
+    let failed = host.run(&["rejoin", "--yes"]).await;
+    assert_eq!(failed.code, Some(1), "{failed:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "failed at once, not after catch_up_timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        failed.stderr.contains("SQL thread error 1062"),
+        "{}",
+        failed.stderr
+    );
+
+    old.query_drop("DELETE FROM app.writes WHERE id = 9005")
+        .await
+        .unwrap();
+    let rejoined = host.run(&["rejoin", "--yes"]).await;
+    assert_eq!(rejoined.code, Some(0), "{rejoined:?}");
+    assert_rejoined(&rig, 9005).await;
+}
