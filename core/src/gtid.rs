@@ -8,7 +8,8 @@
 //! [`errant`] decides, for `rejoin`, which transactions a former primary has that its
 //! peer lacks; [`binlog_file_holding`] and [`gtid_of_event`] read the answers of
 //! `SHOW BINARY LOGS` / `BINLOG_GTID_POS` and `SHOW BINLOG EVENTS` to say where to read
-//! them from.
+//! them from; [`purged`] says what a replica needs that a primary's oldest binary log
+//! starts past (replication would stop on error 1236).
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -142,7 +142,7 @@ async fn wait_until_applied(
     }
 }
 
-/// How a watched wait for a position ended ([`catch_up`]).
+/// How a watched wait for a position ended ([`super::Server::catch_up`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CaughtUp {
     /// The position is applied (and, when asked, both threads run).
