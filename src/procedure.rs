@@ -286,6 +286,14 @@ impl<'a> Runner<'a> {
             }
         })?;
         let last = store.load::<S::Kind>().map_err(RunError::State)?;
+        if self.shutdown.requested() {
+            // Asked before it began (during an operator's pre-checks): nothing to undo.
+            return Err(RunError::Abandoned(format!(
+                "{} not started, nothing changed: {}",
+                steps.name(),
+                stop_text(false)
+            )));
+        }
         let mut journal = steps.open(last).await?;
         if let Err(e) = store.save::<S::Kind>(&journal) {
             let step = journal.next_step().unwrap_or(journal.steps[0].name);

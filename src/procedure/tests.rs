@@ -620,3 +620,22 @@ async fn a_second_runner_is_refused_naming_the_holder() {
     assert!(fake.log().is_empty());
     assert_eq!(crate::error::exit_code_for(&error.into_error()), 3);
 }
+
+/// A stop asked for before the runner began: no journal is opened, nothing is run.
+#[tokio::test]
+async fn a_stop_before_the_procedure_begins_starts_nothing() {
+    let mut bench = bench();
+    let (shutdown, trigger) = Shutdown::new();
+    bench.shutdown = shutdown;
+    trigger.stop();
+    let fake = bench.fake(&[]);
+    let error = bench.run(&fake).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("drill not started, nothing changed"),
+        "{error}"
+    );
+    assert!(fake.log().is_empty());
+    assert_eq!(bench.on_disk(), None);
+}
