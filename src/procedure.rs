@@ -442,7 +442,7 @@ impl<'a> Runner<'a> {
     ) -> Result<Flow, RunError> {
         match steps.on_stop(journal) {
             OnStop::Abandon(undo) => {
-                let why = format!("{} during step {step}", stop_text(true));
+                let why = format!("{} during step {step}", stop_text(false));
                 Err(self.abandon(steps, step, journal, undo, why, true).await)
             }
             OnStop::Halt => {
