@@ -6,6 +6,7 @@
 //! | [`crate::config::ConfigError`] | 78 (EX_CONFIG) |
 //! | [`Refused`], [`crate::store::LockHeld`] | 3 |
 //! | [`UsageError`] | 2 |
+//! | [`Interrupted`] | 130 |
 
 /// The command was refused: a promotion already finished, or another one holds the lock.
 /// A procedure's refusal (`procedure::RunError::Refused`) carries one as its source.
@@ -19,6 +20,12 @@ pub struct Refused(pub String);
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// A stop (SIGTERM, SIGINT) ended the command early; what it left is said. Exit 130,
+/// as a shell says of a command ended by SIGINT.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: {0}")]
+pub struct Interrupted(pub String);
+
 /// The exit code for an error that ended a command.
 pub fn exit_code_for(error: &anyhow::Error) -> u8 {
     for cause in error.chain() {
@@ -30,6 +37,9 @@ pub fn exit_code_for(error: &anyhow::Error) -> u8 {
         }
         if cause.is::<UsageError>() {
             return 2;
+        }
+        if cause.is::<Interrupted>() {
+            return 130;
         }
     }
     1

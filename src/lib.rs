@@ -44,6 +44,7 @@ pub mod http_client;
 pub mod mariadb;
 pub mod metrics;
 pub mod pair;
+pub mod peer;
 pub mod probe;
 pub mod procedure;
 pub mod promote;

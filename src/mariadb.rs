@@ -35,10 +35,11 @@ use mysql_async::Conn;
 use mysql_async::prelude::Queryable;
 
 use crate::config::{ChannelConfig, Config, TlsConfig};
-use crate::gtid::{Gtid, GtidPosition};
+use crate::gtid::GtidPosition;
 use crate::journal::GtidPositions;
 use crate::replication::ReplicaStatus;
 use crate::secret::Secret;
+pub use apply::CaughtUp;
 pub use binlog::BinlogSpot;
 pub use connect::{ConnectError, Quoting};
 pub use rows::DbState;
@@ -262,7 +263,7 @@ impl Server {
         .await
     }
 
-    /// Its read_only flag, GTID positions and replication, in one exchange.
+    /// Its server id, read_only flag, GTID positions and replication, in one exchange.
     pub async fn state(&self) -> anyhow::Result<DbState> {
         let name = self.connection_name.clone();
         self.exchange(Duration::ZERO, |mut conn| async move {
@@ -515,18 +516,54 @@ impl Server {
         .await
     }
 
-    /// Where `gtid` lies in this database's binary logs, reading at most `scan_bound`
-    /// events of the file that holds it. Reads only.
+    /// Waits until this database's replication has applied `position`, at most
+    /// `timeout`, watching its threads: a thread's error that waiting cannot mend ends
+    /// the wait at once ([`CaughtUp::Failed`]). `threads_must_run`: done only once both
+    /// threads run too.
+    pub async fn catch_up(
+        &self,
+        position: &GtidPosition,
+        timeout: Duration,
+        threads_must_run: bool,
+    ) -> anyhow::Result<CaughtUp> {
+        let name = self.connection_name.clone();
+        self.exchange(timeout, |mut conn| async move {
+            let ended =
+                apply::catch_up(&mut conn, &name, position, timeout, threads_must_run).await?;
+            Ok((conn, ended))
+        })
+        .await
+        .with_context(|| format!("waiting for {} to apply {position}", self.describe()))
+    }
+
+    /// The oldest binary log this database keeps and the GTID position it starts at
+    /// (`BINLOG_GTID_POS(file, 4)`): a replica that has less than that in a domain needs
+    /// transactions purged here. `None` without binary logs. Reads only.
+    pub async fn oldest_binlog(&self) -> anyhow::Result<Option<(String, GtidPosition)>> {
+        self.exchange(Duration::ZERO, |mut conn| async move {
+            let oldest = binlog::oldest(&mut conn).await?;
+            Ok((conn, oldest))
+        })
+        .await
+        .with_context(|| format!("reading the binary logs of {}", self.describe()))
+    }
+
+    /// Where the transaction with `sequence` in `domain` lies in this database's binary
+    /// logs, reading at most `scan_bound` events of the file that holds it. Reads only.
     pub async fn locate_in_binlog(
         &self,
-        gtid: Gtid,
+        (domain, sequence): (u32, u64),
         scan_bound: u32,
     ) -> anyhow::Result<BinlogSpot> {
         let on_what = self.describe();
         self.exchange(Duration::ZERO, |mut conn| async move {
-            let spot = binlog::locate(&mut conn, gtid, scan_bound)
+            let spot = binlog::locate(&mut conn, (domain, sequence), scan_bound)
                 .await
-                .with_context(|| format!("looking for {gtid} in the binary logs of {on_what}"))?;
+                .with_context(|| {
+                    format!(
+                        "looking for sequence {sequence} of domain {domain} in the binary logs of {on_what}"
+                    )
+                })?;
             Ok((conn, spot))
         })
         .await

@@ -11,17 +11,25 @@
 //!   process resumes at the step it was in and never runs a finished step twice;
 //! - each step's deadline, the crash points (test builds only), the scrubbing of every
 //!   detail and error before the journal keeps it;
-//! - the stop signal, looked at between steps: a stop leaves the journal `running`
-//!   and says where the next run resumes;
+//! - the stop signal (SIGTERM, SIGINT), and what it means where the procedure stands
+//!   ([`Steps::on_stop`], [`OnStop`]): stop before the next step for the next run to
+//!   resume (the daemon's restart), halt there for an operator to take it up, undo what
+//!   was done and abandon, or go on to the end because stopping would leave the pair
+//!   not serving. A step that only waits ([`Steps::interruptible`]) is cut short by a
+//!   stop; every other step runs to its end first;
 //! - the failure policy: halt (alerted, the procedure's own halt hook run), undo the
-//!   listed steps and abandon (the journal archived), go on, or complete anyway;
+//!   listed steps and abandon (the journal archived, even when an undo fails: what is
+//!   left as it is is said), go on, or complete anyway;
 //! - a journal that cannot be written: the procedure halts before its next step,
 //!   alerted like a failed step.
 //!
-//! The dry run's printer ([`print_preview`]) and the operator's confirmation
-//! ([`confirm`]) live here too, once for every procedure.
+//! The dry run's printer ([`print_preview`]), the operator's confirmation ([`confirm`])
+//! and how a command that ran a procedure ends ([`command_ended`]: its exit code and
+//! what it says on stderr) live here too, once for every procedure.
 
+use std::cell::Cell;
 use std::io::{BufRead, IsTerminal, Write};
+use std::process::ExitCode;
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -72,20 +80,95 @@ pub trait Steps {
         journal: &mut JournalOf<Self>,
     ) -> anyhow::Result<String>;
 
-    /// Undoes `step` (its policy or a later step's said so); what it did, in words.
+    /// Undoes `step` (its policy, a later step's, or a stop said so); what it did, in
+    /// words.
     async fn undo(&self, step: StepOf<Self>, _journal: &JournalOf<Self>) -> anyhow::Result<String> {
         anyhow::bail!("step {step} cannot be undone")
+    }
+
+    /// What a stop (SIGTERM, SIGINT) means with the journal as it stands. By default the
+    /// procedure stops before its next step and the next run resumes it (the daemon's
+    /// next start does).
+    fn on_stop(&self, _journal: &JournalOf<Self>) -> OnStop<StepOf<Self>> {
+        OnStop::Resume
+    }
+
+    /// Whether a stop cuts `step` short: a step that only waits (a catch-up), so
+    /// cutting it changes nothing. Every other step runs to its end (or its deadline)
+    /// before a stop is acted on.
+    fn interruptible(&self, _step: StepOf<Self>) -> bool {
+        false
     }
 
     /// The procedure halted at `step` with `error` (a failed step, or a journal that
     /// cannot be written): alert, run hooks. The journal says halted already.
     async fn halted(&self, journal: &JournalOf<Self>, step: StepOf<Self>, error: &str);
 
-    /// The procedure was abandoned at `step` after its undo: alert.
-    async fn abandoned(&self, _journal: &JournalOf<Self>, _step: StepOf<Self>, _why: &str) {}
+    /// The procedure was abandoned at `step` after its undo (`end` says why, what was
+    /// undone and what could not be): alert.
+    async fn abandoned(&self, _journal: &JournalOf<Self>, _step: StepOf<Self>, _end: &Abandonment) {
+    }
 
     /// The procedure ran to its end (done): post hooks.
     async fn finished(&self, _journal: &JournalOf<Self>) {}
+}
+
+/// What a stop (SIGTERM, SIGINT) means for a procedure where its journal stands
+/// ([`Steps::on_stop`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStop<S: 'static> {
+    /// Stop before the next step; the journal stays `running` and the next run resumes
+    /// it (the daemon: its next start does).
+    Resume,
+    /// Halt before the next step (or in a step cut short), the journal saying so: the
+    /// next run takes it up as an operator's retry.
+    Halt,
+    /// Undo these steps (the begun ones, last first) and abandon the procedure, its
+    /// journal archived: nothing of it remains.
+    Abandon(&'static [S]),
+    /// Go on to the end: stopping here would leave the pair not serving.
+    Finish,
+}
+
+impl<S> OnStop<S> {
+    /// What the stop does, in words, for the log and the operator.
+    pub fn says(&self, name: &str) -> String {
+        match self {
+            OnStop::Resume => {
+                format!("the {name} stops before its next step; its next run resumes there")
+            }
+            OnStop::Halt => format!(
+                "the {name} halts before its next step (a waiting step is cut short); run it again to take it up"
+            ),
+            OnStop::Abandon(_) => {
+                format!("the {name} is undone and abandoned: nothing it did remains")
+            }
+            OnStop::Finish => format!(
+                "the {name} is past its point of no return and goes on to its end, so the pair serves (interrupt again to exit at once)"
+            ),
+        }
+    }
+}
+
+/// Why a procedure was abandoned, what was undone, and what could not be.
+#[derive(Debug, Clone, Default)]
+pub struct Abandonment {
+    /// The failed step and its error, or the stop.
+    pub why: String,
+    /// What each undo did, in words.
+    pub undone: Vec<String>,
+    /// Each step whose undo failed, with why: it may be left as it is.
+    pub left: Vec<String>,
+    /// A stop (SIGTERM, SIGINT) ended it, not a failure.
+    pub interrupted: bool,
+}
+
+/// What a step's run ended with, for the runner's loop.
+enum Flow {
+    /// On to the next step.
+    Next,
+    /// The procedure stops here (a stop resumed later, or halted): the journal says so.
+    Stop,
 }
 
 /// What a step would do, for the dry run.
@@ -141,8 +224,9 @@ pub enum RunError {
         step: String,
         error: String,
     },
-    /// A step failed and its undo succeeded: nothing the procedure did remains, the
-    /// journal is archived. Exit 1.
+    /// A step failed (or a stop came) before the procedure changed anything of its own
+    /// host: what it did elsewhere was undone (or said to be left as it is), the journal
+    /// archived. Exit 1 (130 when a stop caused it).
     #[error("{0}")]
     Abandoned(String),
 }
@@ -169,6 +253,8 @@ pub struct Runner<'a> {
     store: &'a StateDir,
     scrubber: &'a Scrubber,
     shutdown: &'a Shutdown,
+    /// Whether what the stop means was said already (once is enough).
+    told: Cell<bool>,
 }
 
 impl<'a> Runner<'a> {
@@ -182,6 +268,7 @@ impl<'a> Runner<'a> {
             store,
             scrubber,
             shutdown,
+            told: Cell::new(false),
         }
     }
 
@@ -199,6 +286,14 @@ impl<'a> Runner<'a> {
             }
         })?;
         let last = store.load::<S::Kind>().map_err(RunError::State)?;
+        if self.shutdown.requested() {
+            // Asked before it began (during an operator's pre-checks): nothing to undo.
+            return Err(RunError::Abandoned(format!(
+                "{} not started, nothing changed: {}",
+                steps.name(),
+                stop_text(false)
+            )));
+        }
         let mut journal = steps.open(last).await?;
         if let Err(e) = store.save::<S::Kind>(&journal) {
             let step = journal.next_step().unwrap_or(journal.steps[0].name);
@@ -206,13 +301,31 @@ impl<'a> Runner<'a> {
         }
         while let Some(step) = journal.next_step() {
             if self.shutdown.requested() {
-                tracing::warn!(
-                    "stopping before step {step}; the next run of the {} resumes there",
-                    steps.name()
-                );
+                match steps.on_stop(&journal) {
+                    OnStop::Finish => self.tell(&steps.on_stop(&journal), steps.name()),
+                    OnStop::Resume => {
+                        tracing::warn!(
+                            "stopping before step {step}; the next run of the {} resumes there",
+                            steps.name()
+                        );
+                        return Ok(journal);
+                    }
+                    OnStop::Halt => {
+                        let why = format!("not started: {}", stop_text(false));
+                        self.halt_on_stop(steps, step, &mut journal, why).await?;
+                        return Ok(journal);
+                    }
+                    OnStop::Abandon(undo) => {
+                        let why = format!("{} before step {step}", stop_text(false));
+                        return Err(self
+                            .abandon(steps, step, &mut journal, undo, why, true)
+                            .await);
+                    }
+                }
+            }
+            if let Flow::Stop = self.step(steps, step, &mut journal).await? {
                 return Ok(journal);
             }
-            self.step(steps, step, &mut journal).await?;
         }
         if journal.outcome == Outcome::Done {
             steps.finished(&journal).await;
@@ -220,14 +333,21 @@ impl<'a> Runner<'a> {
         Ok(journal)
     }
 
-    /// One step between two journal writes: begin and save, run within its deadline,
-    /// finish or fail (by its policy) and save.
+    /// Says once what a stop means here.
+    fn tell<S>(&self, on_stop: &OnStop<S>, name: &str) {
+        if !self.told.replace(true) {
+            tracing::warn!("a stop was asked for: {}", on_stop.says(name));
+        }
+    }
+
+    /// One step between two journal writes: begin and save, run within its deadline
+    /// (cut short by a stop when it only waits), finish or fail (by its policy) and save.
     async fn step<S: Steps>(
         &self,
         steps: &S,
         step: StepOf<S>,
         journal: &mut JournalOf<S>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Flow, RunError> {
         let store = self.store;
         journal.begin(step, Timestamp::now());
         if let Err(e) = store.save::<S::Kind>(journal) {
@@ -236,13 +356,8 @@ impl<'a> Runner<'a> {
         tracing::info!("step {step}: started");
         crashpoint::reached(&format!("before:{step}"));
         let started = Instant::now();
-        let deadline = steps.deadline(step);
-        let result = match tokio::time::timeout(deadline, steps.run(step, journal)).await {
-            Ok(result) => result,
-            Err(_) => Err(anyhow::anyhow!(
-                "step {step} did not finish within {}",
-                humantime::format_duration(deadline)
-            )),
+        let Some(result) = self.run_step(steps, step, journal).await else {
+            return self.stopped_in(steps, step, journal).await;
         };
         crashpoint::reached(&format!("after:{step}"));
         match result {
@@ -256,13 +371,13 @@ impl<'a> Runner<'a> {
             }
             Err(error) => {
                 let error = self.scrubber.scrub(&format!("{error:#}"));
-                if let Some(end) = self.failed(steps, step, journal, error).await {
-                    return end;
+                if let Some(abandoned) = self.failed(steps, step, journal, error).await {
+                    return Err(abandoned);
                 }
             }
         }
         match store.save::<S::Kind>(journal) {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(Flow::Next),
             Err(e) if journal.outcome == Outcome::Halted => {
                 // Halted and alerted already; the file still says the step runs.
                 Err(RunError::Journal {
@@ -275,24 +390,109 @@ impl<'a> Runner<'a> {
                 // Its effect is in place and nothing is left to run: a resume would
                 // only say it again.
                 tracing::error!("the {} is done but cannot be recorded: {e:#}", steps.name());
-                Ok(())
+                Ok(Flow::Next)
             }
             Err(e) => Err(self.halt_unrecorded(steps, journal, step, e).await),
         }
     }
 
+    /// Runs `step` within its deadline. A stop while it runs is said once (what it
+    /// means here); it cuts the step short (`None`) only when the step only waits and
+    /// the stop does not mean going on to the end.
+    async fn run_step<S: Steps>(
+        &self,
+        steps: &S,
+        step: StepOf<S>,
+        journal: &mut JournalOf<S>,
+    ) -> Option<anyhow::Result<String>> {
+        let on_stop = steps.on_stop(journal);
+        let cut = steps.interruptible(step) && !matches!(on_stop, OnStop::Finish);
+        let deadline = steps.deadline(step);
+        let run = tokio::time::timeout(deadline, steps.run(step, journal));
+        tokio::pin!(run);
+        let mut watching = true;
+        loop {
+            tokio::select! {
+                ended = &mut run => {
+                    return Some(ended.unwrap_or_else(|_| {
+                        Err(anyhow::anyhow!(
+                            "step {step} did not finish within {}",
+                            humantime::format_duration(deadline)
+                        ))
+                    }));
+                }
+                () = self.shutdown.wait(), if watching => {
+                    if cut {
+                        tracing::warn!("a stop was asked for: step {step} is cut short");
+                        return None;
+                    }
+                    watching = false;
+                    self.tell(&on_stop, steps.name());
+                }
+            }
+        }
+    }
+
+    /// A stop cut `step` short: do what the stop means here.
+    async fn stopped_in<S: Steps>(
+        &self,
+        steps: &S,
+        step: StepOf<S>,
+        journal: &mut JournalOf<S>,
+    ) -> Result<Flow, RunError> {
+        match steps.on_stop(journal) {
+            OnStop::Abandon(undo) => {
+                let why = format!("{} during step {step}", stop_text(false));
+                Err(self.abandon(steps, step, journal, undo, why, true).await)
+            }
+            OnStop::Halt => {
+                self.halt_on_stop(steps, step, journal, stop_text(true))
+                    .await?;
+                Ok(Flow::Stop)
+            }
+            // Left running in the journal, as a killed process leaves it: the next run
+            // resumes the step.
+            OnStop::Resume | OnStop::Finish => {
+                tracing::warn!(
+                    "stopped in step {step}; the next run of the {} resumes there",
+                    steps.name()
+                );
+                Ok(Flow::Stop)
+            }
+        }
+    }
+
+    /// A stop halts the procedure at `step`: the journal says so, the halt hook runs.
+    async fn halt_on_stop<S: Steps>(
+        &self,
+        steps: &S,
+        step: StepOf<S>,
+        journal: &mut JournalOf<S>,
+        why: String,
+    ) -> Result<(), RunError> {
+        tracing::warn!("step {step}: {why}; the {} halts there", steps.name());
+        journal.interrupt(step, why.clone(), Timestamp::now());
+        if let Err(e) = self.store.save::<S::Kind>(journal) {
+            return Err(self.halt_unrecorded(steps, journal, step, e).await);
+        }
+        steps.halted(journal, step, &why).await;
+        Ok(())
+    }
+
     /// `step` failed with `error`: record it and do what its policy says. `Some` ends
-    /// the procedure here (an undo that succeeded, or one that halted and was saved).
+    /// the procedure here (abandoned after its undo).
     async fn failed<S: Steps>(
         &self,
         steps: &S,
         step: StepOf<S>,
         journal: &mut JournalOf<S>,
         error: String,
-    ) -> Option<Result<(), RunError>> {
+    ) -> Option<RunError> {
         let policy = journal.policy(step);
         if let Policy::Undo(undo) = policy {
-            return Some(self.undo(steps, step, journal, undo, error).await);
+            tracing::error!("step {step} failed, undoing the {}: {error}", steps.name());
+            let why = format!("step {step} failed: {error}");
+            return Some(self.abandon(steps, step, journal, undo, why, false).await);
         }
         journal.fail(step, error.clone(), Timestamp::now());
         match policy {
@@ -307,19 +507,26 @@ impl<'a> Runner<'a> {
         None
     }
 
-    /// Undoes `undo` (the steps begun, last first) after `step` failed. All undone: the
-    /// journal is archived and the procedure abandoned. An undo that fails: the
-    /// procedure halts there, saying what is left as it is.
-    async fn undo<S: Steps>(
+    /// Undoes `undo` (the steps begun, last first) and abandons the procedure at `step`
+    /// (`why`: its failure, or a stop): the journal records it and is archived, even
+    /// when an undo fails. Those steps come before the procedure changes anything of its
+    /// own host, so a journal kept halted there would only stand in a later
+    /// procedure's way (a failover of a primary that died meanwhile): what could not be
+    /// undone is said instead, in the error and the procedure's alert.
+    async fn abandon<S: Steps>(
         &self,
         steps: &S,
         step: StepOf<S>,
         journal: &mut JournalOf<S>,
         undo: &'static [StepOf<S>],
-        error: String,
-    ) -> Result<(), RunError> {
-        tracing::error!("step {step} failed, undoing the {}: {error}", steps.name());
-        let mut undone = Vec::new();
+        why: String,
+        interrupted: bool,
+    ) -> RunError {
+        let mut end = Abandonment {
+            why: self.scrubber.scrub(&why),
+            interrupted,
+            ..Abandonment::default()
+        };
         for &earlier in undo.iter().rev() {
             let begun = journal
                 .step(earlier)
@@ -328,40 +535,35 @@ impl<'a> Runner<'a> {
                 continue;
             }
             match steps.undo(earlier, journal).await {
-                Ok(what) => undone.push(self.scrubber.scrub(&what)),
-                Err(e) => {
-                    let error = self.scrubber.scrub(&format!(
-                        "{error}; undoing {earlier} FAILED too, so it is left as it is: {e:#}"
-                    ));
-                    journal.fail(step, error.clone(), Timestamp::now());
-                    steps.halted(journal, step, &error).await;
-                    return match self.store.save::<S::Kind>(journal) {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(RunError::Journal {
-                            what: steps.name(),
-                            step: step.to_string(),
-                            error: format!("{error}; and the journal cannot be written: {e:#}"),
-                        }),
-                    };
-                }
+                Ok(what) => end.undone.push(self.scrubber.scrub(&what)),
+                Err(e) => end
+                    .left
+                    .push(self.scrubber.scrub(&format!("{earlier}: {e:#}"))),
             }
         }
-        journal.fail(step, error.clone(), Timestamp::now());
-        let why = format!("step {step} failed: {error}; {}", undone.join("; "));
-        tracing::info!("{} abandoned, undone: {}", steps.name(), undone.join("; "));
+        let record = match end.left.is_empty() {
+            true => format!("{}; abandoned", end.why),
+            false => format!(
+                "{}; abandoned, but undoing FAILED, so it may be left as it is: {}",
+                end.why,
+                end.left.join("; ")
+            ),
+        };
+        journal.interrupt(step, record, Timestamp::now());
+        // The archived file tells the end; when it cannot be written it keeps the last
+        // record, which is archived all the same.
+        if let Err(e) = self.store.save::<S::Kind>(journal) {
+            tracing::warn!("the abandoned {} cannot be recorded: {e:#}", steps.name());
+        }
         let archived = self.store.archive::<S::Kind>(Timestamp::now());
-        steps.abandoned(journal, step, &why).await;
-        Err(RunError::Abandoned(match archived {
-            Ok(path) => format!(
-                "{} abandoned, nothing changed: {why}; the journal is archived as {}",
-                steps.name(),
-                path.map_or("-".to_string(), |p| p.display().to_string())
-            ),
-            Err(e) => format!(
-                "{} abandoned, nothing changed: {why}; but the journal could not be archived ({e:#}): move it aside before the next run",
-                steps.name()
-            ),
-        }))
+        tracing::warn!(
+            "{} abandoned; undone: [{}]; left as it is: [{}]",
+            steps.name(),
+            end.undone.join("; "),
+            end.left.join("; ")
+        );
+        steps.abandoned(journal, step, &end).await;
+        RunError::Abandoned(abandoned_text(steps.name(), &end, archived))
     }
 
     /// The journal cannot be written at `step`: the procedure halts here, before its next
@@ -395,6 +597,47 @@ impl<'a> Runner<'a> {
             step: step.to_string(),
             error,
         }
+    }
+}
+
+/// "a stop (SIGTERM or SIGINT) was asked for", and when.
+fn stop_text(during: bool) -> String {
+    format!(
+        "interrupted: a stop (SIGTERM or SIGINT) was asked for{}",
+        if during { " while it ran" } else { "" }
+    )
+}
+
+/// The error a command ends on when its procedure was abandoned.
+fn abandoned_text(
+    name: &str,
+    end: &Abandonment,
+    archived: anyhow::Result<Option<std::path::PathBuf>>,
+) -> String {
+    let undone = match end.undone.is_empty() {
+        true => String::new(),
+        false => format!("; undone: {}", end.undone.join("; ")),
+    };
+    let kept = match archived {
+        Ok(path) => format!(
+            "the journal is archived as {}",
+            path.map_or("-".to_string(), |p| p.display().to_string())
+        ),
+        Err(e) => format!(
+            "but the journal could not be archived ({e:#}): move it aside before the next run"
+        ),
+    };
+    if end.left.is_empty() {
+        format!(
+            "{name} abandoned, nothing changed: {}{undone}; {kept}",
+            end.why
+        )
+    } else {
+        format!(
+            "{name} abandoned, but undoing it FAILED, so this may be left as it is: {}. {}{undone}; {kept}, so it stands in the way of no failover",
+            end.left.join("; "),
+            end.why
+        )
     }
 }
 
@@ -442,6 +685,53 @@ async fn print_step<S: Steps>(
         }
     }
     failed
+}
+
+/// How a command that ran a procedure (`name`, taken up again by `again`) ends, from
+/// its journal and whether a stop was asked for: 0 when it is done (saying so when a
+/// stop came past its point of no return), else an error saying why on stderr: the
+/// failed step and its error, or where it stopped, and what takes it up. A stop's
+/// error exits 130.
+pub fn command_ended<P: Procedure>(
+    name: &str,
+    again: &str,
+    journal: &Journal<P>,
+    interrupted: bool,
+) -> anyhow::Result<ExitCode> {
+    let why = match (journal.outcome, journal.failed_step()) {
+        (Outcome::Done, _) => {
+            if interrupted {
+                eprintln!(
+                    "note: a stop was asked for once the {name} was past its point of no return: it was finished, so the pair serves"
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        (Outcome::Halted, Some(failed)) => format!(
+            "the {name} halted at step {}: {}; `{again}` takes it up from there",
+            failed.name,
+            failed.error.as_deref().unwrap_or("(no error recorded)")
+        ),
+        (_, _) => format!(
+            "the {name} stopped before step {}; `{again}` resumes it there",
+            journal
+                .next_step()
+                .map_or("-".to_string(), |step| step.to_string())
+        ),
+    };
+    match interrupted {
+        true => Err(crate::error::Interrupted(why).into()),
+        false => Err(anyhow::anyhow!(why)),
+    }
+}
+
+/// The error a command ends on when its procedure did not run to an end: a stop's
+/// abandonment exits 130, the rest as [`RunError::into_error`] says.
+pub fn command_not_ended(error: RunError, interrupted: bool) -> anyhow::Error {
+    match error {
+        RunError::Abandoned(text) if interrupted => crate::error::Interrupted(text).into(),
+        error => error.into_error(),
+    }
 }
 
 /// Asks the operator at the terminal to type `yes` to `question`; refuses (exit 2)

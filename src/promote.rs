@@ -9,14 +9,23 @@
 //! the units in order; `update_dns` points every record here; `notify` sends the
 //! closing alert. A failure of any but `notify` halts the promotion (its journal's
 //! policy): DNS never moves to a standby whose database is not writable.
+//!
+//! A stop (SIGTERM, SIGINT): the daemon's promotion stops before its next step and its
+//! next start resumes it. An operator's `--promote-now` is abandoned when no step has
+//! begun (nothing changed), and otherwise goes on to its end: a standby half promoted
+//! serves nobody. A new `--promote-now` on the primary of a pair is refused
+//! ([`not_the_primary`]): it would fence its standby and record a promotion of a host
+//! that is the primary already.
 
 use std::time::Duration;
 
 use crate::alert::Alert;
 use crate::edges::Edges;
+use crate::error::Refused;
 use crate::fence;
-use crate::journal::{Journal, Outcome, PrimarySeen, Promotion, StepName, Trigger};
-use crate::procedure::{Preview, RunError, Runner, Steps};
+use crate::journal::{Journal, Outcome, PrimarySeen, Promotion, StepName, StepStatus, Trigger};
+use crate::procedure::{Abandonment, OnStop, Preview, RunError, Runner, Steps};
+use crate::role::{self, Role};
 use crate::takeover::{self, command_env};
 
 /// Runs (or resumes) a promotion under the promotion lock. `reason` says why, in words,
@@ -80,6 +89,11 @@ impl Steps for Failover<'_> {
                     .to_string(),
             ));
         }
+        if last.is_none() && self.trigger == Trigger::Manual {
+            not_the_primary(self.edges)
+                .await
+                .map_err(|refused| RunError::Refused(refused.into()))?;
+        }
         takeover::open(
             self.edges,
             self.trigger,
@@ -89,6 +103,27 @@ impl Steps for Failover<'_> {
             self.trigger == Trigger::Automatic,
         )
         .await
+    }
+
+    /// The daemon's promotion stops before its next step (its next start resumes it).
+    /// An operator's is abandoned when nothing has begun, and otherwise finished.
+    fn on_stop(&self, journal: &Journal) -> OnStop<StepName> {
+        let begun = journal
+            .steps
+            .iter()
+            .any(|s| s.status != StepStatus::Pending);
+        match (self.trigger, begun) {
+            (Trigger::Automatic, _) => OnStop::Resume,
+            (_, false) => OnStop::Abandon(&[]),
+            (_, true) => OnStop::Finish,
+        }
+    }
+
+    async fn abandoned(&self, _journal: &Journal, _step: StepName, end: &Abandonment) {
+        self.edges.alerter.send(&Alert::PromotionAbandoned {
+            trigger: self.trigger,
+            why: end.why.clone(),
+        });
     }
 
     fn deadline(&self, step: StepName) -> Duration {
@@ -140,4 +175,26 @@ async fn fence_then_make_writable(edges: &Edges, journal: &mut Journal) -> anyho
     }
     let writable = edges.own.make_writable().await?;
     Ok(format!("fence: {}; {writable}", fence.summary()))
+}
+
+/// Refused when this host is the primary of a pair: with `[peer]`, its own database is
+/// writable and not replicating. A promotion of it would fence its standby (the old
+/// primary's fence) and record a promotion of a host that serves already. Nothing is
+/// refused when the database cannot be read (a promotion would say why it halts).
+pub async fn not_the_primary(edges: &Edges) -> Result<(), Refused> {
+    let Some(peer) = &edges.config.peer else {
+        return Ok(());
+    };
+    let Ok(state) = edges.own.state().await else {
+        return Ok(());
+    };
+    if role::derive(state.read_only, state.replica.as_ref(), Some(peer.source())) != Role::Primary {
+        return Ok(());
+    }
+    Err(Refused(format!(
+        "this host ({}) is the primary of its pair: its database is writable and not replicating, so a promotion would only fence its standby {} and record a promotion of a host that serves already. Nothing was changed. To make {} the primary, run `failover-watchdog switchover` there",
+        edges.own.describe(),
+        peer.name,
+        peer.name
+    )))
 }

@@ -1,18 +1,25 @@
 //! `rejoin`: a repaired former primary becomes its peer's caught-up replica.
 //!
 //! First the pre-checks ([`precheck`]), each run (a resume too), changing nothing: the
-//! peer answers and is the writable primary, and this host has no transaction the peer
-//! lacks ([`crate::gtid::errant`]; when it has, the refusal names each range and where
-//! this host's binary logs hold it). Then six steps, a procedure ([`Rejoin`]) on the one
-//! engine, journalled in `state_dir/rejoin.json` around each one, each safe to repeat,
-//! so a killed `rejoin` resumes where it was: `stop_apps`, `make_read_only`,
-//! `replicate`, `catch_up`, `clear_promotion`, `notify`. A failed step stops the rejoin,
-//! alerted; the next run retries it.
+//! peer answers, is another server than this host's own ([`crate::peer::identity`]) and
+//! is the writable primary; this host has no transaction the peer lacks
+//! ([`crate::gtid::errant`]; when it has, the refusal names each range and where this
+//! host's binary logs hold it); the peer still has the binary logs this host needs
+//! ([`crate::gtid::purged`]; when it does not, only a rebuild from a backup helps, and
+//! the refusal says how). Then six steps, a procedure ([`Rejoin`]) on the one engine,
+//! journalled in `state_dir/rejoin.json` around each one, each safe to repeat, so a
+//! killed `rejoin` resumes where it was: `stop_apps`, `make_read_only`, `replicate`,
+//! `catch_up`, `clear_promotion`, `notify`. A failed step stops the rejoin, alerted; the
+//! next run retries it (a failed `catch_up` from `replicate`). `catch_up` fails at once
+//! on a replication error that waiting cannot mend, and a stop cuts it short; a stop
+//! halts the rejoin where it is. A finished journal is archived as
+//! `rejoin.<time>.json`, so every rejoin is kept.
 //!
 //! The engine holds the promotion lock for the whole run, the pre-checks included, so a
 //! rejoin never races a promotion on this host. Every SQL statement is the MariaDB
 //! edge's.
 
+use std::cell::Cell;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail};
@@ -22,10 +29,12 @@ use tokio::time::Instant;
 use crate::alert::Alert;
 use crate::config::{ConfigError, PeerConfig};
 use crate::edges::Edges;
-use crate::gtid::{self, ErrantRange, GtidPosition};
+use crate::gtid::{self, ErrantRange, GtidPosition, Purged};
 use crate::journal::{Outcome, Rejoin as RejoinKind, RejoinJournal, RejoinStep};
-use crate::mariadb::{BinlogSpot, DbState, Server};
-use crate::procedure::{Preview, RunError, Runner, Steps};
+use crate::mariadb::{BinlogSpot, CaughtUp, DbState, Server};
+use crate::peer;
+use crate::procedure::{OnStop, Preview, RunError, Runner, Steps};
+use crate::replication::BINLOG_PURGED_ERRNO;
 use crate::report::human_duration;
 use crate::role::{self, Role};
 use crate::systemd;
@@ -35,8 +44,6 @@ use crate::systemd;
 pub const BINLOG_SCAN_BOUND: u32 = 100_000;
 /// The longest the closing alert may take to be delivered.
 const NOTIFY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often `catch_up` looks whether the replication threads run.
-const THREADS_POLL: Duration = Duration::from_millis(200);
 /// The longest `make_read_only`, `replicate` and `clear_promotion` may take: each is
 /// a few statements, or a rename.
 const SHORT_STEP: Duration = Duration::from_secs(30);
@@ -48,6 +55,10 @@ pub struct Checked {
     pub peer: DbState,
     /// Empty when the rejoin may go on.
     pub errant: Vec<Errant>,
+    /// What the peer's binary logs still hold for this host: its oldest log and the
+    /// domains whose transactions this host needs and it purged (empty: none); `Err`
+    /// when they could not be read (the rejoin goes on; `catch_up` would say).
+    pub binlogs: Result<Option<(String, Vec<Purged>)>, String>,
 }
 
 /// A range of transactions only this host has, and where its binary logs hold it.
@@ -63,6 +74,9 @@ pub struct Rejoin<'a> {
     edges: &'a Edges,
     peer: &'a PeerConfig,
     peer_db: &'a Server,
+    /// `catch_up` met replication's error 1236 (binary logs purged on the peer): its
+    /// halt says that only a rebuild helps.
+    needs_rebuild: Cell<bool>,
 }
 
 /// Runs (or resumes) the rejoin under the promotion lock, its pre-checks first.
@@ -80,6 +94,7 @@ impl<'a> Rejoin<'a> {
                 edges,
                 peer,
                 peer_db,
+                needs_rebuild: Cell::new(false),
             }),
             _ => Err(ConfigError {
                 file: edges.config.path.clone(),
@@ -96,10 +111,14 @@ impl<'a> Rejoin<'a> {
         format!("{}:{}", self.peer.host, self.peer.port)
     }
 
-    /// The read-only pre-checks: both databases answer, the peer is the writable
-    /// primary (else refused), and what this host has that the peer lacks.
+    /// The read-only pre-checks: both databases answer, the peer is another server and
+    /// the writable primary (else refused), what this host has that the peer lacks, and
+    /// what the peer's binary logs no longer hold of what this host needs.
     pub async fn precheck(&self) -> anyhow::Result<Checked> {
-        let peer = self.peer_db.state().await?;
+        let (peer, own) = tokio::join!(self.peer_db.state(), self.edges.own.state());
+        let (peer, own) = (peer?, own?);
+        let own_name = self.edges.own.describe();
+        peer::identity(&own, &own_name, &peer, &self.peer.name).map_err(crate::error::Refused)?;
         let role = role::derive(peer.read_only, peer.replica.as_ref(), None);
         if role != Role::Primary {
             return Err(crate::error::Refused(format!(
@@ -112,7 +131,6 @@ impl<'a> Rejoin<'a> {
             ))
             .into());
         }
-        let own = self.edges.own.state().await?;
         let ranges = gtid::errant(
             &own.gtid_current_pos,
             &peer.gtid_current_pos,
@@ -123,12 +141,48 @@ impl<'a> Rejoin<'a> {
             let spot = self
                 .edges
                 .own
-                .locate_in_binlog(range.first_gtid(), BINLOG_SCAN_BOUND)
+                .locate_in_binlog(range.first_sequence(), BINLOG_SCAN_BOUND)
                 .await
                 .map_err(|e| format!("{e:#}"));
             errant.push(Errant { range, spot });
         }
-        Ok(Checked { own, peer, errant })
+        let binlogs = match self.peer_db.oldest_binlog().await {
+            Ok(oldest) => {
+                Ok(oldest.map(|(file, start)| (file, gtid::purged(&own.gtid_current_pos, &start))))
+            }
+            Err(e) => Err(format!("{e:#}")),
+        };
+        Ok(Checked {
+            own,
+            peer,
+            errant,
+            binlogs,
+        })
+    }
+
+    /// Why only a rebuild helps, when the peer purged what this host needs.
+    pub fn purged(&self, checked: &Checked) -> Option<String> {
+        let Ok(Some((file, purged))) = &checked.binlogs else {
+            return None;
+        };
+        (!purged.is_empty()).then(|| {
+            let domains: Vec<String> = purged
+                .iter()
+                .map(|p| {
+                    format!(
+                        "domain {}: this host has {}, {file} starts after {}",
+                        p.domain,
+                        p.have.map_or("nothing of it".to_string(), |g| g.to_string()),
+                        p.starts_after
+                    )
+                })
+                .collect();
+            format!(
+                "the primary {} no longer has the binary logs this host needs: its oldest, {file}, starts past this host's position ({}); the transactions in between exist in none of them, so replication would stop on MariaDB's error 1236",
+                self.peer.name,
+                domains.join("; ")
+            )
+        })
     }
 
     /// The refusal for errant transactions: each range, where to read it, what to do.
@@ -153,7 +207,18 @@ impl<'a> Rejoin<'a> {
         Some(text)
     }
 
-    /// The pre-checks, refused (and alerted) when this host has errant transactions.
+    /// The refusal when the peer purged what this host needs: why, and how to rebuild.
+    pub fn rebuild_refusal(&self, checked: &Checked) -> Option<String> {
+        self.purged(checked).map(|why| {
+            format!(
+                "{why}. Nothing was changed. This host must be rebuilt from a backup of the primary: {}",
+                rebuild_how(&self.peer.name)
+            )
+        })
+    }
+
+    /// The pre-checks, refused (and alerted) when this host has errant transactions or
+    /// the peer purged what it needs.
     async fn checked(&self) -> Result<Checked, RunError> {
         let checked = self.precheck().await.map_err(|e| {
             if e.is::<crate::error::Refused>() {
@@ -168,6 +233,20 @@ impl<'a> Rejoin<'a> {
                 errant: errant_lines(&checked.errant),
             });
             return Err(RunError::refused(refusal));
+        }
+        if let (Some(why), Some(refusal)) = (self.purged(&checked), self.rebuild_refusal(&checked))
+        {
+            self.edges.alerter.send(&Alert::RejoinNeedsRebuild {
+                peer: self.peer.name.clone(),
+                why,
+                how: rebuild_how(&self.peer.name),
+            });
+            return Err(RunError::refused(refusal));
+        }
+        if let Err(e) = &checked.binlogs {
+            tracing::warn!(
+                "cannot read the peer's binary logs to see whether it still has what this host needs (catch_up will tell): {e}"
+            );
         }
         Ok(checked)
     }
@@ -254,41 +333,82 @@ impl Steps for Rejoin<'_> {
         }
     }
 
+    /// A stop halts the rejoin where it is (the pair serves from the peer all along):
+    /// the journal says so, and the next `rejoin` takes it up.
+    fn on_stop(&self, _journal: &RejoinJournal) -> OnStop<RejoinStep> {
+        OnStop::Halt
+    }
+
+    /// `catch_up` only waits: a stop cuts it short.
+    fn interruptible(&self, step: RejoinStep) -> bool {
+        step == RejoinStep::CatchUp
+    }
+
     async fn halted(&self, _journal: &RejoinJournal, step: RejoinStep, error: &str) {
-        if step != RejoinStep::Notify {
-            self.edges.alerter.send(&Alert::RejoinFailed {
+        let alert = if self.needs_rebuild.get() {
+            Alert::RejoinNeedsRebuild {
+                peer: self.peer.name.clone(),
+                why: error.to_string(),
+                how: rebuild_how(&self.peer.name),
+            }
+        } else if step != RejoinStep::Notify {
+            Alert::RejoinFailed {
                 step,
                 error: error.to_string(),
-            });
+            }
+        } else {
+            return;
+        };
+        self.edges.alerter.send(&alert);
+    }
+
+    /// The finished journal is archived as `rejoin.<time>.json`: the next rejoin starts
+    /// a journal of its own and every drill stays on record (`status` shows the last).
+    async fn finished(&self, _journal: &RejoinJournal) {
+        match self.edges.store.archive::<RejoinKind>(Timestamp::now()) {
+            Ok(Some(kept)) => tracing::info!("the rejoin's journal is kept as {}", kept.display()),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("the finished rejoin's journal stays as it is: {e:#}"),
         }
     }
 }
 
 impl Rejoin<'_> {
-    /// Waits until both replication threads run, then until the peer's position read
-    /// now is applied, within `catch_up_timeout`. A thread's error fails at once.
+    /// Waits until both replication threads run and the peer's position read now is
+    /// applied, within `catch_up_timeout`, in short slices: a replication error that
+    /// waiting cannot mend (a refused login, a conflicting row) fails at once, and
+    /// error 1236 (the peer purged what this host needs) says that only a rebuild helps.
     async fn catch_up(&self) -> anyhow::Result<(GtidPosition, String)> {
         let started = Instant::now();
         let timeout = self.peer.catch_up_timeout;
-        let deadline = started + timeout;
         let target = self.peer_db.state().await?.gtid_binlog_pos;
-        self.wait_for_threads(deadline, timeout).await?;
         let local = &self.edges.own;
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_secs(1));
-        if !local.wait_for_position(&target, left).await? {
-            let now = local.state().await?;
-            let why = now
-                .replica
-                .as_ref()
-                .and_then(|r| r.sql_error.as_ref().or(r.io_error.as_ref()))
-                .map_or(String::new(), |e| format!(" ({e})"));
-            bail!(
-                "not caught up with the peer's {target} within {}: this host has {}{why}",
+        let ended = local.catch_up(&target, timeout, true).await?;
+        match ended {
+            CaughtUp::Yes => {}
+            CaughtUp::Failed(error) if error.errno == BINLOG_PURGED_ERRNO => {
+                self.needs_rebuild.set(true);
+                bail!(
+                    "replication from {} stopped with {error}: the primary no longer has the binary logs this host needs, so rejoin cannot help. Rebuild this host from a backup of the primary: {}",
+                    self.source(),
+                    rebuild_how(&self.peer.name)
+                );
+            }
+            CaughtUp::Failed(error) => bail!(
+                "replication from {} failed: {error}. Fix the cause, then run rejoin again: it sets up replication again (replicate) before it waits",
+                self.source()
+            ),
+            CaughtUp::NoConnection => bail!(
+                "{} has no replication connection {:?}: run rejoin again to redo `replicate`",
+                local.describe(),
+                self.edges.config.replica.connection_name
+            ),
+            CaughtUp::TimedOut(status) => bail!(
+                "not caught up with the peer's {target} within {}: this host has {} ({})",
                 humantime::format_duration(timeout),
-                now.gtid_current_pos
-            );
+                local.state().await?.gtid_current_pos,
+                status.summary()
+            ),
         }
         let detail = format!(
             "caught up with the peer's {} in {}",
@@ -300,35 +420,6 @@ impl Rejoin<'_> {
             human_duration(started.elapsed())
         );
         Ok((target, detail))
-    }
-
-    /// Until both replication threads run; a thread's error fails at once.
-    async fn wait_for_threads(&self, deadline: Instant, timeout: Duration) -> anyhow::Result<()> {
-        let local = &self.edges.own;
-        loop {
-            let state = local.state().await?;
-            let Some(replica) = state.replica else {
-                bail!(
-                    "{} has no replication connection {:?}: run rejoin again to redo `replicate`",
-                    local.describe(),
-                    self.edges.config.replica.connection_name
-                );
-            };
-            if let Some(error) = replica.sql_error.as_ref().or(replica.io_error.as_ref()) {
-                bail!("replication from {} failed: {error}", self.source());
-            }
-            if replica.io_running == "Yes" && replica.sql_running == "Yes" {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                bail!(
-                    "the replication threads do not run after {}: {}",
-                    humantime::format_duration(timeout),
-                    replica.summary()
-                );
-            }
-            tokio::time::sleep(THREADS_POLL).await;
-        }
     }
 
     /// Archives this host's promotion journal as `reset` does (the engine holds the
@@ -462,12 +553,20 @@ fn errant_lines(errant: &[Errant]) -> Vec<String> {
     errant
         .iter()
         .map(|e| match &e.spot {
-            Ok(BinlogSpot::At { file, position }) => format!(
+            Ok(BinlogSpot::At {
+                file,
+                position,
+                gtid,
+            }) => format!(
                 "{}: in {file} from position {position}; read with: mariadb-binlog --start-position={position} {file}",
-                e.range
+                e.range.shown(Some(*gtid))
             ),
             Ok(BinlogSpot::InFile(file)) => format!(
                 "{}: in {file} (its position lies past the first {BINLOG_SCAN_BOUND} events); read with: mariadb-binlog {file}",
+                e.range
+            ),
+            Ok(BinlogSpot::NotInFile(file)) => format!(
+                "{}: its first transaction is in none of this host's binary logs ({file}, where it would be, was read whole: it was applied here without being logged, log_slave_updates off); read {file} and the later files with mariadb-binlog, and compare the data by hand",
                 e.range
             ),
             Ok(BinlogSpot::Purged) => format!(
@@ -477,6 +576,17 @@ fn errant_lines(errant: &[Errant]) -> Vec<String> {
             Err(why) => format!("{}: where it lies is unknown: {why}", e.range),
         })
         .collect()
+}
+
+/// How to rebuild this host from a backup of the primary `peer`, for a rejoin that
+/// cannot catch up by replication.
+pub fn rebuild_how(peer: &str) -> String {
+    format!(
+        "1. on {peer}: mariadb-backup --backup --target-dir=/var/backups/rebuild --user=<an account with RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR>, then mariadb-backup --prepare --target-dir=/var/backups/rebuild; \
+         2. copy that directory here; stop MariaDB here, move its data directory aside, mariadb-backup --copy-back --target-dir=<the copy>, chown -R mysql:mysql the data directory, and start MariaDB with read_only = ON (its application units stopped); \
+         3. the backup's GTID position is the third field of xtrabackup_binlog_info (mariadb_backup_binlog_info in newer releases) in the backup directory: here run RESET MASTER; SET GLOBAL gtid_slave_pos = '<that position>'; \
+         4. run failover-watchdog rejoin --yes again: it replicates from {peer} from that position"
+    )
 }
 
 /// The `gtid_slave_pos` this host may be given once the errant ranges are undone: its
@@ -524,6 +634,7 @@ mod tests {
             with(Ok(BinlogSpot::At {
                 file: "mysql-bin.000003".into(),
                 position: 4711,
+                gtid: "0-1-10".parse().unwrap(),
             })),
             with(Ok(BinlogSpot::InFile("mysql-bin.000004".into()))),
             with(Ok(BinlogSpot::Purged)),
@@ -540,5 +651,39 @@ mod tests {
         );
         assert!(lines[2].contains("purged"), "{}", lines[2]);
         assert!(lines[3].ends_with("unknown: access denied"), "{}", lines[3]);
+    }
+
+    /// Issue 18, item 4: "past the first 100000 events" was said of a tiny binary log
+    /// where the transaction was simply not found.
+    #[test]
+    fn a_transaction_not_in_a_binary_log_read_whole_is_not_said_to_lie_past_the_bound() {
+        let range = gtid::errant(&pos("0-2-6"), &pos("0-3-9"), &pos("")).remove(0);
+        let lines = errant_lines(&[Errant {
+            range,
+            spot: Ok(BinlogSpot::NotInFile("mysql-bin.000001".into())),
+        }]);
+        assert!(!lines[0].contains("100000"), "{}", lines[0]);
+        assert!(
+            lines[0].starts_with("sequences 1..6 of domain 0, the last 0-2-6: its first transaction is in none of this host's binary logs (mysql-bin.000001, where it would be, was read whole"),
+            "{}",
+            lines[0]
+        );
+    }
+
+    /// Issue 18, item 13: a primary that purged the binary logs this host needs was met
+    /// with "fix the cause, then run rejoin again"; the advice is a rebuild, and how.
+    #[test]
+    fn the_rebuild_advice_says_how_and_which_position_to_set() {
+        let how = rebuild_how("nyc1");
+        for expected in [
+            "on nyc1: mariadb-backup --backup",
+            "mariadb-backup --prepare",
+            "--copy-back",
+            "xtrabackup_binlog_info",
+            "SET GLOBAL gtid_slave_pos = '<that position>'",
+            "rejoin --yes again",
+        ] {
+            assert!(how.contains(expected), "{expected}: {how}");
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! make one they trigger themselves ([`Shutdown::new`]).
 //!
 //! It is a request, not a kill: whoever holds it looks at it where stopping is safe
-//! (between rounds, between a procedure's steps) and says what it left behind. A second
+//! (between rounds, between a procedure's steps, in a step that only waits) and does
+//! what a stop means there (`procedure::OnStop`), saying what it left behind. A second
 //! SIGINT while stopping ends the process at once (exit 130), for an operator who will
 //! not wait.
 
@@ -59,7 +60,9 @@ impl Shutdown {
             }
             trigger.stop();
             if int.recv().await.is_some() {
-                eprintln!("interrupted again: exiting at once");
+                eprintln!(
+                    "interrupted again: exiting at once; a procedure under way stays in its journal as it is (`failover-watchdog status` shows it): run its command again to take it up"
+                );
                 std::process::exit(130);
             }
         });

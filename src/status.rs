@@ -27,7 +27,7 @@ pub fn gather(
         stale_after(probe.interval, probe.timeout),
         now,
     );
-    report.rejoin = store.load_rejoin()?;
+    report.rejoin = store.last_rejoin()?;
     Ok(report)
 }
 

@@ -122,7 +122,9 @@ impl StateDir {
     }
 
     /// Moves a procedure's journal aside as `<stem>.<time>.json` (kept: it records what
-    /// the procedure did). Returns the new path, `None` when there was none.
+    /// the procedure did), or `<stem>.<time>-<n>.json` when that name is taken (two in
+    /// one second): an archive is never overwritten. Returns the new path, `None` when
+    /// there was none.
     pub fn archive<P: Procedure>(&self, now: jiff::Timestamp) -> anyhow::Result<Option<PathBuf>> {
         let from = self.path.join(P::FILE);
         if !from.exists() {
@@ -130,7 +132,13 @@ impl StateDir {
         }
         let stem = P::FILE.trim_end_matches(".json");
         let stamp = now.strftime("%Y%m%dT%H%M%SZ").to_string();
-        let to = self.path.join(format!("{stem}.{stamp}.json"));
+        let to = (0..)
+            .map(|n| match n {
+                0 => self.path.join(format!("{stem}.{stamp}.json")),
+                n => self.path.join(format!("{stem}.{stamp}-{n}.json")),
+            })
+            .find(|to| !to.exists())
+            .expect("an unbounded range has a free name");
         std::fs::rename(&from, &to)
             .with_context(|| format!("cannot move {} to {}", from.display(), to.display()))?;
         sync_dir(&self.path).with_context(|| {
@@ -153,9 +161,55 @@ impl StateDir {
         self.save(journal)
     }
 
-    /// The last `rejoin`'s journal, `None` when this host never rejoined.
+    /// The `rejoin` journal in progress (`rejoin.json`: running or failed), `None` when
+    /// there is none (never rejoined, or the last rejoin finished and was archived).
     pub fn load_rejoin(&self) -> anyhow::Result<Option<RejoinJournal>> {
         self.load::<Rejoin>()
+    }
+
+    /// The last `rejoin`'s journal: the one in progress, else the newest archived one;
+    /// `None` when this host never rejoined.
+    pub fn last_rejoin(&self) -> anyhow::Result<Option<RejoinJournal>> {
+        if let Some(journal) = self.load_rejoin()? {
+            return Ok(Some(journal));
+        }
+        let Some(newest) = self.newest_archive::<Rejoin>()? else {
+            return Ok(None);
+        };
+        let text = careful_read::read_to_string(&newest, careful_read::STATE)?;
+        let journal: RejoinJournal = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "the archived rejoin journal {} cannot be read",
+                newest.display()
+            )
+        })?;
+        Ok(Some(journal))
+    }
+
+    /// The newest `<stem>.<time>[-<n>].json` of a procedure, by its time and number.
+    fn newest_archive<P: Procedure>(&self) -> anyhow::Result<Option<PathBuf>> {
+        let stem = format!("{}.", P::FILE.trim_end_matches(".json"));
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot list {}", self.path.display()));
+            }
+        };
+        let newest = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let name = entry.file_name().into_string().ok()?;
+                let stamp = name.strip_prefix(&stem)?.strip_suffix(".json")?;
+                let (time, n) = match stamp.split_once('-') {
+                    Some((time, n)) => (time.to_string(), n.parse::<u32>().ok()?),
+                    None => (stamp.to_string(), 0),
+                };
+                Some(((time, n), entry.path()))
+            })
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, path)| path);
+        Ok(newest)
     }
 
     /// The live state the daemon writes each round.
@@ -427,6 +481,50 @@ mod tests {
             "{archived:?}"
         );
         assert!(store.load_rejoin().unwrap().is_none());
+    }
+
+    /// Issue 18: a finished rejoin's journal was replaced by the next `rejoin`, so the
+    /// drill history was lost. Archives are never overwritten, even within one second,
+    /// and the last rejoin is the one in progress, else the newest archive.
+    #[test]
+    fn finished_rejoins_are_kept_and_the_last_one_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateDir::new(dir.path().join("state"));
+        assert!(store.last_rejoin().unwrap().is_none(), "never rejoined");
+        let rejoin = |peer: &str| {
+            RejoinJournal::rejoin(
+                "n",
+                peer,
+                "h:1",
+                Default::default(),
+                jiff::Timestamp::UNIX_EPOCH,
+            )
+        };
+        let mut kept = Vec::new();
+        for peer in ["first", "second", "third"] {
+            store.save(&rejoin(peer)).unwrap();
+            kept.push(
+                store
+                    .archive::<Rejoin>(jiff::Timestamp::UNIX_EPOCH)
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        let names: Vec<String> = kept
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "rejoin.19700101T000000Z.json",
+                "rejoin.19700101T000000Z-1.json",
+                "rejoin.19700101T000000Z-2.json"
+            ]
+        );
+        assert_eq!(store.last_rejoin().unwrap().unwrap().record.peer, "third");
+        store.save(&rejoin("running")).unwrap();
+        assert_eq!(store.last_rejoin().unwrap().unwrap().record.peer, "running");
     }
 
     #[test]

@@ -11,6 +11,16 @@
 //! fence or catch up undoes the fence (the journal's policy for those two steps) and the
 //! pair is as it was. A failed `rejoin_peer` goes on: DNS has moved already, and
 //! `rejoin` on the old primary finishes the job.
+//!
+//! A failed planned switchover never stands between a dead primary and its failover:
+//! before `stop_replica` begins, a failure or a stop (SIGTERM, SIGINT, which also cuts
+//! `catch_up` short) undoes the fence and abandons the switchover, its journal archived,
+//! even when the undo fails (the primary died meanwhile, or an account lacks a grant):
+//! the alert then says loudly that the primary may be left read-only, and this host is
+//! armed again. From `stop_replica` on, an operator's stop lets it finish (stopping there
+//! would leave neither side writable); the daemon's stops before its next step and
+//! resumes at its next start. Wherever it acts on the peer it checks first that the peer
+//! is another server ([`crate::peer`]).
 
 use std::time::Duration;
 
@@ -19,9 +29,10 @@ use jiff::Timestamp;
 
 use crate::alert::Alert;
 use crate::edges::Edges;
-use crate::journal::{Journal, PrimarySeen, Promotion, StepName, Trigger};
-use crate::mariadb::Server;
-use crate::procedure::{Preview, RunError, Runner, Steps};
+use crate::journal::{Journal, PrimarySeen, Promotion, StepName, StepStatus, Trigger};
+use crate::mariadb::{CaughtUp, Server};
+use crate::peer;
+use crate::procedure::{Abandonment, OnStop, Preview, RunError, Runner, Steps};
 use crate::role::{self, Role};
 use crate::smoke::Verdict;
 use crate::takeover::{self, REJOIN_CONFIRM};
@@ -146,22 +157,63 @@ impl Steps for Switchover<'_> {
     }
 
     /// Undoing `fence_primary`: the peer takes writes again (`read_only = OFF`, read
-    /// back).
+    /// back). Read first: a fence that failed may have changed nothing, and a peer that
+    /// is writable already is said so, not claimed fenced.
     async fn undo(&self, step: StepName, _journal: &Journal) -> anyhow::Result<String> {
         if step != StepName::FencePrimary {
             bail!("step {step} cannot be undone");
         }
-        self.peer.set_read_only(false).await?;
-        Ok(format!("{}: read_only = OFF again", self.peer.describe()))
+        let peer = self.peer;
+        let read_only = peer
+            .read_only()
+            .await
+            .with_context(|| format!("reading read_only on {}", peer.describe()))?;
+        if !read_only {
+            return Ok(format!(
+                "{}: read_only is OFF: it takes writes, nothing to undo",
+                peer.describe()
+            ));
+        }
+        peer.set_read_only(false).await?;
+        Ok(format!("{}: read_only = OFF again", peer.describe()))
+    }
+
+    /// Before `stop_replica` begins nothing of this host has changed: a stop undoes the
+    /// fence and abandons the switchover. After it, an operator's stop lets it finish
+    /// (the pair serves only once this host does); the daemon's leaves the journal for
+    /// its next start, as it does a promotion.
+    fn on_stop(&self, journal: &Journal) -> OnStop<StepName> {
+        let begun = |step| {
+            journal
+                .step(step)
+                .is_some_and(|s| s.status != StepStatus::Pending)
+        };
+        if !begun(StepName::StopReplica) {
+            OnStop::Abandon(&[StepName::FencePrimary])
+        } else if self.by == Trigger::Automatic {
+            OnStop::Resume
+        } else {
+            OnStop::Finish
+        }
+    }
+
+    /// `catch_up` only waits: a stop cuts it short (and undoes the fence).
+    fn interruptible(&self, step: StepName) -> bool {
+        step == StepName::CatchUp
     }
 
     async fn halted(&self, journal: &Journal, step: StepName, error: &str) {
         takeover::halted(self.edges, journal, step, error).await;
     }
 
-    async fn abandoned(&self, _journal: &Journal, _step: StepName, why: &str) {
+    async fn abandoned(&self, _journal: &Journal, _step: StepName, end: &Abandonment) {
         self.edges.alerter.send(&Alert::SwitchoverAbandoned {
-            why: why.to_string(),
+            why: match end.undone.is_empty() {
+                true => end.why.clone(),
+                false => format!("{}; {}", end.why, end.undone.join("; ")),
+            },
+            left: end.left.clone(),
+            interrupted: end.interrupted,
         });
     }
 
@@ -176,6 +228,7 @@ impl Switchover<'_> {
     /// repeat: a resumed fence reads the same position, and the drill keeps the first
     /// fence's time.
     async fn fence_primary(&self, journal: &mut Journal) -> anyhow::Result<String> {
+        peer::another_server(self.edges, self.peer, &self.peer_config.name).await?;
         let drain = self.peer_config.write_drain_timeout;
         let at = Timestamp::now();
         let fenced = self.peer.fence(drain).await?;
@@ -199,7 +252,8 @@ impl Switchover<'_> {
     }
 
     /// `catch_up`: this host applies the fenced primary's final position within
-    /// `switchover_timeout`, else fails (and the fence is undone).
+    /// `switchover_timeout`, else fails (and the fence is undone); a replication error
+    /// that waiting cannot mend fails it at once.
     async fn catch_up(&self, journal: &mut Journal) -> anyhow::Result<String> {
         let timeout = self.peer_config.switchover_timeout;
         let final_position = journal
@@ -209,13 +263,20 @@ impl Switchover<'_> {
             .and_then(|d| d.final_position.clone())
             .context("fence_primary recorded no final position")?;
         let local = &self.edges.own;
-        let reached = local.wait_for_position(&final_position, timeout).await?;
+        let ended = local.catch_up(&final_position, timeout, false).await?;
         let applied = local.state().await?.gtid_current_pos;
-        if !reached {
-            bail!(
+        match ended {
+            CaughtUp::Yes => {}
+            CaughtUp::Failed(error) => bail!(
+                "this host's replication failed before it applied the primary's final position {final_position} (it has {applied}): {error}"
+            ),
+            CaughtUp::NoConnection => bail!(
+                "this host has no replication connection: it cannot apply the primary's final position {final_position}"
+            ),
+            CaughtUp::TimedOut(_) => bail!(
                 "this host did not apply the primary's final position {final_position} within {} (it has {applied})",
                 humantime::format_duration(timeout),
-            );
+            ),
         }
         let lost = !applied.covers(&final_position);
         let drill = journal
@@ -242,6 +303,7 @@ impl Switchover<'_> {
     async fn rejoin_peer(&self) -> anyhow::Result<String> {
         let (peer, p) = (self.peer, self.peer_config);
         let here = &self.edges.config.replica.connect_address;
+        peer::another_server(self.edges, peer, &p.name).await?;
         if !peer.state().await?.read_only {
             bail!(
                 "{} is writable: it was fenced by this switchover, so someone made it writable since; not pointing it here (two primaries?). Make it read-only, then run `failover-watchdog rejoin` on it",
@@ -291,9 +353,10 @@ pub struct PreCheck {
 
 /// Every pre-check, read-only, all run even when one fails: this host is a standby of
 /// the peer with both replication threads running and lag within `[replica] max_lag`;
-/// the peer answers and is the writable primary; the smoke test's `promotion_plan`
-/// check passes (units known to systemd, the replica account's privileges, `state_dir`
-/// writable, no journal).
+/// the peer answers, is another server than this host's own and is the writable
+/// primary; the `[peer]` account holds what the fence, its undo and `rejoin_peer` need;
+/// the smoke test's `promotion_plan` check passes (units known to systemd, the replica
+/// account's privileges, `state_dir` writable, no journal).
 pub async fn pre_checks(edges: &Edges) -> Vec<PreCheck> {
     let (local_state, peer_state, plan) = tokio::join!(
         edges.own.state(),
@@ -305,33 +368,14 @@ pub async fn pre_checks(edges: &Edges) -> Vec<PreCheck> {
         },
         crate::smoke::checks::promotion_plan(edges)
     );
-    let mut checks = match local_state {
+    let mut checks = match &local_state {
         Err(e) => vec![PreCheck {
             what: "this host is a standby",
             result: Err(format!("{e:#}")),
         }],
-        Ok(state) => standby_checks(edges, &state),
+        Ok(state) => standby_checks(edges, state),
     };
-    checks.push(PreCheck {
-        what: "the peer is the writable primary",
-        result: match peer_state {
-            Err(e) => Err(format!("{e:#}")),
-            Ok(state) => match role::derive(state.read_only, state.replica.as_ref(), None) {
-                Role::Primary => Ok(format!(
-                    "writable, not replicating, at {}",
-                    state.gtid_binlog_pos
-                )),
-                role => Err(format!(
-                    "the peer is {role} (read_only {}, replication {})",
-                    on_off(state.read_only),
-                    state
-                        .replica
-                        .as_ref()
-                        .map_or("none".to_string(), |r| r.summary())
-                )),
-            },
-        },
-    });
+    checks.extend(peer_checks(edges, local_state.as_ref().ok(), peer_state).await);
     checks.push(PreCheck {
         what: "the smoke test's promotion_plan",
         result: match plan.verdict {
@@ -340,6 +384,63 @@ pub async fn pre_checks(edges: &Edges) -> Vec<PreCheck> {
         },
     });
     checks
+}
+
+/// The peer's pre-checks: another server, the writable primary, its account's grants.
+async fn peer_checks(
+    edges: &Edges,
+    own: Option<&crate::mariadb::DbState>,
+    peer_state: anyhow::Result<crate::mariadb::DbState>,
+) -> Vec<PreCheck> {
+    let state = match peer_state {
+        Ok(state) => state,
+        Err(e) => {
+            return vec![PreCheck {
+                what: "the peer is the writable primary",
+                result: Err(format!("{e:#}")),
+            }];
+        }
+    };
+    let (Some(peer), Some(config)) = (&edges.peer, &edges.config.peer) else {
+        return Vec::new();
+    };
+    let identity = match own {
+        Some(own) => peer::identity(own, &edges.own.describe(), &state, &config.name).map(|()| {
+            format!(
+                "server_id {} (this host's is {})",
+                state.server_id, own.server_id
+            )
+        }),
+        None => Err("this host's database cannot be read to compare server ids".to_string()),
+    };
+    let primary = match role::derive(state.read_only, state.replica.as_ref(), None) {
+        Role::Primary => Ok(format!(
+            "writable, not replicating, at {}",
+            state.gtid_binlog_pos
+        )),
+        role => Err(format!(
+            "the peer is {role} (read_only {}, replication {})",
+            on_off(state.read_only),
+            state
+                .replica
+                .as_ref()
+                .map_or("none".to_string(), |r| r.summary())
+        )),
+    };
+    vec![
+        PreCheck {
+            what: "the peer is another server",
+            result: identity,
+        },
+        PreCheck {
+            what: "the peer is the writable primary",
+            result: primary,
+        },
+        PreCheck {
+            what: "the [peer] account's grants",
+            result: peer::grants(peer, &config.user, state.version).await,
+        },
+    ]
 }
 
 /// This host is a running, caught-up-enough standby of the peer.

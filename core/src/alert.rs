@@ -106,8 +106,18 @@ pub enum Alert {
     HookFailed { hook: &'static str, problem: String },
     /// The promotion finished: the closing alert (the `notify` step).
     Promoted(Box<Journal>),
-    /// A switchover could not fence or catch up: the fence was undone, nothing changed.
-    SwitchoverAbandoned { why: String },
+    /// A switchover could not fence or catch up, or was stopped before this host
+    /// changed anything: the fence was undone (or could not be: `left`), the journal
+    /// archived, this host its standby as before.
+    SwitchoverAbandoned {
+        why: String,
+        /// Each undo that failed, with why: the primary may be left read-only.
+        left: Vec<String>,
+        /// An operator's stop (SIGTERM, SIGINT) ended it, not a failure.
+        interrupted: bool,
+    },
+    /// A promotion stopped before its first step (an operator's stop): nothing changed.
+    PromotionAbandoned { trigger: Trigger, why: String },
 
     // ---- Rejoin (on the old primary) ------------------------------------------------
     /// `rejoin` finished: this host is the peer's caught-up replica.
@@ -120,6 +130,14 @@ pub enum Alert {
     },
     /// A `rejoin` step failed; the rejoin stopped there.
     RejoinFailed { step: RejoinStep, error: String },
+    /// `rejoin` cannot work: the peer purged binary logs this host needs (found by the
+    /// pre-checks, or by replication's error 1236). Only a rebuild from a backup of the
+    /// peer helps; `how` says it.
+    RejoinNeedsRebuild {
+        peer: String,
+        why: String,
+        how: String,
+    },
 
     // ---- Smoke test ------------------------------------------------------------------
     /// The smoke test's summary, as `smoke` renders it (its own headline first).
@@ -187,6 +205,8 @@ impl Alert {
             Alert::RejoinRefused { .. } => "rejoin_refused",
             Alert::RejoinFailed { .. } => "rejoin_failed",
             Alert::SwitchoverAbandoned { .. } => "switchover_abandoned",
+            Alert::PromotionAbandoned { .. } => "promotion_abandoned",
+            Alert::RejoinNeedsRebuild { .. } => "rejoin_needs_rebuild",
             Alert::SmokeReport { .. } => "smoke_report",
         }
     }
@@ -386,8 +406,16 @@ impl Alert {
                 vec![detail(problem)],
             ),
             Alert::Promoted(journal) => promoted(journal),
-            Alert::SwitchoverAbandoned { why } => (
-                "↩️ switchover ABANDONED, nothing changed: the primary takes writes again and this host is still its standby. Find out why it could not catch up before trying again.".to_string(),
+            Alert::SwitchoverAbandoned {
+                why,
+                left,
+                interrupted,
+            } => switchover_abandoned(&detail(why), left, *interrupted),
+            Alert::PromotionAbandoned { trigger, why } => (
+                format!(
+                    "↩️ {} promotion ABANDONED before its first step, nothing changed: this host is still the standby.",
+                    trigger.as_str()
+                ),
                 vec![detail(why)],
             ),
             Alert::Rejoined(journal) => rejoined(journal),
@@ -396,6 +424,12 @@ impl Alert {
                     "🛑 rejoin REFUSED: this host has transactions its peer {peer} lacks. Nothing was changed. Decide what to do with them (the README's rejoin section), then run rejoin again."
                 ),
                 errant.iter().map(|line| format!("• {}", detail(line))).collect(),
+            ),
+            Alert::RejoinNeedsRebuild { peer, why, how } => (
+                format!(
+                    "🛑 rejoin IMPOSSIBLE: the primary {peer} no longer has the binary logs this host needs, so it cannot catch up by replication. Rebuild this host from a backup of {peer} (how: below), then run rejoin again."
+                ),
+                vec![format!("Why: {}", detail(why)), format!("How: {how}")],
             ),
             Alert::RejoinFailed { step, error } => (
                 format!(
@@ -406,6 +440,28 @@ impl Alert {
             _ => return None,
         })
     }
+}
+
+/// A switchover abandoned: quiet when everything was undone, loud when the primary may
+/// be left read-only.
+fn switchover_abandoned(why: &str, left: &[String], interrupted: bool) -> (String, Vec<String>) {
+    let headline = match (left.is_empty(), interrupted) {
+        (true, false) => {
+            "↩️ switchover ABANDONED, nothing changed: the primary takes writes again and this host is still its standby. Find out why it could not catch up before trying again."
+        }
+        (true, true) => {
+            "↩️ switchover ABANDONED (stopped by an operator), nothing changed: the primary takes writes again and this host is still its standby."
+        }
+        (false, _) => {
+            "🚨 switchover ABANDONED, but undoing the fence FAILED: the primary may still refuse writes. Check it now (SET GLOBAL read_only = OFF there). This host is its standby, armed to promote if the primary is dead."
+        }
+    };
+    let mut details = vec![format!("Why: {why}")];
+    details.extend(
+        left.iter()
+            .map(|l| format!("Not undone: {}", shorten(l, DETAIL_CHARS))),
+    );
+    (headline.to_string(), details)
 }
 
 /// The old primary answers after promotion: loud when its database takes writes.
@@ -723,7 +779,20 @@ mod tests {
                 step: RejoinStep::CatchUp,
                 error: "e".into(),
             },
-            Alert::SwitchoverAbandoned { why: "w".into() },
+            Alert::SwitchoverAbandoned {
+                why: "w".into(),
+                left: vec!["fence_primary: cannot connect".into()],
+                interrupted: false,
+            },
+            Alert::PromotionAbandoned {
+                trigger: Trigger::Manual,
+                why: "w".into(),
+            },
+            Alert::RejoinNeedsRebuild {
+                peer: "p".into(),
+                why: "w".into(),
+                how: "h".into(),
+            },
         ];
         for alert in alerts {
             let text = alert.render("standby-9");
@@ -794,14 +863,28 @@ mod tests {
         let text = Alert::Promoted(Box::new(journal)).render("s");
         assert!(text.contains("failover-watchdog rejoin"), "{text}");
 
-        let abandoned = Alert::SwitchoverAbandoned {
-            why: "catch_up failed".into(),
-        }
-        .render("s");
+        let abandoned = |left: Vec<String>| {
+            Alert::SwitchoverAbandoned {
+                why: "catch_up failed".into(),
+                left,
+                interrupted: false,
+            }
+            .render("s")
+        };
+        let quiet = abandoned(Vec::new());
         assert!(
-            abandoned.contains("ABANDONED, nothing changed")
-                && abandoned.contains("catch_up failed"),
-            "{abandoned}"
+            quiet.contains("ABANDONED, nothing changed") && quiet.contains("catch_up failed"),
+            "{quiet}"
+        );
+        // Issue 18, item 7: an undo that failed said the peer "still refuses writes"
+        // from a halted journal; now it is said loudly, and this host is armed.
+        let loud = abandoned(vec!["fence_primary: cannot connect".into()]);
+        assert!(
+            loud.contains("undoing the fence FAILED")
+                && loud.contains("may still refuse writes")
+                && loud.contains("Not undone: fence_primary: cannot connect")
+                && loud.contains("armed to promote"),
+            "{loud}"
         );
     }
 }

@@ -8,7 +8,8 @@
 //! [`errant`] decides, for `rejoin`, which transactions a former primary has that its
 //! peer lacks; [`binlog_file_holding`] and [`gtid_of_event`] read the answers of
 //! `SHOW BINARY LOGS` / `BINLOG_GTID_POS` and `SHOW BINLOG EVENTS` to say where to read
-//! them from.
+//! them from; [`purged`] says what a replica needs that a primary's oldest binary log
+//! starts past (replication would stop on error 1236).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -161,15 +162,20 @@ impl<'de> Deserialize<'de> for GtidPosition {
     }
 }
 
-/// Transactions of one domain that this host has and its peer lacks:
-/// `domain-server-first` to `domain-server-last`.
+/// Transactions of one domain that this host has and its peer lacks: sequence `first`
+/// of the domain up to this host's last transaction there (`last`).
+///
+/// Only the last one's GTID is known from the positions: the transactions before it
+/// may have come from other servers (this host replicated some, then wrote on its own),
+/// so the first one's server id is what the binary log says ([`ErrantRange::shown`]),
+/// never a guess.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrantRange {
     pub domain: u32,
-    /// The server id of this host's last transaction in the domain.
-    pub server_id: u32,
+    /// The sequence number of the range's first transaction.
     pub first: u64,
-    pub last: u64,
+    /// This host's last transaction in the domain: the range's last.
+    pub last: Gtid,
     /// The last GTID of the domain the peer provably has (what this host's
     /// `gtid_slave_pos` may be set to once the range is dealt with); `None` when the
     /// peer has nothing of it.
@@ -177,29 +183,33 @@ pub struct ErrantRange {
 }
 
 impl ErrantRange {
-    /// The range's first GTID: where reading it starts.
-    pub fn first_gtid(&self) -> Gtid {
-        Gtid {
-            domain: self.domain,
-            server_id: self.server_id,
-            sequence: self.first,
+    /// The range's first transaction's sequence in its domain: where reading starts.
+    pub fn first_sequence(&self) -> (u32, u64) {
+        (self.domain, self.first)
+    }
+
+    /// The range with its first transaction's GTID as the binary log has it, when it
+    /// was read (`first`): `0-1-6..0-2-9`. Without it, by sequence numbers: `0-2-9`
+    /// alone, or `sequences 6..9 of domain 0, the last 0-2-9`.
+    pub fn shown(&self, first: Option<Gtid>) -> String {
+        let last = self.last;
+        match first {
+            _ if self.first == last.sequence => last.to_string(),
+            Some(first) if first.domain == self.domain && first.sequence == self.first => {
+                format!("{first}..{last}")
+            }
+            _ => format!(
+                "sequences {}..{} of domain {}, the last {last}",
+                self.first, last.sequence, self.domain
+            ),
         }
     }
 }
 
 impl fmt::Display for ErrantRange {
-    /// `0-1-6..0-1-9`, or one GTID when the range holds one transaction.
+    /// [`ErrantRange::shown`] without the binary log's word on the first transaction.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (domain, server) = (self.domain, self.server_id);
-        if self.first == self.last {
-            write!(f, "{domain}-{server}-{}", self.first)
-        } else {
-            write!(
-                f,
-                "{domain}-{server}-{}..{domain}-{server}-{}",
-                self.first, self.last
-            )
-        }
+        f.write_str(&self.shown(None))
     }
 }
 
@@ -250,9 +260,8 @@ pub fn errant(
         let k = peer_has.map_or(0, |g| g.sequence);
         ranges.push(ErrantRange {
             domain,
-            server_id: ours.server_id,
             first: k + 1,
-            last: n,
+            last: ours,
             peer_has,
         });
     }
@@ -263,12 +272,12 @@ pub fn errant(
 /// file's name and its starting position (`BINLOG_GTID_POS(file, 4)`), oldest first:
 /// the last file that starts before it. `None` when even the oldest file starts past
 /// it (purged) or there are no files.
-pub fn binlog_file_holding(files: &[(String, GtidPosition)], gtid: Gtid) -> Option<&str> {
-    let starts_past = |start: &GtidPosition| {
-        start
-            .get(gtid.domain)
-            .is_some_and(|g| g.sequence >= gtid.sequence)
-    };
+pub fn binlog_file_holding(
+    files: &[(String, GtidPosition)],
+    (domain, sequence): (u32, u64),
+) -> Option<&str> {
+    let starts_past =
+        |start: &GtidPosition| start.get(domain).is_some_and(|g| g.sequence >= sequence);
     if files.first().is_some_and(|(_, start)| starts_past(start)) {
         return None;
     }
@@ -277,6 +286,38 @@ pub fn binlog_file_holding(files: &[(String, GtidPosition)], gtid: Gtid) -> Opti
         .take_while(|(_, start)| !starts_past(start))
         .last()
         .map(|(file, _)| file.as_str())
+}
+
+/// A domain whose transactions a replica at some position needs and a primary no
+/// longer has: its oldest binary log starts past them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Purged {
+    pub domain: u32,
+    /// What the replica has of the domain (`None`: nothing).
+    pub have: Option<Gtid>,
+    /// Where the primary's oldest binary log starts in the domain: everything up to it
+    /// is gone there.
+    pub starts_after: Gtid,
+}
+
+/// The domains in which a replica at `have` (its `@@gtid_current_pos`) needs
+/// transactions that a primary whose oldest binary log starts at `oldest_start`
+/// (`BINLOG_GTID_POS(oldest, 4)`) purged: the replica's sequence there is below the
+/// log's start, so the transactions in between exist in no binary log of the primary
+/// and replication stops on MariaDB's error 1236.
+pub fn purged(have: &GtidPosition, oldest_start: &GtidPosition) -> Vec<Purged> {
+    oldest_start
+        .gtids()
+        .filter(|start| {
+            have.get(start.domain)
+                .is_none_or(|h| h.sequence < start.sequence)
+        })
+        .map(|start| Purged {
+            domain: start.domain,
+            have: have.get(start.domain),
+            starts_after: start,
+        })
+        .collect()
 }
 
 /// The GTID a `SHOW BINLOG EVENTS` row of type `Gtid` starts, from its `Info`
@@ -353,10 +394,11 @@ mod tests {
         super::errant(&pos(own), &pos(peer_current), &pos(peer_slave))
     }
 
+    /// Each range as `domain:first..last`.
     fn ranges(own: &str, peer_current: &str, peer_slave: &str) -> Vec<String> {
         errant(own, peer_current, peer_slave)
             .iter()
-            .map(ToString::to_string)
+            .map(|r| format!("{}:{}..{}", r.domain, r.first, r.last))
             .collect()
     }
 
@@ -379,10 +421,18 @@ mod tests {
     fn a_peer_behind_us_lacks_the_rest() {
         let found = errant("0-1-10", "0-1-8", "0-1-8");
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].to_string(), "0-1-9..0-1-10");
-        assert_eq!(found[0].first_gtid(), gtid("0-1-9"));
+        assert_eq!(
+            found[0].to_string(),
+            "sequences 9..10 of domain 0, the last 0-1-10"
+        );
+        assert_eq!(found[0].shown(Some(gtid("0-1-9"))), "0-1-9..0-1-10");
+        assert_eq!(found[0].first_sequence(), (0, 9));
         assert_eq!(found[0].peer_has, Some(gtid("0-1-8")));
-        assert_eq!(ranges("0-1-10", "0-1-9", ""), ["0-1-10"], "one transaction");
+        assert_eq!(
+            ranges("0-1-10", "0-1-9", ""),
+            ["0:10..0-1-10"],
+            "one transaction"
+        );
     }
 
     #[test]
@@ -394,19 +444,22 @@ mod tests {
     fn a_peer_promoted_before_applying_our_last_lacks_them_even_when_it_wrote_more() {
         // Promoted after our 8; our 9 and 10 never reached it; it wrote 9..12 itself.
         let found = errant("0-1-10", "0-2-12", "0-1-8");
-        assert_eq!(found[0].to_string(), "0-1-9..0-1-10");
+        assert_eq!(found[0].shown(Some(gtid("0-1-9"))), "0-1-9..0-1-10");
         assert_eq!(found[0].peer_has, Some(gtid("0-1-8")));
         // It wrote less than we have on its own: still only what it applied counts.
-        assert_eq!(ranges("0-1-10", "0-2-9", "0-1-8"), ["0-1-9..0-1-10"]);
+        assert_eq!(ranges("0-1-10", "0-2-9", "0-1-8"), ["0:9..0-1-10"]);
         // It never applied anything of ours in the domain: errant whole.
-        assert_eq!(ranges("0-1-10", "0-2-12", ""), ["0-1-1..0-1-10"]);
+        assert_eq!(ranges("0-1-10", "0-2-12", ""), ["0:1..0-1-10"]);
     }
 
     #[test]
     fn a_domain_the_peer_lacks_is_errant_whole_and_the_others_are_judged_alone() {
         let found = errant("0-1-10,7-1-4", "0-1-10", "");
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].to_string(), "7-1-1..7-1-4");
+        assert_eq!(
+            found[0].to_string(),
+            "sequences 1..4 of domain 7, the last 7-1-4"
+        );
         assert_eq!(found[0].peer_has, None);
     }
 
@@ -414,7 +467,7 @@ mod tests {
     fn our_last_gtid_from_the_peer_is_judged_the_same_way() {
         // This host replicated the peer's 0-2-20 in an earlier cycle.
         assert!(ranges("0-2-20", "0-2-25", "").is_empty());
-        assert_eq!(ranges("0-2-20", "0-2-18", ""), ["0-2-19..0-2-20"]);
+        assert_eq!(ranges("0-2-20", "0-2-18", ""), ["0:19..0-2-20"]);
     }
 
     #[test]
@@ -428,7 +481,8 @@ mod tests {
         .map(|(f, s)| (f.to_string(), pos(s)))
         .collect();
         let holding = |files: &[(String, GtidPosition)], g: &str| {
-            binlog_file_holding(files, gtid(g)).map(str::to_string)
+            let g = gtid(g);
+            binlog_file_holding(files, (g.domain, g.sequence)).map(str::to_string)
         };
         let file = |name: &str| Some(name.to_string());
         assert_eq!(holding(&files, "0-1-3"), file("mysql-bin.000001"));
@@ -450,5 +504,49 @@ mod tests {
         );
         assert_eq!(gtid_of_event("Server ver: 10.11"), None);
         assert_eq!(gtid_of_event("GTID"), None);
+    }
+
+    /// Issue 18, item 4: the errant-range text named GTIDs that never existed
+    /// (`0-2-1..0-2-6` for transactions some of which came from server 1), taking this
+    /// host's last transaction's server id for the whole range.
+    #[test]
+    fn an_errant_range_names_no_gtid_it_does_not_know() {
+        // This host replicated 0-1-1.. from server 1, then wrote 0-2-6 itself; the
+        // peer wrote on its own and applied nothing of the domain.
+        let found = errant("0-2-6", "0-3-10", "");
+        assert_eq!(found.len(), 1);
+        let shown = found[0].to_string();
+        assert_eq!(shown, "sequences 1..6 of domain 0, the last 0-2-6");
+        assert!(!shown.contains("0-2-1"), "{shown}");
+        // Once the binary log says what the first one is, it is named.
+        assert_eq!(found[0].shown(Some(gtid("0-1-1"))), "0-1-1..0-2-6");
+        // A GTID of another place in the domain is not taken for it.
+        assert_eq!(
+            found[0].shown(Some(gtid("0-1-2"))),
+            "sequences 1..6 of domain 0, the last 0-2-6"
+        );
+    }
+
+    /// Issue 18, item 13: a replica needs what the primary's oldest binary log starts
+    /// past.
+    #[test]
+    fn a_replica_below_the_oldest_binary_log_needs_purged_transactions() {
+        assert!(
+            purged(&pos("0-1-10"), &pos("0-1-10")).is_empty(),
+            "at the start"
+        );
+        assert!(purged(&pos("0-1-12"), &pos("0-1-10")).is_empty());
+        assert!(purged(&pos("0-1-5"), &pos("")).is_empty(), "all logs kept");
+        let gone = purged(&pos("0-1-5,1-2-3"), &pos("0-2-9,1-2-3"));
+        assert_eq!(
+            gone,
+            [Purged {
+                domain: 0,
+                have: Some(gtid("0-1-5")),
+                starts_after: gtid("0-2-9"),
+            }]
+        );
+        let nothing = purged(&pos(""), &pos("4-1-2"));
+        assert_eq!(nothing[0].have, None, "a domain the replica never had");
     }
 }

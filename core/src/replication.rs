@@ -59,6 +59,14 @@ pub struct ChannelSettings {
     pub ssl_verify_server_cert: Option<bool>,
 }
 
+/// IO thread errors its retries cannot mend: access denied (1045), the binary log asked
+/// for is gone or unreadable on the primary (1236), both servers have one server id
+/// (1593), the account is locked (4151).
+pub const FATAL_IO_ERRNOS: [&str; 4] = ["1045", "1236", "1593", "4151"];
+
+/// The IO thread error of a primary that purged the binary logs a replica needs.
+pub const BINLOG_PURGED_ERRNO: &str = "1236";
+
 /// A replication thread's last error (`Last_IO_Errno`/`Last_IO_Error`, or the SQL's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ThreadError {
@@ -149,6 +157,19 @@ impl ReplicaStatus {
     /// Both threads running and no SQL thread error: the replica follows the primary.
     pub fn replicating(&self) -> bool {
         self.io_connected() && self.sql_running == "Yes" && self.sql_error.is_none()
+    }
+
+    /// A thread's error that waiting cannot mend: the SQL thread stopped on it (a
+    /// conflicting row), the IO thread gave up (`No`), or it retries in vain
+    /// ([`FATAL_IO_ERRNOS`]). A network error while the IO thread is still connecting
+    /// is not one: it may connect on its next try.
+    pub fn fatal_error(&self) -> Option<&ThreadError> {
+        if let Some(error) = &self.sql_error {
+            return Some(error);
+        }
+        let error = self.io_error.as_ref()?;
+        let given_up = self.io_running == "No";
+        (given_up || FATAL_IO_ERRNOS.contains(&error.errno.as_str())).then_some(error)
     }
 
     /// A one-line summary for logs and the dry run.
@@ -331,5 +352,47 @@ mod tests {
             .unwrap_err();
         assert!(error.contains("Gtid_IO_Pos"), "{error}");
         assert!(error.contains("0-1-forty"), "{error}");
+    }
+
+    #[test]
+    fn only_errors_that_waiting_cannot_mend_are_fatal() {
+        let error = |thread: &'static str, errno: &str| {
+            Some(ThreadError {
+                thread,
+                errno: errno.into(),
+                message: "m".into(),
+            })
+        };
+        let running = ReplicaStatus {
+            io_running: "Yes".into(),
+            sql_running: "Yes".into(),
+            ..ReplicaStatus::default()
+        };
+        assert!(running.fatal_error().is_none());
+        let connecting = ReplicaStatus {
+            io_running: "Connecting".into(),
+            io_error: error("IO", "2003"),
+            ..running.clone()
+        };
+        assert!(
+            connecting.fatal_error().is_none(),
+            "it may connect next time"
+        );
+        let denied = ReplicaStatus {
+            io_error: error("IO", "1045"),
+            ..connecting.clone()
+        };
+        assert_eq!(denied.fatal_error().unwrap().errno, "1045");
+        let given_up = ReplicaStatus {
+            io_running: "No".into(),
+            ..connecting.clone()
+        };
+        assert!(given_up.fatal_error().is_some());
+        let conflict = ReplicaStatus {
+            sql_running: "No".into(),
+            sql_error: error("SQL", "1062"),
+            ..running
+        };
+        assert_eq!(conflict.fatal_error().unwrap().thread, "SQL");
     }
 }

@@ -65,6 +65,8 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::TwoPrimaries { .. }
         | Alert::NotServing { fenced: false, .. }
         | Alert::JournalUnreadable { .. } => Severity::Critical,
+        // The primary may be left read-only: someone must look now.
+        Alert::SwitchoverAbandoned { left, .. } if !left.is_empty() => Severity::Critical,
         Alert::HeldByLagGuard { .. }
         | Alert::HeldByPrePromote { .. }
         | Alert::StandbyNotReplicating { .. }
@@ -73,7 +75,9 @@ pub fn severity(alert: &Alert) -> Severity {
         | Alert::RejoinFailed { .. }
         | Alert::NotServing { fenced: true, .. }
         | Alert::SemiSyncFellBack { fell_back: true }
-        | Alert::SwitchoverAbandoned { .. } => Severity::Error,
+        | Alert::RejoinNeedsRebuild { .. }
+        | Alert::SwitchoverAbandoned { .. }
+        | Alert::PromotionAbandoned { .. } => Severity::Error,
         Alert::Degraded { .. }
         | Alert::NotAMajority { .. }
         | Alert::LastLookAnswered { .. }

@@ -47,7 +47,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             pause::pause(&config()?, duration.map(Into::into), reason).await
         }
         Some(Command::Resume) => pause::resume(&config()?).await,
-        Some(Command::Reset { yes }) => reset::run(&config()?, yes),
+        Some(Command::Reset { yes }) => reset::run(&config()?, yes).await,
         Some(Command::Rejoin { yes, dry_run }) => {
             rejoin::run(&config()?, yes, dry_run, Shutdown::on_signals()?).await
         }

@@ -33,8 +33,13 @@ pub async fn run(
         ))
         .into());
     }
+    let in_journal = store.load_journal()?;
     if dry_run {
-        return dry_run_plan(&edges, store.load_journal()?.as_ref()).await;
+        return dry_run_plan(&edges, in_journal.as_ref()).await;
+    }
+    // Only a new promotion: a resumed one made this host writable itself.
+    if in_journal.is_none() {
+        promote::not_the_primary(&edges).await?;
     }
     // The lag guard holds the daemon; an operator may go on, knowingly.
     let live = store.load_live::<LiveState>().ok().flatten();
@@ -67,21 +72,24 @@ pub async fn run(
         live.and_then(|l| l.primary_last_seen),
     )
     .await;
+    let interrupted = edges.shutdown.requested();
     // Alerts are queued; give them what is left of the wait before the process ends.
-    let ended = match result {
+    let journal = match result {
         Ok(journal) => journal,
         Err(e) => {
             edges.flush_alerts().await;
-            return Err(e.into_error());
+            return Err(crate::procedure::command_not_ended(e, interrupted));
         }
     };
     let report = crate::status::gather(store, &config.probe, jiff::Timestamp::now())?;
     print!("{}", report.render());
     edges.flush_alerts().await;
-    Ok(match ended.outcome {
-        Outcome::Done => ExitCode::SUCCESS,
-        Outcome::Halted | Outcome::Running => ExitCode::FAILURE,
-    })
+    let name = format!("{} promotion", journal.record.trigger.as_str());
+    let again = match journal.record.trigger {
+        Trigger::Switchover => "failover-watchdog switchover --yes",
+        _ => "failover-watchdog --promote-now --yes",
+    };
+    crate::procedure::command_ended(&name, again, &journal, interrupted)
 }
 
 /// Prints the plan and the read-only checks; exit 1 when a check fails.
@@ -112,12 +120,17 @@ async fn dry_run_plan(edges: &Edges, journal: Option<&Journal>) -> anyhow::Resul
         reason: String::new(),
         primary_last_seen: None,
     };
-    let failed = print_preview(&failover, journal).await;
+    let mut failed = print_preview(&failover, journal).await;
+    if journal.is_none()
+        && let Err(refused) = promote::not_the_primary(edges).await
+    {
+        failed += 1;
+        println!(" CHECK FAILED: {}", refused.0);
+    }
     if failed == 0 {
         println!("All read-only checks passed.");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{failed} read-only check(s) failed: a promotion now would likely halt.");
-        Ok(ExitCode::FAILURE)
+        anyhow::bail!("{failed} read-only check(s) failed: a promotion now would likely halt")
     }
 }

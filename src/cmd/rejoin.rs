@@ -36,41 +36,49 @@ pub async fn run(
         )?;
     }
     let result = crate::rejoin::rejoin(&edges).await;
+    let interrupted = edges.shutdown.requested();
     let journal = match result {
         Ok(journal) => journal,
         Err(e) => {
             edges.flush_alerts().await;
-            return Err(e.into_error());
+            return Err(crate::procedure::command_not_ended(e, interrupted));
         }
     };
     print!("{}", journal.render());
     edges.flush_alerts().await;
-    match (journal.outcome, journal.failed_step()) {
-        (Outcome::Done, _) => Ok(ExitCode::SUCCESS),
-        (_, Some(failed)) => anyhow::bail!(
-            "rejoin stopped: step {} failed: {}",
-            failed.name,
-            failed.error.as_deref().unwrap_or("")
-        ),
-        (_, None) => anyhow::bail!(
-            "rejoin stopped before step {}; run rejoin again to resume it",
-            journal.next_step().map_or("-", |s| s.as_str())
-        ),
-    }
+    crate::procedure::command_ended(
+        "rejoin",
+        "failover-watchdog rejoin --yes",
+        &journal,
+        interrupted,
+    )
 }
 
 /// The dry run: the pre-checks, then every step with its targets and what they look
 /// like now; a journal a real run would resume is said.
 async fn plan(edges: &Edges, rejoin: &Rejoin<'_>) -> anyhow::Result<ExitCode> {
+    // An unreadable journal stops the dry run as it would the rejoin, first.
+    let last = edges.store.load_rejoin()?;
     let checked = rejoin.precheck().await?;
-    if let Some(refusal) = rejoin.refusal(&checked) {
+    if let Some(refusal) = rejoin
+        .refusal(&checked)
+        .or_else(|| rejoin.rebuild_refusal(&checked))
+    {
         return Err(Refused(refusal).into());
     }
     println!(
         "Rejoin plan for {} (dry run: nothing is changed)\nChecks passed: the peer is the writable primary (gtid_binlog_pos {}); this host (gtid_current_pos {}) has no transaction it lacks.",
         edges.config.node.name, checked.peer.gtid_binlog_pos, checked.own.gtid_current_pos,
     );
-    let last = edges.store.load_rejoin()?;
+    match &checked.binlogs {
+        Ok(Some((file, _))) => {
+            println!("The peer still has the binary logs this host needs (its oldest is {file}).")
+        }
+        Ok(None) => println!("The peer keeps no binary logs."),
+        Err(e) => println!(
+            "Whether the peer still has the binary logs this host needs cannot be read ({e}); catch_up will tell."
+        ),
+    }
     let resumed = last.as_ref().filter(|j| j.outcome != Outcome::Done);
     if let Some(journal) = resumed {
         println!(

@@ -59,23 +59,26 @@ pub async fn run(
         )?;
     }
     let result = crate::switchover::switch_over(&edges).await;
-    let ended = match result {
+    let interrupted = edges.shutdown.requested();
+    let journal = match result {
         Ok(journal) => journal,
         Err(e) => {
             edges.flush_alerts().await;
-            return Err(e.into_error());
+            return Err(crate::procedure::command_not_ended(e, interrupted));
         }
     };
     edges.flush_alerts().await;
     let report = crate::status::gather(&edges.store, &config.probe, jiff::Timestamp::now())?;
     print!("{}", report.render());
-    if let Some(drill) = &ended.record.switchover {
+    if let Some(drill) = &journal.record.switchover {
         println!("drill: {}", drill.summary());
     }
-    Ok(match ended.outcome {
-        Outcome::Done => ExitCode::SUCCESS,
-        Outcome::Halted | Outcome::Running => ExitCode::FAILURE,
-    })
+    crate::procedure::command_ended(
+        "switchover",
+        "failover-watchdog switchover --yes",
+        &journal,
+        interrupted,
+    )
 }
 
 /// Prints the pre-checks; refused (exit 3, nothing changed) when one failed.
@@ -152,7 +155,6 @@ async fn plan(edges: &Edges, journal: Option<&Journal>) -> anyhow::Result<ExitCo
         println!("All pre-checks passed.");
         Ok(ExitCode::SUCCESS)
     } else {
-        println!("{failed} pre-check(s) failed: a switchover now would be refused.");
-        Ok(ExitCode::FAILURE)
+        anyhow::bail!("{failed} pre-check(s) failed: a switchover now would be refused")
     }
 }

@@ -298,7 +298,13 @@ impl Validator<'_> {
         };
         let host = self.non_empty("peer.host", &p.host)?;
         let port = self.port("peer.port", p.port, defaults::MYSQL_PORT)?;
-        if host.eq_ignore_ascii_case(&replica.host) && port == replica.port {
+        // `localhost`, `127.0.0.1` and `::1` name one listener (127.0.0.2 may be
+        // another).
+        let local =
+            |h: &str| ["localhost", "127.0.0.1", "::1"].contains(&h.to_ascii_lowercase().as_str());
+        let same_host =
+            host.eq_ignore_ascii_case(&replica.host) || (local(&host) && local(&replica.host));
+        if same_host && port == replica.port {
             return Err(self.error(
                 "peer.host",
                 format!(

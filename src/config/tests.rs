@@ -1252,6 +1252,13 @@ fn a_bad_peer_names_its_key() {
             "peer.host",
             "this host's own database",
         ),
+        // Issue 18, item 6: `localhost` and the replica's own port passed check-config.
+        (
+            "host = \"198.51.100.10\"\nuser",
+            "host = \"localhost\"\nuser",
+            "peer.host",
+            "this host's own database",
+        ),
         (
             "replication_user = \"repl\"",
             "replication_user = \"re'pl\"",

@@ -1,6 +1,7 @@
 //! Stopping a replica once everything it received is applied (the `stop_replica`
 //! step), waiting for a position (`MASTER_GTID_WAIT`, the one wait this program
-//! makes), and the semi-sync sides of a host that becomes a replica.
+//! makes; [`catch_up`] waits in slices, watching the replication threads), and the
+//! semi-sync sides of a host that becomes a replica.
 
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use tokio::time::Instant;
 use super::rows;
 use crate::gtid::GtidPosition;
 use crate::journal::GtidPositions;
+use crate::replication::{ReplicaStatus, ThreadError};
 
 /// Stop the IO thread, wait until everything received is applied (at most
 /// `apply_timeout`), stop the replica and, when `reset`, `RESET SLAVE ALL`. Returns the
@@ -136,6 +138,61 @@ async fn wait_until_applied(
                 "the relay log was not applied within apply_timeout ({}): received {received}, applied {applied}; nothing was made writable",
                 humantime::format_duration(apply_timeout),
             );
+        }
+    }
+}
+
+/// How a watched wait for a position ended ([`super::Server::catch_up`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaughtUp {
+    /// The position is applied (and, when asked, both threads run).
+    Yes,
+    /// A thread's error that waiting cannot mend ([`ReplicaStatus::fatal_error`]).
+    Failed(ThreadError),
+    /// The replication connection does not exist.
+    NoConnection,
+    /// Not by the timeout; the last status read.
+    TimedOut(Box<ReplicaStatus>),
+}
+
+/// How long one slice of a watched wait lasts: a thread's error is seen within it.
+const SLICE: Duration = Duration::from_secs(1);
+
+/// Waits until `position` is applied, at most `timeout`, in slices of [`SLICE`], reading
+/// the replication connection `name` after each: a thread's error that waiting cannot
+/// mend ends the wait at once, where one `MASTER_GTID_WAIT` would wait out the whole
+/// timeout. `threads_must_run`: done only once both threads run too (a replica just
+/// pointed at its primary, whose position may be applied already while its IO thread
+/// cannot log in).
+pub(super) async fn catch_up(
+    conn: &mut Conn,
+    name: &str,
+    position: &GtidPosition,
+    timeout: Duration,
+    threads_must_run: bool,
+) -> anyhow::Result<CaughtUp> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(SLICE);
+        let reached = position.is_empty() || wait_for_position(conn, position, slice).await?;
+        let Some(status) = rows::read_status(conn, name).await? else {
+            return Ok(CaughtUp::NoConnection);
+        };
+        if let Some(error) = status.fatal_error() {
+            return Ok(CaughtUp::Failed(error.clone()));
+        }
+        let running = status.io_running == "Yes" && status.sql_running == "Yes";
+        if reached && (running || !threads_must_run) {
+            return Ok(CaughtUp::Yes);
+        }
+        if Instant::now() >= deadline {
+            return Ok(CaughtUp::TimedOut(Box::new(status)));
+        }
+        if reached {
+            // Only the threads are awaited: no MASTER_GTID_WAIT paces the loop.
+            tokio::time::sleep(slice.min(Duration::from_millis(200))).await;
         }
     }
 }

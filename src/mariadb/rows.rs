@@ -14,6 +14,11 @@ use crate::replication::{ReplicaStatus, SemiSync};
 /// What a database says of itself, read in one exchange.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbState {
+    /// `@@server_id`: how replication tells servers apart; two servers of a pair never
+    /// share one, so the peer having this host's is the peer being this host.
+    pub server_id: u32,
+    /// The server's version (major, minor): what its privileges mean changed over time.
+    pub version: (u16, u16),
     pub read_only: bool,
     /// `@@gtid_binlog_pos`: the last transaction in its binary log, per domain.
     pub gtid_binlog_pos: GtidPosition,
@@ -33,17 +38,30 @@ pub(super) fn position(what: &str, text: Option<String>) -> anyhow::Result<GtidP
         .map_err(|e| anyhow!("the server's {what}: {e}"))
 }
 
-/// Its read_only flag, its three GTID positions and the replication connection `name`.
+/// Its server id, read_only flag, three GTID positions and the replication connection
+/// `name`.
 pub(super) async fn read_state(conn: &mut Conn, name: &str) -> anyhow::Result<DbState> {
-    type Row = (Option<i64>, Option<String>, Option<String>, Option<String>);
+    type Row = (
+        Option<u64>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    );
     let row: Option<Row> = conn
         .query_first(
-            "SELECT @@global.read_only, @@global.gtid_binlog_pos, \
+            "SELECT @@global.server_id, @@global.read_only, @@global.gtid_binlog_pos, \
              @@global.gtid_current_pos, @@global.gtid_slave_pos",
         )
         .await?;
-    let (read_only, binlog, current, slave) = row.unwrap_or_default();
+    let (server_id, read_only, binlog, current, slave) = row.unwrap_or_default();
+    let server_id = server_id
+        .and_then(|id| u32::try_from(id).ok())
+        .ok_or_else(|| anyhow!("the server's @@server_id is {server_id:?}, not a server id"))?;
+    let (major, minor, _) = conn.server_version();
     Ok(DbState {
+        server_id,
+        version: (major, minor),
         read_only: read_only == Some(1),
         gtid_binlog_pos: position("@@gtid_binlog_pos", binlog)?,
         gtid_current_pos: position("@@gtid_current_pos", current)?,

@@ -1,5 +1,6 @@
 //! The runner with fake steps: every failure policy, resume after each step, a journal
-//! that cannot be written, a stop between steps, a deadline, scrubbing, the lock.
+//! that cannot be written, a stop between steps and in a step (each thing a stop may
+//! mean), a deadline, scrubbing, the lock.
 
 #![allow(clippy::too_many_lines, reason = "a test reads as the story it tells")]
 
@@ -124,6 +125,10 @@ struct Fake {
     does: Vec<(Step, Does)>,
     /// Undoing fails.
     undo_fails: bool,
+    /// What a stop means (the same wherever the journal stands).
+    on_stop: OnStop<Step>,
+    /// The steps a stop cuts short.
+    interruptible: Vec<Step>,
     /// What happened, in order: "run fence", "undo fence", "halted work", ...
     log: Mutex<Vec<String>>,
     dir: std::path::PathBuf,
@@ -135,6 +140,8 @@ impl Fake {
         Fake {
             does: does.to_vec(),
             undo_fails: false,
+            on_stop: OnStop::Resume,
+            interruptible: Vec::new(),
             log: Mutex::default(),
             dir: dir.to_path_buf(),
             trigger: Mutex::default(),
@@ -215,12 +222,28 @@ impl Steps for Fake {
         Ok(format!("{step} undone"))
     }
 
+    fn on_stop(&self, _: &Journal<Drill>) -> OnStop<Step> {
+        self.on_stop
+    }
+
+    fn interruptible(&self, step: Step) -> bool {
+        self.interruptible.contains(&step)
+    }
+
     async fn halted(&self, _: &Journal<Drill>, step: Step, error: &str) {
         self.note(format!("halted {step}: {error}"));
     }
 
-    async fn abandoned(&self, _: &Journal<Drill>, step: Step, _why: &str) {
-        self.note(format!("abandoned {step}"));
+    async fn abandoned(&self, _: &Journal<Drill>, step: Step, end: &Abandonment) {
+        self.note(format!(
+            "abandoned {step}{}{}",
+            if end.interrupted { " by a stop" } else { "" },
+            if end.left.is_empty() {
+                String::new()
+            } else {
+                format!(", left: {}", end.left.join("; "))
+            }
+        ));
     }
 
     async fn finished(&self, _: &Journal<Drill>) {
@@ -340,17 +363,160 @@ async fn an_undoing_failure_undoes_the_begun_steps_last_first_and_archives_the_j
     assert!(archived);
 }
 
+/// Issue 18, item 7: a switchover whose fence and its undo both failed halted, and the
+/// halted journal stood between a primary that died then and its failover. Steps whose
+/// failure undoes come before the procedure changes its own host: it is abandoned
+/// (the journal archived) even when an undo fails, saying what is left as it is.
 #[tokio::test]
-async fn an_undo_that_fails_halts_and_says_what_is_left_as_it_is() {
+async fn an_undo_that_fails_abandons_all_the_same_and_says_what_is_left_as_it_is() {
     let bench = bench();
     let mut fake = bench.fake(&[(Step::Wait, Does::Fail)]);
     fake.undo_fails = true;
+    let error = bench.run(&fake).await.unwrap_err();
+    let RunError::Abandoned(text) = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        text.contains("undoing it FAILED") && text.contains("fence: cannot undo fence"),
+        "{text}"
+    );
+    assert!(text.contains("stands in the way of no failover"), "{text}");
+    assert_eq!(
+        bench.on_disk(),
+        None,
+        "archived: nothing is left in the way"
+    );
+    assert_eq!(
+        fake.log(),
+        [
+            "run fence",
+            "run wait",
+            "undo wait",
+            "undo fence",
+            "abandoned wait, left: wait: cannot undo wait; fence: cannot undo fence"
+        ]
+    );
+    assert_eq!(crate::error::exit_code_for(&error.into_error()), 1);
+}
+
+/// A stop that means abandoning: the begun steps are undone and the journal archived.
+#[tokio::test]
+async fn a_stop_that_abandons_undoes_the_begun_steps_and_archives_the_journal() {
+    let mut bench = bench();
+    let (shutdown, trigger) = Shutdown::new();
+    bench.shutdown = shutdown;
+    let mut fake = bench.fake(&[(Step::Fence, Does::AskToStop)]);
+    fake.on_stop = OnStop::Abandon(&[Step::Fence, Step::Wait]);
+    *fake.trigger.lock().unwrap() = Some(trigger);
+    let error = bench.run(&fake).await.unwrap_err();
+    let RunError::Abandoned(text) = &error else {
+        panic!("{error}");
+    };
+    assert!(
+        text.contains("drill abandoned, nothing changed: interrupted")
+            && text.contains("before step wait")
+            && text.contains("fence undone"),
+        "{text}"
+    );
+    assert_eq!(
+        fake.log(),
+        ["run fence", "undo fence", "abandoned wait by a stop"]
+    );
+    assert_eq!(bench.on_disk(), None);
+}
+
+/// Issue 18, item 8: Ctrl-C during a switchover's catch-up was waited out and left both
+/// databases read-only. A step that only waits is cut short by a stop, and the stop does
+/// what it means there.
+#[tokio::test(start_paused = true)]
+async fn a_stop_cuts_a_waiting_step_short_and_does_what_it_means_there() {
+    let mut bench = bench();
+    let (shutdown, trigger) = Shutdown::new();
+    bench.shutdown = shutdown;
+    let mut fake = bench.fake(&[(Step::Wait, Does::Hang)]);
+    fake.on_stop = OnStop::Abandon(&[Step::Fence, Step::Wait]);
+    fake.interruptible = vec![Step::Wait];
+    let stop = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        trigger.stop();
+    });
+    let started = tokio::time::Instant::now();
+    let error = bench.run(&fake).await.unwrap_err();
+    stop.await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "cut short, not waited out to the deadline: {:?}",
+        started.elapsed()
+    );
+    assert!(error.to_string().contains("during step wait"), "{error}");
+    assert_eq!(
+        fake.log(),
+        [
+            "run fence",
+            "run wait",
+            "undo wait",
+            "undo fence",
+            "abandoned wait by a stop"
+        ]
+    );
+}
+
+/// A stop that halts, between steps or in a waiting step: the journal says the step
+/// was interrupted and the procedure halted (no `running` journal left with nobody to
+/// run it), and the halt hook tells.
+#[tokio::test(start_paused = true)]
+async fn a_stop_that_halts_records_the_interruption_in_the_journal() {
+    for cut in [false, true] {
+        let mut bench = bench();
+        let (shutdown, trigger) = Shutdown::new();
+        bench.shutdown = shutdown;
+        let mut fake = match cut {
+            false => bench.fake(&[(Step::Wait, Does::AskToStop)]),
+            true => bench.fake(&[(Step::Work, Does::Hang)]),
+        };
+        fake.on_stop = OnStop::Halt;
+        fake.interruptible = vec![Step::Work];
+        match cut {
+            false => *fake.trigger.lock().unwrap() = Some(trigger),
+            true => {
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    trigger.stop();
+                });
+            }
+        }
+        let journal = bench.run(&fake).await.unwrap();
+        assert_eq!(journal.outcome, Outcome::Halted, "cut {cut}");
+        assert_eq!(statuses(&journal), [Done, Done, Failed, Pending, Pending]);
+        let error = journal.step(Step::Work).unwrap().error.clone().unwrap();
+        let expected = match cut {
+            false => "not started: interrupted",
+            true => "interrupted: a stop (SIGTERM or SIGINT) was asked for while it ran",
+        };
+        assert!(error.starts_with(expected), "cut {cut}: {error}");
+        assert_eq!(bench.on_disk(), Some(journal), "cut {cut}");
+        assert!(fake.log().last().unwrap().starts_with("halted work"));
+        // The next run (no stop asked for) takes it up from there.
+        bench.shutdown = Shutdown::never();
+        let again = bench.fake(&[]);
+        assert_eq!(bench.run(&again).await.unwrap().outcome, Outcome::Done);
+        assert_eq!(again.log()[0], "run work");
+    }
+}
+
+/// A stop past the point of no return: nothing is cut short, every step runs.
+#[tokio::test]
+async fn a_stop_that_means_finishing_lets_every_step_run() {
+    let mut bench = bench();
+    let (shutdown, trigger) = Shutdown::new();
+    bench.shutdown = shutdown;
+    let mut fake = bench.fake(&[(Step::Wait, Does::AskToStop)]);
+    fake.on_stop = OnStop::Finish;
+    fake.interruptible = vec![Step::Work];
+    *fake.trigger.lock().unwrap() = Some(trigger);
     let journal = bench.run(&fake).await.unwrap();
-    assert_eq!(journal.outcome, Outcome::Halted);
-    let error = journal.failed_step().unwrap().error.clone().unwrap();
-    assert!(error.contains("undoing wait FAILED too"), "{error}");
-    assert_eq!(bench.on_disk().unwrap().outcome, Outcome::Halted);
-    assert!(fake.log().last().unwrap().starts_with("halted wait"));
+    assert_eq!(journal.outcome, Outcome::Done);
+    assert_eq!(fake.log().last().unwrap(), "finished");
 }
 
 /// For every step: a journal on disk with the steps before it done resumes at it and
@@ -453,4 +619,23 @@ async fn a_second_runner_is_refused_naming_the_holder() {
     assert!(error.to_string().contains("pid 7"), "{error}");
     assert!(fake.log().is_empty());
     assert_eq!(crate::error::exit_code_for(&error.into_error()), 3);
+}
+
+/// A stop asked for before the runner began: no journal is opened, nothing is run.
+#[tokio::test]
+async fn a_stop_before_the_procedure_begins_starts_nothing() {
+    let mut bench = bench();
+    let (shutdown, trigger) = Shutdown::new();
+    bench.shutdown = shutdown;
+    trigger.stop();
+    let fake = bench.fake(&[]);
+    let error = bench.run(&fake).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("drill not started, nothing changed"),
+        "{error}"
+    );
+    assert!(fake.log().is_empty());
+    assert_eq!(bench.on_disk(), None);
 }

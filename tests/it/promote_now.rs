@@ -267,3 +267,41 @@ async fn a_replica_sql_error_halts_before_anything_is_writable() {
     assert_eq!(rig.replica_read_only().await, "1");
     assert_eq!(rig.cloudflare.patch_count(), 0);
 }
+
+/// Issue 18, item 5: `--promote-now --yes` on the primary of a pair exited 0, fenced
+/// its standby and recorded a promotion. It is refused (exit 3) like `switchover` is,
+/// naming the primary, and changes nothing; its dry run says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_now_on_the_primary_of_a_pair_is_refused_and_changes_nothing() {
+    let rig = stage().await;
+    rig.db
+        .wait_replica_caught_up(Duration::from_secs(20))
+        .await
+        .unwrap();
+    let host = rig.primary_host();
+
+    let run = host.run(&["--promote-now", "--yes"]).await;
+    assert_eq!(run.code, Some(3), "{run:?}");
+    assert!(
+        run.stderr.contains("is the primary of its pair")
+            && run.stderr.contains("Nothing was changed")
+            && run.stderr.contains("switchover"),
+        "{}",
+        run.stderr
+    );
+    assert!(!host.state_dir().join("promotion.json").exists());
+    assert!(host.systemctl.started().is_empty());
+    assert_eq!(rig.db.primary.global_var("read_only").await.unwrap(), "0");
+    let replica = rig.db.replica_status().await.unwrap();
+    assert_eq!(replica["Slave_IO_Running"], "Yes", "{replica:?}");
+    assert!(rig.telegram.messages().is_empty(), "no PROMOTING alert");
+
+    let dry = host.run(&["--promote-now", "--dry-run"]).await;
+    assert_eq!(dry.code, Some(1), "{dry:?}");
+    assert!(
+        dry.stdout.contains("CHECK FAILED: this host")
+            && dry.stdout.contains("is the primary of its pair")
+            && dry.stderr.contains("would likely halt"),
+        "{dry:?}"
+    );
+}

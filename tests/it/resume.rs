@@ -274,3 +274,90 @@ async fn an_apply_timeout_halts_before_anything_is_writable() {
     assert_eq!(rig.cloudflare.patch_count(), 0);
     blocker.query_drop("UNLOCK TABLES").await.unwrap();
 }
+
+/// Issue 18, item 10: a journal whose outcome is `running` while every step is done was
+/// accepted: the daemon sat in `promoting` without a word and the commands exited 1
+/// with no message. It is refused like every other inconsistency, naming the file and
+/// the problem, by the daemon and every command that reads it; a rejoin journal the
+/// same way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_journal_with_every_step_done_is_refused_naming_the_file() {
+    let rig = stage().await;
+    rig.write_config(&rig.pair_config());
+    std::fs::create_dir_all(rig.state_dir()).unwrap();
+    let now = jiff::Timestamp::now();
+    let mut journal = Journal::new(NODE, Trigger::Manual, "an operator", now);
+    for step in failover_watchdog::journal::StepName::PROMOTION {
+        journal.begin(step, now);
+        journal.finish(step, "done".into(), now);
+    }
+    let mut file = serde_json::to_value(&journal).unwrap();
+    assert_eq!(file["outcome"], "promoted");
+    file["outcome"] = serde_json::json!("running");
+    std::fs::write(
+        rig.state_dir().join("promotion.json"),
+        serde_json::to_vec_pretty(&file).unwrap(),
+    )
+    .unwrap();
+
+    for args in [
+        &["--promote-now", "--yes"][..],
+        &["--promote-now", "--dry-run"],
+        &["switchover", "--yes"],
+        &["status"],
+        &["run"],
+    ] {
+        let run = rig.run(args).await;
+        assert_eq!(run.code, Some(1), "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("promotion.json")
+                && run
+                    .stderr
+                    .contains("its outcome is running, yet no step is left to run"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(rig.replica_read_only().await, "1");
+    assert!(rig.systemctl.calls().is_empty());
+    assert_eq!(rig.cloudflare.patch_count(), 0);
+
+    // The rejoin journal, on the other host.
+    let host = rig.primary_host();
+    std::fs::create_dir_all(host.state_dir()).unwrap();
+    let mut rejoin = failover_watchdog::journal::RejoinJournal::rejoin(
+        PRIMARY_NODE,
+        NODE,
+        "127.0.0.1:1",
+        Default::default(),
+        now,
+    );
+    for step in failover_watchdog::journal::RejoinStep::ALL {
+        rejoin.begin(step, now);
+        rejoin.finish(step, "done".into(), now);
+    }
+    let mut file = serde_json::to_value(&rejoin).unwrap();
+    file["outcome"] = serde_json::json!("running");
+    std::fs::write(
+        host.state_dir().join("rejoin.json"),
+        serde_json::to_vec_pretty(&file).unwrap(),
+    )
+    .unwrap();
+    for args in [
+        &["rejoin", "--yes"][..],
+        &["rejoin", "--dry-run"],
+        &["status"],
+    ] {
+        let run = host.run(args).await;
+        assert_ne!(run.code, Some(0), "{args:?}: {run:?}");
+        assert!(
+            run.stderr.contains("rejoin.json")
+                && run
+                    .stderr
+                    .contains("its outcome is running, yet no step is left to run"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(rig.db.primary.global_var("read_only").await.unwrap(), "0");
+}

@@ -26,6 +26,12 @@ pub trait Procedure: Sized + 'static {
     fn steps(record: &Self::Record) -> &'static [Self::Step];
     /// What a failure of `step` means.
     fn policy(record: &Self::Record, step: Self::Step) -> Policy<Self::Step>;
+    /// Where an operator's retry of a procedure halted at `failed` starts: the failed
+    /// step itself, unless an earlier one must run again first (a rejoin's `catch_up`
+    /// redoes `replicate`, whose settings may have been the cause).
+    fn retry_from(_record: &Self::Record, failed: Self::Step) -> Self::Step {
+        failed
+    }
     /// The journal as its file holds it.
     fn to_file(journal: &Journal<Self>) -> Self::File;
     /// The journal from its file (not yet checked: [`Journal::validate`] does).
@@ -44,8 +50,10 @@ pub trait Procedure: Sized + 'static {
 pub enum Policy<S: 'static> {
     /// The procedure halts here; later steps stay pending until an operator retries it.
     Halt,
-    /// These steps (begun ones, in reverse order) are undone and the procedure abandoned:
-    /// nothing it did remains. When an undo fails, it halts instead.
+    /// These steps (begun ones, in reverse order) are undone and the procedure abandoned,
+    /// its journal archived. Only steps before the procedure changes anything of its own
+    /// host have this policy, so it is abandoned even when an undo fails: it must stand
+    /// in no later procedure's way (a failover), and what could not be undone is said.
     Undo(&'static [S]),
     /// The failure is recorded and the next step runs.
     GoOn,
@@ -138,6 +146,14 @@ impl<N> StepRecord<N> {
         self.status = StepStatus::Failed;
         self.finished_at = Some(now);
         self.error = Some(error);
+    }
+
+    /// To run again: pending, its attempts kept.
+    pub fn reopen(&mut self) {
+        self.status = StepStatus::Pending;
+        self.finished_at = None;
+        self.detail = None;
+        self.error = None;
     }
 
     /// How long its last attempt took, once finished.
@@ -283,13 +299,44 @@ impl<P: Procedure> Journal<P> {
         }
     }
 
-    /// Takes a halted procedure up again (an operator's retry after fixing the cause):
-    /// the failed step runs again, finished steps stay finished.
-    pub fn retry_halted(&mut self) {
-        if self.outcome == Outcome::Halted {
-            self.outcome = Outcome::Running;
-            self.finished_at = None;
+    /// Marks `step` as failed with `error` and the procedure as halted there, whatever
+    /// the step's policy: a stop (SIGTERM, SIGINT) ended it, and the next run takes it
+    /// up as an operator's retry.
+    pub fn interrupt(&mut self, step: P::Step, error: String, now: Timestamp) {
+        if let Some(record) = self.step_mut(step) {
+            record.fail(error, now);
         }
+        self.outcome = Outcome::Halted;
+        self.finished_at = Some(now);
+    }
+
+    /// Takes a halted procedure up again (an operator's retry after fixing the cause):
+    /// the failed step runs again (from the earlier step its kind says must run again
+    /// first, [`Procedure::retry_from`]); finished steps before that stay finished.
+    pub fn retry_halted(&mut self) {
+        if self.outcome != Outcome::Halted {
+            return;
+        }
+        let failed = self.failed_step().map(|s| s.name);
+        let from = failed.map(|failed| P::retry_from(&self.record, failed));
+        // Reopened from `from` through the failed step, so no step after a pending one
+        // looks started (the journal would not validate).
+        if let (Some(failed), Some(from)) = (failed, from)
+            && from != failed
+        {
+            let mut again = false;
+            for step in &mut self.steps {
+                again |= step.name == from;
+                if again {
+                    step.reopen();
+                }
+                if step.name == failed {
+                    break;
+                }
+            }
+        }
+        self.outcome = Outcome::Running;
+        self.finished_at = None;
     }
 
     /// The step that halted the procedure, if one did.

@@ -1,7 +1,7 @@
 //! The rejoin journal (`state_dir/rejoin.json`): the six steps of a `rejoin`, where each
 //! stands, and the positions it found and reached ([`RejoinRecord`]). The file keeps the
 //! shape it always had ([`RejoinFile`]). Every failed step halts the rejoin; the next
-//! `rejoin` retries it.
+//! `rejoin` retries it (a failed `catch_up` from `replicate`).
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,16 @@ impl Procedure for Rejoin {
     /// Every failure stops the rejoin where it is; the next `rejoin` retries the step.
     fn policy(_: &RejoinRecord, _: RejoinStep) -> Policy<RejoinStep> {
         Policy::Halt
+    }
+
+    /// A failed `catch_up` is retried from `replicate`: what made replication fail (a
+    /// wrong replication password, a conflicting row) may have been fixed, and the
+    /// channel must be set up and started again for the fix to count.
+    fn retry_from(_: &RejoinRecord, failed: RejoinStep) -> RejoinStep {
+        match failed {
+            RejoinStep::CatchUp => RejoinStep::Replicate,
+            step => step,
+        }
     }
 
     fn to_file(j: &Journal<Rejoin>) -> RejoinFile {

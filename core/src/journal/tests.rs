@@ -451,3 +451,52 @@ fn both_journals_keep_their_files_shape() {
     let back: RejoinJournal = serde_json::from_value(json).unwrap();
     assert_eq!(back, rejoin);
 }
+
+/// Issue 18, item 9: a rejoin whose `catch_up` failed (a wrong replication password, a
+/// conflicting row) failed the same way forever once the cause was fixed, because
+/// `replicate` was done and never ran again.
+#[test]
+fn a_rejoin_failed_at_catch_up_is_retried_from_replicate() {
+    let mut journal = RejoinJournal::rejoin("a", "b", "h:1", pos(""), at(0));
+    for step in [
+        RejoinStep::StopApps,
+        RejoinStep::MakeReadOnly,
+        RejoinStep::Replicate,
+    ] {
+        journal.begin(step, at(1));
+        journal.finish(step, "ok".into(), at(2));
+    }
+    journal.begin(RejoinStep::CatchUp, at(3));
+    journal.fail(RejoinStep::CatchUp, "IO thread error 1045".into(), at(4));
+    journal.retry_halted();
+    assert_eq!(journal.next_step(), Some(RejoinStep::Replicate));
+    assert_eq!(journal.outcome, Outcome::Running);
+    let status = |step| journal.step(step).unwrap().status;
+    assert_eq!(status(RejoinStep::MakeReadOnly), StepStatus::Done);
+    assert_eq!(status(RejoinStep::Replicate), StepStatus::Pending);
+    assert_eq!(status(RejoinStep::CatchUp), StepStatus::Pending);
+    assert_eq!(journal.step(RejoinStep::Replicate).unwrap().attempts, 1);
+    journal
+        .validate()
+        .expect("a retried journal is saved before it runs: valid");
+    // Any other failed step is retried itself.
+    let mut journal = RejoinJournal::rejoin("a", "b", "h:1", pos(""), at(0));
+    journal.begin(RejoinStep::StopApps, at(1));
+    journal.fail(RejoinStep::StopApps, "unit".into(), at(2));
+    journal.retry_halted();
+    assert_eq!(journal.next_step(), Some(RejoinStep::StopApps));
+}
+
+#[test]
+fn an_interrupted_step_halts_the_procedure_whatever_its_policy() {
+    let mut journal = Journal::new("s", Trigger::Switchover, "planned", t(0));
+    journal.begin(StepName::FencePrimary, t(1));
+    journal.finish(StepName::FencePrimary, "fenced".into(), t(2));
+    journal.begin(StepName::CatchUp, t(3));
+    journal.interrupt(StepName::CatchUp, "interrupted".into(), t(4));
+    assert_eq!(journal.outcome, Outcome::Halted);
+    assert_eq!(
+        journal.failed_step().map(|s| s.name),
+        Some(StepName::CatchUp)
+    );
+}

@@ -111,6 +111,77 @@ pub const NEEDS: [Need; 4] = [
     },
 ];
 
+/// What a switchover needs of the `[peer]` account on the primary it fences, whose
+/// fence it may undo and which it points at this host (`rejoin_peer`). Reading the
+/// peer's state (`SLAVE MONITOR`) is proven by the pre-check that reads it.
+pub const PEER_NEEDS: [Need; 4] = [
+    Need {
+        privilege: "READ_ONLY ADMIN",
+        used_for: "SET GLOBAL read_only in fence_primary and in its undo",
+        // SUPER too before MariaDB 10.11: see `missing_peer_privileges`.
+        also: &[],
+    },
+    Need {
+        privilege: "CONNECTION ADMIN",
+        used_for: "KILL CONNECTION of the fenced primary's clients in fence_primary",
+        also: &["SUPER"],
+    },
+    Need {
+        privilege: "PROCESS",
+        used_for: "listing every client connection (PROCESSLIST) in fence_primary",
+        also: &[],
+    },
+    Need {
+        privilege: "REPLICATION SLAVE ADMIN",
+        used_for: "STOP SLAVE, CHANGE MASTER, START SLAVE in rejoin_peer",
+        also: &["SUPER"],
+    },
+];
+
+/// The first MariaDB whose `SUPER` no longer grants `READ_ONLY ADMIN`.
+pub const READ_ONLY_ADMIN_LEFT_SUPER: (u16, u16) = (10, 11);
+
+/// The `[peer]` account's missing privileges on a server of `version` (major, minor).
+pub fn missing_peer_privileges(held: &BTreeSet<String>, version: (u16, u16)) -> Vec<Need> {
+    if held.contains("ALL PRIVILEGES") || held.contains("ALL") {
+        return Vec::new();
+    }
+    let super_is_read_only_admin = version < READ_ONLY_ADMIN_LEFT_SUPER && held.contains("SUPER");
+    PEER_NEEDS
+        .into_iter()
+        .filter(|need| !(need.privilege == "READ_ONLY ADMIN" && super_is_read_only_admin))
+        .filter(|need| {
+            !std::iter::once(need.privilege)
+                .chain(need.also.iter().copied())
+                .any(|name| held.contains(name))
+        })
+        .collect()
+}
+
+/// The switchover's pre-check of the `[peer]` account's grants, from `SHOW GRANTS` on
+/// the peer (a server of `version`).
+pub fn peer_grants(grants: &[String], user: &str, version: (u16, u16)) -> Result<String, String> {
+    let missing = missing_peer_privileges(&global_privileges(grants), version);
+    if missing.is_empty() {
+        return Ok(format!(
+            "{user} holds what the fence, its undo and rejoin_peer need"
+        ));
+    }
+    Err(format!(
+        "{user} lacks {} on the peer (GRANT {} ON *.* TO ...): without them the fence could fail half-done",
+        missing
+            .iter()
+            .map(|need| format!("{} for {}", need.privilege, need.used_for))
+            .collect::<Vec<_>>()
+            .join(", "),
+        missing
+            .iter()
+            .map(|need| need.privilege)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// The global (`ON *.*`) privileges in `SHOW GRANTS` lines, upper case. Every line of
 /// that output applies to the current user: its own grants, its enabled roles' and
 /// PUBLIC's. Grants on a database or table, roles (`GRANT role TO ...`) and `PROXY`
@@ -729,5 +800,31 @@ mod tests {
             assert_eq!(finding.verdict, Verdict::Fail, "{daemon:?}");
             assert!(finding.detail.contains(problem), "{daemon:?}: {finding:?}");
         }
+    }
+
+    /// Issue 18, item 7: a switchover whose `[peer]` account lacked `READ_ONLY ADMIN`
+    /// fenced nothing, could not undo, and halted; the pre-checks now say so first.
+    #[test]
+    fn the_peer_account_needs_what_the_fence_its_undo_and_rejoin_peer_need() {
+        let lines = |grants: &str| vec![format!("GRANT {grants} ON *.* TO `failover`@`%`")];
+        let all = lines(
+            "READ_ONLY ADMIN, CONNECTION ADMIN, PROCESS, REPLICATION SLAVE ADMIN, SLAVE MONITOR",
+        );
+        assert!(peer_grants(&all, "failover", (10, 11)).is_ok());
+        let without = lines("CONNECTION ADMIN, PROCESS, REPLICATION SLAVE ADMIN");
+        let refused = peer_grants(&without, "failover", (10, 11)).unwrap_err();
+        assert!(
+            refused.contains("lacks READ_ONLY ADMIN for SET GLOBAL read_only"),
+            "{refused}"
+        );
+        // SUPER covers all but PROCESS; READ_ONLY ADMIN only before 10.11.
+        let with_super = lines("SUPER, PROCESS");
+        assert!(peer_grants(&with_super, "failover", (10, 6)).is_ok());
+        let names: Vec<&str> = missing_peer_privileges(&global_privileges(&with_super), (10, 11))
+            .iter()
+            .map(|need| need.privilege)
+            .collect();
+        assert_eq!(names, ["READ_ONLY ADMIN"]);
+        assert!(peer_grants(&lines("ALL PRIVILEGES"), "root", (11, 4)).is_ok());
     }
 }
