@@ -725,12 +725,23 @@ pub fn command_ended<P: Procedure>(
     }
 }
 
-/// The error a command ends on when its procedure did not run to an end: a stop's
-/// abandonment exits 130, the rest as [`RunError::into_error`] says.
-pub fn command_not_ended(error: RunError, interrupted: bool) -> anyhow::Error {
-    match error {
-        RunError::Abandoned(text) if interrupted => crate::error::Interrupted(text).into(),
-        error => error.into_error(),
+/// What a command's procedure run comes to: its journal and whether a stop was asked
+/// for; or, its alerts flushed first, the error the command ends on (a stop's
+/// abandonment exits 130, the rest as [`RunError::into_error`] says).
+pub async fn command_ran<P: Procedure>(
+    edges: &Edges,
+    result: Result<Journal<P>, RunError>,
+) -> anyhow::Result<(Journal<P>, bool)> {
+    let interrupted = edges.shutdown.requested();
+    match result {
+        Ok(journal) => Ok((journal, interrupted)),
+        Err(error) => {
+            edges.flush_alerts().await;
+            Err(match error {
+                RunError::Abandoned(text) if interrupted => crate::error::Interrupted(text).into(),
+                error => error.into_error(),
+            })
+        }
     }
 }
 

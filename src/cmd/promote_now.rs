@@ -23,7 +23,8 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     let edges = Edges::command(config, shutdown)?;
     let store = &edges.store;
-    if let Some(journal) = store.load_journal()?
+    let in_journal = store.load_journal()?;
+    if let Some(journal) = &in_journal
         && journal.outcome == Outcome::Done
     {
         return Err(Refused(format!(
@@ -33,7 +34,6 @@ pub async fn run(
         ))
         .into());
     }
-    let in_journal = store.load_journal()?;
     if dry_run {
         return dry_run_plan(&edges, in_journal.as_ref()).await;
     }
@@ -72,15 +72,8 @@ pub async fn run(
         live.and_then(|l| l.primary_last_seen),
     )
     .await;
-    let interrupted = edges.shutdown.requested();
     // Alerts are queued; give them what is left of the wait before the process ends.
-    let journal = match result {
-        Ok(journal) => journal,
-        Err(e) => {
-            edges.flush_alerts().await;
-            return Err(crate::procedure::command_not_ended(e, interrupted));
-        }
-    };
+    let (journal, interrupted) = crate::procedure::command_ran(&edges, result).await?;
     let report = crate::status::gather(store, &config.probe, jiff::Timestamp::now())?;
     print!("{}", report.render());
     edges.flush_alerts().await;

@@ -36,14 +36,7 @@ pub async fn run(
         )?;
     }
     let result = crate::rejoin::rejoin(&edges).await;
-    let interrupted = edges.shutdown.requested();
-    let journal = match result {
-        Ok(journal) => journal,
-        Err(e) => {
-            edges.flush_alerts().await;
-            return Err(crate::procedure::command_not_ended(e, interrupted));
-        }
-    };
+    let (journal, interrupted) = crate::procedure::command_ran(&edges, result).await?;
     print!("{}", journal.render());
     edges.flush_alerts().await;
     crate::procedure::command_ended(

@@ -59,14 +59,7 @@ pub async fn run(
         )?;
     }
     let result = crate::switchover::switch_over(&edges).await;
-    let interrupted = edges.shutdown.requested();
-    let journal = match result {
-        Ok(journal) => journal,
-        Err(e) => {
-            edges.flush_alerts().await;
-            return Err(crate::procedure::command_not_ended(e, interrupted));
-        }
-    };
+    let (journal, interrupted) = crate::procedure::command_ran(&edges, result).await?;
     edges.flush_alerts().await;
     let report = crate::status::gather(&edges.store, &config.probe, jiff::Timestamp::now())?;
     print!("{}", report.render());
