@@ -11,12 +11,19 @@
 //! Before an automatic promotion, in order: the failure count reaches the threshold,
 //! nothing pauses it, replication silence is confirmed (not merely young), the lag guard
 //! lets it go, and a last look at the primary still fails.
+//!
+//! The core also owns the cadence ([`crate::cadence`]): after every event that leaves
+//! nothing to ask, the last action is [`Action::NextRound`], when the next round runs,
+//! its bounds, and whether the replica is watched until then. A failed round, or a look
+//! at the replica ([`Event::ReplicaWatched`]) that finds it lost or silent, makes the
+//! pace suspect; a good round makes it calm again.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use crate::alert::Alert;
+use crate::cadence::{Cadence, CadenceSettings, Glance, PaceChange, Schedule};
 use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
 use crate::journal::{Outcome, PrimarySeen};
 use crate::report::RoundReport;
@@ -33,6 +40,12 @@ use crate::witness::WitnessReport;
 pub struct Settings {
     pub failures_before_promotion: u32,
     pub interval: Duration,
+    /// `probe.suspect_interval`: the cadence while the primary is in doubt.
+    pub suspect_interval: Duration,
+    /// `probe.timeout`: each check of a calm round and of the last look.
+    pub timeout: Duration,
+    /// The longest `probe.witnesses[].timeout` (unused without witnesses).
+    pub witness_timeout: Duration,
     /// The lag guard's limit.
     pub max_lag: Duration,
     pub split_brain_alert_every: Duration,
@@ -47,6 +60,19 @@ pub struct Settings {
     pub units: Vec<String>,
     /// `[peer] name`, for the alerts about it.
     pub peer_name: Option<String>,
+}
+
+impl Settings {
+    /// What the cadence needs of them.
+    pub fn cadence(&self) -> CadenceSettings {
+        CadenceSettings {
+            interval: self.interval,
+            suspect_interval: self.suspect_interval,
+            timeout: self.timeout,
+            failures_before_promotion: self.failures_before_promotion,
+            witness_timeout: self.witnesses.then_some(self.witness_timeout),
+        }
+    }
 }
 
 /// The time, as each event brings it.
@@ -190,6 +216,8 @@ pub enum Event {
     AppsStopped(Result<(), String>),
     /// The end of [`Action::ArchivePromotion`]: where the journal went, or why not.
     PromotionArchived(Result<String, String>),
+    /// A look at the replica between calm rounds, as [`Schedule::watch_every`] asks.
+    ReplicaWatched(Replication),
 }
 
 /// How loud a log line is.
@@ -226,6 +254,8 @@ pub enum Action {
     ArchivePromotion,
     /// Stop the daemon with this error (after the actions before it).
     Exit(String),
+    /// When the next round runs and its bounds, and how to watch the replica until then.
+    NextRound(Schedule),
 }
 
 /// What the daemon is doing between rounds.
@@ -287,6 +317,8 @@ pub struct Decider {
     two_primaries_alerted: Option<Duration>,
     /// Stopping the units of a demoted host was alerted, until none runs.
     demote_alerted: bool,
+    /// The pace of rounds, their bounds and the replica's watch.
+    cadence: Cadence,
 }
 
 /// How the next reading of the journal is taken.
@@ -318,8 +350,10 @@ impl Decider {
             held: None,
             verdict: None,
             role: None,
+            cadence: None,
         };
         Decider {
+            cadence: Cadence::new(settings.cadence(), now.since_start),
             detector: Detector::new(settings.failures_before_promotion),
             settings,
             mode: Mode::Monitoring,
@@ -345,6 +379,11 @@ impl Decider {
     /// The state name, as of the last event.
     pub fn state(&self) -> State {
         self.live.state
+    }
+
+    /// The next round, as the core last scheduled it (the first: at once).
+    pub fn schedule(&self) -> Schedule {
+        self.cadence.schedule(self.watches_replica())
     }
 
     /// Whether the next round should read the replica (only while watching for
@@ -413,10 +452,16 @@ impl Decider {
     pub fn handle(&mut self, event: Event, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
-            Event::Round(round) => self.on_round(round, now, &mut out),
+            Event::Round(round) => {
+                self.cadence.round_began();
+                self.on_round(round, now, &mut out);
+            }
             Event::WitnessesAnswered(answers) => match self.pending.take() {
                 Some(Pending::Witnesses(mut judged)) => {
                     judged.verdict = confirm_with_witnesses(judged.verdict, &answers);
+                    if matches!(judged.verdict, Verdict::Inconclusive(_)) {
+                        self.cadence.witnesses_fell_short();
+                    }
                     judged.report.witnesses = answers;
                     self.conclude(judged, true, now, &mut out);
                 }
@@ -431,8 +476,74 @@ impl Decider {
             Event::PromotionEnded(end) => self.on_promotion_ended(end, now, &mut out),
             Event::AppsStopped(result) => self.on_apps_stopped(result, &mut out),
             Event::PromotionArchived(result) => self.on_archived(result, now, &mut out),
+            Event::ReplicaWatched(replication) => self.on_glance(replication, now, &mut out),
+        }
+        if self.pending.is_none() {
+            self.cadence.conclude(now.since_start);
+            out.push(Action::NextRound(self.schedule()));
         }
         out
+    }
+
+    /// Whether the replica is watched between calm rounds: only while this host
+    /// watches a primary for promotion.
+    fn watches_replica(&self) -> bool {
+        self.mode == Mode::Monitoring && self.live.role != Some(Role::Primary)
+    }
+
+    /// A look at the replica between calm rounds: a lost IO thread or silence makes the
+    /// pace suspect, and the next round due at once.
+    fn on_glance(&mut self, replication: Replication, now: Now, out: &mut Vec<Action>) {
+        if !self.watches_replica() {
+            return;
+        }
+        let glance = match replication {
+            Replication::NotRead | Replication::Unreadable(_) => Glance::Unreadable,
+            Replication::Read(reading) if reading.io_connected => Glance::Connected {
+                received: (reading.gtid_io_pos, reading.heartbeats),
+                heartbeat_period: reading.heartbeat_period,
+            },
+            Replication::Read(reading) => Glance::Lost(reading.io_problem),
+        };
+        if let Some(change) = self.cadence.glance(glance, now.since_start, now.wall) {
+            self.on_pace_change(change, out);
+            self.save(out, now, None);
+        }
+    }
+
+    /// Says a change of pace.
+    fn on_pace_change(&self, change: PaceChange, out: &mut Vec<Action>) {
+        let settings = self.cadence.settings();
+        match change {
+            PaceChange::Suspect(why) => log(
+                out,
+                Level::Warn,
+                format!(
+                    "suspect: re-probing every {} until the primary answers or fails {} rounds ({why})",
+                    crate::cadence::short(settings.suspect_interval),
+                    settings.failures_before_promotion
+                ),
+            ),
+            PaceChange::Calm(why) => log(
+                out,
+                Level::Info,
+                format!(
+                    "calm: probing every {} again ({why})",
+                    crate::cadence::short(settings.interval)
+                ),
+            ),
+        }
+    }
+
+    /// Doubt (`Some(why)`) or calm (`None`, with why), said when the pace changes.
+    fn pace(&mut self, doubt: Result<&str, &'static str>, now: Now, out: &mut Vec<Action>) {
+        let change = match doubt {
+            Ok(why) => self.cadence.doubt(why, now.since_start, now.wall),
+            Err(why) => self.cadence.calm(why, now.since_start),
+        };
+        if let Some(change) = change {
+            self.on_pace_change(change, out);
+        }
     }
 
     fn unexpected(&mut self, pending: Option<Pending>, what: &str, out: &mut Vec<Action>) {
@@ -473,6 +584,11 @@ impl Decider {
             if self.mode == Mode::Promoted && !standby_watched {
                 self.watch_for_split_brain(&report, now, out);
             }
+            self.pace(
+                Err("nothing to decide: not watching for promotion"),
+                now,
+                out,
+            );
             self.remember(&report, verdict);
             if self.mode == Mode::Monitoring {
                 self.live.state = State::Serving;
@@ -482,6 +598,9 @@ impl Decider {
         }
 
         let (seen, hears, heartbeat_period) = read_replication(round.replication, now);
+        if seen.is_some() {
+            self.cadence.heard_period(heartbeat_period);
+        }
         if report.ok
             && let Some(seen) = seen
         {
@@ -552,6 +671,10 @@ impl Decider {
             out.push(Action::Alert(Alert::Rearmed));
         }
         self.remember(&report, verdict.clone());
+        let at_threshold = outcome
+            .threshold_reached
+            .then_some((confirmed, pause.is_some()));
+        self.pace_after(&verdict, at_threshold, now, out);
 
         if !outcome.threshold_reached {
             self.pause_logged = false;
@@ -590,6 +713,29 @@ impl Decider {
         self.save_monitoring(&verdict, pause.is_some(), now, Some(report), out);
     }
 
+    /// The pace after a round: suspect while a failed (or inconclusive) round leaves the
+    /// primary in doubt and there is something to hurry for; calm once it answers or
+    /// proves alive, or the count is at the threshold with nothing to hurry for (paused,
+    /// held). `at_threshold`: whether silence is confirmed and whether it is paused.
+    /// Confirmed, neither paused nor held, the lag guard and the last look decide.
+    fn pace_after(
+        &mut self,
+        verdict: &Verdict,
+        at_threshold: Option<(bool, bool)>,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) {
+        let doubt = match (verdict, at_threshold) {
+            (Verdict::Ok, _) => Err("the primary answers"),
+            (Verdict::Degraded(_), _) => Err("the primary is alive (degraded)"),
+            (_, Some(_)) if self.live.held.is_some() => Err("automatic promotion is held"),
+            (_, Some((_, true))) => Err("automatic promotion is paused"),
+            (_, Some((true, false))) => return,
+            (Verdict::Failed(why) | Verdict::Inconclusive(why), _) => Ok(why.as_str()),
+        };
+        self.pace(doubt, now, out);
+    }
+
     /// The threshold is reached, confirmed, and nothing is paused: the lag guard, then a
     /// last look.
     fn on_threshold(
@@ -615,6 +761,7 @@ impl Decider {
             }));
             self.live.held = Some(risk);
             self.live.state = State::Halted;
+            self.pace(Err("automatic promotion is held"), now, out);
             self.save(out, now, Some(report));
             return;
         }
@@ -645,13 +792,14 @@ impl Decider {
                 ),
             );
             out.push(Action::Alert(Alert::LastLookAnswered { failures }));
+            self.pace(Err("the primary answered the last look"), now, out);
             self.detector.on_round(true);
             self.live.state = State::Monitoring;
             self.save(out, now, Some(last_look));
             return;
         }
         let last = last_look.failures();
-        let reason = if why.starts_with(&last) {
+        let mut reason = if why.starts_with(&last) {
             format!(
                 "the primary failed {failures} consecutive probe rounds and the last look: {why}"
             )
@@ -660,6 +808,7 @@ impl Decider {
                 "the primary failed {failures} consecutive probe rounds ({why}), and the last look ({last})"
             )
         };
+        reason.push_str(&self.detection_note(now));
         self.mode = Mode::Promoting;
         self.save(out, now, Some(last_look));
         out.push(Action::Promote {
@@ -668,7 +817,42 @@ impl Decider {
         });
     }
 
+    /// How the decision came, for its reason: the pace, how long the primary was in
+    /// doubt and why, and the detection window in force.
+    fn detection_note(&self, now: Now) -> String {
+        let shown = self.cadence.shown(self.confirm_after());
+        let pace = match (
+            self.cadence.doubted_for(now.since_start),
+            self.cadence.why(),
+        ) {
+            (Some(doubted), Some(why)) => format!(
+                "; decided at the suspect pace (every {}), {} after the first doubt ({})",
+                crate::cadence::short(self.settings.suspect_interval),
+                crate::cadence::short(doubted),
+                crate::alert::shorten(why, 160)
+            ),
+            _ => format!(
+                "; decided at the calm pace (every {})",
+                crate::cadence::short(self.settings.interval)
+            ),
+        };
+        format!("{pace}; detection window: {}", shown.window_line())
+    }
+
+    /// How long replication silence must last to confirm a dead primary, as the window
+    /// counts it; `None` when replication does not confirm.
+    fn confirm_after(&self) -> Option<Duration> {
+        self.settings.confirm_with_replication.then(|| {
+            silence_window(
+                self.settings.replication_silence,
+                self.cadence.heartbeat(),
+                self.settings.interval,
+            )
+        })
+    }
+
     fn on_promotion_ended(&mut self, end: PromotionEnd, now: Now, out: &mut Vec<Action>) {
+        self.pace(Err("a promotion ran"), now, out);
         match end {
             PromotionEnd::Ran(outcome) => {
                 self.journal = JournalWatch::Seen(Some(outcome));
@@ -1120,6 +1304,7 @@ impl Decider {
             Mode::Halted => self.live.state = State::Halted,
         }
         self.live.consecutive_failures = self.detector.consecutive_failures();
+        self.live.cadence = Some(self.cadence.shown(self.confirm_after()));
         if report.is_some() {
             self.live.last_probe = report;
         }
@@ -1207,3 +1392,6 @@ fn log_transition(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cadence_tests;

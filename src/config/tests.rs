@@ -255,6 +255,7 @@ content = "203.0.113.20"
 "#;
     let config = fx.parse(text).unwrap();
     assert_eq!(config.probe.interval, Duration::from_secs(60));
+    assert_eq!(config.probe.suspect_interval, Duration::from_secs(5));
     assert_eq!(config.probe.timeout, Duration::from_secs(10));
     assert_eq!(config.probe.failures_before_promotion, 5);
     assert_eq!(config.probe.fail_when, FailWhen::Any);
@@ -279,6 +280,24 @@ content = "203.0.113.20"
         "no self-checks, no witnesses: {:?}",
         config.warnings
     );
+}
+
+#[test]
+fn the_suspect_interval_defaults_to_five_seconds_at_most_the_interval() {
+    let fx = Fixture::new();
+    let short = GOOD.replace("interval = \"60s\"", "interval = \"2s\"");
+    let short = short.replace("timeout = \"10s\"", "timeout = \"1s\"");
+    assert_eq!(
+        fx.parse(&short).unwrap().probe.suspect_interval,
+        Duration::from_secs(2)
+    );
+    let set = GOOD.replace(
+        "interval = \"60s\"",
+        "interval = \"60s\"\nsuspect_interval = \"60s\"",
+    );
+    let config = fx.parse(&set).unwrap();
+    assert_eq!(config.probe.suspect_interval, Duration::from_secs(60));
+    assert_eq!(config.decider_settings().cadence().watch_every(), None);
 }
 
 #[test]
@@ -325,6 +344,18 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "interval = \"60s\"",
         "interval = \"0s\"",
         "probe.interval",
+        "longer than zero",
+    ),
+    (
+        "interval = \"60s\"",
+        "interval = \"60s\"\nsuspect_interval = \"90s\"",
+        "probe.suspect_interval",
+        "must not be longer than probe.interval (1m)",
+    ),
+    (
+        "interval = \"60s\"",
+        "interval = \"60s\"\nsuspect_interval = \"0s\"",
+        "probe.suspect_interval",
         "longer than zero",
     ),
     (
