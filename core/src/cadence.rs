@@ -195,6 +195,19 @@ impl ReplicaWatch {
         self.last_news = now;
     }
 
+    /// What a round read of the replica at `now`: the baseline the next look compares
+    /// with (a round that found it hearing the primary arms the watch), never a doubt of
+    /// its own (the round's verdict has its say).
+    pub fn baseline(&mut self, glance: Glance, now: Duration) {
+        if let Glance::Connected { received, .. } = glance
+            && self.received.as_ref() != Some(&received)
+        {
+            self.received = Some(received);
+            self.last_news = now;
+            self.armed = true;
+        }
+    }
+
     /// One look at `now`; `Some(why)` when it is a new reason to doubt the primary.
     pub fn look(&mut self, glance: Glance, now: Duration) -> Option<String> {
         match glance {
@@ -365,6 +378,11 @@ impl Cadence {
     /// The replica's heartbeat period as a round read it.
     pub fn heard_period(&mut self, period: Option<Duration>) {
         self.heartbeat = period;
+    }
+
+    /// What a round read of the replica: the watch's baseline.
+    pub fn round_read(&mut self, glance: Glance, now: Duration) {
+        self.watch.baseline(glance, now);
     }
 
     /// The replica's heartbeat period, as last read.

@@ -497,15 +497,10 @@ impl Decider {
         if !self.watches_replica() {
             return;
         }
-        let glance = match replication {
-            Replication::NotRead | Replication::Unreadable(_) => Glance::Unreadable,
-            Replication::Read(reading) if reading.io_connected => Glance::Connected {
-                received: (reading.gtid_io_pos, reading.heartbeats),
-                heartbeat_period: reading.heartbeat_period,
-            },
-            Replication::Read(reading) => Glance::Lost(reading.io_problem),
-        };
-        if let Some(change) = self.cadence.glance(glance, now.since_start, now.wall) {
+        if let Some(change) = self
+            .cadence
+            .glance(glance(&replication), now.since_start, now.wall)
+        {
             self.on_pace_change(change, out);
             self.save(out, now, None);
         }
@@ -597,6 +592,8 @@ impl Decider {
             return;
         }
 
+        self.cadence
+            .round_read(glance(&round.replication), now.since_start);
         let (seen, hears, heartbeat_period) = read_replication(round.replication, now);
         if seen.is_some() {
             self.cadence.heard_period(heartbeat_period);
@@ -1351,6 +1348,18 @@ fn read_replication(
             };
             (Some(seen), hears, reading.heartbeat_period)
         }
+    }
+}
+
+/// The replica's reading, as the cadence's watch takes it.
+fn glance(replication: &Replication) -> Glance {
+    match replication {
+        Replication::NotRead | Replication::Unreadable(_) => Glance::Unreadable,
+        Replication::Read(reading) if reading.io_connected => Glance::Connected {
+            received: (reading.gtid_io_pos.clone(), reading.heartbeats),
+            heartbeat_period: reading.heartbeat_period,
+        },
+        Replication::Read(reading) => Glance::Lost(reading.io_problem.clone()),
     }
 }
 

@@ -211,6 +211,15 @@ fn suspect_is_entered_on_a_lost_io_thread_and_the_next_round_runs_at_once() {
 }
 
 #[test]
+fn a_loss_at_the_first_look_after_a_round_that_heard_the_primary_is_a_doubt() {
+    let mut story = Story::new(settings());
+    story.round(0, true, reading(true, 1));
+    let schedule = next(&story.glance(1, reading(false, 1)));
+    assert_eq!((schedule.at, schedule.watch_every), (S(1), None));
+    assert_eq!(story.pace(), Pace::Suspect);
+}
+
+#[test]
 fn suspect_is_entered_when_the_replica_falls_silent() {
     let mut story = Story::new(settings());
     story.round(0, true, reading(true, 1));
