@@ -164,8 +164,8 @@ pub enum Pace {
 /// What one look at the replica between rounds found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Glance {
-    /// It could not be read: no news of the primary either way.
-    Unreadable,
+    /// It could not be read (why): no news of the primary either way.
+    Unreadable(String),
     /// Its IO thread is not connected to the primary; why.
     Lost(String),
     /// Its IO thread is connected: what it has received (`Gtid_IO_Pos`, heartbeats) and
@@ -211,7 +211,7 @@ impl ReplicaWatch {
     /// One look at `now`; `Some(why)` when it is a new reason to doubt the primary.
     pub fn look(&mut self, glance: Glance, now: Duration) -> Option<String> {
         match glance {
-            Glance::Unreadable => None,
+            Glance::Unreadable(_) => None,
             Glance::Lost(why) => {
                 self.received = None;
                 std::mem::take(&mut self.armed)
@@ -268,6 +268,9 @@ pub struct Cadence {
     watch: ReplicaWatch,
     /// The replica's heartbeat period, as last read (for the window).
     heartbeat: Option<Duration>,
+    /// A look could not read the replica: it is not watched again until a round reads
+    /// it (a replica that cannot be read would be asked, and fail, every look).
+    watch_paused: bool,
 }
 
 /// A change of pace, to log.
@@ -277,6 +280,9 @@ pub enum PaceChange {
     Suspect(String),
     /// Suspect to calm: why.
     Calm(&'static str),
+    /// The replica could not be read between rounds (why): not watched until a round
+    /// reads it. The pace is as it was.
+    WatchPaused(String),
 }
 
 impl Cadence {
@@ -291,6 +297,7 @@ impl Cadence {
             witnesses_full: false,
             watch: ReplicaWatch::default(),
             heartbeat: None,
+            watch_paused: false,
         }
     }
 
@@ -358,7 +365,8 @@ impl Cadence {
     }
 
     /// A look at the replica between calm rounds. A new reason to doubt the primary makes
-    /// the pace suspect and the next round due at once; returns the change.
+    /// the pace suspect and the next round due at once; returns the change. One that
+    /// could not read it pauses the watch until a round reads it.
     pub fn glance(&mut self, glance: Glance, now: Duration, at: Timestamp) -> Option<PaceChange> {
         if let Glance::Connected {
             heartbeat_period, ..
@@ -366,8 +374,12 @@ impl Cadence {
         {
             self.heartbeat = *heartbeat_period;
         }
-        if self.doubt.is_some() || self.round_open {
+        if self.doubt.is_some() || self.round_open || self.watch_paused {
             return None;
+        }
+        if let Glance::Unreadable(why) = glance {
+            self.watch_paused = true;
+            return Some(PaceChange::WatchPaused(why));
         }
         let why = self.watch.look(glance, now)?;
         let change = self.doubt(&why, now, at)?;
@@ -380,8 +392,12 @@ impl Cadence {
         self.heartbeat = period;
     }
 
-    /// What a round read of the replica: the watch's baseline.
+    /// What a round read of the replica: the watch's baseline. One that read it
+    /// resumes a watch paused by a look that could not.
     pub fn round_read(&mut self, glance: Glance, now: Duration) {
+        if !matches!(glance, Glance::Unreadable(_)) && std::mem::take(&mut self.watch_paused) {
+            self.watch.resume(now);
+        }
         self.watch.baseline(glance, now);
     }
 
@@ -399,7 +415,7 @@ impl Cadence {
             watch_every: self
                 .settings
                 .watch_every()
-                .filter(|_| watch && self.doubt.is_none()),
+                .filter(|_| watch && self.doubt.is_none() && !self.watch_paused),
         }
     }
 
@@ -632,7 +648,7 @@ mod tests {
         // Still lost: said once.
         assert_eq!(watch.look(Glance::Lost("Connecting".into()), s(6)), None);
         // Unreadable says nothing either way.
-        assert_eq!(watch.look(Glance::Unreadable, s(7)), None);
+        assert_eq!(watch.look(Glance::Unreadable("refused".into()), s(7)), None);
         // Connected and hearing again: armed; then silent for more than two periods.
         assert_eq!(watch.look(connected("0-1-5", 3), s(8)), None);
         assert_eq!(watch.look(connected("0-1-5", 3), s(18)), None);
@@ -713,6 +729,29 @@ mod tests {
             shown.window_line(),
             "a dead primary within 21 s, a silent one within 47 s"
         );
+    }
+
+    #[test]
+    fn a_replica_that_cannot_be_read_is_not_watched_until_a_round_reads_it() {
+        let mut cadence = Cadence::new(shipped(None), s(0));
+        cadence.round_began();
+        cadence.conclude(s(1));
+        let change = cadence.glance(
+            Glance::Unreadable("access denied".into()),
+            s(2),
+            Timestamp::UNIX_EPOCH,
+        );
+        assert_eq!(
+            change,
+            Some(PaceChange::WatchPaused("access denied".into()))
+        );
+        assert_eq!(cadence.pace(), Pace::Calm);
+        assert_eq!(cadence.schedule(true).watch_every, None);
+        // A round that cannot read it either keeps it paused; one that can resumes it.
+        cadence.round_read(Glance::Unreadable("access denied".into()), s(60));
+        assert_eq!(cadence.schedule(true).watch_every, None);
+        cadence.round_read(connected("0-1-5", 1), s(120));
+        assert_eq!(cadence.schedule(true).watch_every, Some(s(1)));
     }
 
     #[test]

@@ -497,12 +497,22 @@ impl Decider {
         if !self.watches_replica() {
             return;
         }
-        if let Some(change) = self
+        match self
             .cadence
             .glance(glance(&replication), now.since_start, now.wall)
         {
-            self.on_pace_change(change, out);
-            self.save(out, now, None);
+            Some(PaceChange::WatchPaused(why)) => log(
+                out,
+                Level::Warn,
+                format!(
+                    "the replica could not be read between rounds ({why}); not read again until a round reads it"
+                ),
+            ),
+            Some(change) => {
+                self.on_pace_change(change, out);
+                self.save(out, now, None);
+            }
+            None => {}
         }
     }
 
@@ -527,6 +537,7 @@ impl Decider {
                     crate::cadence::short(settings.interval)
                 ),
             ),
+            PaceChange::WatchPaused(_) => {}
         }
     }
 
@@ -1354,7 +1365,8 @@ fn read_replication(
 /// The replica's reading, as the cadence's watch takes it.
 fn glance(replication: &Replication) -> Glance {
     match replication {
-        Replication::NotRead | Replication::Unreadable(_) => Glance::Unreadable,
+        Replication::NotRead => Glance::Unreadable("not read".to_string()),
+        Replication::Unreadable(why) => Glance::Unreadable(why.clone()),
         Replication::Read(reading) if reading.io_connected => Glance::Connected {
             received: (reading.gtid_io_pos.clone(), reading.heartbeats),
             heartbeat_period: reading.heartbeat_period,
