@@ -355,7 +355,7 @@ fn promotion_bound(t: &Setup) -> Duration {
     };
     let cadence = settings.suspect_interval;
     let heartbeat = t.heartbeat.unwrap_or(Duration::from_secs(1));
-    let checks = settings.bounds(Pace::Suspect, false).checks;
+    let checks = settings.checks_within(Pace::Suspect);
     heartbeat * SILENT_HEARTBEATS
         + watch * 2
         + (cadence + checks + witnesses) * t.failures_before_promotion

@@ -23,7 +23,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tokio::time::Instant;
 
-use crate::cadence::{RoundBounds, Schedule};
+use crate::cadence::Schedule;
 use crate::config::Config;
 use crate::decide::{
     Action, Decider, Event, JournalAtStart, Level, Now, PauseMarker, PromotionEnd, ReplicaReading,
@@ -79,10 +79,8 @@ pub async fn run(config: Config, shutdown: Shutdown, notifier: Notifier) -> anyh
     let watchdog = notifier
         .watchdog()
         .map(|unit| unit.max(loop_bound(&config)));
-    let schedule = decider.schedule();
     let mut daemon = Daemon {
-        schedule,
-        round_bounds: schedule.bounds,
+        schedule: decider.schedule(),
         prober: Prober::new(&config.probe)?,
         witnesses: Witnesses::new(&config.probe.witnesses, edges.scrubber.clone())?,
         decider,
@@ -120,8 +118,6 @@ struct Daemon {
     watchdog: Option<Duration>,
     /// The next round, as the core last scheduled it.
     schedule: Schedule,
-    /// The bounds of the round in progress (its witnesses are asked within them).
-    round_bounds: RoundBounds,
 }
 
 impl Daemon {
@@ -159,12 +155,12 @@ impl Daemon {
                 .watch_every
                 .map(|every| look_at.unwrap_or_else(|| Instant::now() + every))
                 .filter(|at| *at < round_at);
-            let bounds = self.schedule.bounds;
+            let within = self.schedule.checks_within;
             let event = tokio::select! {
                 _ = shutdown.wait() => break,
                 round = async {
                     tokio::time::sleep_until(round_at).await;
-                    self.observe(bounds).await
+                    self.observe(within).await
                 } => Event::Round(round),
                 glance = async {
                     tokio::time::sleep_until(look_at.unwrap_or(round_at)).await;
@@ -175,9 +171,6 @@ impl Daemon {
                 },
             };
             let round = matches!(event, Event::Round(_));
-            if round {
-                self.round_bounds = bounds;
-            }
             self.execute_from(event).await?;
             if round {
                 self.notifier.alive(&status_line(self.decider.live()));
@@ -208,13 +201,13 @@ impl Daemon {
         );
     }
 
-    /// One round's observations: everything at once, each within `bounds`.
-    async fn observe(&self, bounds: RoundBounds) -> Round {
+    /// One round's observations: everything at once, each within `within`.
+    async fn observe(&self, within: Duration) -> Round {
         let (report, replication, pair) = tokio::join!(
-            self.prober.run_round_within(bounds.checks),
+            self.prober.run_round_within(within),
             async {
                 if self.decider.wants_replication() {
-                    self.read_replication(bounds.checks).await
+                    self.read_replication(within).await
                 } else {
                     Replication::NotRead
                 }
@@ -276,10 +269,12 @@ impl Daemon {
                     }
                     None
                 }
-                Action::AskWitnesses => Some(Event::WitnessesAnswered(match &self.witnesses {
-                    Some(witnesses) => witnesses.ask_all_within(self.round_bounds.witnesses).await,
-                    None => Vec::new(),
-                })),
+                Action::AskWitnesses { within } => {
+                    Some(Event::WitnessesAnswered(match &self.witnesses {
+                        Some(witnesses) => witnesses.ask_all_within(within).await,
+                        None => Vec::new(),
+                    }))
+                }
                 Action::NextRound(schedule) => {
                     self.schedule = schedule;
                     None
@@ -463,8 +458,9 @@ fn status_line(live: &LiveState) -> String {
         .map_or("none yet".to_string(), |round| round.at.to_string());
     match &live.cadence {
         Some(cadence) if cadence.pace == crate::cadence::Pace::Suspect => format!(
-            "{}; last round {last}",
-            cadence.line(live.consecutive_failures, live.failures_before_promotion)
+            "{}: {}; last round {last}",
+            live.state,
+            cadence.re_probing(live.consecutive_failures, live.failures_before_promotion)
         ),
         _ => format!(
             "{}: {} of {} failed rounds; last round {last}",
@@ -491,5 +487,52 @@ fn promotion_end(result: Result<Journal, RunError>) -> PromotionEnd {
         Err(e @ (RunError::Refused(_) | RunError::State(_) | RunError::Abandoned(_))) => {
             PromotionEnd::Refused(format!("{e:#}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cadence::{Cadence, CadenceSettings};
+    use crate::state::State;
+
+    #[test]
+    fn the_status_line_says_the_cadence_while_the_primary_is_in_doubt() {
+        let mut cadence = Cadence::new(
+            CadenceSettings {
+                interval: Duration::from_secs(60),
+                suspect_interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(10),
+                failures_before_promotion: 5,
+                witness_timeout: None,
+            },
+            Duration::ZERO,
+        );
+        let mut live = LiveState {
+            state: State::Monitoring,
+            consecutive_failures: 0,
+            failures_before_promotion: 5,
+            last_probe: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+            pid: 1,
+            primary_last_seen: None,
+            replication_seen: None,
+            held: None,
+            verdict: None,
+            role: None,
+            cadence: Some(cadence.shown(None)),
+        };
+        assert_eq!(
+            status_line(&live),
+            "monitoring: 0 of 5 failed rounds; last round none yet"
+        );
+        cadence.doubt("a round failed", Duration::ZERO, Timestamp::UNIX_EPOCH);
+        live.state = State::Suspect;
+        live.consecutive_failures = 2;
+        live.cadence = Some(cadence.shown(None));
+        assert_eq!(
+            status_line(&live),
+            "suspect: re-probing every 5 s, 2 of 5 failed; last round none yet"
+        );
     }
 }

@@ -12,10 +12,11 @@
 //! with witnesses, whose answers get the other half), so a primary that drops packets
 //! costs a round no more than the cadence, not the whole probe timeout. The last look
 //! before a promotion keeps the whole timeout: a primary that is slow but alive answers
-//! it and is not promoted over. Witnesses that cannot answer within their half (their
-//! own checks take longer than that against a silent primary) get their whole timeout
-//! in the rounds after: a round then takes longer than the cadence, but their vote is
-//! never cut off for good.
+//! it and is not promoted over. Witnesses are asked only when a round would fail, and
+//! get half the cadence then. Those that cannot answer within it (their own checks take
+//! longer than that against a silent primary) get their whole timeout in the rounds
+//! after: a round then takes longer than the cadence, but their vote is never cut off
+//! for good.
 //!
 //! `suspect_interval = interval` is the calm pace throughout: rounds every `interval`,
 //! each check within `timeout`, and no watching in between.
@@ -65,27 +66,28 @@ impl CadenceSettings {
         })
     }
 
-    /// The bounds of a round at `pace`; `witnesses_full` gives the witnesses their own
-    /// timeout even at the suspect pace (they could not answer within the cadence).
-    pub fn bounds(&self, pace: Pace, witnesses_full: bool) -> RoundBounds {
-        let calm = RoundBounds {
-            checks: self.timeout,
-            witnesses: None,
-        };
+    /// How long each check of a round at `pace` may take (and the replica's read in it):
+    /// `timeout` when calm; when suspect, at most the cadence, or half of it with
+    /// witnesses (whose answers get the other half).
+    pub fn checks_within(&self, pace: Pace) -> Duration {
         if pace == Pace::Calm || self.suspect_interval >= self.interval {
-            return calm;
+            return self.timeout;
         }
-        let cadence = self.suspect_interval;
-        match self.witness_timeout {
-            None => RoundBounds {
-                checks: self.timeout.min(cadence),
-                witnesses: None,
-            },
-            Some(witness_timeout) => RoundBounds {
-                checks: self.timeout.min(cadence / 2),
-                witnesses: (!witnesses_full).then(|| witness_timeout.min(cadence / 2)),
-            },
-        }
+        let share = match self.witness_timeout {
+            Some(_) => self.suspect_interval / 2,
+            None => self.suspect_interval,
+        };
+        self.timeout.min(share)
+    }
+
+    /// How long each witness may take to answer. Witnesses are asked on a round that
+    /// would fail, with the primary in doubt: half the suspect interval, at most the
+    /// witness's own timeout. `None` (its own timeout) without a suspect pace, or when
+    /// `witnesses_full` (they could not answer within that).
+    pub fn witnesses_within(&self, witnesses_full: bool) -> Option<Duration> {
+        let witness_timeout = self.witness_timeout?;
+        (self.suspect_interval < self.interval && !witnesses_full)
+            .then(|| witness_timeout.min(self.suspect_interval / 2))
     }
 
     /// The detection window: from the fault to the decision, at the longest. `heartbeat`
@@ -114,30 +116,28 @@ impl CadenceSettings {
             };
         };
         let cadence = self.suspect_interval;
-        let bounds = self.bounds(Pace::Suspect, false);
-        let round = bounds.checks + bounds.witnesses.unwrap_or_default();
+        let witnesses = self.witnesses_within(false).unwrap_or_default();
+        // A suspect round against a silent primary runs out its bounds; a calm round
+        // that began just before the doubt runs out its whole timeout, which delays the
+        // rounds after it by what it takes beyond a cadence.
+        let round = self.checks_within(Pace::Suspect) + witnesses;
+        let calm_round = self.timeout + witnesses;
         DetectionWindow {
             // The IO thread's connection is reset: the watch sees it at its next look;
             // a refused connection fails each round at once.
             dead: watch + cadence * rounds_after_first,
             // Noticed once SILENT_HEARTBEATS periods pass without a word (counted from
-            // the watch's look after the last one arrived); each round then runs out
-            // its bounds, and the last look its whole timeout.
+            // the watch's look after the last one arrived); then the rounds, the last
+            // of them run out, and the last look its whole timeout.
             silent: heartbeat.map(|period| {
                 let noticed = period * SILENT_HEARTBEATS + watch * 2;
-                confirmed_by(noticed, cadence) + round + last_look
+                confirmed_by(noticed, cadence)
+                    + calm_round.saturating_sub(cadence)
+                    + round
+                    + last_look
             }),
         }
     }
-}
-
-/// How long each part of a round may take.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RoundBounds {
-    /// Each check of the primary and each self-check (and the replica's read).
-    pub checks: Duration,
-    /// Each witness, when fewer than its own `timeout`; `None`: its own.
-    pub witnesses: Option<Duration>,
 }
 
 /// The next round, as the core schedules it.
@@ -146,7 +146,9 @@ pub struct Schedule {
     /// When it starts, in the core's monotonic time (since the daemon started); a time
     /// already past means at once.
     pub at: Duration,
-    pub bounds: RoundBounds,
+    /// How long each of its checks of the primary, each self-check and the replica's
+    /// read may take.
+    pub checks_within: Duration,
     /// Read the replica this often until then ([`Glance`]); `None`: not at all.
     pub watch_every: Option<Duration>,
 }
@@ -343,12 +345,17 @@ impl Cadence {
         Some(PaceChange::Calm(why))
     }
 
-    /// The witnesses' vote fell short of a majority in a round whose bounds cut them
-    /// off: the next rounds give them their own timeout.
+    /// The witnesses' vote fell short of a majority while their answers were cut to fit
+    /// the cadence: they get their own timeout until the doubt clears.
     pub fn witnesses_fell_short(&mut self) {
-        if self.doubt.is_some() {
+        if self.witnesses_within().is_some() {
             self.witnesses_full = true;
         }
+    }
+
+    /// How long each witness asked now may take; `None`: its own timeout.
+    pub fn witnesses_within(&self) -> Option<Duration> {
+        self.settings.witnesses_within(self.witnesses_full)
     }
 
     /// Nothing is left to do at `now`. A round in progress is over: the next is due one
@@ -411,7 +418,7 @@ impl Cadence {
     pub fn schedule(&self, watch: bool) -> Schedule {
         Schedule {
             at: self.due,
-            bounds: self.settings.bounds(self.pace(), self.witnesses_full),
+            checks_within: self.settings.checks_within(self.pace()),
             watch_every: self
                 .settings
                 .watch_every()
@@ -491,15 +498,20 @@ impl CadenceShown {
     /// "suspect: re-probing every 5 s, 2 of 5 failed" or "calm: probing every 60 s".
     pub fn line(&self, failures: u32, of: u32) -> String {
         match self.pace {
-            Pace::Suspect => format!(
-                "suspect: re-probing every {}, {failures} of {of} failed",
-                seconds(self.every_seconds)
-            ),
+            Pace::Suspect => format!("suspect: {}", self.re_probing(failures, of)),
             Pace::Calm => format!("calm: probing every {}", seconds(self.every_seconds)),
         }
     }
 
-    /// "a dead primary within 21 s, a silent one within 47 s".
+    /// "re-probing every 5 s, 2 of 5 failed".
+    pub fn re_probing(&self, failures: u32, of: u32) -> String {
+        format!(
+            "re-probing every {}, {failures} of {of} failed",
+            seconds(self.every_seconds)
+        )
+    }
+
+    /// "a dead primary within 21 s, a silent one within 52 s".
     pub fn window_line(&self) -> String {
         let window = &self.detection_window;
         format!(
@@ -518,7 +530,7 @@ fn seconds(value: f64) -> String {
     short(Duration::try_from_secs_f64(value).unwrap_or_default())
 }
 
-/// A duration for people: "5 s", "500 ms", "1.5 s", "47 s".
+/// A duration for people: "5 s", "500 ms", "1.5 s", "52 s".
 pub fn short(d: Duration) -> String {
     if d < Duration::from_secs(1) {
         format!("{} ms", d.as_millis())
@@ -564,11 +576,13 @@ mod tests {
         let window = shipped(None).window(Some(s(5)), Some(s(15)));
         // 1 s watch + 4 x 5 s.
         assert_eq!(window.dead, s(21));
-        // 2 x 5 s heartbeats + 2 x 1 s watch, + 4 x 5 s, + a 5 s round + the 10 s last look.
-        assert_eq!(window.silent, Some(s(47)));
-        // With witnesses each suspect round is half checks, half witnesses: the same.
+        // 2 x 5 s heartbeats + 2 x 1 s looks, + 4 x 5 s; a calm round begun just before
+        // runs 5 s past its cadence; the last round's 5 s, the last look's 10 s.
+        assert_eq!(window.silent, Some(s(52)));
+        // With witnesses each suspect round is half checks, half witnesses; the calm
+        // round's witnesses are asked within 2.5 s too.
         let with = shipped(Some(s(20))).window(Some(s(5)), Some(s(15)));
-        assert_eq!((with.dead, with.silent), (s(21), Some(s(47))));
+        assert_eq!((with.dead, with.silent), (s(21), Some(ms(54_500))));
         // Without a known heartbeat, silence is not noticed between rounds.
         assert_eq!(shipped(None).window(None, None).silent, None);
     }
@@ -581,14 +595,13 @@ mod tests {
         };
         assert_eq!(today.watch_every(), None);
         for pace in [Pace::Calm, Pace::Suspect] {
-            assert_eq!(
-                today.bounds(pace, false),
-                RoundBounds {
-                    checks: s(10),
-                    witnesses: None
-                }
-            );
+            assert_eq!(today.checks_within(pace), s(10));
         }
+        let today_with = CadenceSettings {
+            witness_timeout: Some(s(20)),
+            ..today
+        };
+        assert_eq!(today_with.witnesses_within(false), None);
         let window = today.window(Some(s(5)), Some(s(15)));
         assert_eq!(window.dead, s(300));
         // 5 x 60 s, the fifth round's 10 s, the last look's 10 s.
@@ -604,23 +617,13 @@ mod tests {
     #[test]
     fn a_suspect_round_fits_its_cadence() {
         assert_eq!(shipped(None).watch_every(), Some(s(1)));
-        assert_eq!(
-            shipped(None).bounds(Pace::Suspect, false),
-            RoundBounds {
-                checks: s(5),
-                witnesses: None
-            }
-        );
+        assert_eq!(shipped(None).checks_within(Pace::Suspect), s(5));
+        assert_eq!(shipped(None).checks_within(Pace::Calm), s(10));
         let with = shipped(Some(s(20)));
-        assert_eq!(
-            with.bounds(Pace::Suspect, false),
-            RoundBounds {
-                checks: ms(2500),
-                witnesses: Some(ms(2500))
-            }
-        );
+        assert_eq!(with.checks_within(Pace::Suspect), ms(2500));
+        assert_eq!(with.witnesses_within(false), Some(ms(2500)));
         // Witnesses that could not answer within the cadence get their own timeout.
-        assert_eq!(with.bounds(Pace::Suspect, true).witnesses, None);
+        assert_eq!(with.witnesses_within(true), None);
         // Scaled down by ten: a look every 100 ms.
         let scaled = CadenceSettings {
             interval: s(6),
@@ -630,7 +633,7 @@ mod tests {
             witness_timeout: Some(s(2)),
         };
         assert_eq!(scaled.watch_every(), Some(ms(100)));
-        assert_eq!(scaled.bounds(Pace::Suspect, false).checks, ms(250));
+        assert_eq!(scaled.checks_within(Pace::Suspect), ms(250));
     }
 
     #[test]
@@ -692,7 +695,7 @@ mod tests {
         cadence.conclude(s(70));
         let next = cadence.schedule(true);
         assert_eq!((next.at, next.watch_every), (s(70), None));
-        assert_eq!(next.bounds.checks, s(5));
+        assert_eq!(next.checks_within, s(5));
         cadence.round_began();
         cadence.conclude(s(71));
         assert_eq!(cadence.schedule(true).at, s(75));
@@ -727,7 +730,7 @@ mod tests {
         );
         assert_eq!(
             shown.window_line(),
-            "a dead primary within 21 s, a silent one within 47 s"
+            "a dead primary within 21 s, a silent one within 52 s"
         );
     }
 

@@ -14,7 +14,8 @@
 //!
 //! The core also owns the cadence ([`crate::cadence`]): after every event that leaves
 //! nothing to ask, the last action is [`Action::NextRound`], when the next round runs,
-//! its bounds, and whether the replica is watched until then. A failed round, or a look
+//! how long its checks may take, and whether the replica is watched until then (and
+//! [`Action::AskWitnesses`] says how long the witnesses may take). A failed round, or a look
 //! at the replica ([`Event::ReplicaWatched`]) that finds it lost or silent, makes the
 //! pace suspect; a good round makes it calm again.
 
@@ -237,8 +238,11 @@ pub enum Action {
     SaveLive,
     /// Remove the pause marker (a timed pause ran out).
     RemovePause,
-    /// Ask every witness; answer with [`Event::WitnessesAnswered`].
-    AskWitnesses,
+    /// Ask every witness, each within `within` when that is shorter than its own
+    /// timeout (the cadence's bound); answer with [`Event::WitnessesAnswered`].
+    AskWitnesses {
+        within: Option<Duration>,
+    },
     /// Run one more round of the primary's checks; answer with [`Event::LastLook`].
     TakeLastLook,
     /// Run (or resume) the automatic promotion; answer with [`Event::PromotionEnded`].
@@ -254,7 +258,8 @@ pub enum Action {
     ArchivePromotion,
     /// Stop the daemon with this error (after the actions before it).
     Exit(String),
-    /// When the next round runs and its bounds, and how to watch the replica until then.
+    /// When the next round runs, how long its checks may take, and how to watch the
+    /// replica until then.
     NextRound(Schedule),
 }
 
@@ -541,13 +546,17 @@ impl Decider {
         }
     }
 
-    /// Doubt (`Some(why)`) or calm (`None`, with why), said when the pace changes.
-    fn pace(&mut self, doubt: Result<&str, &'static str>, now: Now, out: &mut Vec<Action>) {
-        let change = match doubt {
-            Ok(why) => self.cadence.doubt(why, now.since_start, now.wall),
-            Err(why) => self.cadence.calm(why, now.since_start),
-        };
-        if let Some(change) = change {
+    /// The primary is in doubt (why): the suspect pace, said when it changes.
+    fn doubt(&mut self, why: &str, now: Now, out: &mut Vec<Action>) {
+        if let Some(change) = self.cadence.doubt(why, now.since_start, now.wall) {
+            self.on_pace_change(change, out);
+        }
+    }
+
+    /// The doubt is over, or nothing is left to hurry for (why): the calm pace, said
+    /// when it changes.
+    fn calm(&mut self, why: &'static str, now: Now, out: &mut Vec<Action>) {
+        if let Some(change) = self.cadence.calm(why, now.since_start) {
             self.on_pace_change(change, out);
         }
     }
@@ -590,11 +599,7 @@ impl Decider {
             if self.mode == Mode::Promoted && !standby_watched {
                 self.watch_for_split_brain(&report, now, out);
             }
-            self.pace(
-                Err("nothing to decide: not watching for promotion"),
-                now,
-                out,
-            );
+            self.calm("nothing to decide: not watching for promotion", now, out);
             self.remember(&report, verdict);
             if self.mode == Mode::Monitoring {
                 self.live.state = State::Serving;
@@ -637,7 +642,9 @@ impl Decider {
         };
         if self.settings.witnesses && matches!(judged.verdict, Verdict::Failed(_)) {
             self.pending = Some(Pending::Witnesses(judged));
-            out.push(Action::AskWitnesses);
+            out.push(Action::AskWitnesses {
+                within: self.cadence.witnesses_within(),
+            });
             return;
         }
         self.conclude(judged, false, now, out);
@@ -733,15 +740,17 @@ impl Decider {
         now: Now,
         out: &mut Vec<Action>,
     ) {
-        let doubt = match (verdict, at_threshold) {
-            (Verdict::Ok, _) => Err("the primary answers"),
-            (Verdict::Degraded(_), _) => Err("the primary is alive (degraded)"),
-            (_, Some(_)) if self.live.held.is_some() => Err("automatic promotion is held"),
-            (_, Some((_, true))) => Err("automatic promotion is paused"),
+        let calm = match (verdict, at_threshold) {
+            (Verdict::Ok, _) => "the primary answers",
+            (Verdict::Degraded(_), _) => "the primary is alive (degraded)",
+            (_, Some(_)) if self.live.held.is_some() => "automatic promotion is held",
+            (_, Some((_, true))) => "automatic promotion is paused",
             (_, Some((true, false))) => return,
-            (Verdict::Failed(why) | Verdict::Inconclusive(why), _) => Ok(why.as_str()),
+            (Verdict::Failed(why) | Verdict::Inconclusive(why), _) => {
+                return self.doubt(why, now, out);
+            }
         };
-        self.pace(doubt, now, out);
+        self.calm(calm, now, out);
     }
 
     /// The threshold is reached, confirmed, and nothing is paused: the lag guard, then a
@@ -769,7 +778,7 @@ impl Decider {
             }));
             self.live.held = Some(risk);
             self.live.state = State::Halted;
-            self.pace(Err("automatic promotion is held"), now, out);
+            self.calm("automatic promotion is held", now, out);
             self.save(out, now, Some(report));
             return;
         }
@@ -800,7 +809,7 @@ impl Decider {
                 ),
             );
             out.push(Action::Alert(Alert::LastLookAnswered { failures }));
-            self.pace(Err("the primary answered the last look"), now, out);
+            self.calm("the primary answered the last look", now, out);
             self.detector.on_round(true);
             self.live.state = State::Monitoring;
             self.save(out, now, Some(last_look));
@@ -860,7 +869,7 @@ impl Decider {
     }
 
     fn on_promotion_ended(&mut self, end: PromotionEnd, now: Now, out: &mut Vec<Action>) {
-        self.pace(Err("a promotion ran"), now, out);
+        self.calm("a promotion ran", now, out);
         match end {
             PromotionEnd::Ran(outcome) => {
                 self.journal = JournalWatch::Seen(Some(outcome));

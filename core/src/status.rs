@@ -520,7 +520,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "detection window: a dead primary within 21 s, a silent one within 47 s; between calm rounds the replica is read every 1 s\n"
+                "detection window: a dead primary within 21 s, a silent one within 52 s; between calm rounds the replica is read every 1 s\n"
             ),
             "{text}"
         );
@@ -531,7 +531,7 @@ mod tests {
         assert_eq!(json["cadence"]["suspect_interval_seconds"], 5.0);
         assert_eq!(json["cadence"]["watch_seconds"], 1.0);
         assert_eq!(json["cadence"]["detection_window"]["dead_seconds"], 21.0);
-        assert_eq!(json["cadence"]["detection_window"]["silent_seconds"], 47.0);
+        assert_eq!(json["cadence"]["detection_window"]["silent_seconds"], 52.0);
     }
 
     #[test]

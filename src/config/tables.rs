@@ -418,10 +418,11 @@ impl Validator<'_> {
             })
         });
         let tls = self.channel_tls(r.tls_keys(), source.as_deref())?;
-        let rounds = probe.interval * probe.failures_before_promotion;
+        // The rounds that reach the threshold run at the suspect cadence.
+        let rounds = probe.suspect_interval * probe.failures_before_promotion;
         if heartbeat_period * crate::verdict::HEARTBEATS_OF_SILENCE > rounds {
             self.warn(format!(
-                "replication.heartbeat_period: {} heartbeats of {} take longer than failures_before_promotion × interval ({}): a hung primary is confirmed late",
+                "replication.heartbeat_period: {} heartbeats of {} take longer than failures_before_promotion × suspect_interval ({}): a hung primary is confirmed late",
                 crate::verdict::HEARTBEATS_OF_SILENCE,
                 humantime::format_duration(heartbeat_period),
                 humantime::format_duration(rounds)

@@ -283,6 +283,22 @@ content = "203.0.113.20"
 }
 
 #[test]
+fn a_heartbeat_too_slow_for_the_suspect_cadence_is_warned() {
+    let fx = Fixture::new();
+    // 3 x 10 s is longer than 5 rounds 5 s apart.
+    let slow = GOOD.replace("heartbeat_period = \"5s\"", "heartbeat_period = \"10s\"");
+    let config = fx.parse(&slow).unwrap();
+    assert!(
+        config.warnings.iter().any(|w| w.contains(
+            "3 heartbeats of 10s take longer than failures_before_promotion × suspect_interval (25s)"
+        )),
+        "{:?}",
+        config.warnings
+    );
+    assert!(fx.parse(GOOD).unwrap().warnings.is_empty());
+}
+
+#[test]
 fn the_suspect_interval_defaults_to_five_seconds_at_most_the_interval() {
     let fx = Fixture::new();
     let short = GOOD.replace("interval = \"60s\"", "interval = \"2s\"");

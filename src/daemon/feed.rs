@@ -271,7 +271,7 @@ mod tests {
                 &text,
                 r#"failover_watchdog_detection_window_seconds{fault="silent"}"#
             ),
-            Some(47.0)
+            Some(52.0)
         );
     }
 

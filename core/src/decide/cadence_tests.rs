@@ -5,7 +5,7 @@
 //! Time is a number of seconds handed in with each event.
 
 use super::*;
-use crate::cadence::{Pace, RoundBounds};
+use crate::cadence::Pace;
 use crate::report::CheckReport;
 use crate::witness::Said;
 
@@ -117,19 +117,10 @@ fn next(actions: &[Action]) -> Schedule {
     }
 }
 
-fn calm_bounds() -> RoundBounds {
-    RoundBounds {
-        checks: S(10),
-        witnesses: None,
-    }
-}
-
-fn suspect_bounds() -> RoundBounds {
-    RoundBounds {
-        checks: S(5),
-        witnesses: None,
-    }
-}
+/// Each check of a calm round: the whole timeout.
+const CALM: Duration = Duration::from_secs(10);
+/// Each check of a suspect round: the suspect interval.
+const SUSPECT: Duration = Duration::from_secs(5);
 
 fn logs(actions: &[Action]) -> Vec<&str> {
     actions
@@ -150,7 +141,7 @@ fn calm_rounds_run_every_interval_and_watch_the_replica_in_between() {
         schedule,
         Schedule {
             at: S(60),
-            bounds: calm_bounds(),
+            checks_within: CALM,
             watch_every: Some(S(1)),
         }
     );
@@ -169,7 +160,7 @@ fn suspect_is_entered_on_a_failed_round() {
         next(&actions),
         Schedule {
             at: S(65),
-            bounds: suspect_bounds(),
+            checks_within: SUSPECT,
             watch_every: None,
         }
     );
@@ -193,7 +184,7 @@ fn suspect_is_entered_on_a_lost_io_thread_and_the_next_round_runs_at_once() {
         next(&actions),
         Schedule {
             at: S(13),
-            bounds: suspect_bounds(),
+            checks_within: SUSPECT,
             watch_every: None,
         }
     );
@@ -266,7 +257,7 @@ fn rounds_are_counted_at_the_suspect_cadence_and_the_decision_says_so() {
         "{reason}"
     );
     assert!(
-        reason.contains("detection window: a dead primary within 21 s, a silent one within 47 s"),
+        reason.contains("detection window: a dead primary within 21 s, a silent one within 52 s"),
         "{reason}"
     );
 }
@@ -282,7 +273,7 @@ fn a_good_round_clears_the_doubt_and_the_pace_is_calm_again() {
         next(&actions),
         Schedule {
             at: S(130),
-            bounds: calm_bounds(),
+            checks_within: CALM,
             watch_every: Some(S(1)),
         }
     );
@@ -377,7 +368,7 @@ fn the_lag_guard_holding_is_calm_and_the_last_look_answering_too() {
         .decider
         .handle(Event::LastLook(report(true, secs)), at(secs));
     assert_eq!(story.pace(), Pace::Calm);
-    assert_eq!(next(&actions).bounds, calm_bounds());
+    assert_eq!(next(&actions).checks_within, CALM);
 }
 
 #[test]
@@ -387,8 +378,10 @@ fn witnesses_get_half_a_suspect_round_and_their_own_timeout_once_that_fell_short
         ..settings()
     });
     story.round(0, true, reading(true, 1));
+    let half = Some(Duration::from_millis(2500));
+    // Asked only on a round that would fail: the primary is in doubt.
     let actions = story.round(60, false, reading(false, 1));
-    assert_eq!(actions.last(), Some(&Action::AskWitnesses));
+    assert_eq!(actions.last(), Some(&Action::AskWitnesses { within: half }));
     let down = |name: &str| WitnessReport {
         name: name.into(),
         said: Said::Down,
@@ -403,32 +396,32 @@ fn witnesses_get_half_a_suspect_round_and_their_own_timeout_once_that_fell_short
     };
     let answered = story.decider.handle(
         Event::WitnessesAnswered(vec![down("ams1"), silent("nyc1")]),
-        at(60),
+        at(62),
     );
-    assert_eq!(
-        next(&answered).bounds,
-        RoundBounds {
-            checks: Duration::from_millis(2500),
-            witnesses: Some(Duration::from_millis(2500)),
-        }
-    );
-    story.round(65, false, reading(false, 1));
-    let short = story.decider.handle(
+    assert_eq!(next(&answered).checks_within, Duration::from_millis(2500));
+    let actions = story.round(65, false, reading(false, 1));
+    assert_eq!(actions.last(), Some(&Action::AskWitnesses { within: half }));
+    story.decider.handle(
         Event::WitnessesAnswered(vec![silent("ams1"), silent("nyc1")]),
         at(68),
     );
     assert_eq!(story.decider.state(), State::Isolated);
     assert_eq!(story.pace(), Pace::Suspect);
-    assert_eq!(
-        next(&short).bounds,
-        RoundBounds {
-            checks: Duration::from_millis(2500),
-            witnesses: None,
-        },
-        "their own timeout from now on"
+    // Their own timeout from now on.
+    let actions = story.round(70, false, reading(false, 1));
+    assert_eq!(actions.last(), Some(&Action::AskWitnesses { within: None }));
+    story.decider.handle(
+        Event::WitnessesAnswered(vec![down("ams1"), down("nyc1")]),
+        at(79),
     );
-    story.round(73, true, reading(true, 3));
-    assert_eq!(story.decider.schedule().bounds, calm_bounds());
+    story.round(80, true, reading(true, 3));
+    assert_eq!(story.decider.schedule().checks_within, CALM);
+    let actions = story.round(140, false, reading(false, 3));
+    assert_eq!(
+        actions.last(),
+        Some(&Action::AskWitnesses { within: half }),
+        "cut to fit again once calm"
+    );
 }
 
 #[test]
@@ -452,7 +445,7 @@ fn after_a_promotion_rounds_are_calm_and_the_replica_is_not_watched() {
     );
     let schedule = next(&ended);
     assert_eq!(schedule.watch_every, None);
-    assert_eq!(schedule.bounds, calm_bounds());
+    assert_eq!(schedule.checks_within, CALM);
     let round = Round {
         report: report(false, secs + 30),
         replication: Replication::NotRead,
@@ -477,7 +470,7 @@ fn the_live_state_shows_the_cadence_and_the_window() {
     assert_eq!(cadence.line(0, 5), "calm: probing every 60 s");
     assert_eq!(cadence.watch_seconds, Some(1.0));
     assert_eq!(cadence.detection_window.dead_seconds, 21.0);
-    assert_eq!(cadence.detection_window.silent_seconds, Some(47.0));
+    assert_eq!(cadence.detection_window.silent_seconds, Some(52.0));
     story.round(60, false, reading(true, 1));
     story.round(65, false, reading(true, 1));
     let cadence = story.decider.live().cadence.clone().unwrap();

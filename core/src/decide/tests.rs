@@ -585,7 +585,7 @@ fn a_witness_that_reaches_the_primary_makes_it_degraded() {
     });
     story.healthy();
     let actions = story.dead();
-    assert_eq!(actions.last(), Some(&Action::AskWitnesses));
+    assert_eq!(actions.last(), Some(&Action::AskWitnesses { within: None }));
     let answers = vec![witness("ams1", Said::Down), witness("nyc1", Said::Up)];
     let actions = story.event(Event::WitnessesAnswered(answers));
     let [Alert::Degraded { why }] = alerts(&actions)[..] else {
@@ -621,7 +621,7 @@ fn degraded_by_replication_then_by_a_witness_is_news_but_not_the_end_of_degraded
     for _ in 0..2 {
         story.heartbeats += 2;
         if story.round_with(false, connected(story.heartbeats)).last()
-            == Some(&Action::AskWitnesses)
+            == Some(&Action::AskWitnesses { within: None })
         {
             story.event(Event::WitnessesAnswered(vec![witness("nyc1", Said::Down)]));
         }
@@ -647,7 +647,10 @@ fn no_majority_of_observers_is_isolated_and_alerted_once() {
     story.healthy();
     let mut not_a_majority = 0;
     for _ in 0..5 {
-        assert_eq!(story.dead().last(), Some(&Action::AskWitnesses));
+        assert_eq!(
+            story.dead().last(),
+            Some(&Action::AskWitnesses { within: None })
+        );
         let actions = story.event(Event::WitnessesAnswered(vec![witness(
             "ams1",
             Said::NoAnswer,
