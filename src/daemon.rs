@@ -182,7 +182,8 @@ impl Daemon {
     /// The cadence, once at start.
     fn say_the_cadence(&self) {
         let probe = &self.edges.config.probe;
-        let between = self.schedule.watch_every.map_or(
+        let watch = self.edges.config.decider_settings().cadence().watch_every();
+        let between = watch.map_or(
             "; nothing between rounds (suspect_interval = interval)".to_string(),
             |every| {
                 format!(

@@ -34,10 +34,10 @@ use crate::gtid::GtidPosition;
 
 /// The watch reads the replica this many times per suspect interval...
 pub const WATCHES_PER_SUSPECT_INTERVAL: u32 = 5;
-/// ...but at least this often (a lost IO thread is noticed within a second)...
-pub const WATCH_AT_MOST_EVERY: Duration = Duration::from_secs(1);
-/// ...and at most this often (a local query each time).
-pub const WATCH_AT_LEAST_EVERY: Duration = Duration::from_millis(100);
+/// ...at least once a second (a lost IO thread is noticed within a second)...
+pub const LONGEST_WATCH_PERIOD: Duration = Duration::from_secs(1);
+/// ...and at most ten times a second (a local query each time).
+pub const SHORTEST_WATCH_PERIOD: Duration = Duration::from_millis(100);
 /// Replication silent for more than this many of the replica's heartbeat periods is a
 /// reason to doubt the primary (one late heartbeat is not).
 pub const SILENT_HEARTBEATS: u32 = 2;
@@ -62,7 +62,7 @@ impl CadenceSettings {
     pub fn watch_every(&self) -> Option<Duration> {
         (self.suspect_interval < self.interval).then(|| {
             (self.suspect_interval / WATCHES_PER_SUSPECT_INTERVAL)
-                .clamp(WATCH_AT_LEAST_EVERY, WATCH_AT_MOST_EVERY)
+                .clamp(SHORTEST_WATCH_PERIOD, LONGEST_WATCH_PERIOD)
         })
     }
 
