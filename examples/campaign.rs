@@ -3,10 +3,18 @@
 //!
 //! `cargo build --release --bins && cargo run --release --example campaign -- --runs 50 --seed 7`
 //! (root, `ip` and `nft` needed; see `Network::preflight`). `--ci` runs the fixed seeds
-//! that `scripts/test.sh` runs: every fault kind once.
+//! that `scripts/test.sh` runs: every fault kind once, then every forbidden kind once at
+//! the suspect cadence (`--profile suspect`).
 //!
-//! Each run: a fresh stage ([`NetStage`]: the primary, the standby with the daemon at
-//! interval 1 s and threshold 3, two witnesses), a write load on the primary
+//! Two profiles of the daemon. `default`: interval 1 s (and so the suspect interval),
+//! threshold 3, probe timeout 500 ms, witnesses 900 ms. `suspect`: the shipped defaults
+//! scaled down by ten (interval 6 s, suspect interval 500 ms, threshold 5, probe timeout
+//! 1 s, witnesses 2 s with their own checks within 1 s, the replica's heartbeat 500 ms),
+//! so the faults play out at the suspect cadence: the replica's watch between calm
+//! rounds, rounds cut at their cadence.
+//!
+//! Each run: a fresh stage ([`NetStage`]: the primary, the standby with the daemon of
+//! the profile, two witnesses), a write load on the primary
 //! (semi-synchronous; every acknowledged write recorded), then a schedule of faults
 //! drawn from the run's seed for its kind, then the faults healed, and the invariants:
 //!
@@ -29,6 +37,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use failover_watchdog::cadence::{CadenceSettings, Pace, SILENT_HEARTBEATS};
 use failover_watchdog_rig::mariadb::WriteLoad;
 use failover_watchdog_rig::netns::shaped::Shape;
 use failover_watchdog_rig::netns::stage::{NetStage, Setup};
@@ -41,7 +50,10 @@ use tokio::time::Instant;
 /// runs once.
 const CI_SEED: u64 = 13;
 
-#[derive(Parser, Debug)]
+/// What CI runs at the suspect cadence: the kinds that must never promote.
+const CI_SUSPECT_KINDS: &str = "blackhole,one-way,isolate-standby,flap,wan";
+
+#[derive(Parser, Debug, Clone)]
 #[command(about = "Randomized network faults against the real daemon, invariants checked")]
 struct Args {
     /// How many runs.
@@ -56,9 +68,14 @@ struct Args {
     /// Only run number `I` of the campaign (to reproduce a violation).
     #[arg(long)]
     run: Option<usize>,
-    /// CI's fixed set: `--kinds all --seed 13`, one run of each kind.
+    /// CI's fixed set: `--kinds all --seed 13`, one run of each kind; then, at
+    /// `--profile suspect`, one run of each kind that must not promote.
     #[arg(long)]
     ci: bool,
+    /// The daemon's settings: `default` (interval 1 s, threshold 3) or `suspect` (the
+    /// shipped defaults scaled down by ten: rounds every 500 ms while in doubt).
+    #[arg(long, default_value = "default")]
+    profile: String,
     /// How many witnesses the daemon has (0 to 2). With 0, an isolated standby cannot
     /// tell its own isolation from the primary's death: the control run that shows the
     /// campaign catches a false promotion.
@@ -318,18 +335,69 @@ fn since(later: Timestamp, earlier: Timestamp) -> Duration {
     Duration::try_from(later.duration_since(earlier)).unwrap_or(Duration::ZERO)
 }
 
-/// The bound on detection: every round of the threshold may take its interval plus the
-/// probe's and the witnesses' timeouts; then the last look, and one interval of slack
-/// for where in its interval the fault lands.
+/// The bound on detection. At one cadence: every round of the threshold may take its
+/// interval plus the probe's and the witnesses' timeouts; then the last look, and one
+/// interval of slack for where in its interval the fault lands. At the suspect cadence:
+/// the silence noticed (two heartbeats and two looks), then every round may take its
+/// cadence plus its checks' bound and the witnesses' whole timeout (they may need it),
+/// then the last look, and a cadence of slack.
 fn promotion_bound(t: &Setup) -> Duration {
     let witnesses = if t.witnesses > 0 {
         t.witness_timeout
     } else {
         Duration::ZERO
     };
-    (t.interval + t.probe_timeout + witnesses) * t.failures_before_promotion
+    let settings = cadence_settings(t);
+    let Some(watch) = settings.watch_every() else {
+        return (t.interval + t.probe_timeout + witnesses) * t.failures_before_promotion
+            + t.probe_timeout
+            + t.interval;
+    };
+    let cadence = settings.suspect_interval;
+    let heartbeat = t.heartbeat.unwrap_or(Duration::from_secs(1));
+    let checks = settings.checks_within(Pace::Suspect);
+    heartbeat * SILENT_HEARTBEATS
+        + watch * 2
+        + (cadence + checks + witnesses) * t.failures_before_promotion
         + t.probe_timeout
-        + t.interval
+        + cadence
+}
+
+/// The cadence the daemon runs at with `t`.
+fn cadence_settings(t: &Setup) -> CadenceSettings {
+    CadenceSettings {
+        interval: t.interval,
+        suspect_interval: t
+            .suspect_interval
+            .unwrap_or(t.interval.min(Duration::from_secs(5))),
+        timeout: t.probe_timeout,
+        failures_before_promotion: t.failures_before_promotion,
+        witness_timeout: (t.witnesses > 0).then_some(t.witness_timeout),
+    }
+}
+
+/// The daemon's settings of a profile.
+fn profile(name: &str, witnesses: u8) -> anyhow::Result<Setup> {
+    let witnesses = usize::from(witnesses);
+    match name {
+        "default" => Ok(Setup {
+            witnesses,
+            ..Setup::default()
+        }),
+        // The shipped defaults (60 s, 5 s, 5 failures, 10 s timeout, witnesses at 2 x
+        // the timeout with their own 10 s checks, a 5 s heartbeat) scaled down by ten.
+        "suspect" => Ok(Setup {
+            interval: Duration::from_secs(6),
+            suspect_interval: Some(ms(500)),
+            failures_before_promotion: 5,
+            probe_timeout: Duration::from_secs(1),
+            witness_timeout: Duration::from_secs(2),
+            witnesses,
+            witness_probe_timeout: Some(Duration::from_secs(1)),
+            heartbeat: Some(ms(500)),
+        }),
+        other => anyhow::bail!("unknown profile {other:?}; known: default, suspect"),
+    }
 }
 
 async fn run_one(
@@ -413,16 +481,28 @@ async fn run_one(
     }
     let acked = load.stop().await;
     out.acked = acked.len();
-    // Let a promotion in flight finish, and the daemon see the healed network.
-    let settle_until = Instant::now() + Duration::from_secs(3);
-    let mut status = stage.status().await?;
-    while Instant::now() < settle_until || status["state"] == "promoting" {
+    // Let a promotion in flight finish, and the daemon see the healed network: 3 s, and
+    // past them until it says `monitoring` or `promoted`, for up to a calm round (a
+    // primary proved alive makes the pace calm, and the next round comes an interval
+    // later).
+    let healed = Instant::now();
+    let settle = Duration::from_secs(3)
+        .max(setup.interval + setup.probe_timeout + setup.witness_timeout + ms(500));
+    let status = loop {
         tokio::time::sleep(ms(200)).await;
-        status = stage.status().await?;
-        if Instant::now() > settle_until + Duration::from_secs(30) {
-            break;
+        let status = stage.status().await?;
+        let waited = healed.elapsed();
+        let settled = matches!(status["state"].as_str(), Some("monitoring" | "promoted"));
+        if status["state"] != "promoting"
+            && waited >= Duration::from_secs(3)
+            && (settled || waited >= settle)
+        {
+            break status;
         }
-    }
+        if waited > settle + Duration::from_secs(30) {
+            break status;
+        }
+    };
 
     let started_at = journal_started(&status);
     out.promoted = started_at.is_some();
@@ -694,18 +774,32 @@ fn run_seed(seed: u64, index: usize) -> u64 {
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = Args::parse();
+    let mut campaigns = Vec::new();
     if args.ci {
         args.seed = CI_SEED;
         args.kinds = "all".into();
         args.runs = KINDS.len();
+        args.profile = "default".into();
+        campaigns.push(args.clone());
+        args.kinds = CI_SUSPECT_KINDS.into();
+        args.runs = CI_SUSPECT_KINDS.split(',').count();
+        args.profile = "suspect".into();
     }
-    match campaign(&args).await {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("campaign: {e:#}");
-            ExitCode::from(2)
+    campaigns.push(args);
+    let mut passed = true;
+    for args in &campaigns {
+        match campaign(args).await {
+            Ok(ok) => passed &= ok,
+            Err(e) => {
+                eprintln!("campaign: {e:#}");
+                return ExitCode::from(2);
+            }
         }
+    }
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
@@ -732,18 +826,21 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
     // Fail, never skip, where namespaces cannot be made.
     Network::preflight()?;
     let bin = binary()?;
-    let setup = Setup {
-        witnesses: usize::from(args.witnesses),
-        ..Setup::default()
-    };
+    let setup = profile(&args.profile, args.witnesses)?;
     let bound = promotion_bound(&setup);
+    let cadence = cadence_settings(&setup);
     println!(
-        "campaign: seed {}, {} runs, kinds {}; daemon {} ({} witnesses, interval 1 s, threshold 3); promotion bound {:.1} s",
+        "campaign: seed {}, {} runs, kinds {}; daemon {} (profile {}: {} witnesses, interval {} ms, suspect interval {} ms, threshold {}, probe timeout {} ms); promotion bound {:.1} s",
         args.seed,
         args.runs,
         kinds.iter().map(|k| k.name()).collect::<Vec<_>>().join(","),
         bin.display(),
+        args.profile,
         setup.witnesses,
+        setup.interval.as_millis(),
+        cadence.suspect_interval.as_millis(),
+        setup.failures_before_promotion,
+        setup.probe_timeout.as_millis(),
         bound.as_secs_f64()
     );
     let started = Instant::now();
@@ -783,8 +880,8 @@ async fn campaign(args: &Args) -> anyhow::Result<bool> {
         if !outcome.violations.is_empty() {
             failed += 1;
             println!(
-                "  reproduce: cargo run --release --example campaign -- --seed {} --runs {} --kinds {} --witnesses {} --run {index}",
-                args.seed, args.runs, args.kinds, args.witnesses
+                "  reproduce: cargo run --release --example campaign -- --profile {} --seed {} --runs {} --kinds {} --witnesses {} --run {index}",
+                args.profile, args.seed, args.runs, args.kinds, args.witnesses
             );
             println!("  schedule ({}):\n{schedule}", kind.name());
             for v in &outcome.violations {

@@ -88,6 +88,10 @@ pub struct NodeConfig {
 pub struct ProbeConfig {
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
+    /// The cadence of rounds while the primary is in doubt (at most `interval`; equal to
+    /// it, the cadence never changes).
+    #[serde(serialize_with = "ser_duration")]
+    pub suspect_interval: Duration,
     pub failures_before_promotion: u32,
     #[serde(serialize_with = "ser_duration")]
     pub timeout: Duration,
@@ -112,7 +116,8 @@ impl ProbeConfig {
     pub fn heartbeat_rule(&self) -> crate::verdict::HeartbeatRule {
         crate::verdict::HeartbeatRule {
             configured: self.replication_silence,
-            interval: self.interval,
+            // The rounds that reach the threshold run at the suspect cadence.
+            interval: self.suspect_interval,
             failures_before_promotion: self.failures_before_promotion,
         }
     }
@@ -477,6 +482,15 @@ impl Config {
         crate::decide::Settings {
             failures_before_promotion: self.probe.failures_before_promotion,
             interval: self.probe.interval,
+            suspect_interval: self.probe.suspect_interval,
+            timeout: self.probe.timeout,
+            witness_timeout: self
+                .probe
+                .witnesses
+                .iter()
+                .map(|w| w.timeout)
+                .max()
+                .unwrap_or_default(),
             max_lag: self.replica.max_lag,
             split_brain_alert_every: self.promotion.split_brain_alert_every,
             confirm_with_replication: self.probe.confirm_with_replication,

@@ -1,11 +1,13 @@
-//! The daemon: runs a round every `interval` and executes what the decision core
-//! ([`crate::decide`]) says. Shutdown is passed in as a future.
+//! The daemon: runs rounds when the decision core ([`crate::decide`]) schedules them and
+//! executes what it says. Shutdown is passed in as a future.
 //!
 //! This loop decides nothing. Each round it observes (the primary's checks and the
 //! self-checks, the replica's replication, the pause marker, the journal), hands the
 //! observations to [`Decider`] as an event, and executes the actions it gets back in
 //! order; the asking ones (the witnesses, the last look, the promotion) come back as the
-//! next event.
+//! next event. The last action of each is the next round ([`Schedule`]): when it runs,
+//! how long its checks and witnesses may take, and how often to read this host's own
+//! replica until then (each look another event, which may bring the round forward).
 //!
 //! Metrics (`[metrics]`) follow from here without a decision of their own: the live
 //! state each time it is saved, the replica each time it is read, a promotion when it
@@ -19,8 +21,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
+use crate::cadence::Schedule;
 use crate::config::Config;
 use crate::decide::{
     Action, Decider, Event, JournalAtStart, Level, Now, PauseMarker, PromotionEnd, ReplicaReading,
@@ -77,6 +80,7 @@ pub async fn run(config: Config, shutdown: Shutdown, notifier: Notifier) -> anyh
         .watchdog()
         .map(|unit| unit.max(loop_bound(&config)));
     let mut daemon = Daemon {
+        schedule: decider.schedule(),
         prober: Prober::new(&config.probe)?,
         witnesses: Witnesses::new(&config.probe.witnesses, edges.scrubber.clone())?,
         decider,
@@ -112,6 +116,8 @@ struct Daemon {
     /// The watchdog timeout between rounds, when systemd watches us: the unit's
     /// `WatchdogSec=`, at least [`loop_bound`].
     watchdog: Option<Duration>,
+    /// The next round, as the core last scheduled it.
+    schedule: Schedule,
 }
 
 impl Daemon {
@@ -138,35 +144,71 @@ impl Daemon {
             self.warn_about_the_witnesses().await;
         }
 
-        let config = &self.edges.config;
-        tracing::info!(
-            node = %config.node.name,
-            "watching the primary: {} checks every {}, promotion after {} failed rounds",
-            config.probe.checks.len(),
-            humantime::format_duration(config.probe.interval),
-            config.probe.failures_before_promotion
-        );
-        let mut ticker = tokio::time::interval(config.probe.interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        self.say_the_cadence();
         let shutdown = self.edges.shutdown.clone();
+        // When the replica is next read, while the schedule asks for it.
+        let mut look_at: Option<Instant> = None;
         while !shutdown.requested() {
-            let round = tokio::select! {
+            let round_at = self.started + self.schedule.at;
+            look_at = self
+                .schedule
+                .watch_every
+                .map(|every| look_at.unwrap_or_else(|| Instant::now() + every))
+                .filter(|at| *at < round_at);
+            let within = self.schedule.checks_within;
+            let event = tokio::select! {
                 _ = shutdown.wait() => break,
-                round = async { ticker.tick().await; self.observe().await } => round,
+                round = async {
+                    tokio::time::sleep_until(round_at).await;
+                    self.observe(within).await
+                } => Event::Round(round),
+                glance = async {
+                    tokio::time::sleep_until(look_at.unwrap_or(round_at)).await;
+                    self.read_replication(self.edges.config.probe.timeout).await
+                }, if look_at.is_some() => {
+                    look_at = None;
+                    Event::ReplicaWatched(glance)
+                },
             };
-            self.execute_from(Event::Round(round)).await?;
-            self.notifier.alive(&status_line(self.decider.live()));
+            let round = matches!(event, Event::Round(_));
+            self.execute_from(event).await?;
+            if round {
+                self.notifier.alive(&status_line(self.decider.live()));
+            }
         }
         Ok(())
     }
 
-    /// One round's observations: everything at once, each bounded by the probe timeout.
-    async fn observe(&self) -> Round {
+    /// The cadence, once at start.
+    fn say_the_cadence(&self) {
+        let probe = &self.edges.config.probe;
+        let watch = self.edges.config.decider_settings().cadence().watch_every();
+        let between = watch.map_or(
+            "; nothing between rounds (suspect_interval = interval)".to_string(),
+            |every| {
+                format!(
+                    "; between calm rounds the replica is read every {}",
+                    humantime::format_duration(every)
+                )
+            },
+        );
+        tracing::info!(
+            node = %self.edges.config.node.name,
+            "watching the primary: {} checks every {}, every {} while it is in doubt, promotion after {} failed rounds{between}",
+            probe.checks.len(),
+            humantime::format_duration(probe.interval),
+            humantime::format_duration(probe.suspect_interval),
+            probe.failures_before_promotion
+        );
+    }
+
+    /// One round's observations: everything at once, each within `within`.
+    async fn observe(&self, within: Duration) -> Round {
         let (report, replication, pair) = tokio::join!(
-            self.prober.run_round(),
+            self.prober.run_round_within(within),
             async {
                 if self.decider.wants_replication() {
-                    self.read_replication().await
+                    self.read_replication(within).await
                 } else {
                     Replication::NotRead
                 }
@@ -228,10 +270,16 @@ impl Daemon {
                     }
                     None
                 }
-                Action::AskWitnesses => Some(Event::WitnessesAnswered(match &self.witnesses {
-                    Some(witnesses) => witnesses.ask_all().await,
-                    None => Vec::new(),
-                })),
+                Action::AskWitnesses { within } => {
+                    Some(Event::WitnessesAnswered(match &self.witnesses {
+                        Some(witnesses) => witnesses.ask_all_within(within).await,
+                        None => Vec::new(),
+                    }))
+                }
+                Action::NextRound(schedule) => {
+                    self.schedule = schedule;
+                    None
+                }
                 Action::TakeLastLook => Some(Event::LastLook(self.prober.run_round().await)),
                 // Stopping: no promotion starts now; one in the journal resumes next time.
                 Action::Promote { .. } if self.edges.shutdown.requested() => {
@@ -341,13 +389,9 @@ impl Daemon {
         }
     }
 
-    /// The replica's replication, bounded by the probe timeout.
-    async fn read_replication(&self) -> Replication {
-        let read = tokio::time::timeout(
-            self.edges.config.probe.timeout,
-            self.edges.own.replica_status(),
-        )
-        .await;
+    /// The replica's replication (a local read), within `within`.
+    async fn read_replication(&self, within: Duration) -> Replication {
+        let read = tokio::time::timeout(within, self.edges.own.replica_status()).await;
         self.metrics.replication(match &read {
             Ok(Ok(status)) => status.as_ref(),
             _ => None,
@@ -373,9 +417,10 @@ impl Daemon {
             Ok(Err(e)) => {
                 Replication::Unreadable(format!("cannot read the replica's status: {e:#}"))
             }
-            Err(_) => Replication::Unreadable(
-                "the replica did not answer within the probe timeout".to_string(),
-            ),
+            Err(_) => Replication::Unreadable(format!(
+                "the replica did not answer within {}",
+                humantime::format_duration(within)
+            )),
         }
     }
 
@@ -385,7 +430,8 @@ impl Daemon {
         if !self.edges.config.probe.confirm_with_replication {
             return;
         }
-        let Replication::Read(reading) = self.read_replication().await else {
+        let probe = &self.edges.config.probe;
+        let Replication::Read(reading) = self.read_replication(probe.timeout).await else {
             return;
         };
         let rule = self.edges.config.probe.heartbeat_rule();
@@ -429,17 +475,24 @@ fn loop_bound(config: &Config) -> Duration {
     4 * config.probe.interval + 2 * config.probe.timeout
 }
 
-/// `STATUS=` for `systemctl status`: what the daemon thinks.
+/// `STATUS=` for `systemctl status`: what the daemon thinks, and the cadence while the
+/// primary is in doubt.
 fn status_line(live: &LiveState) -> String {
-    format!(
-        "{}: {} of {} failed rounds; last round {}",
-        live.state,
-        live.consecutive_failures,
-        live.failures_before_promotion,
-        live.last_probe
-            .as_ref()
-            .map_or("none yet".to_string(), |round| round.at.to_string())
-    )
+    let last = live
+        .last_probe
+        .as_ref()
+        .map_or("none yet".to_string(), |round| round.at.to_string());
+    match &live.cadence {
+        Some(cadence) if cadence.pace == crate::cadence::Pace::Suspect => format!(
+            "{}: {}; last round {last}",
+            live.state,
+            cadence.re_probing(live.consecutive_failures, live.failures_before_promotion)
+        ),
+        _ => format!(
+            "{}: {} of {} failed rounds; last round {last}",
+            live.state, live.consecutive_failures, live.failures_before_promotion,
+        ),
+    }
 }
 
 fn now_since(started: Instant) -> Now {
@@ -463,5 +516,52 @@ fn promotion_end(result: Result<Journal, RunError>) -> PromotionEnd {
         Err(e @ (RunError::Refused(_) | RunError::State(_) | RunError::Abandoned(_))) => {
             PromotionEnd::Refused(format!("{e:#}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cadence::{Cadence, CadenceSettings};
+    use crate::state::State;
+
+    #[test]
+    fn the_status_line_says_the_cadence_while_the_primary_is_in_doubt() {
+        let mut cadence = Cadence::new(
+            CadenceSettings {
+                interval: Duration::from_secs(60),
+                suspect_interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(10),
+                failures_before_promotion: 5,
+                witness_timeout: None,
+            },
+            Duration::ZERO,
+        );
+        let mut live = LiveState {
+            state: State::Monitoring,
+            consecutive_failures: 0,
+            failures_before_promotion: 5,
+            last_probe: None,
+            updated_at: Timestamp::UNIX_EPOCH,
+            pid: 1,
+            primary_last_seen: None,
+            replication_seen: None,
+            held: None,
+            verdict: None,
+            role: None,
+            cadence: Some(cadence.shown(None)),
+        };
+        assert_eq!(
+            status_line(&live),
+            "monitoring: 0 of 5 failed rounds; last round none yet"
+        );
+        cadence.doubt("a round failed", Duration::ZERO, Timestamp::UNIX_EPOCH);
+        live.state = State::Suspect;
+        live.consecutive_failures = 2;
+        live.cadence = Some(cadence.shown(None));
+        assert_eq!(
+            status_line(&live),
+            "suspect: re-probing every 5 s, 2 of 5 failed; last round none yet"
+        );
     }
 }

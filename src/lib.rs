@@ -65,5 +65,5 @@ pub mod witness;
 // The pure core (core/, a crate of its own with no I/O), re-exported under the paths
 // the edges and drivers name it by.
 pub use failover_watchdog_core::{
-    decide, detect, gtid, journal, readiness, replication, report, role, state, verdict,
+    cadence, decide, detect, gtid, journal, readiness, replication, report, role, state, verdict,
 };

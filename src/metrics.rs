@@ -81,6 +81,16 @@ struct RoleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PaceLabels {
+    pace: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FaultLabels {
+    fault: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct CheckLabels {
     r#type: String,
     target: String,
@@ -140,6 +150,19 @@ pub struct ReplicationSample {
     pub lag_seconds: Option<u64>,
     pub io_running: bool,
     pub sql_running: bool,
+}
+
+/// The cadence of rounds in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CadenceSample {
+    /// `calm` or `suspect`.
+    pub pace: &'static str,
+    /// Seconds between rounds now.
+    pub every: Duration,
+    /// The detection window for a primary that dies, and one that falls silent (`None`:
+    /// unknown).
+    pub dead_within: Duration,
+    pub silent_within: Option<Duration>,
 }
 
 /// One alert channel's deliveries since start.
@@ -234,6 +257,9 @@ pub struct DaemonMetrics {
     role: Family<RoleLabels, Gauge>,
     consecutive_failures: Gauge,
     failures_before_promotion: Gauge,
+    pace: Family<PaceLabels, Gauge>,
+    round_interval: Seconds,
+    detection_window: Family<FaultLabels, Seconds>,
     checks: Checks,
     replication_lag: Seconds,
     replication_io_running: Gauge,
@@ -255,6 +281,7 @@ impl DaemonMetrics {
         let mut registry = Registry::with_prefix(PREFIX);
         register_build_info(&mut registry);
         metrics.register_state(&mut registry);
+        metrics.register_cadence(&mut registry);
         metrics.checks.register(&mut registry);
         metrics.register_replication(&mut registry);
         metrics.register_witnesses(&mut registry);
@@ -284,6 +311,24 @@ impl DaemonMetrics {
             "failures_before_promotion",
             "Failed rounds in a row that start a promotion (probe.failures_before_promotion)",
             self.failures_before_promotion.clone(),
+        );
+    }
+
+    fn register_cadence(&self, registry: &mut Registry) {
+        registry.register(
+            "pace",
+            "The cadence of rounds: 1 for the current pace (calm: every probe.interval; suspect: every probe.suspect_interval while the primary is in doubt), 0 for the other",
+            self.pace.clone(),
+        );
+        registry.register(
+            "round_interval_seconds",
+            "Seconds between rounds of checks now (the pace in force)",
+            self.round_interval.clone(),
+        );
+        registry.register(
+            "detection_window_seconds",
+            "The longest from a fault of the primary to the decision at the cadence in force: fault=dead (connections refused, its replica's connection reset) or silent (packets dropped; NaN while the replica's heartbeat is unknown)",
+            self.detection_window.clone(),
         );
     }
 
@@ -366,6 +411,23 @@ impl DaemonMetrics {
     /// A round of checks of the primary that started `at`.
     pub fn round(&self, at: jiff::Timestamp, checks: &[CheckSample<'_>]) {
         self.checks.round(at, checks);
+    }
+
+    /// The cadence in force: 1 for its pace, 0 for each other of `paces`.
+    pub fn cadence(&self, cadence: CadenceSample, paces: &[&'static str]) {
+        one_hot(
+            &self.pace,
+            |pace| PaceLabels { pace },
+            paces,
+            Some(cadence.pace),
+        );
+        self.round_interval.set(cadence.every.as_secs_f64());
+        self.detection_window
+            .get_or_create(&FaultLabels { fault: "dead" })
+            .set(cadence.dead_within.as_secs_f64());
+        self.detection_window
+            .get_or_create(&FaultLabels { fault: "silent" })
+            .set(cadence.silent_within.map_or(f64::NAN, |s| s.as_secs_f64()));
     }
 
     /// What `witness` said when asked `at`: 1 for `said`, 0 for each other of `answers`.

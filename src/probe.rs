@@ -1,5 +1,6 @@
 //! Probing the primary: one round runs every configured check concurrently, each bounded
-//! by `[probe] timeout`, and gives a verdict by `fail_when`.
+//! by `[probe] timeout` (or by the shorter bound a suspect round fits its cadence with:
+//! [`Prober::run_round_within`]), and gives a verdict by `fail_when`.
 //!
 //! The timeout wraps the whole check (connect, handshake, query, body), so a primary that
 //! accepts TCP connections and then hangs (SIGSTOP, a wedged kernel) fails the round on
@@ -76,12 +77,29 @@ impl Prober {
         })
     }
 
-    /// Runs every check concurrently and returns the round's verdict.
+    /// Runs every check concurrently, each within the probe timeout, and returns the
+    /// round's verdict.
     pub async fn run_round(&self) -> RoundReport {
+        self.run_round_within(self.timeout).await
+    }
+
+    /// As [`Prober::run_round`], each check within `within` (the probe timeout at most):
+    /// a suspect round's checks fit its cadence, so one that gets no answer cannot hold
+    /// the round past it.
+    pub async fn run_round_within(&self, within: Duration) -> RoundReport {
+        let within = within.min(self.timeout);
         let at = Timestamp::now();
         let (checks, self_checks) = tokio::join!(
-            join_all(self.checks.iter().map(|check| self.run_check(check))),
-            join_all(self.self_checks.iter().map(|check| self.run_check(check))),
+            join_all(
+                self.checks
+                    .iter()
+                    .map(|check| self.run_check(check, within))
+            ),
+            join_all(
+                self.self_checks
+                    .iter()
+                    .map(|check| self.run_check(check, within))
+            ),
         );
         let ok = round_ok(self.fail_when, checks.iter().map(|c| c.ok));
         RoundReport {
@@ -93,13 +111,13 @@ impl Prober {
         }
     }
 
-    async fn run_check(&self, check: &CheckConfig) -> CheckReport {
+    async fn run_check(&self, check: &CheckConfig, within: Duration) -> CheckReport {
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, self.check_once(check)).await {
+        let result = match tokio::time::timeout(within, self.check_once(check, within)).await {
             Ok(result) => result,
             Err(_) => Err(format!(
                 "no answer within {}",
-                humantime::format_duration(self.timeout)
+                humantime::format_duration(within)
             )),
         };
         let (ok, answer) = match result {
@@ -117,7 +135,7 @@ impl Prober {
         }
     }
 
-    async fn check_once(&self, check: &CheckConfig) -> Result<Answer, String> {
+    async fn check_once(&self, check: &CheckConfig, within: Duration) -> Result<Answer, String> {
         match check {
             CheckConfig::Http {
                 url,
@@ -171,7 +189,7 @@ impl Prober {
                 tls,
             } => {
                 // SELECT 1, what the primary has committed and whether it takes writes.
-                let server = Server::checked(host, *port, user, password, tls, self.timeout);
+                let server = Server::checked(host, *port, user, password, tls, within);
                 match server.ping().await {
                     Ok(ping) => Ok(Answer {
                         detail: "SELECT 1 answered".to_string(),
@@ -210,6 +228,7 @@ mod tests {
     fn prober(checks: Vec<CheckConfig>, timeout: Duration) -> Prober {
         Prober::new(&ProbeConfig {
             interval: timeout * 6,
+            suspect_interval: timeout * 6,
             failures_before_promotion: 3,
             timeout,
             fail_when: FailWhen::Any,
@@ -223,7 +242,8 @@ mod tests {
     }
 
     /// A primary that accepts TCP and then says nothing (SIGSTOP) must fail the round
-    /// after `timeout`, not hang it. Paused time: the ten seconds pass instantly.
+    /// after `timeout` (or a suspect round's shorter bound), not hang it. Paused time:
+    /// the seconds pass instantly.
     #[tokio::test(start_paused = true)]
     async fn a_hung_primary_fails_the_round_on_time() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -268,6 +288,24 @@ mod tests {
             took >= Duration::from_secs(10) && took < Duration::from_secs(11),
             "{took:?}"
         );
+
+        // A suspect round's bound (5 s) cuts the same check at 5 s, not the timeout; a
+        // longer bound than the timeout is the timeout.
+        let started = Instant::now();
+        let round = prober.run_round_within(Duration::from_secs(5)).await;
+        let took = started.elapsed();
+        assert!(!round.checks[0].ok);
+        assert!(
+            round.checks[0].detail.contains("no answer within 5s"),
+            "{:?}",
+            round.checks[0]
+        );
+        assert!(
+            took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+            "{took:?}"
+        );
+        let round = prober.run_round_within(Duration::from_secs(60)).await;
+        assert!(round.checks[0].detail.contains("no answer within 10s"));
     }
 
     /// A one-connection-at-a-time HTTP server that answers every request with `status`

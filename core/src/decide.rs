@@ -11,12 +11,20 @@
 //! Before an automatic promotion, in order: the failure count reaches the threshold,
 //! nothing pauses it, replication silence is confirmed (not merely young), the lag guard
 //! lets it go, and a last look at the primary still fails.
+//!
+//! The core also owns the cadence ([`crate::cadence`]): after every event that leaves
+//! nothing to ask, the last action is [`Action::NextRound`], when the next round runs,
+//! how long its checks may take, and whether the replica is watched until then (and
+//! [`Action::AskWitnesses`] says how long the witnesses may take). A failed round, or a look
+//! at the replica ([`Event::ReplicaWatched`]) that finds it lost or silent, makes the
+//! pace suspect; a good round makes it calm again.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use crate::alert::Alert;
+use crate::cadence::{Cadence, CadenceSettings, Glance, PaceChange, Schedule};
 use crate::detect::{Detector, ReplicationSeen, RoundOutcome, Transition, lag_guard};
 use crate::journal::{Outcome, PrimarySeen};
 use crate::pairwatch::{PairAction, PairSettings, PairWatch, Standing};
@@ -34,6 +42,12 @@ use crate::witness::WitnessReport;
 pub struct Settings {
     pub failures_before_promotion: u32,
     pub interval: Duration,
+    /// `probe.suspect_interval`: the cadence while the primary is in doubt.
+    pub suspect_interval: Duration,
+    /// `probe.timeout`: each check of a calm round and of the last look.
+    pub timeout: Duration,
+    /// The longest `probe.witnesses[].timeout` (unused without witnesses).
+    pub witness_timeout: Duration,
     /// The lag guard's limit.
     pub max_lag: Duration,
     pub split_brain_alert_every: Duration,
@@ -50,6 +64,19 @@ pub struct Settings {
     pub peer_name: Option<String>,
     /// `[peer] fence_when_not_serving`.
     pub fence_when_not_serving: bool,
+}
+
+impl Settings {
+    /// What the cadence needs of them.
+    pub fn cadence(&self) -> CadenceSettings {
+        CadenceSettings {
+            interval: self.interval,
+            suspect_interval: self.suspect_interval,
+            timeout: self.timeout,
+            failures_before_promotion: self.failures_before_promotion,
+            witness_timeout: self.witnesses.then_some(self.witness_timeout),
+        }
+    }
 }
 
 /// The time, as each event brings it.
@@ -170,6 +197,8 @@ pub enum Event {
         why: String,
         result: Result<(), String>,
     },
+    /// A look at the replica between calm rounds, as [`Schedule::watch_every`] asks.
+    ReplicaWatched(Replication),
 }
 
 /// How loud a log line is.
@@ -189,8 +218,11 @@ pub enum Action {
     SaveLive,
     /// Remove the pause marker (a timed pause ran out).
     RemovePause,
-    /// Ask every witness; answer with [`Event::WitnessesAnswered`].
-    AskWitnesses,
+    /// Ask every witness, each within `within` when that is shorter than its own
+    /// timeout (the cadence's bound); answer with [`Event::WitnessesAnswered`].
+    AskWitnesses {
+        within: Option<Duration>,
+    },
     /// Run one more round of the primary's checks; answer with [`Event::LastLook`].
     TakeLastLook,
     /// Run (or resume) the automatic promotion; answer with [`Event::PromotionEnded`].
@@ -212,6 +244,9 @@ pub enum Action {
     },
     /// Stop the daemon with this error (after the actions before it).
     Exit(String),
+    /// When the next round runs, how long its checks may take, and how to watch the
+    /// replica until then.
+    NextRound(Schedule),
 }
 
 /// What the daemon is doing between rounds.
@@ -267,6 +302,8 @@ pub struct Decider {
     verdict_by_witnesses: bool,
     /// The journal as last read, and what to do with the next reading.
     journal: JournalWatch,
+    /// The pace of rounds, their bounds and the replica's watch.
+    cadence: Cadence,
 }
 
 /// How the next reading of the journal is taken.
@@ -300,6 +337,7 @@ impl Decider {
             held: None,
             verdict: None,
             role: None,
+            cadence: None,
         };
         let pair = PairWatch::new(PairSettings {
             peer_name: settings
@@ -313,6 +351,7 @@ impl Decider {
             units: settings.units.clone(),
         });
         Decider {
+            cadence: Cadence::new(settings.cadence(), now.since_start),
             detector: Detector::new(settings.failures_before_promotion),
             settings,
             pair,
@@ -335,6 +374,11 @@ impl Decider {
     /// The state name, as of the last event.
     pub fn state(&self) -> State {
         self.live.state
+    }
+
+    /// The next round, as the core last scheduled it (the first: at once).
+    pub fn schedule(&self) -> Schedule {
+        self.cadence.schedule(self.watches_replica())
     }
 
     /// Whether the next round should read the replica (only while watching for
@@ -403,10 +447,16 @@ impl Decider {
     pub fn handle(&mut self, event: Event, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
-            Event::Round(round) => self.on_round(round, now, &mut out),
+            Event::Round(round) => {
+                self.cadence.round_began();
+                self.on_round(round, now, &mut out);
+            }
             Event::WitnessesAnswered(answers) => match self.pending.take() {
                 Some(Pending::Witnesses(mut judged)) => {
                     judged.verdict = confirm_with_witnesses(judged.verdict, &answers);
+                    if matches!(judged.verdict, Verdict::Inconclusive(_)) {
+                        self.cadence.witnesses_fell_short();
+                    }
                     judged.report.witnesses = answers;
                     self.conclude(judged, true, now, &mut out);
                 }
@@ -428,8 +478,84 @@ impl Decider {
                 self.pair_actions(actions, &mut out);
             }
             Event::PromotionArchived(result) => self.on_archived(result, now, &mut out),
+            Event::ReplicaWatched(replication) => self.on_glance(replication, now, &mut out),
+        }
+        if self.pending.is_none() {
+            self.cadence.conclude(now.since_start);
+            out.push(Action::NextRound(self.schedule()));
         }
         out
+    }
+
+    /// Whether the replica is watched between calm rounds: only while this host
+    /// watches a primary for promotion.
+    fn watches_replica(&self) -> bool {
+        self.mode == Mode::Monitoring && self.live.role != Some(Role::Primary)
+    }
+
+    /// A look at the replica between calm rounds: a lost IO thread or silence makes the
+    /// pace suspect, and the next round due at once.
+    fn on_glance(&mut self, replication: Replication, now: Now, out: &mut Vec<Action>) {
+        if !self.watches_replica() {
+            return;
+        }
+        match self
+            .cadence
+            .glance(glance(&replication), now.since_start, now.wall)
+        {
+            Some(PaceChange::WatchPaused(why)) => log(
+                out,
+                Level::Warn,
+                format!(
+                    "the replica could not be read between rounds ({why}); not read again until a round reads it"
+                ),
+            ),
+            Some(change) => {
+                self.on_pace_change(change, out);
+                self.save(out, now, None);
+            }
+            None => {}
+        }
+    }
+
+    /// Says a change of pace.
+    fn on_pace_change(&self, change: PaceChange, out: &mut Vec<Action>) {
+        let settings = self.cadence.settings();
+        match change {
+            PaceChange::Suspect(why) => log(
+                out,
+                Level::Warn,
+                format!(
+                    "suspect: re-probing every {} until the primary answers or fails {} rounds ({why})",
+                    crate::cadence::short(settings.suspect_interval),
+                    settings.failures_before_promotion
+                ),
+            ),
+            PaceChange::Calm(why) => log(
+                out,
+                Level::Info,
+                format!(
+                    "calm: probing every {} again ({why})",
+                    crate::cadence::short(settings.interval)
+                ),
+            ),
+            PaceChange::WatchPaused(_) => {}
+        }
+    }
+
+    /// The primary is in doubt (why): the suspect pace, said when it changes.
+    fn doubt(&mut self, why: &str, now: Now, out: &mut Vec<Action>) {
+        if let Some(change) = self.cadence.doubt(why, now.since_start, now.wall) {
+            self.on_pace_change(change, out);
+        }
+    }
+
+    /// The doubt is over, or nothing is left to hurry for (why): the calm pace, said
+    /// when it changes.
+    fn calm(&mut self, why: &'static str, now: Now, out: &mut Vec<Action>) {
+        if let Some(change) = self.cadence.calm(why, now.since_start) {
+            self.on_pace_change(change, out);
+        }
     }
 
     fn unexpected(&mut self, pending: Option<Pending>, what: &str, out: &mut Vec<Action>) {
@@ -448,20 +574,7 @@ impl Decider {
         }
         let pause = self.active_pause(round.pause, now, out);
         let report = round.report;
-        let primary = match &round.pair {
-            Some(pair) => {
-                self.on_pair(pair, &report, now, out);
-                pair.role == Role::Primary
-            }
-            None => {
-                if self.mode == Mode::Promoted {
-                    // Without [peer] the old primary is watched through its checks.
-                    let actions = self.pair.promoted_without_peer(&report, now.since_start);
-                    self.pair_actions(actions, out);
-                }
-                false
-            }
-        };
+        let primary = self.read_pair(round.pair.as_deref(), &report, now, out);
         if self.mode != Mode::Monitoring || primary {
             // Promoting, promoted or halted: replication is over; only the checks
             // matter (the split-brain watch). A primary never promotes: its checks of
@@ -473,6 +586,7 @@ impl Decider {
             } else {
                 self.detector.on_round(report.ok);
             }
+            self.calm("nothing to decide: not watching for promotion", now, out);
             self.remember(&report, verdict);
             if self.mode == Mode::Monitoring {
                 self.live.state = State::Serving;
@@ -490,7 +604,12 @@ impl Decider {
             return;
         }
 
+        self.cadence
+            .round_read(glance(&round.replication), now.since_start);
         let (seen, hears, heartbeat_period) = read_replication(round.replication, now);
+        if seen.is_some() {
+            self.cadence.heard_period(heartbeat_period);
+        }
         if report.ok
             && let Some(seen) = seen
         {
@@ -519,7 +638,9 @@ impl Decider {
         };
         if self.settings.witnesses && matches!(judged.verdict, Verdict::Failed(_)) {
             self.pending = Some(Pending::Witnesses(judged));
-            out.push(Action::AskWitnesses);
+            out.push(Action::AskWitnesses {
+                within: self.cadence.witnesses_within(),
+            });
             return;
         }
         self.conclude(judged, false, now, out);
@@ -561,6 +682,10 @@ impl Decider {
             out.push(Action::Alert(Alert::Rearmed));
         }
         self.remember(&report, verdict.clone());
+        let at_threshold = outcome
+            .threshold_reached
+            .then_some((confirmed, pause.is_some()));
+        self.pace_after(&verdict, at_threshold, now, out);
 
         if !outcome.threshold_reached {
             self.pause_logged = false;
@@ -599,6 +724,31 @@ impl Decider {
         self.save_monitoring(&verdict, pause.is_some(), now, Some(report), out);
     }
 
+    /// The pace after a round: suspect while a failed (or inconclusive) round leaves the
+    /// primary in doubt and there is something to hurry for; calm once it answers or
+    /// proves alive, or the count is at the threshold with nothing to hurry for (paused,
+    /// held). `at_threshold`: whether silence is confirmed and whether it is paused.
+    /// Confirmed, neither paused nor held, the lag guard and the last look decide.
+    fn pace_after(
+        &mut self,
+        verdict: &Verdict,
+        at_threshold: Option<(bool, bool)>,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) {
+        let calm = match (verdict, at_threshold) {
+            (Verdict::Ok, _) => "the primary answers",
+            (Verdict::Degraded(_), _) => "the primary is alive (degraded)",
+            (_, Some(_)) if self.live.held.is_some() => "automatic promotion is held",
+            (_, Some((_, true))) => "automatic promotion is paused",
+            (_, Some((true, false))) => return,
+            (Verdict::Failed(why) | Verdict::Inconclusive(why), _) => {
+                return self.doubt(why, now, out);
+            }
+        };
+        self.calm(calm, now, out);
+    }
+
     /// The threshold is reached, confirmed, and nothing is paused: the lag guard, then a
     /// last look.
     fn on_threshold(
@@ -624,6 +774,7 @@ impl Decider {
             }));
             self.live.held = Some(risk);
             self.live.state = State::Halted;
+            self.calm("automatic promotion is held", now, out);
             self.save(out, now, Some(report));
             return;
         }
@@ -654,13 +805,14 @@ impl Decider {
                 ),
             );
             out.push(Action::Alert(Alert::LastLookAnswered { failures }));
+            self.calm("the primary answered the last look", now, out);
             self.detector.on_round(true);
             self.live.state = State::Monitoring;
             self.save(out, now, Some(last_look));
             return;
         }
         let last = last_look.failures();
-        let reason = if why.starts_with(&last) {
+        let mut reason = if why.starts_with(&last) {
             format!(
                 "the primary failed {failures} consecutive probe rounds and the last look: {why}"
             )
@@ -669,6 +821,7 @@ impl Decider {
                 "the primary failed {failures} consecutive probe rounds ({why}), and the last look ({last})"
             )
         };
+        reason.push_str(&self.detection_note(now));
         self.mode = Mode::Promoting;
         self.save(out, now, Some(last_look));
         out.push(Action::Promote {
@@ -677,7 +830,42 @@ impl Decider {
         });
     }
 
+    /// How the decision came, for its reason: the pace, how long the primary was in
+    /// doubt and why, and the detection window in force.
+    fn detection_note(&self, now: Now) -> String {
+        let shown = self.cadence.shown(self.confirm_after());
+        let pace = match (
+            self.cadence.doubted_for(now.since_start),
+            self.cadence.why(),
+        ) {
+            (Some(doubted), Some(why)) => format!(
+                "; decided at the suspect pace (every {}), {} after the first doubt ({})",
+                crate::cadence::short(self.settings.suspect_interval),
+                crate::cadence::short(doubted),
+                crate::alert::shorten(why, 160)
+            ),
+            _ => format!(
+                "; decided at the calm pace (every {})",
+                crate::cadence::short(self.settings.interval)
+            ),
+        };
+        format!("{pace}; detection window: {}", shown.window_line())
+    }
+
+    /// How long replication silence must last to confirm a dead primary, as the window
+    /// counts it; `None` when replication does not confirm.
+    fn confirm_after(&self) -> Option<Duration> {
+        self.settings.confirm_with_replication.then(|| {
+            silence_window(
+                self.settings.replication_silence,
+                self.cadence.heartbeat(),
+                self.settings.interval,
+            )
+        })
+    }
+
     fn on_promotion_ended(&mut self, end: PromotionEnd, now: Now, out: &mut Vec<Action>) {
+        self.calm("a promotion ran", now, out);
         match end {
             PromotionEnd::Ran(outcome) => {
                 self.journal = JournalWatch::Seen(Some(outcome));
@@ -781,6 +969,35 @@ impl Decider {
     /// The pair's news, as the pair watch ([`crate::pairwatch`]) reads it: the role
     /// (logged when it changes), the peer, the drift, a demoted host's units, a healthy
     /// standby's re-arming, a host writable while DNS points elsewhere.
+    /// The pair's part of a round; whether this host is a primary.
+    fn read_pair(
+        &mut self,
+        pair: Option<&PairReading>,
+        report: &RoundReport,
+        now: Now,
+        out: &mut Vec<Action>,
+    ) -> bool {
+        // A host that would fence itself looks again soon when its own database is
+        // down: its return is met within the suspect interval.
+        self.cadence.own_database_answered(
+            !self.settings.fence_when_not_serving || pair.is_none_or(|p| p.read_only.is_some()),
+        );
+        match pair {
+            Some(pair) => {
+                self.on_pair(pair, report, now, out);
+                pair.role == Role::Primary
+            }
+            None => {
+                if self.mode == Mode::Promoted {
+                    // Without [peer] the old primary is watched through its checks.
+                    let actions = self.pair.promoted_without_peer(report, now.since_start);
+                    self.pair_actions(actions, out);
+                }
+                false
+            }
+        }
+    }
+
     fn on_pair(
         &mut self,
         pair: &PairReading,
@@ -985,6 +1202,7 @@ impl Decider {
             Mode::Halted => self.live.state = State::Halted,
         }
         self.live.consecutive_failures = self.detector.consecutive_failures();
+        self.live.cadence = Some(self.cadence.shown(self.confirm_after()));
         if report.is_some() {
             self.live.last_probe = report;
         }
@@ -1034,6 +1252,19 @@ fn read_replication(
     }
 }
 
+/// The replica's reading, as the cadence's watch takes it.
+fn glance(replication: &Replication) -> Glance {
+    match replication {
+        Replication::NotRead => Glance::Unreadable("not read".to_string()),
+        Replication::Unreadable(why) => Glance::Unreadable(why.clone()),
+        Replication::Read(reading) if reading.io_connected => Glance::Connected {
+            received: (reading.gtid_io_pos.clone(), reading.heartbeats),
+            heartbeat_period: reading.heartbeat_period,
+        },
+        Replication::Read(reading) => Glance::Lost(reading.io_problem.clone()),
+    }
+}
+
 fn log(out: &mut Vec<Action>, level: Level, text: impl Into<String>) {
     out.push(Action::Log(level, text.into()));
 }
@@ -1072,3 +1303,6 @@ fn log_transition(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cadence_tests;

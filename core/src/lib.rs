@@ -5,8 +5,9 @@
 //! the edges and depends on this crate, never the other way.
 //!
 //! - [`decide`]: the daemon's decision core (events in, actions out), with [`detect`]
-//!   (counting failed rounds, the lag guard) and [`verdict`] (a round's verdict, silence,
-//!   the witnesses' vote);
+//!   (counting failed rounds, the lag guard), [`verdict`] (a round's verdict, silence,
+//!   the witnesses' vote) and [`cadence`] (when rounds run, their bounds, the replica's
+//!   watch between them, the detection window);
 //! - [`report`]: what a probe round found; [`witness`]: the witness's wire types;
 //!   [`replication`]: a replica's status as its server reports it; [`role`]: a host's role;
 //!   [`gtid`]: GTID positions;
@@ -19,6 +20,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod alert;
+pub mod cadence;
 pub mod decide;
 pub mod detect;
 pub mod gtid;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::cadence::CadenceShown;
 use crate::detect::ReplicationSeen;
 use crate::journal::{Journal, Outcome, PrimarySeen, RejoinJournal};
 use crate::report::RoundReport;
@@ -50,6 +51,9 @@ pub struct LiveState {
     /// This host's role as its own database said in the last round (only with `[peer]`).
     #[serde(default)]
     pub role: Option<Role>,
+    /// The cadence of rounds in force and the detection window it gives.
+    #[serde(default)]
+    pub cadence: Option<CadenceShown>,
 }
 
 /// An operator's pause of automatic promotion.
@@ -114,6 +118,9 @@ pub struct StatusReport {
     pub daemon_running: bool,
     /// Whether the live state is older than [`stale_after`]: the daemon does no rounds.
     pub daemon_stale: bool,
+    /// The cadence of rounds in force (calm or suspect, every how long, since when and
+    /// why) and the detection window it gives, as the daemon last saved it.
+    pub cadence: Option<CadenceShown>,
     /// The last `rejoin` on this host, if any.
     pub rejoin: Option<RejoinJournal>,
     /// How old the live state may be, for the text form.
@@ -157,6 +164,7 @@ impl StatusReport {
             daemon_pid: live.as_ref().map(|l| l.pid),
             daemon_running: live.is_some() && pid_running,
             daemon_stale,
+            cadence: live.as_ref().and_then(|l| l.cadence.clone()),
             rejoin: None,
             stale_after,
         }
@@ -169,6 +177,9 @@ impl StatusReport {
             "consecutive failures: {} of {}\n",
             self.consecutive_failures, self.failures_before_promotion
         ));
+        if let Some(cadence) = &self.cadence {
+            self.render_cadence(cadence, &mut out);
+        }
         match (&self.daemon_updated_at, &self.daemon_pid) {
             (Some(at), Some(pid)) if !self.daemon_running => out.push_str(&format!(
                 "daemon: NOT RUNNING (pid {pid} exited; last wrote its state at {at}): nothing watches the primary; the state shown is the one it left\n"
@@ -226,6 +237,29 @@ impl StatusReport {
             out.push_str(&rejoin.render());
         }
         out
+    }
+}
+
+impl StatusReport {
+    /// The cadence in force and the detection window it gives.
+    fn render_cadence(&self, cadence: &CadenceShown, out: &mut String) {
+        let line = cadence.line(self.consecutive_failures, self.failures_before_promotion);
+        match (&cadence.since, &cadence.why) {
+            (Some(since), Some(why)) => {
+                out.push_str(&format!("cadence: {line} (since {since}: {why})\n"));
+            }
+            _ => out.push_str(&format!("cadence: {line}\n")),
+        }
+        let watch = cadence.watch_seconds.map_or(String::new(), |every| {
+            format!(
+                "; between calm rounds the replica is read every {}",
+                crate::cadence::short(std::time::Duration::from_secs_f64(every))
+            )
+        });
+        out.push_str(&format!(
+            "detection window: {}{watch}\n",
+            cadence.window_line()
+        ));
     }
 }
 
@@ -334,6 +368,7 @@ mod tests {
             held: None,
             verdict: None,
             role: None,
+            cadence: None,
         }
     }
 
@@ -445,6 +480,58 @@ mod tests {
         );
         assert!(!report.daemon_running && !report.daemon_stale);
         assert!(report.render().contains("daemon: no live state yet"));
+    }
+
+    #[test]
+    fn status_shows_the_cadence_in_force_and_the_detection_window() {
+        use crate::cadence::{Cadence, CadenceSettings};
+        let mut cadence = Cadence::new(
+            CadenceSettings {
+                interval: Duration::from_secs(60),
+                suspect_interval: Duration::from_secs(5),
+                timeout: Duration::from_secs(10),
+                failures_before_promotion: 5,
+                witness_timeout: None,
+            },
+            Duration::ZERO,
+        );
+        cadence.heard_period(Some(Duration::from_secs(5)));
+        cadence.doubt(
+            "the replica's IO thread lost the primary (Connecting)",
+            Duration::ZERO,
+            at(990),
+        );
+        let observed = Observed {
+            live: Some(LiveState {
+                updated_at: at(1000),
+                cadence: Some(cadence.shown(Some(Duration::from_secs(15)))),
+                ..live(State::Suspect)
+            }),
+            pid_running: true,
+            ..Observed::default()
+        };
+        let report = StatusReport::derive(observed, 5, Duration::from_secs(200), at(1001));
+        let text = report.render();
+        assert!(
+            text.contains(
+                "cadence: suspect: re-probing every 5 s, 2 of 5 failed (since 1970-01-01T00:16:30Z: the replica's IO thread lost the primary (Connecting))\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "detection window: a dead primary within 21 s, a silent one within 52 s; between calm rounds the replica is read every 1 s\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["cadence"]["pace"], "suspect");
+        assert_eq!(json["cadence"]["every_seconds"], 5.0);
+        assert_eq!(json["cadence"]["interval_seconds"], 60.0);
+        assert_eq!(json["cadence"]["suspect_interval_seconds"], 5.0);
+        assert_eq!(json["cadence"]["watch_seconds"], 1.0);
+        assert_eq!(json["cadence"]["detection_window"]["dead_seconds"], 21.0);
+        assert_eq!(json["cadence"]["detection_window"]["silent_seconds"], 52.0);
     }
 
     #[test]

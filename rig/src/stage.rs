@@ -428,20 +428,11 @@ fail_when = "any"
     }
 }
 
-/// The standby's tables after `[probe]`: `[replica]` (at `replica_host:replica_port`),
-/// `[apps]`, `[dns]` with its two records, `[telegram]`, pointed at the stand-ins. Shared
-/// by this stage and the network fault rig's.
-pub(crate) fn standby_tables(
-    replica_host: &str,
-    replica_port: u16,
-    api_base: &str,
-    api_url: &str,
-) -> String {
-    standby_tables_with(replica_host, replica_port, api_base, api_url, "")
-}
-
-/// As [`standby_tables`], with `replica_tls` (TLS keys) in `[replica]`.
-fn standby_tables_with(
+/// The standby's tables after `[probe]`: `[replica]` (at `replica_host:replica_port`,
+/// with `replica_tls`, its TLS keys), `[apps]`, `[dns]` with its two records,
+/// `[telegram]`, pointed at the stand-ins. Shared by this stage and the network fault
+/// rig's.
+pub(crate) fn standby_tables_with(
     replica_host: &str,
     replica_port: u16,
     api_base: &str,

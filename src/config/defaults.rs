@@ -23,6 +23,17 @@ pub const STATE_DIR: &str = "/var/lib/failover-watchdog";
 /// `probe.interval`: how often a round of checks runs.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// `probe.suspect_interval`, unset: rounds this often while the primary is in doubt,
+/// or every `interval` when that is shorter. Five seconds make the shipped defaults (5
+/// failures, a 10 s timeout, a 5 s heartbeat) decide a dead primary within 21 s and a
+/// silent one within 52 s (`cadence::CadenceSettings::window`).
+pub const SUSPECT_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `probe.suspect_interval`, unset: [`SUSPECT_INTERVAL`], at most `interval`.
+pub fn suspect_interval(interval: Duration) -> Duration {
+    SUSPECT_INTERVAL.min(interval)
+}
+
 /// `probe.timeout` (the standby's and the witness's): the longest one check may take.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 

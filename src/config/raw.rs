@@ -117,6 +117,7 @@ pub struct Node {
 #[serde(deny_unknown_fields)]
 pub struct Probe {
     pub interval: Option<String>,
+    pub suspect_interval: Option<String>,
     pub failures_before_promotion: Option<i64>,
     pub timeout: Option<String>,
     pub fail_when: Option<failover_watchdog_core::report::FailWhen>,

@@ -44,6 +44,19 @@ impl Validator<'_> {
             defaults::PROBE_TIMEOUT,
         )?;
         self.shorter_than_interval("probe.timeout", timeout, interval)?;
+        let suspect_interval = self
+            .optional_duration("probe.suspect_interval", raw.suspect_interval.as_deref())?
+            .unwrap_or_else(|| defaults::suspect_interval(interval));
+        if suspect_interval > interval {
+            return Err(self.error(
+                "probe.suspect_interval",
+                format!(
+                    "{} must not be longer than probe.interval ({}): it is the cadence while the primary is in doubt",
+                    humantime::format_duration(suspect_interval),
+                    humantime::format_duration(interval)
+                ),
+            ));
+        }
         let failures_before_promotion = self.count(
             "probe.failures_before_promotion",
             raw.failures_before_promotion,
@@ -65,6 +78,7 @@ impl Validator<'_> {
         }
         Ok(ProbeConfig {
             interval,
+            suspect_interval,
             failures_before_promotion,
             timeout,
             fail_when: raw.fail_when.unwrap_or(defaults::FAIL_WHEN),
@@ -413,10 +427,11 @@ impl Validator<'_> {
             })
         });
         let tls = self.channel_tls(r.tls_keys(), source.as_deref())?;
-        let rounds = probe.interval * probe.failures_before_promotion;
+        // The rounds that reach the threshold run at the suspect cadence.
+        let rounds = probe.suspect_interval * probe.failures_before_promotion;
         if heartbeat_period * crate::verdict::HEARTBEATS_OF_SILENCE > rounds {
             self.warn(format!(
-                "replication.heartbeat_period: {} heartbeats of {} take longer than failures_before_promotion × interval ({}): a hung primary is confirmed late",
+                "replication.heartbeat_period: {} heartbeats of {} take longer than failures_before_promotion × suspect_interval ({}): a hung primary is confirmed late",
                 crate::verdict::HEARTBEATS_OF_SILENCE,
                 humantime::format_duration(heartbeat_period),
                 humantime::format_duration(rounds)

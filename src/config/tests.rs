@@ -227,6 +227,7 @@ content = "203.0.113.20"
 "#;
     let config = fx.parse(text).unwrap();
     assert_eq!(config.probe.interval, Duration::from_secs(60));
+    assert_eq!(config.probe.suspect_interval, Duration::from_secs(5));
     assert_eq!(config.probe.timeout, Duration::from_secs(10));
     assert_eq!(config.probe.failures_before_promotion, 5);
     assert_eq!(config.probe.fail_when, FailWhen::Any);
@@ -251,6 +252,40 @@ content = "203.0.113.20"
         "no self-checks, no witnesses: {:?}",
         config.warnings
     );
+}
+
+#[test]
+fn a_heartbeat_too_slow_for_the_suspect_cadence_is_warned() {
+    let fx = Fixture::new();
+    // 3 x 10 s is longer than 5 rounds 5 s apart.
+    let slow = GOOD.replace("heartbeat_period = \"5s\"", "heartbeat_period = \"10s\"");
+    let config = fx.parse(&slow).unwrap();
+    assert!(
+        config.warnings.iter().any(|w| w.contains(
+            "3 heartbeats of 10s take longer than failures_before_promotion × suspect_interval (25s)"
+        )),
+        "{:?}",
+        config.warnings
+    );
+    assert!(fx.parse(GOOD).unwrap().warnings.is_empty());
+}
+
+#[test]
+fn the_suspect_interval_defaults_to_five_seconds_at_most_the_interval() {
+    let fx = Fixture::new();
+    let short = GOOD.replace("interval = \"60s\"", "interval = \"2s\"");
+    let short = short.replace("timeout = \"10s\"", "timeout = \"1s\"");
+    assert_eq!(
+        fx.parse(&short).unwrap().probe.suspect_interval,
+        Duration::from_secs(2)
+    );
+    let set = GOOD.replace(
+        "interval = \"60s\"",
+        "interval = \"60s\"\nsuspect_interval = \"60s\"",
+    );
+    let config = fx.parse(&set).unwrap();
+    assert_eq!(config.probe.suspect_interval, Duration::from_secs(60));
+    assert_eq!(config.decider_settings().cadence().watch_every(), None);
 }
 
 #[test]
@@ -297,6 +332,18 @@ const BAD: &[(&str, &str, &str, &str)] = &[
         "interval = \"60s\"",
         "interval = \"0s\"",
         "probe.interval",
+        "longer than zero",
+    ),
+    (
+        "interval = \"60s\"",
+        "interval = \"60s\"\nsuspect_interval = \"90s\"",
+        "probe.suspect_interval",
+        "must not be longer than probe.interval (1m)",
+    ),
+    (
+        "interval = \"60s\"",
+        "interval = \"60s\"\nsuspect_interval = \"0s\"",
+        "probe.suspect_interval",
         "longer than zero",
     ),
     (

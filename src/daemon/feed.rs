@@ -7,9 +7,10 @@
 use std::time::Duration;
 
 use crate::alert::Alerter;
+use crate::cadence::{CadenceShown, Pace};
 use crate::journal::{Journal, Outcome, StepName, Trigger};
 use crate::metrics::{
-    ChannelDeliveries, CheckSample, DaemonMetrics, ReplicationSample, SharedRegistry,
+    CadenceSample, ChannelDeliveries, CheckSample, DaemonMetrics, ReplicationSample, SharedRegistry,
 };
 use crate::probe::RoundReport;
 use crate::procedure::RunError;
@@ -58,6 +59,12 @@ impl MetricsFeed {
         let roles = [Role::Primary, Role::Standby, Role::Unknown].map(Role::as_str);
         metrics.role(live.role.map(Role::as_str), &roles);
         metrics.failures(live.consecutive_failures, live.failures_before_promotion);
+        if let Some(cadence) = &live.cadence {
+            metrics.cadence(
+                cadence_sample(cadence),
+                &[Pace::Calm, Pace::Suspect].map(pace_name),
+            );
+        }
         let Some(round) = &live.last_probe else {
             return;
         };
@@ -125,6 +132,25 @@ fn check_samples(round: &RoundReport) -> Vec<CheckSample<'_>> {
         .collect()
 }
 
+/// The cadence in force, as the metrics take it.
+fn cadence_sample(cadence: &CadenceShown) -> CadenceSample {
+    let seconds = |s: f64| Duration::try_from_secs_f64(s).unwrap_or_default();
+    let window = &cadence.detection_window;
+    CadenceSample {
+        pace: pace_name(cadence.pace),
+        every: seconds(cadence.every_seconds),
+        dead_within: seconds(window.dead_seconds),
+        silent_within: window.silent_seconds.map(seconds),
+    }
+}
+
+fn pace_name(pace: Pace) -> &'static str {
+    match pace {
+        Pace::Calm => "calm",
+        Pace::Suspect => "suspect",
+    }
+}
+
 fn said_name(said: Said) -> &'static str {
     match said {
         Said::Down => "down",
@@ -180,7 +206,73 @@ mod tests {
             replication_seen: None,
             held: None,
             verdict: None,
+            cadence: None,
         }
+    }
+
+    #[tokio::test]
+    async fn the_cadence_in_force_and_its_detection_window_are_shown() {
+        use crate::cadence::{Cadence, CadenceSettings};
+        let settings = CadenceSettings {
+            interval: Duration::from_secs(60),
+            suspect_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(10),
+            failures_before_promotion: 5,
+            witness_timeout: None,
+        };
+        let mut cadence = Cadence::new(settings, Duration::ZERO);
+        let mut state = live(State::Monitoring, 0);
+        state.cadence = Some(cadence.shown(None));
+        let metrics = MetricsFeed::new(log_only(), &state);
+        let text = scrape(&metrics);
+        assert_eq!(
+            sample(&text, r#"failover_watchdog_pace{pace="calm"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "failover_watchdog_round_interval_seconds"),
+            Some(60.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"failover_watchdog_detection_window_seconds{fault="dead"}"#
+            ),
+            Some(21.0)
+        );
+        // The replica's heartbeat is not known yet: the silent window is not either.
+        assert!(
+            text.contains(r#"failover_watchdog_detection_window_seconds{fault="silent"} NaN"#),
+            "{text}"
+        );
+        cadence.heard_period(Some(Duration::from_secs(5)));
+        cadence.doubt(
+            "a round failed",
+            Duration::ZERO,
+            jiff::Timestamp::UNIX_EPOCH,
+        );
+        state.cadence = Some(cadence.shown(Some(Duration::from_secs(15))));
+        metrics.live(&state);
+        let text = scrape(&metrics);
+        assert_eq!(
+            sample(&text, r#"failover_watchdog_pace{pace="suspect"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, r#"failover_watchdog_pace{pace="calm"}"#),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, "failover_watchdog_round_interval_seconds"),
+            Some(5.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"failover_watchdog_detection_window_seconds{fault="silent"}"#
+            ),
+            Some(52.0)
+        );
     }
 
     fn log_only() -> Alerter {

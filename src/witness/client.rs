@@ -1,5 +1,6 @@
 //! The standby asks its witnesses: every `[[probe.witnesses]]` at once, each within its
-//! own `timeout` (retries included, through [`crate::retry`]). Every outcome becomes a
+//! own `timeout` (or a suspect round's shorter bound; retries included, through
+//! [`crate::retry`]). Every outcome becomes a
 //! [`WitnessReport`]; a witness that cannot be asked is [`Said::NoAnswer`], which the
 //! vote counts as not agreeing. A report's detail is scrubbed of every configured
 //! secret: it holds what a witness (or whatever answers at its address) said. The
@@ -62,14 +63,24 @@ impl Witnesses {
 
     /// Asks every witness at once; one report each, in config order.
     pub async fn ask_all(&self) -> Vec<WitnessReport> {
-        join_all(self.witnesses.iter().map(|(w, url)| self.ask(w, url))).await
+        self.ask_all_within(None).await
     }
 
-    async fn ask(&self, witness: &WitnessRef, url: &Url) -> WitnessReport {
+    /// As [`Witnesses::ask_all`], each witness within `within` when that is shorter than
+    /// its own timeout (a suspect round fits its cadence).
+    pub async fn ask_all_within(&self, within: Option<Duration>) -> Vec<WitnessReport> {
+        join_all(self.witnesses.iter().map(|(w, url)| {
+            let timeout = within.map_or(w.timeout, |within| within.min(w.timeout));
+            self.ask(w, url, timeout)
+        }))
+        .await
+    }
+
+    async fn ask(&self, witness: &WitnessRef, url: &Url, timeout: Duration) -> WitnessReport {
         let started = Instant::now();
         let what = format!("asking witness {}", witness.name);
-        let answer = retry_until(&what, started + witness.timeout, BACKOFF, || {
-            self.attempt(witness, url)
+        let answer = retry_until(&what, started + timeout, BACKOFF, || {
+            self.attempt(witness, url, timeout)
         })
         .await;
         let (said, detail) = match answer {
@@ -86,7 +97,12 @@ impl Witnesses {
     }
 
     /// One request, its failure classified for the retry loop.
-    async fn attempt(&self, witness: &WitnessRef, url: &Url) -> Result<Observation, Failure> {
+    async fn attempt(
+        &self,
+        witness: &WitnessRef,
+        url: &Url,
+        timeout: Duration,
+    ) -> Result<Observation, Failure> {
         let Some(authorization) = witness.token.bearer() else {
             return Err(Failure::fatal(anyhow!(
                 "our token for this witness contains characters that cannot be sent in a header (a line break?)"
@@ -96,7 +112,7 @@ impl Witnesses {
             .http
             .get(url.clone())
             .header(reqwest::header::AUTHORIZATION, authorization)
-            .timeout(witness.timeout);
+            .timeout(timeout);
         // Never follows a redirect with the token: it fails naming its target.
         let response = http_client::send(request)
             .await

@@ -362,3 +362,100 @@ fn without_replication_evidence(config: &str) -> String {
         1,
     )
 }
+
+/// The calm cadence is a minute, the suspect one a second: the config of the two
+/// stories below.
+fn a_minute_calm_a_second_suspect(config: &str) -> String {
+    let config = config.replace(
+        "interval = \"1s\"",
+        "interval = \"60s\"\nsuspect_interval = \"1s\"",
+    );
+    assert!(
+        config.contains("suspect_interval"),
+        "the stage's config changed"
+    );
+    config
+}
+
+/// Killed between two calm rounds a minute apart, the primary is decided within
+/// seconds: the standby's replica loses its connection at once, the look at it between
+/// rounds makes the pace suspect, and the three rounds run a second apart.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_primary_is_decided_at_the_suspect_cadence_not_a_calm_interval_later() {
+    let mut rig = stage().await;
+    rig.write_config(&a_minute_calm_a_second_suspect(&rig.config()));
+    let daemon = rig.spawn_daemon();
+    let calm = rig
+        .wait_for_status("a healthy first round", Duration::from_secs(20), |s| {
+            s["last_probe"]["ok"] == true
+        })
+        .await;
+    assert_eq!(calm["cadence"]["pace"], "calm", "{calm:#}");
+    assert_eq!(calm["cadence"]["every_seconds"], 60.0);
+    assert_eq!(calm["cadence"]["watch_seconds"], 0.2);
+
+    rig.db.primary.kill9();
+    let killed = tokio::time::Instant::now();
+    let status = loop {
+        let status = rig.status().await;
+        if status["state"] == "promoted" {
+            break status;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "no promotion: {status:#}\n{}",
+            daemon.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The window: a look (200 ms) and two more rounds a second apart, then the promotion.
+    assert!(
+        killed.elapsed() < Duration::from_secs(15),
+        "decided {:?} after the kill, the calm interval is a minute",
+        killed.elapsed()
+    );
+    assert_eq!(steps(&status), all_steps("done"), "{status:#}");
+    let reason = status["promotion"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("decided at the suspect pace (every 1 s)")
+            && reason.contains("the replica's IO thread lost the primary"),
+        "{reason}"
+    );
+    let (_, log) = daemon.stop().await;
+    assert!(log.contains("suspect: re-probing every 1 s"), "{log}");
+}
+
+/// Frozen (SIGSTOP), the primary keeps its replica's connection open and silent: the
+/// look between calm rounds notices two heartbeats missing, and the suspect rounds,
+/// each check cut at the cadence, decide it within seconds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_primary_is_noticed_between_calm_rounds_and_decided_within_seconds() {
+    let rig = stage().await;
+    rig.write_config(&a_minute_calm_a_second_suspect(&rig.config()));
+    let daemon = rig.spawn_daemon();
+    rig.wait_for_status("a healthy first round", Duration::from_secs(20), |s| {
+        s["last_probe"]["ok"] == true && s["cadence"]["detection_window"]["silent_seconds"].is_f64()
+    })
+    .await;
+    rig.db.primary.sigstop();
+    let stopped = tokio::time::Instant::now();
+    let status = rig
+        .wait_for_status("the promotion", Duration::from_secs(40), |s| {
+            s["state"] == "promoted"
+        })
+        .await;
+    let took = stopped.elapsed();
+    rig.db.primary.sigcont();
+    assert!(
+        took < Duration::from_secs(20),
+        "decided {took:?} after the primary froze, the calm interval is a minute"
+    );
+    let reason = status["promotion"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("decided at the suspect pace (every 1 s)")
+            && reason.contains("nothing arrived from the primary for"),
+        "{reason}"
+    );
+    let (_, log) = daemon.stop().await;
+    assert!(log.contains("no answer within 500ms"), "{log}");
+}

@@ -54,22 +54,32 @@ pub const WITNESSES: [Host; 2] = [Host::WitnessA, Host::WitnessB];
 #[derive(Debug, Clone, Copy)]
 pub struct Setup {
     pub interval: Duration,
+    /// `probe.suspect_interval`; `None`: left out (its default).
+    pub suspect_interval: Option<Duration>,
     pub failures_before_promotion: u32,
     pub probe_timeout: Duration,
     pub witness_timeout: Duration,
     /// How many of [`WITNESSES`] run and are configured (0 to 2).
     pub witnesses: usize,
+    /// The witnesses' own `probe.timeout`; `None`: the standby's probe timeout.
+    pub witness_probe_timeout: Option<Duration>,
+    /// The replica's `MASTER_HEARTBEAT_PERIOD`; `None`: the rig's (1 s).
+    pub heartbeat: Option<Duration>,
 }
 
 impl Default for Setup {
-    /// Interval 1 s, threshold 3, probe timeout 500 ms, both witnesses at 900 ms.
+    /// Interval 1 s (and so the suspect interval), threshold 3, probe timeout 500 ms,
+    /// both witnesses at 900 ms, the rig's 1 s heartbeat.
     fn default() -> Self {
         Setup {
             interval: Duration::from_secs(1),
+            suspect_interval: None,
             failures_before_promotion: 3,
             probe_timeout: Duration::from_millis(500),
             witness_timeout: Duration::from_millis(900),
             witnesses: WITNESSES.len(),
+            witness_probe_timeout: None,
+            heartbeat: None,
         }
     }
 }
@@ -169,6 +179,18 @@ impl NetStage {
         db.replica
             .replicate_from_address("127.0.0.1", WAN_PORT)
             .await?;
+        if let Some(period) = setup.heartbeat {
+            let mut replica = db.replica.root_conn().await?;
+            mysql_async::prelude::Queryable::query_drop(
+                &mut replica,
+                format!(
+                    "STOP SLAVE; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}; START SLAVE",
+                    period.as_secs_f64()
+                ),
+            )
+            .await
+            .context("setting the replica's heartbeat period")?;
+        }
         db.wait_replica_running(Duration::from_secs(30)).await?;
         db.wait_replica_caught_up(Duration::from_secs(30)).await?;
 
@@ -292,7 +314,7 @@ name = "{NODE}"
 state_dir = "state"
 
 [probe]
-interval = "{interval}ms"
+interval = "{interval}ms"{suspect}
 failures_before_promotion = {failures}
 timeout = "{timeout}ms"
 fail_when = "any"
@@ -305,14 +327,22 @@ user = "{watchdog}"
 password_file = "primary.password"
 {witnesses}{tables}"#,
             interval = t.interval.as_millis(),
+            suspect = t.suspect_interval.map_or(String::new(), |s| {
+                format!("\nsuspect_interval = \"{}ms\"", s.as_millis())
+            }),
             failures = t.failures_before_promotion,
             timeout = t.probe_timeout.as_millis(),
             watchdog = mariadb::WATCHDOG_USER,
-            tables = crate::stage::standby_tables(
+            // The replica is the daemon's own host's database, reached on the
+            // namespace's address rather than loopback: plain TCP, as on loopback (the
+            // default for any other address is verify_identity, which the rig's servers
+            // without TLS refuse: every read of the replica would fail).
+            tables = crate::stage::standby_tables_with(
                 &self.net.address(Host::Standby).to_string(),
                 MARIADB_PORT,
                 &self.standin_url(0, &self.cloudflare.api_base()),
                 &self.standin_url(1, &self.telegram.api_url()),
+                "tls = \"disabled\"\n",
             ),
         )
     }
@@ -333,7 +363,10 @@ password_file = "primary.password"
             &config,
             format!(
                 "[node]\nname = \"{host}\"\n\n[witness]\ntoken_file = \"witness.token\"\n\n[probe]\ntimeout = \"{}ms\"\n\n[[probe.checks]]\ntype = \"mysql\"\nhost = \"{}\"\nport = {MARIADB_PORT}\nuser = \"{}\"\npassword_file = \"primary.password\"\n",
-                self.setup.probe_timeout.as_millis(),
+                self.setup
+                    .witness_probe_timeout
+                    .unwrap_or(self.setup.probe_timeout)
+                    .as_millis(),
                 self.net.address(Host::Primary),
                 mariadb::WATCHDOG_USER,
             ),
