@@ -538,18 +538,8 @@ mod tests {
             Duration::ZERO,
         );
         let mut live = LiveState {
-            state: State::Monitoring,
-            consecutive_failures: 0,
-            failures_before_promotion: 5,
-            last_probe: None,
-            updated_at: Timestamp::UNIX_EPOCH,
-            pid: 1,
-            primary_last_seen: None,
-            replication_seen: None,
-            held: None,
-            verdict: None,
-            role: None,
             cadence: Some(cadence.shown(None)),
+            ..LiveState::fresh(State::Monitoring, 5, 1, Timestamp::UNIX_EPOCH)
         };
         assert_eq!(
             status_line(&live),

@@ -325,20 +325,12 @@ impl Decider {
     /// primary took writes), so the lag guard holds until this daemon has seen the
     /// primary healthy itself.
     pub fn new(settings: Settings, pid: u32, now: Now) -> Decider {
-        let live = LiveState {
-            state: State::Monitoring,
-            consecutive_failures: 0,
-            failures_before_promotion: settings.failures_before_promotion,
-            last_probe: None,
-            updated_at: now.wall,
+        let live = LiveState::fresh(
+            State::Monitoring,
+            settings.failures_before_promotion,
             pid,
-            primary_last_seen: None,
-            replication_seen: None,
-            held: None,
-            verdict: None,
-            role: None,
-            cadence: None,
-        };
+            now.wall,
+        );
         let pair = PairWatch::new(PairSettings {
             peer_name: settings
                 .peer_name

@@ -56,6 +56,26 @@ pub struct LiveState {
     pub cadence: Option<CadenceShown>,
 }
 
+impl LiveState {
+    /// A daemon's view before its first round: `state`, nothing read yet.
+    pub fn fresh(state: State, failures_before_promotion: u32, pid: u32, at: Timestamp) -> Self {
+        LiveState {
+            state,
+            consecutive_failures: 0,
+            failures_before_promotion,
+            last_probe: None,
+            updated_at: at,
+            pid,
+            primary_last_seen: None,
+            replication_seen: None,
+            held: None,
+            verdict: None,
+            role: None,
+            cadence: None,
+        }
+    }
+}
+
 /// An operator's pause of automatic promotion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Pause {
@@ -357,18 +377,8 @@ mod tests {
 
     fn live(state: State) -> LiveState {
         LiveState {
-            state,
             consecutive_failures: 2,
-            failures_before_promotion: 5,
-            last_probe: None,
-            updated_at: Timestamp::UNIX_EPOCH,
-            pid: 1,
-            primary_last_seen: None,
-            replication_seen: None,
-            held: None,
-            verdict: None,
-            role: None,
-            cadence: None,
+            ..LiveState::fresh(state, 5, 1, Timestamp::UNIX_EPOCH)
         }
     }
 

@@ -167,19 +167,20 @@ pub fn peer_grants(grants: &[String], user: &str, version: (u16, u16)) -> Result
             "{user} holds what the fence, its undo and rejoin_peer need"
         ));
     }
+    let (each, privileges) = lacking(&missing);
     Err(format!(
-        "{user} lacks {} on the peer (GRANT {} ON *.* TO ...): without them the fence could fail half-done",
-        missing
-            .iter()
-            .map(|need| format!("{} for {}", need.privilege, need.used_for))
-            .collect::<Vec<_>>()
-            .join(", "),
-        missing
-            .iter()
-            .map(|need| need.privilege)
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{user} lacks {each} on the peer (GRANT {privileges} ON *.* TO ...): without them the fence could fail half-done"
     ))
+}
+
+/// What is missing, each with what it is for, and the privileges for a `GRANT`.
+fn lacking(missing: &[Need]) -> (String, String) {
+    let each: Vec<String> = missing
+        .iter()
+        .map(|need| format!("{} for {}", need.privilege, need.used_for))
+        .collect();
+    let privileges: Vec<&str> = missing.iter().map(|need| need.privilege).collect();
+    (each.join(", "), privileges.join(", "))
 }
 
 /// The global (`ON *.*`) privileges in `SHOW GRANTS` lines, upper case. Every line of
@@ -254,18 +255,9 @@ pub fn grants(grants: &[String], user: &str, reset_replica: bool) -> Result<Stri
     if missing.is_empty() {
         return Ok(format!("{user} holds the promotion's privileges"));
     }
+    let (each, privileges) = lacking(&missing);
     Err(format!(
-        "{user} lacks {} (GRANT {} ON *.* TO ...)",
-        missing
-            .iter()
-            .map(|need| format!("{} for {}", need.privilege, need.used_for))
-            .collect::<Vec<_>>()
-            .join(", "),
-        missing
-            .iter()
-            .map(|need| need.privilege)
-            .collect::<Vec<_>>()
-            .join(", ")
+        "{user} lacks {each} (GRANT {privileges} ON *.* TO ...)"
     ))
 }
 
