@@ -862,10 +862,23 @@ impl MariaDb {
             )
             .await
             {
-                Ok(Ok(conn)) => {
+                Ok(Ok(mut conn)) => {
+                    // Whoever answers on the port may be another test's server that took
+                    // it first (this one then fails to bind and exits): ours only if it
+                    // serves our data directory.
+                    let datadir: anyhow::Result<Option<String>> = conn
+                        .query_first("SELECT @@GLOBAL.datadir")
+                        .await
+                        .map_err(Into::into);
                     let _ = conn.disconnect().await;
-                    tracing::debug!(name = %self.name, port = self.port, elapsed = ?started.elapsed(), "mariadbd ready");
-                    return Ok(());
+                    match datadir {
+                        Ok(Some(dir)) if self.serves(&dir) => {
+                            tracing::debug!(name = %self.name, port = self.port, elapsed = ?started.elapsed(), "mariadbd ready");
+                            return Ok(());
+                        }
+                        Ok(dir) => format!("another server answers on this port (datadir {dir:?})"),
+                        Err(e) => format!("{e:#}"),
+                    }
                 }
                 Ok(Err(e)) => e.to_string(),
                 Err(_) => "connect timed out".to_owned(),
@@ -880,6 +893,22 @@ impl MariaDb {
                 );
             }
             tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Whether `datadir` (as the server reports it, with a trailing `/`) is this
+    /// server's data directory.
+    fn serves(&self, datadir: &str) -> bool {
+        let reported = Path::new(datadir.trim_end_matches('/'));
+        if reported == self.data_dir {
+            return true;
+        }
+        match (
+            std::fs::canonicalize(reported),
+            std::fs::canonicalize(&self.data_dir),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
         }
     }
 
@@ -1455,6 +1484,27 @@ async fn write_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server whose port another server already holds must not pass for ready
+    /// because the other one answers there: it exits on the bind error and says so.
+    #[tokio::test]
+    async fn a_server_is_ready_only_when_its_own_process_answers_on_the_port() -> anyhow::Result<()>
+    {
+        let holder = MariaDb::start("holder", 1, false).await?;
+        let options = StartOptions {
+            port: Some(holder.port()),
+            ..StartOptions::default()
+        };
+        let err = MariaDb::start_with("late", 2, false, options)
+            .await
+            .expect_err("the port is taken");
+        assert!(
+            format!("{err:#}").contains("exited before accepting connections"),
+            "{err:#}"
+        );
+        assert_eq!(holder.global_var("server_id").await?, "1");
+        Ok(())
+    }
 
     #[test]
     fn gtid_positions_compare_by_domain() {
