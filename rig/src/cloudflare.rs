@@ -295,6 +295,23 @@ async fn handle(
     }
 }
 
+impl Fault {
+    /// What the stand-in answers instead of serving the request.
+    fn reply(self, uri: &Uri, headers: &HeaderMap) -> Reply {
+        match self {
+            Fault::Hang => Reply::Hang,
+            Fault::RateLimited { retry_after_secs } => {
+                Reply::Now(rate_limited(Some(retry_after_secs)))
+            }
+            Fault::Status(429) => Reply::Now(rate_limited(None)),
+            Fault::Status(code) => Reply::Now(server_error(code)),
+            Fault::EchoAuthorization => Reply::Now(echo_authorization(headers)),
+            Fault::EndlessBody => Reply::Now(crate::hostile::endless_body(None)),
+            Fault::RedirectTo(target) => Reply::Now(crate::hostile::redirect_to(target, uri)),
+        }
+    }
+}
+
 impl Inner {
     fn reply(&mut self, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
         let target = uri.path_and_query().map_or(uri.path(), |pq| pq.as_str());
@@ -302,17 +319,7 @@ impl Inner {
         tracing::debug!(%method, target, "Cloudflare stand-in request");
 
         if let Some(fault) = self.faults.pop_front() {
-            return match fault {
-                Fault::Hang => Reply::Hang,
-                Fault::RateLimited { retry_after_secs } => {
-                    Reply::Now(rate_limited(Some(retry_after_secs)))
-                }
-                Fault::Status(429) => Reply::Now(rate_limited(None)),
-                Fault::Status(code) => Reply::Now(server_error(code)),
-                Fault::EchoAuthorization => Reply::Now(echo_authorization(headers)),
-                Fault::EndlessBody => Reply::Now(crate::hostile::endless_body(None)),
-                Fault::RedirectTo(target) => Reply::Now(crate::hostile::redirect_to(target, uri)),
-            };
+            return fault.reply(uri, headers);
         }
 
         let path = uri.path();

@@ -158,61 +158,18 @@ impl NetStage {
         let net = tokio::task::spawn_blocking(Network::create)
             .await
             .context("making the network")??;
-        let options = |host: Host| StartOptions {
-            command_prefix: net.exec_prefix(host),
-            host: Some(net.address(host).to_string()),
-            port: Some(MARIADB_PORT),
-            ..StartOptions::default()
-        };
-        let (primary, replica) = tokio::try_join!(
-            MariaDb::start_with("primary", PRIMARY_SERVER_ID, false, options(Host::Primary)),
-            MariaDb::start_with("replica", REPLICA_SERVER_ID, true, options(Host::Standby)),
-        )?;
-        let wan = ShapedLink::start_in(
-            &net.namespace(Host::Standby),
-            SocketAddr::from(([127, 0, 0, 1], WAN_PORT)),
-            SocketAddr::from((net.address(Host::Primary), MARIADB_PORT)),
-            seed,
-        )
-        .context("starting the WAN link in the standby's namespace")?;
-        let db = MariaDbPair { primary, replica };
-        db.replica
-            .replicate_from_address("127.0.0.1", WAN_PORT)
-            .await?;
-        if let Some(period) = setup.heartbeat {
-            let mut replica = db.replica.root_conn().await?;
-            mysql_async::prelude::Queryable::query_drop(
-                &mut replica,
-                format!(
-                    "STOP SLAVE; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}; START SLAVE",
-                    period.as_secs_f64()
-                ),
-            )
-            .await
-            .context("setting the replica's heartbeat period")?;
-        }
-        db.wait_replica_running(Duration::from_secs(30)).await?;
-        db.wait_replica_caught_up(Duration::from_secs(30)).await?;
+        let (db, wan) = Self::start_pair(&net, setup, seed).await?;
 
         let cloudflare = CloudflareStandIn::start(CF_TOKEN).await?;
         let telegram = TelegramStandIn::start(TG_TOKEN).await?;
-        let mut links = Vec::new();
-        for (what, url) in [
-            ("cloudflare", cloudflare.api_base()),
-            ("telegram", telegram.api_url()),
-        ] {
-            let target: SocketAddr = url
-                .trim_start_matches("http://")
-                .split('/')
-                .next()
-                .and_then(|a| a.parse().ok())
-                .with_context(|| format!("the {what} stand-in's address in {url}"))?;
-            links.push(ShapedLink::start(
-                SocketAddr::from((net.controller_address(), 0)),
-                target,
-                seed,
-            )?);
-        }
+        let links = Self::relays(
+            &net,
+            [
+                ("cloudflare", cloudflare.api_base()),
+                ("telegram", telegram.api_url()),
+            ],
+            seed,
+        )?;
         let systemctl = SystemctlShim::new(&UNITS)?;
         let records = Records {
             app: cloudflare.add_record(
@@ -271,6 +228,71 @@ impl NetStage {
         }
         std::fs::write(stage.config_path(), stage.config())?;
         Ok(stage)
+    }
+
+    /// The primary and the replica in their namespaces, the replica replicating from
+    /// the primary through the WAN link (with [`Setup::heartbeat`]), caught up.
+    async fn start_pair(
+        net: &Network,
+        setup: Setup,
+        seed: u64,
+    ) -> anyhow::Result<(MariaDbPair, ShapedLink)> {
+        let options = |host: Host| StartOptions {
+            command_prefix: net.exec_prefix(host),
+            host: Some(net.address(host).to_string()),
+            port: Some(MARIADB_PORT),
+            ..StartOptions::default()
+        };
+        let (primary, replica) = tokio::try_join!(
+            MariaDb::start_with("primary", PRIMARY_SERVER_ID, false, options(Host::Primary)),
+            MariaDb::start_with("replica", REPLICA_SERVER_ID, true, options(Host::Standby)),
+        )?;
+        let wan = ShapedLink::start_in(
+            &net.namespace(Host::Standby),
+            SocketAddr::from(([127, 0, 0, 1], WAN_PORT)),
+            SocketAddr::from((net.address(Host::Primary), MARIADB_PORT)),
+            seed,
+        )
+        .context("starting the WAN link in the standby's namespace")?;
+        let db = MariaDbPair { primary, replica };
+        db.replica
+            .replicate_from_address("127.0.0.1", WAN_PORT)
+            .await?;
+        if let Some(period) = setup.heartbeat {
+            db.replica
+                .execute(&format!(
+                    "STOP SLAVE; CHANGE MASTER TO MASTER_HEARTBEAT_PERIOD = {}; START SLAVE",
+                    period.as_secs_f64()
+                ))
+                .await?;
+        }
+        db.wait_replica_running(Duration::from_secs(30)).await?;
+        db.wait_replica_caught_up(Duration::from_secs(30)).await?;
+        Ok((db, wan))
+    }
+
+    /// A shaped link on the controller's address to each stand-in (`what`, its URL),
+    /// in that order: the daemon in its namespace reaches the stand-ins through them.
+    fn relays(
+        net: &Network,
+        standins: [(&str, String); 2],
+        seed: u64,
+    ) -> anyhow::Result<Vec<ShapedLink>> {
+        let mut links = Vec::new();
+        for (what, url) in standins {
+            let target: SocketAddr = url
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .and_then(|a| a.parse().ok())
+                .with_context(|| format!("the {what} stand-in's address in {url}"))?;
+            links.push(ShapedLink::start(
+                SocketAddr::from((net.controller_address(), 0)),
+                target,
+                seed,
+            )?);
+        }
+        Ok(links)
     }
 
     /// The hosts whose witnesses run.
